@@ -309,13 +309,28 @@ struct Segment {
     ino: u64,
 }
 
+/// Open for appending, creating the file with mode 0640 whatever the umask (a file that already
+/// exists keeps its mode and owner).
 fn open_segment(path: &Path) -> io::Result<Segment> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)?;
+    let mut opts = OpenOptions::new();
+    opts.append(true).mode(0o640).custom_flags(libc::O_CLOEXEC);
+    let mut attempts = 0;
+    let file = loop {
+        attempts += 1;
+        match opts.clone().create_new(true).open(path) {
+            Ok(f) => {
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o640))?;
+                break f;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match opts.open(path) {
+                Ok(f) => break f,
+                // Renamed away by a replayer in between: create it again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue,
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    };
     let meta = file.metadata()?;
     Ok(Segment {
         file,
