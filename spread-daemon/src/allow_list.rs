@@ -32,10 +32,14 @@ impl FromStr for IpRule {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let addr: IpAddr = addr_s.parse().map_err(|_| IpRuleError::BadAddress(s.to_owned()))?;
+        let addr: IpAddr = addr_s
+            .parse()
+            .map_err(|_| IpRuleError::BadAddress(s.to_owned()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix_s {
-            Some(p) => p.parse::<u8>().map_err(|_| IpRuleError::BadAddress(s.to_owned()))?,
+            Some(p) => p
+                .parse::<u8>()
+                .map_err(|_| IpRuleError::BadAddress(s.to_owned()))?,
             None => max,
         };
         if prefix > max {
@@ -52,11 +56,19 @@ impl IpRule {
             IpRule::Localhost => peer.is_loopback(),
             IpRule::Net { addr, prefix } => match (addr, peer) {
                 (IpAddr::V4(a), IpAddr::V4(p)) => {
-                    let mask = if *prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+                    let mask = if *prefix == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - prefix)
+                    };
                     u32::from(*a) & mask == u32::from(p) & mask
                 }
                 (IpAddr::V6(a), IpAddr::V6(p)) => {
-                    let mask = if *prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+                    let mask = if *prefix == 0 {
+                        0
+                    } else {
+                        u128::MAX << (128 - prefix)
+                    };
                     u128::from(*a) & mask == u128::from(p) & mask
                 }
                 _ => false,

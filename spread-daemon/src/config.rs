@@ -100,7 +100,11 @@ pub enum ConfigError {
     #[error("option {0} needs a value")]
     MissingValue(String),
     #[error("bad value {value:?} for {option}: {reason}")]
-    BadValue { option: String, value: String, reason: String },
+    BadValue {
+        option: String,
+        value: String,
+        reason: String,
+    },
     #[error("daemon name {name:?}: {reason}")]
     BadName { name: String, reason: String },
     #[error(
@@ -108,14 +112,22 @@ pub enum ConfigError {
          addresses, cookies and tokens; give --allow CIDR (repeatable) or waive with --allow-any"
     )]
     OpenWithoutAllowList(IpAddr),
-    #[error("auth method IP is enabled but the allow-list is empty: every IP authentication would fail")]
+    #[error(
+        "auth method IP is enabled but the allow-list is empty: every IP authentication would fail"
+    )]
     IpAuthWithoutRules,
     #[error("no listener: give --unix-dir or --bind")]
     NoListener,
     #[error("cannot read config file {path}: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {source}")]
-    SpreadConf { path: PathBuf, source: SpreadConfError },
+    SpreadConf {
+        path: PathBuf,
+        source: SpreadConfError,
+    },
     #[error("{0}")]
     Rule(#[from] IpRuleError),
 }
@@ -203,7 +215,9 @@ impl Config {
             let mut value = || -> Result<String, ConfigError> {
                 match &inline {
                     Some(v) => Ok(v.clone()),
-                    None => args.next().ok_or_else(|| ConfigError::MissingValue(opt.clone())),
+                    None => args
+                        .next()
+                        .ok_or_else(|| ConfigError::MissingValue(opt.clone())),
                 }
             };
             match opt.as_str() {
@@ -217,9 +231,14 @@ impl Config {
                 "--unix-dir" => cfg.unix_dir = Some(PathBuf::from(value()?)),
                 "--unix-mode" => {
                     let v = value()?;
-                    cfg.unix_mode = u32::from_str_radix(v.trim_start_matches("0o"), 8).map_err(|e| {
-                        ConfigError::BadValue { option: opt.clone(), value: v.clone(), reason: e.to_string() }
-                    })?;
+                    cfg.unix_mode =
+                        u32::from_str_radix(v.trim_start_matches("0o"), 8).map_err(|e| {
+                            ConfigError::BadValue {
+                                option: opt.clone(),
+                                value: v.clone(),
+                                reason: e.to_string(),
+                            }
+                        })?;
                 }
                 "--no-unix" => cfg.unix_dir = None,
                 "--bind" => {
@@ -257,18 +276,29 @@ impl Config {
             }
         }
         cfg.validate()?;
-        Ok(if check { Cli::Check(cfg) } else { Cli::Run(cfg) })
+        Ok(if check {
+            Cli::Check(cfg)
+        } else {
+            Cli::Run(cfg)
+        })
     }
 
     /// Apply the single-node subset of a spread.conf file.
     pub fn apply_spread_conf_file(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
-        let conf = spread_conf::parse(&text)
-            .map_err(|source| ConfigError::SpreadConf { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        let conf = spread_conf::parse(&text).map_err(|source| ConfigError::SpreadConf {
+            path: path.to_owned(),
+            source,
+        })?;
         let bad = |what: &str, v: &str| ConfigError::SpreadConf {
             path: path.to_owned(),
-            source: SpreadConfError::Syntax { line: 0, msg: format!("unknown auth method {v:?} in {what}") },
+            source: SpreadConfError::Syntax {
+                line: 0,
+                msg: format!("unknown auth method {v:?} in {what}"),
+            },
         };
         if let Some(p) = conf.port {
             self.port = p;
@@ -283,12 +313,16 @@ impl Config {
             self.unix_dir = Some(d);
         }
         if let Some(list) = conf.allowed_auth_methods {
-            self.auth_methods =
-                list.iter().map(|m| AuthMethod::parse(m).ok_or_else(|| bad("AllowedAuthMethods", m))).collect::<Result<_, _>>()?;
+            self.auth_methods = list
+                .iter()
+                .map(|m| AuthMethod::parse(m).ok_or_else(|| bad("AllowedAuthMethods", m)))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(list) = conf.required_auth_methods {
-            self.required_auth =
-                list.iter().map(|m| AuthMethod::parse(m).ok_or_else(|| bad("RequiredAuthMethods", m))).collect::<Result<_, _>>()?;
+            self.required_auth = list
+                .iter()
+                .map(|m| AuthMethod::parse(m).ok_or_else(|| bad("RequiredAuthMethods", m)))
+                .collect::<Result<_, _>>()?;
             // As in Spread, a required method is also an allowed one.
             for m in self.required_auth.clone() {
                 if !self.auth_methods.contains(&m) {
@@ -302,8 +336,10 @@ impl Config {
 
     /// Check the settings make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_daemon_name(self.name.as_bytes())
-            .map_err(|e| ConfigError::BadName { name: self.name.clone(), reason: e.to_string() })?;
+        check_daemon_name(self.name.as_bytes()).map_err(|e| ConfigError::BadName {
+            name: self.name.clone(),
+            reason: e.to_string(),
+        })?;
         if self.max_sessions == 0 {
             return Err(ConfigError::BadValue {
                 option: "--max-sessions".into(),
@@ -321,10 +357,11 @@ impl Config {
         if self.unix_dir.is_none() && self.tcp_bind.is_empty() {
             return Err(ConfigError::NoListener);
         }
-        if !self.allow_any && self.allow.is_empty() {
-            if let Some(open) = self.tcp_bind.iter().find(|a| !a.is_loopback()) {
-                return Err(ConfigError::OpenWithoutAllowList(*open));
-            }
+        if !self.allow_any
+            && self.allow.is_empty()
+            && let Some(open) = self.tcp_bind.iter().find(|a| !a.is_loopback())
+        {
+            return Err(ConfigError::OpenWithoutAllowList(*open));
         }
         if self.auth_methods.contains(&AuthMethod::Ip) && self.allow.is_empty() {
             return Err(ConfigError::IpAuthWithoutRules);
@@ -339,12 +376,18 @@ impl Config {
 
     /// `<unix_dir>/<port>`.
     pub fn unix_path(&self) -> Option<PathBuf> {
-        self.unix_dir.as_ref().map(|d| d.join(self.port.to_string()))
+        self.unix_dir
+            .as_ref()
+            .map(|d| d.join(self.port.to_string()))
     }
 
     /// A config for tests: unix socket in `dir`, TCP on an ephemeral loopback port.
     pub fn for_test(dir: &std::path::Path) -> Config {
-        Config { unix_dir: Some(dir.to_owned()), tcp_port: Some(0), ..Config::default() }
+        Config {
+            unix_dir: Some(dir.to_owned()),
+            tcp_port: Some(0),
+            ..Config::default()
+        }
     }
 }
 
@@ -374,8 +417,17 @@ mod tests {
     #[test]
     fn flags_override() {
         let c = run(&[
-            "--port", "4900", "--unix-dir", "/run/spread", "--name", "web1", "--max-session-messages=50",
-            "--tcp-port", "0", "--max-sessions", "10",
+            "--port",
+            "4900",
+            "--unix-dir",
+            "/run/spread",
+            "--name",
+            "web1",
+            "--max-session-messages=50",
+            "--tcp-port",
+            "0",
+            "--max-sessions",
+            "10",
         ])
         .unwrap();
         assert_eq!(c.unix_path(), Some(PathBuf::from("/run/spread/4900")));
@@ -383,7 +435,10 @@ mod tests {
         assert_eq!(c.name, "web1");
         assert_eq!(c.max_session_messages, 50);
         assert_eq!(c.max_sessions, 10);
-        assert!(matches!(Config::from_args(["--check"]).unwrap(), Cli::Check(_)));
+        assert!(matches!(
+            Config::from_args(["--check"]).unwrap(),
+            Cli::Check(_)
+        ));
         assert!(matches!(Config::from_args(["-h"]).unwrap(), Cli::Help));
     }
 
@@ -398,16 +453,46 @@ mod tests {
 
     #[test]
     fn bad_input_is_a_clear_error() {
-        assert!(matches!(run(&["--name", "this-name-is-far-too-long"]), Err(ConfigError::BadName { .. })));
-        assert!(matches!(run(&["--name", "has space"]), Err(ConfigError::BadName { .. })));
-        assert!(matches!(run(&["--port", "99999"]), Err(ConfigError::BadValue { .. })));
-        assert!(matches!(run(&["--frobnicate"]), Err(ConfigError::UnknownOption(_))));
-        assert!(matches!(run(&["--port"]), Err(ConfigError::MissingValue(_))));
-        assert!(matches!(run(&["--no-unix", "--no-tcp"]), Err(ConfigError::NoListener)));
-        assert!(matches!(run(&["--auth", "IP"]), Err(ConfigError::IpAuthWithoutRules)));
-        assert!(matches!(run(&["--auth", "KERBEROS"]), Err(ConfigError::BadValue { .. })));
-        assert!(matches!(run(&["--max-session-messages", "0"]), Err(ConfigError::BadValue { .. })));
-        assert!(matches!(run(&["-c", "/nonexistent/spread.conf"]), Err(ConfigError::ReadFile { .. })));
+        assert!(matches!(
+            run(&["--name", "this-name-is-far-too-long"]),
+            Err(ConfigError::BadName { .. })
+        ));
+        assert!(matches!(
+            run(&["--name", "has space"]),
+            Err(ConfigError::BadName { .. })
+        ));
+        assert!(matches!(
+            run(&["--port", "99999"]),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            run(&["--frobnicate"]),
+            Err(ConfigError::UnknownOption(_))
+        ));
+        assert!(matches!(
+            run(&["--port"]),
+            Err(ConfigError::MissingValue(_))
+        ));
+        assert!(matches!(
+            run(&["--no-unix", "--no-tcp"]),
+            Err(ConfigError::NoListener)
+        ));
+        assert!(matches!(
+            run(&["--auth", "IP"]),
+            Err(ConfigError::IpAuthWithoutRules)
+        ));
+        assert!(matches!(
+            run(&["--auth", "KERBEROS"]),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            run(&["--max-session-messages", "0"]),
+            Err(ConfigError::BadValue { .. })
+        ));
+        assert!(matches!(
+            run(&["-c", "/nonexistent/spread.conf"]),
+            Err(ConfigError::ReadFile { .. })
+        ));
     }
 
     #[test]
@@ -421,7 +506,11 @@ mod tests {
         assert_eq!(c.name, "box2");
         assert_eq!(c.max_session_messages, 77);
         assert_eq!(c.unix_path(), Some(PathBuf::from("/run/x/4999")));
-        std::fs::write(&path, "Spread_Segment 127.0.0.255:4999 {\n  a 10.0.0.1\n  b 10.0.0.2\n}\n").unwrap();
+        std::fs::write(
+            &path,
+            "Spread_Segment 127.0.0.255:4999 {\n  a 10.0.0.1\n  b 10.0.0.2\n}\n",
+        )
+        .unwrap();
         let err = run(&["-c", path.to_str().unwrap()]).unwrap_err();
         assert!(err.to_string().contains("real Spread ring"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -25,41 +25,67 @@ pub struct DaemonHandle {
 impl Daemon {
     /// Bind the listeners (errors are returned here) and run the event loop on a new thread.
     pub fn start(config: Config) -> io::Result<DaemonHandle> {
-        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let (listeners, unix_path, tcp_addrs) = event_loop::bind(&config)?;
         if let Some(file) = &config.tcp_port_file
             && let Some(a) = tcp_addrs.first()
         {
             std::fs::write(file, format!("{}\n", a.port()))?;
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         let seed = now.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
-        let core = Core::new(CoreSettings::from_config(&config), now.as_secs() as u32, seed);
-        let control = Arc::new(Control { commands: Mutex::new(Vec::new()), waker: EventFd::new()? });
+        let core = Core::new(
+            CoreSettings::from_config(&config),
+            now.as_secs() as u32,
+            seed,
+        );
+        let control = Arc::new(Control {
+            commands: Mutex::new(Vec::new()),
+            waker: EventFd::new()?,
+        });
         let event_loop = EventLoop::new(core, listeners, control.clone(), config.stop_deadline)?;
         for k in &config.ignored_conf_keys {
-            log_line(&format!("spread.conf key {k} has no effect on a single-node daemon; ignored"));
+            log_line(&format!(
+                "spread.conf key {k} has no effect on a single-node daemon; ignored"
+            ));
         }
         log_line(&format!(
             "daemon {:?} ready: unix {}, tcp {}, max sessions {}, MaxSessionMessages {}",
             config.name,
-            unix_path.as_ref().map_or("off".to_owned(), |p| p.display().to_string()),
+            unix_path
+                .as_ref()
+                .map_or("off".to_owned(), |p| p.display().to_string()),
             if tcp_addrs.is_empty() {
                 "off".to_owned()
             } else {
-                tcp_addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                tcp_addrs
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             },
             config.max_sessions,
             config.max_session_messages
         ));
-        let thread = std::thread::Builder::new().name("spread-daemon".into()).spawn(move || {
-            let r = event_loop.run();
-            if let Err(e) = &r {
-                log_line(&format!("event loop failed: {e}"));
-            }
-            r
-        })?;
-        Ok(DaemonHandle { control, thread: Some(thread), unix_path, tcp_addrs })
+        let thread = std::thread::Builder::new()
+            .name("spread-daemon".into())
+            .spawn(move || {
+                let r = event_loop.run();
+                if let Err(e) = &r {
+                    log_line(&format!("event loop failed: {e}"));
+                }
+                r
+            })?;
+        Ok(DaemonHandle {
+            control,
+            thread: Some(thread),
+            unix_path,
+            tcp_addrs,
+        })
     }
 }
 
@@ -113,15 +139,20 @@ impl DaemonHandle {
     /// Wait until the daemon stops (after `request_stop` or a fatal error).
     pub fn wait(mut self) -> io::Result<()> {
         match self.thread.take() {
-            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("event loop panicked"))),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("event loop panicked"))),
             None => Ok(()),
         }
     }
 
     fn stop_inner(&mut self) -> io::Result<()> {
-        let Some(t) = self.thread.take() else { return Ok(()) };
+        let Some(t) = self.thread.take() else {
+            return Ok(());
+        };
         self.control.send(Command::Stop);
-        t.join().unwrap_or_else(|_| Err(io::Error::other("event loop panicked")))
+        t.join()
+            .unwrap_or_else(|_| Err(io::Error::other("event loop panicked")))
     }
 }
 

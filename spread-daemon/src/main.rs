@@ -37,7 +37,8 @@ fn main() -> ExitCode {
             println!(
                 "configuration OK: daemon {:?}, unix {}, tcp {:?} port {}, MaxSessionMessages {}, max sessions {}",
                 c.name,
-                c.unix_path().map_or("off".to_owned(), |p| p.display().to_string()),
+                c.unix_path()
+                    .map_or("off".to_owned(), |p| p.display().to_string()),
                 c.tcp_bind,
                 c.effective_tcp_port(),
                 c.max_session_messages,

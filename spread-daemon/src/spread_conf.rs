@@ -88,7 +88,10 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, SpreadConfError> {
                             Some('"') => break,
                             Some(c) => s.push(c),
                             None => {
-                                return Err(SpreadConfError::Syntax { line, msg: "unterminated quote".into() });
+                                return Err(SpreadConfError::Syntax {
+                                    line,
+                                    msg: "unterminated quote".into(),
+                                });
                             }
                         }
                     }
@@ -112,7 +115,10 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Tok)>, SpreadConfError> {
 }
 
 fn syntax(line: usize, msg: impl Into<String>) -> SpreadConfError {
-    SpreadConfError::Syntax { line, msg: msg.into() }
+    SpreadConfError::Syntax {
+        line,
+        msg: msg.into(),
+    }
 }
 
 /// Parse spread.conf text.
@@ -128,11 +134,15 @@ pub fn parse(text: &str) -> Result<SpreadConf, SpreadConfError> {
         }
     };
     while i < toks.len() {
-        let (line, key) = word(i).ok_or_else(|| syntax(toks[i].0, "expected a key or Spread_Segment"))?;
+        let (line, key) =
+            word(i).ok_or_else(|| syntax(toks[i].0, "expected a key or Spread_Segment"))?;
         if key.eq_ignore_ascii_case("Spread_Segment") {
-            let (_, addr) = word(i + 1).ok_or_else(|| syntax(line, "Spread_Segment needs an address"))?;
+            let (_, addr) =
+                word(i + 1).ok_or_else(|| syntax(line, "Spread_Segment needs an address"))?;
             if let Some((_, port)) = addr.rsplit_once(':') {
-                let port: u16 = port.parse().map_err(|_| syntax(line, format!("bad segment port in {addr:?}")))?;
+                let port: u16 = port
+                    .parse()
+                    .map_err(|_| syntax(line, format!("bad segment port in {addr:?}")))?;
                 if conf.port.is_some_and(|p| p != port) {
                     return Err(syntax(line, "segments with different ports"));
                 }
@@ -181,27 +191,48 @@ pub fn parse(text: &str) -> Result<SpreadConf, SpreadConfError> {
         i += 3;
         match key {
             "MaxSessionMessages" => {
-                let n: usize = value.parse().map_err(|_| syntax(line, format!("MaxSessionMessages {value:?} is not a number")))?;
+                let n: usize = value.parse().map_err(|_| {
+                    syntax(
+                        line,
+                        format!("MaxSessionMessages {value:?} is not a number"),
+                    )
+                })?;
                 if n == 0 {
                     return Err(syntax(line, "MaxSessionMessages must be at least 1"));
                 }
                 conf.max_session_messages = Some(n);
             }
             "RuntimeDir" => conf.runtime_dir = Some(PathBuf::from(value)),
-            "AllowedAuthMethods" => conf.allowed_auth_methods = Some(value.split_whitespace().map(str::to_owned).collect()),
-            "RequiredAuthMethods" => conf.required_auth_methods = Some(value.split_whitespace().map(str::to_owned).collect()),
+            "AllowedAuthMethods" => {
+                conf.allowed_auth_methods =
+                    Some(value.split_whitespace().map(str::to_owned).collect())
+            }
+            "RequiredAuthMethods" => {
+                conf.required_auth_methods =
+                    Some(value.split_whitespace().map(str::to_owned).collect())
+            }
             "AccessControlPolicy" => {
                 if !value.eq_ignore_ascii_case("PERMIT") {
-                    return Err(SpreadConfError::Policy { line, policy: value.to_owned() });
+                    return Err(SpreadConfError::Policy {
+                        line,
+                        policy: value.to_owned(),
+                    });
                 }
             }
-            k if IGNORED_KEYS.iter().any(|x| x.eq_ignore_ascii_case(k)) => conf.ignored.push(k.to_owned()),
+            k if IGNORED_KEYS.iter().any(|x| x.eq_ignore_ascii_case(k)) => {
+                conf.ignored.push(k.to_owned())
+            }
             other => return Err(syntax(line, format!("unknown key {other:?}"))),
         }
     }
     match daemons.len() {
         0 | 1 => conf.daemon_name = daemons.pop(),
-        n => return Err(SpreadConfError::MultiDaemon { count: n, names: daemons.join(", ") }),
+        n => {
+            return Err(SpreadConfError::MultiDaemon {
+                count: n,
+                names: daemons.join(", "),
+            });
+        }
     }
     Ok(conf)
 }
@@ -237,20 +268,25 @@ EventLogFile = /var/log/spread.log
         assert_eq!(c.daemon_name.as_deref(), Some("web1"));
         assert_eq!(c.max_session_messages, Some(5000));
         assert_eq!(c.runtime_dir, Some(PathBuf::from("/run/spread")));
-        assert_eq!(c.allowed_auth_methods, Some(vec!["NULL".to_owned(), "IP".to_owned()]));
+        assert_eq!(
+            c.allowed_auth_methods,
+            Some(vec!["NULL".to_owned(), "IP".to_owned()])
+        );
         assert_eq!(c.ignored, vec!["EventLogFile".to_owned()]);
     }
 
     #[test]
     fn ring_config_is_refused_with_advice() {
-        let err = parse("Spread_Segment 10.0.0.255:4803 {\n a 10.0.0.1\n b 10.0.0.2\n}\n").unwrap_err();
+        let err =
+            parse("Spread_Segment 10.0.0.255:4803 {\n a 10.0.0.1\n b 10.0.0.2\n}\n").unwrap_err();
         assert!(matches!(err, SpreadConfError::MultiDaemon { count: 2, .. }));
         assert!(err.to_string().contains("real Spread ring"), "{err}");
     }
 
     #[test]
     fn errors_name_the_line() {
-        let err = parse("Spread_Segment 1.2.3.4:4803 {\n x 1.2.3.4\n}\nBogusKey = 3\n").unwrap_err();
+        let err =
+            parse("Spread_Segment 1.2.3.4:4803 {\n x 1.2.3.4\n}\nBogusKey = 3\n").unwrap_err();
         assert_eq!(err.to_string(), "line 4: unknown key \"BogusKey\"");
         assert!(parse("MaxSessionMessages = many").is_err());
         assert!(parse("Spread_Segment 1.2.3.4:4803 {\n x 1.2.3.4\n").is_err());

@@ -56,7 +56,9 @@ impl Groups {
     }
 
     pub fn leave(&mut self, group: &[u8], private_group: &[u8]) -> Change {
-        let Some(g) = self.map.get_mut(group) else { return Change::None };
+        let Some(g) = self.map.get_mut(group) else {
+            return Change::None;
+        };
         if g.members.remove(private_group).is_none() {
             return Change::None;
         }
@@ -81,7 +83,10 @@ mod tests {
         assert_eq!(gs.join(b"g", b"#b#x", 1), Change::None);
         assert_eq!(gs.join(b"g", b"#a#x", 2), Change::Changed);
         assert_eq!(gs.get(b"g").unwrap().counter, 2);
-        assert_eq!(gs.get(b"g").unwrap().member_names(), vec![&b"#a#x"[..], &b"#b#x"[..]]);
+        assert_eq!(
+            gs.get(b"g").unwrap().member_names(),
+            vec![&b"#a#x"[..], &b"#b#x"[..]]
+        );
         assert_eq!(gs.leave(b"g", b"#zz#x"), Change::None);
         assert_eq!(gs.leave(b"nope", b"#a#x"), Change::None);
         assert_eq!(gs.leave(b"g", b"#a#x"), Change::Changed);
@@ -89,6 +94,10 @@ mod tests {
         assert_eq!(gs.leave(b"g", b"#b#x"), Change::Destroyed);
         assert!(gs.get(b"g").is_none());
         assert_eq!(gs.join(b"g", b"#b#x", 1), Change::Changed);
-        assert_eq!(gs.get(b"g").unwrap().counter, 1, "a re-created group starts again at 1");
+        assert_eq!(
+            gs.get(b"g").unwrap().counter,
+            1,
+            "a re-created group starts again at 1"
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use spread_sys::wire::constants::{AUTH_CHOICE_LEN, VERSION};
 use spread_sys::wire::handshake::{
     Accept, ConnectParse, RejectCode, encode_auth_list, parse_auth_choice, parse_connect,
+    parse_connect_final,
 };
 use spread_sys::wire::name::private_group_name;
 
@@ -20,7 +21,9 @@ impl Core {
     /// Move `id`'s handshake on with what is buffered. `final_`: the step's deadline passed, judge
     /// what is there as Spread judges its single non-blocking read.
     pub(super) fn advance_handshake(&mut self, id: SessionId, now: Instant, final_: bool) {
-        let Some(s) = self.sessions[id].as_mut() else { return };
+        let Some(s) = self.sessions[id].as_mut() else {
+            return;
+        };
         match s.phase {
             Phase::AwaitConnect => self.connect_step(id, now, final_),
             Phase::AwaitAuth => self.auth_step(id, now, final_),
@@ -30,17 +33,19 @@ impl Core {
 
     fn connect_step(&mut self, id: SessionId, now: Instant, final_: bool) {
         let s = self.sessions[id].as_mut().expect("alive");
-        match parse_connect(&s.inbuf) {
+        // While bytes may still come, only complete messages are judged; at the deadline what is
+        // there is judged as Spread judges its single read (a short name is REJECT_ILLEGAL_NAME).
+        let parsed = if final_ {
+            parse_connect_final(&s.inbuf)
+        } else {
+            parse_connect(&s.inbuf)
+        };
+        match parsed {
             ConnectParse::Incomplete => {
                 if final_ {
-                    if s.inbuf.is_empty() {
-                        // Silent for the whole timeout: closed without a word (vector
-                        // daemon_kills_bad_requests, client 8).
-                        self.reject(id, None);
-                    } else {
-                        // A short name read (connect_illegal_name, client 4).
-                        self.reject(id, Some(RejectCode::IllegalName.byte()));
-                    }
+                    // Silent or truncated before the name: closed without a word (vector
+                    // daemon_kills_bad_requests, client 8).
+                    self.reject(id, None);
                 } else if !s.inbuf.is_empty() {
                     let grace = now + self.settings.handshake_grace;
                     s.deadline = Some(s.deadline.map_or(grace, |d| d.min(grace)));
@@ -49,7 +54,11 @@ impl Core {
             ConnectParse::Reject(code) => self.reject(id, Some(code.byte())),
             ConnectParse::Complete(req, used) => {
                 s.inbuf.drain(..used);
-                let name = if req.name.is_empty() { self.invent_name(id) } else { req.name.clone() };
+                let name = if req.name.is_empty() {
+                    self.invent_name(id)
+                } else {
+                    req.name.clone()
+                };
                 if self.names.contains_key(&name) {
                     self.reject(id, Some(RejectCode::NotUnique.byte()));
                     return;
@@ -60,7 +69,12 @@ impl Core {
                 s.membership = req.group_membership();
                 s.accept_patch = req.wants_patch_in_accept();
                 if req.uses_auth_exchange() {
-                    let methods: Vec<&str> = self.settings.auth_methods.iter().map(|m| m.name()).collect();
+                    let methods: Vec<&str> = self
+                        .settings
+                        .auth_methods
+                        .iter()
+                        .map(|m| m.name())
+                        .collect();
                     let mut list = Vec::new();
                     encode_auth_list(&methods, &mut list);
                     s.out.push_message(&[&list]);
@@ -103,7 +117,8 @@ impl Core {
             }
             return;
         }
-        let choice: [u8; AUTH_CHOICE_LEN] = s.inbuf[..AUTH_CHOICE_LEN].try_into().expect("90 bytes");
+        let choice: [u8; AUTH_CHOICE_LEN] =
+            s.inbuf[..AUTH_CHOICE_LEN].try_into().expect("90 bytes");
         s.inbuf.drain(..AUTH_CHOICE_LEN);
         let mut chosen = Vec::new();
         let mut ok = true;

@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use spread_sys::wire::constants::{
-    CAUSED_BY_DISCONNECT, CAUSED_BY_JOIN, CAUSED_BY_LEAVE, HEADER_LEN, JOIN_MESS, KILL_MESS, LEAVE_MESS,
-    MAX_GROUP_NAME, SELF_DISCARD,
+    CAUSED_BY_DISCONNECT, CAUSED_BY_JOIN, CAUSED_BY_LEAVE, HEADER_LEN, JOIN_MESS, KILL_MESS,
+    LEAVE_MESS, MAX_GROUP_NAME, SELF_DISCARD,
 };
 use spread_sys::wire::header::Header;
 use spread_sys::wire::membership::{GroupId, encode_membership, encode_self_leave, virtual_id};
@@ -134,7 +134,9 @@ pub enum KillReason {
     /// The client disconnected (KILL request, EOF or error): not logged as a kill.
     Departed,
     Protocol(String),
-    Slow { queued: usize },
+    Slow {
+        queued: usize,
+    },
 }
 
 pub struct Core {
@@ -234,7 +236,9 @@ impl Core {
     /// offered. A session left with more than MaxSessionMessages unwritten messages is killed.
     pub fn wrote(&mut self, id: SessionId, n: usize, blocked: bool) {
         let max = self.settings.max_session_messages;
-        let Some(s) = self.session_mut(id) else { return };
+        let Some(s) = self.session_mut(id) else {
+            return;
+        };
         s.out.consume(n);
         s.blocked = blocked && !s.out.is_empty();
         let queued = s.out.messages();
@@ -273,7 +277,10 @@ impl Core {
         if self.stopping {
             self.reject(id, None);
         } else if self.live > self.settings.max_sessions {
-            self.log(format!("session limit {} reached: refusing a connection (REJECT_QUOTA)", self.settings.max_sessions));
+            self.log(format!(
+                "session limit {} reached: refusing a connection (REJECT_QUOTA)",
+                self.settings.max_sessions
+            ));
             self.reject(id, Some(handshake::REJECT_QUOTA));
         } else if let Peer::Tcp(addr) = peer
             && !self.peer_allowed(addr)
@@ -290,12 +297,16 @@ impl Core {
             std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        self.settings.allow_any || ip.is_loopback() || crate::allow_list::allowed(&self.settings.allow, ip)
+        self.settings.allow_any
+            || ip.is_loopback()
+            || crate::allow_list::allowed(&self.settings.allow, ip)
     }
 
     /// Bytes read from `id`.
     pub fn received(&mut self, id: SessionId, bytes: &[u8], now: Instant) {
-        let Some(s) = self.session_mut(id) else { return };
+        let Some(s) = self.session_mut(id) else {
+            return;
+        };
         if s.doomed {
             return;
         }
@@ -312,7 +323,9 @@ impl Core {
     /// The peer closed (EOF) or the socket failed.
     pub fn closed(&mut self, id: SessionId) {
         let stopping = self.stopping;
-        let Some(s) = self.session_mut(id) else { return };
+        let Some(s) = self.session_mut(id) else {
+            return;
+        };
         if stopping && s.phase == Phase::Ready {
             // Clean stop: the session stays a member so that what others already sent still
             // reaches it; it is closed once everything is delivered.
@@ -338,7 +351,11 @@ impl Core {
             .sessions
             .iter()
             .enumerate()
-            .filter_map(|(id, s)| s.as_ref().filter(|s| s.deadline.is_some_and(|d| d <= now)).map(|_| id))
+            .filter_map(|(id, s)| {
+                s.as_ref()
+                    .filter(|s| s.deadline.is_some_and(|d| d <= now))
+                    .map(|_| id)
+            })
             .collect();
         for id in due {
             self.advance_handshake(id, now, true);
@@ -351,7 +368,10 @@ impl Core {
         if self.handshaking == 0 {
             return None;
         }
-        self.sessions.iter().filter_map(|s| s.as_ref().and_then(|s| s.deadline)).min()
+        self.sessions
+            .iter()
+            .filter_map(|s| s.as_ref().and_then(|s| s.deadline))
+            .min()
     }
 
     /// Clean stop (CONTRACTS §1): refuse new sessions, drop unfinished handshakes; established
@@ -371,7 +391,10 @@ impl Core {
 
     /// Clean stop: every input was drained and every output written.
     pub fn stop_complete(&self) -> bool {
-        self.sessions.iter().flatten().all(|s| s.input_done && s.out.is_empty())
+        self.sessions
+            .iter()
+            .flatten()
+            .all(|s| s.input_done && s.out.is_empty())
     }
 
     /// Clean stop finished (or its deadline passed): close everybody without membership traffic.
@@ -393,7 +416,9 @@ impl Core {
 
     /// `#name#daemon` of an established session.
     pub fn private_group(&self, id: SessionId) -> Option<&[u8]> {
-        self.session(id).filter(|s| s.phase == Phase::Ready).map(|s| s.private_group.as_slice())
+        self.session(id)
+            .filter(|s| s.phase == Phase::Ready)
+            .map(|s| s.private_group.as_slice())
     }
 
     pub fn stats(&self) -> Stats {
@@ -401,13 +426,21 @@ impl Core {
         st.sessions = self.live;
         st.handshaking = self.handshaking;
         st.groups = self.groups.len();
-        st.queued_messages = self.sessions.iter().flatten().map(|s| s.out.messages()).sum();
+        st.queued_messages = self
+            .sessions
+            .iter()
+            .flatten()
+            .map(|s| s.out.messages())
+            .sum();
         st
     }
 
     /// Members of `group` (sorted private group names), for tests and diagnostics.
     pub fn group_members(&self, group: &[u8]) -> Vec<Vec<u8>> {
-        self.groups.get(group).map(|g| g.members.keys().cloned().collect()).unwrap_or_default()
+        self.groups
+            .get(group)
+            .map(|g| g.members.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     // ---- internals ----
@@ -423,7 +456,9 @@ impl Core {
 
     /// Close a session still in the handshake, after `reject` (if any) and anything queued.
     fn reject(&mut self, id: SessionId, reject: Option<u8>) {
-        let Some(mut s) = self.sessions[id].take() else { return };
+        let Some(mut s) = self.sessions[id].take() else {
+            return;
+        };
         self.free.push(id);
         self.live -= 1;
         if s.phase != Phase::Ready {
@@ -453,7 +488,9 @@ impl Core {
             KillReason::Departed => {}
             KillReason::Protocol(why) => {
                 self.stats.kills_protocol += 1;
-                self.log(format!("killed session {who} ({peer:?}): protocol violation: {why}"));
+                self.log(format!(
+                    "killed session {who} ({peer:?}): protocol violation: {why}"
+                ));
             }
             KillReason::Slow { queued } => {
                 self.stats.kills_slow += 1;
@@ -468,7 +505,10 @@ impl Core {
         self.live -= 1;
         self.names.remove(&s.private_name);
         s.out.clear();
-        self.actions.push_back(Action::Close { id, last_words: Vec::new() });
+        self.actions.push_back(Action::Close {
+            id,
+            last_words: Vec::new(),
+        });
         // Disconnect notifications, group by group in name order (§7.5).
         for group in std::mem::take(&mut s.groups) {
             if self.groups.leave(&group, &s.private_group) == Change::Changed {
@@ -490,7 +530,9 @@ impl Core {
     /// blocked and over its limit is marked for killing (memory stays bounded).
     fn enqueue(&mut self, id: SessionId, parts: &[&[u8]]) {
         let max = self.settings.max_session_messages;
-        let Some(s) = self.sessions[id].as_mut() else { return };
+        let Some(s) = self.sessions[id].as_mut() else {
+            return;
+        };
         if s.doomed {
             return;
         }
@@ -505,7 +547,9 @@ impl Core {
 
     /// REG_MEMB with `cause` about `group` (which still has members) to its membership sessions.
     fn send_membership(&mut self, group: &[u8], cause: u32, changed: &[u8]) {
-        let Some(g) = self.groups.get(group) else { return };
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
         let gid = GroupId([self.vid, self.ring_time, g.counter]);
         let mut buf = std::mem::take(&mut self.scratch);
         buf.clear();
@@ -521,12 +565,15 @@ impl Core {
 
     /// Frame and handle every whole request buffered for `id`.
     fn process_frames(&mut self, id: SessionId) {
-        let Some(s) = self.sessions[id].as_mut() else { return };
+        let Some(s) = self.sessions[id].as_mut() else {
+            return;
+        };
         let mut inbuf = std::mem::take(&mut s.inbuf);
         let mut pos = 0;
         let mut alive = true;
         while inbuf.len() - pos >= HEADER_LEN {
-            let hbytes: &[u8; HEADER_LEN] = inbuf[pos..pos + HEADER_LEN].try_into().expect("48 bytes");
+            let hbytes: &[u8; HEADER_LEN] =
+                inbuf[pos..pos + HEADER_LEN].try_into().expect("48 bytes");
             let header = Header::decode(hbytes);
             let private_group = &self.sessions[id].as_ref().expect("alive").private_group;
             // Judged on the header alone, as Spread does: a bad header never waits for its body.
@@ -556,7 +603,11 @@ impl Core {
     /// One validated request. Returns false if the session is gone.
     fn handle_request(&mut self, id: SessionId, header: &Header, rest: &[u8]) -> bool {
         let t = header.service_type;
-        let first_name = if header.num_groups > 0 { field_name(&rest[..MAX_GROUP_NAME]) } else { &[][..] };
+        let first_name = if header.num_groups > 0 {
+            field_name(&rest[..MAX_GROUP_NAME])
+        } else {
+            &[][..]
+        };
         if t & KILL_MESS != 0 {
             self.kill(id, KillReason::Departed);
             return false;
@@ -624,7 +675,9 @@ impl Core {
                 if let Some((private, daemon)) = parse_private_group(name)
                     && daemon == self.settings.daemon_name.as_slice()
                     && let Some(&target) = self.names.get(private)
-                    && self.sessions[target].as_ref().is_some_and(|s| s.phase == Phase::Ready)
+                    && self.sessions[target]
+                        .as_ref()
+                        .is_some_and(|s| s.phase == Phase::Ready)
                     && self.mark[target] != epoch
                 {
                     self.mark[target] = epoch;

@@ -2,8 +2,8 @@
 //! acceptance crashes or confuses real Spread (§13). A violation kills only the offending session.
 
 use spread_sys::wire::constants::{
-    DAEMON_KILL_LEN, GROUPS_MESS, JOIN_MESS, KILL_MESS, LEAVE_MESS, MAX_GROUPS_PER_MESSAGE, MAX_MESSAGE_BODY_LEN,
-    REGULAR_MESS, REJECT_MESS,
+    DAEMON_KILL_LEN, GROUPS_MESS, JOIN_MESS, KILL_MESS, LEAVE_MESS, MAX_GROUPS_PER_MESSAGE,
+    MAX_MESSAGE_BODY_LEN, REGULAR_MESS, REJECT_MESS,
 };
 use spread_sys::wire::header::Header;
 
@@ -34,7 +34,8 @@ pub fn field_name(field: &[u8]) -> &[u8] {
 /// Check a decoded request header of a session whose private group is `private_group`.
 pub fn validate(h: &Header, private_group: &[u8]) -> Result<(), Violation> {
     let t = h.service_type;
-    let bits = (t & REGULAR_MESS).count_ones() + (t & (JOIN_MESS | LEAVE_MESS | KILL_MESS)).count_ones();
+    let bits =
+        (t & REGULAR_MESS).count_ones() + (t & (JOIN_MESS | LEAVE_MESS | KILL_MESS)).count_ones();
     if bits != 1 {
         return Err(Violation::ServiceBits(t));
     }
@@ -43,7 +44,9 @@ pub fn validate(h: &Header, private_group: &[u8]) -> Result<(), Violation> {
     }
     let sender = field_name(&h.name.0[..31]);
     if sender != private_group {
-        return Err(Violation::Sender(String::from_utf8_lossy(sender).into_owned()));
+        return Err(Violation::Sender(
+            String::from_utf8_lossy(sender).into_owned(),
+        ));
     }
     if h.num_groups < 0 || h.num_groups as usize > MAX_GROUPS_PER_MESSAGE {
         return Err(Violation::GroupCount(h.num_groups));
@@ -53,8 +56,14 @@ pub fn validate(h: &Header, private_group: &[u8]) -> Result<(), Violation> {
         return Err(Violation::Hint(h.hint));
     }
     let total = h.data_len as i64 + 32 * h.num_groups as i64;
-    if h.data_len < 0 || h.data_len as usize > MAX_MESSAGE_BODY_LEN || total > DAEMON_KILL_LEN as i64 {
-        return Err(Violation::Length { data_len: h.data_len, groups: h.num_groups });
+    if h.data_len < 0
+        || h.data_len as usize > MAX_MESSAGE_BODY_LEN
+        || total > DAEMON_KILL_LEN as i64
+    {
+        return Err(Violation::Length {
+            data_len: h.data_len,
+            groups: h.num_groups,
+        });
     }
     Ok(())
 }

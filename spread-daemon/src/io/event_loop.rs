@@ -36,7 +36,10 @@ pub struct Control {
 
 impl Control {
     pub fn send(&self, c: Command) {
-        self.commands.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
         self.waker.wake();
     }
 }
@@ -103,7 +106,12 @@ pub fn log_line(line: &str) {
 }
 
 impl EventLoop {
-    pub fn new(core: Core, listeners: Vec<Listener>, control: Arc<Control>, stop_deadline: Duration) -> io::Result<EventLoop> {
+    pub fn new(
+        core: Core,
+        listeners: Vec<Listener>,
+        control: Arc<Control>,
+        stop_deadline: Duration,
+    ) -> io::Result<EventLoop> {
         let poller = Poller::new()?;
         poller.add(control.waker.as_raw_fd(), WAKER, false)?;
         for (i, l) in listeners.iter().enumerate() {
@@ -132,9 +140,14 @@ impl EventLoop {
         let mut events = Vec::with_capacity(1024);
         loop {
             let now = Instant::now();
-            let mut timeout = self.core.next_deadline().map(|d| d.saturating_duration_since(now));
+            let mut timeout = self
+                .core
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(now));
             if let Some(until) = self.stopping_until {
-                let left = until.saturating_duration_since(now).min(Duration::from_millis(50));
+                let left = until
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(50));
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
             if !self.ready.is_empty() {
@@ -151,7 +164,8 @@ impl EventLoop {
                         if flags & (READABLE | HANGUP) != 0 {
                             self.mark_ready(id);
                         }
-                        if flags & WRITABLE != 0 && self.conns.get(id).is_some_and(Option::is_some) {
+                        if flags & WRITABLE != 0 && self.conns.get(id).is_some_and(Option::is_some)
+                        {
                             self.dirty.push(id);
                         }
                     }
@@ -187,7 +201,13 @@ impl EventLoop {
 
     fn handle_commands(&mut self) {
         self.control.waker.drain();
-        let cmds = std::mem::take(&mut *self.control.commands.lock().unwrap_or_else(|e| e.into_inner()));
+        let cmds = std::mem::take(
+            &mut *self
+                .control
+                .commands
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
         for c in cmds {
             match c {
                 Command::Stop => self.begin_stop(),
@@ -196,8 +216,16 @@ impl EventLoop {
                     log_line(&format!(
                         "stats: sessions {} (handshaking {}), groups {}, queued messages {}, accepted {}, \
                          rejected {}, requests {}, deliveries {}, kills: slow {} protocol {}",
-                        s.sessions, s.handshaking, s.groups, s.queued_messages, s.accepted_total,
-                        s.rejected_connects, s.messages_in, s.deliveries, s.kills_slow, s.kills_protocol
+                        s.sessions,
+                        s.handshaking,
+                        s.groups,
+                        s.queued_messages,
+                        s.accepted_total,
+                        s.rejected_connects,
+                        s.messages_in,
+                        s.deliveries,
+                        s.kills_slow,
+                        s.kills_protocol
                     ));
                 }
                 Command::Stats(tx) => {
@@ -235,7 +263,9 @@ impl EventLoop {
     fn accept_all(&mut self, index: usize) {
         loop {
             let accepted = match self.listeners.get(index) {
-                Some(Listener::Unix(l, _)) => l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix)),
+                Some(Listener::Unix(l, _)) => {
+                    l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix))
+                }
                 Some(Listener::Tcp(l)) => l.accept().map(|(s, a)| {
                     let _ = s.set_nodelay(true);
                     (Stream::Tcp(s), Peer::Tcp(a))
@@ -245,7 +275,10 @@ impl EventLoop {
             let (stream, peer) = match accepted {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted =>
+                {
                     continue;
                 }
                 Err(e) => {
@@ -271,7 +304,11 @@ impl EventLoop {
             if let Err(e) = self.poller.add(fd, SESSION_BASE + id as u64, true) {
                 log_line(&format!("cannot watch a new connection: {e}"));
             }
-            self.conns[id] = Some(Conn { stream, in_ready_list: false, eof: false });
+            self.conns[id] = Some(Conn {
+                stream,
+                in_ready_list: false,
+                eof: false,
+            });
             self.apply_actions();
             // Data may already be waiting (edge-triggered registration after it arrived).
             self.mark_ready(id);
@@ -284,7 +321,9 @@ impl EventLoop {
             // `more`: the last read filled the buffer, so the socket may hold more (edge-triggered).
             let mut more = false;
             for _ in 0..READS_PER_TURN {
-                let Some(Some(c)) = self.conns.get_mut(id) else { break };
+                let Some(Some(c)) = self.conns.get_mut(id) else {
+                    break;
+                };
                 match c.stream.read(&mut self.scratch) {
                     Ok(0) => {
                         c.eof = true;
@@ -320,8 +359,7 @@ impl EventLoop {
         self.core.take_dirty(&mut self.dirty);
         let dirty = std::mem::take(&mut self.dirty);
         for &id in &dirty {
-            loop {
-                let Some(Some(c)) = self.conns.get_mut(id) else { break };
+            while let Some(Some(c)) = self.conns.get_mut(id) {
                 let pending = self.core.pending_output(id);
                 if pending.is_empty() {
                     break;
@@ -363,7 +401,9 @@ impl EventLoop {
 }
 
 /// Bind the configured listeners.
-pub fn bind(config: &crate::Config) -> io::Result<(Vec<Listener>, Option<PathBuf>, Vec<SocketAddr>)> {
+pub fn bind(
+    config: &crate::Config,
+) -> io::Result<(Vec<Listener>, Option<PathBuf>, Vec<SocketAddr>)> {
     let mut listeners = Vec::new();
     let mut unix_path = None;
     if let Some(path) = config.unix_path() {
@@ -372,7 +412,10 @@ pub fn bind(config: &crate::Config) -> io::Result<(Vec<Listener>, Option<PathBuf
             if !meta.file_type().is_socket() {
                 return Err(io::Error::new(
                     io::ErrorKind::AlreadyExists,
-                    format!("{} exists and is not a socket; not removing it", path.display()),
+                    format!(
+                        "{} exists and is not a socket; not removing it",
+                        path.display()
+                    ),
                 ));
             }
             if UnixStream::connect(&path).is_ok() {
@@ -383,8 +426,12 @@ pub fn bind(config: &crate::Config) -> io::Result<(Vec<Listener>, Option<PathBuf
             }
             std::fs::remove_file(&path)?;
         }
-        let l = UnixListener::bind(&path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {}: {e}", path.display())))?;
+        let l = UnixListener::bind(&path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot listen on {}: {e}", path.display()),
+            )
+        })?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(config.unix_mode))?;
         l.set_nonblocking(true)?;

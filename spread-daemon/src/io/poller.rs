@@ -21,7 +21,11 @@ pub struct Event {
 }
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 impl Poller {
@@ -30,7 +34,10 @@ impl Poller {
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Poller { epfd, events: vec![libc::epoll_event { events: 0, u64: 0 }; 1024] })
+        Ok(Poller {
+            epfd,
+            events: vec![libc::epoll_event { events: 0, u64: 0 }; 1024],
+        })
     }
 
     /// Register `fd`, edge-triggered, for reads (and writes if `write`).
@@ -39,7 +46,10 @@ impl Poller {
         if write {
             flags |= libc::EPOLLOUT;
         }
-        let mut ev = libc::epoll_event { events: flags as u32, u64: token };
+        let mut ev = libc::epoll_event {
+            events: flags as u32,
+            u64: token,
+        };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call; the kernel copies it.
         cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
         Ok(())
@@ -48,7 +58,12 @@ impl Poller {
     pub fn delete(&self, fd: RawFd) {
         // SAFETY: a null event pointer is allowed for EPOLL_CTL_DEL; failure (fd already gone) is harmless.
         unsafe {
-            libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
+            libc::epoll_ctl(
+                self.epfd.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            );
         }
     }
 
@@ -56,11 +71,19 @@ impl Poller {
     pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<&[libc::epoll_event]> {
         let ms = match timeout {
             None => -1,
-            Some(d) => d.as_millis().min(60_000) as libc::c_int + i32::from(d.subsec_nanos() % 1_000_000 != 0),
+            Some(d) => {
+                d.as_millis().min(60_000) as libc::c_int
+                    + i32::from(d.subsec_nanos() % 1_000_000 != 0)
+            }
         };
         // SAFETY: `events` is a live buffer of `len` epoll_event entries the kernel may fill.
         let n = unsafe {
-            libc::epoll_wait(self.epfd.as_raw_fd(), self.events.as_mut_ptr(), self.events.len() as libc::c_int, ms)
+            libc::epoll_wait(
+                self.epfd.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.len() as libc::c_int,
+                ms,
+            )
         };
         match cvt(n) {
             Ok(n) => Ok(&self.events[..n as usize]),
@@ -80,7 +103,9 @@ impl EventFd {
         // SAFETY: eventfd takes no pointers; a non-negative result is a fresh descriptor we own.
         let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
         // SAFETY: `fd` is fresh and owned by nobody else.
-        Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(EventFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     pub fn wake(&self) {
