@@ -170,6 +170,8 @@ fn abrupt_disconnect_mid_message_is_a_plain_departure() {
     assert_eq!(data(&alice.recv()).body, b"still here");
 }
 
+type MakeBad = Box<dyn Fn(&RawClient) -> Vec<u8>>;
+
 /// Replace the type of an encoded little-endian request.
 fn with_type(mut b: Vec<u8>, t: u32) -> Vec<u8> {
     b[0..4].copy_from_slice(&(t | ENDIAN_MARKER).to_le_bytes());
@@ -182,7 +184,7 @@ fn garbage_and_bad_headers_kill_only_the_offender() {
     let mut alice = RawClient::unix(&d, "alice");
     alice.join("g");
     alice.recv();
-    let cases: Vec<(&str, Box<dyn Fn(&RawClient) -> Vec<u8>>)> = vec![
+    let cases: Vec<(&str, MakeBad)> = vec![
         (
             "random bytes",
             Box::new(|_| (0..200u32).map(|i| (i * 37 + 11) as u8).collect()),
