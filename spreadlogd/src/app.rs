@@ -67,7 +67,10 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
             Ok(l) => l,
             Err(e) => {
                 let l = Logger::syslog("spreadlogd", verbose);
-                l.error(&format!("cannot open ErrorLog {}: {e}; using syslog", p.display()));
+                l.error(&format!(
+                    "cannot open ErrorLog {}: {e}; using syslog",
+                    p.display()
+                ));
                 l
             }
         },
@@ -80,8 +83,14 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         logger.error(&e.to_string());
         return 1;
     }
-    let state_file = cfg.state_file.clone().unwrap_or_else(|| DEFAULT_STATE_FILE.into());
-    let buffer_size = opts.buffer_size.or(cfg.buffer_size).unwrap_or(DEFAULT_BUFFER_SIZE);
+    let state_file = cfg
+        .state_file
+        .clone()
+        .unwrap_or_else(|| DEFAULT_STATE_FILE.into());
+    let buffer_size = opts
+        .buffer_size
+        .or(cfg.buffer_size)
+        .unwrap_or(DEFAULT_BUFFER_SIZE);
     logger.info(&format!(
         "spreadlogd {VERSION}: config {}, {} daemon(s), {} output(s), {} vhost dir(s), buffer {buffer_size}",
         cfg.file,
@@ -93,7 +102,11 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         &cfg,
         router,
         &logger,
-        CollectorOptions { buffer_size, spread_errors: opts.spread_errors, state_file: Some(state_file) },
+        CollectorOptions {
+            buffer_size,
+            spread_errors: opts.spread_errors,
+            state_file: Some(state_file),
+        },
     );
     collector.connect_due();
     // Root is needed only to open files and sockets; the state file directory must be writable by

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 pub const DEFAULT_CONFIG: &str = "/etc/spreadlogd.conf";
 
-pub const USAGE: &str = "usage: spreadlogd [-c FILE] [-b SIZE] [-p PIDFILE] [-s] [-v] [-x] [-D] [-t] [-V] [-h]
+pub const USAGE: &str =
+    "usage: spreadlogd [-c FILE] [-b SIZE] [-p PIDFILE] [-s] [-v] [-x] [-D] [-t] [-V] [-h]
   -c FILE     config file (default /etc/spreadlogd.conf)
   -b SIZE     receive buffer size in bytes; overrides BufferSize
   -p PIDFILE  write the process id there (removed at exit)
@@ -71,8 +72,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
         let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
             return Err(CliError::Extra(arg));
         };
-        let mut chars = flags.char_indices();
-        while let Some((i, c)) = chars.next() {
+        for (i, c) in flags.char_indices() {
             match c {
                 's' => o.no_lock = true,
                 'v' => o.verbose = true,
@@ -84,7 +84,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                 'c' | 'b' | 'p' => {
                     let rest = &flags[i + 1..];
                     let value = if rest.is_empty() {
-                        it.next().ok_or_else(|| CliError::Missing(format!("-{c}")))?
+                        it.next()
+                            .ok_or_else(|| CliError::Missing(format!("-{c}")))?
                     } else {
                         rest.to_owned()
                     };
@@ -92,8 +93,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
                         'c' => o.config = PathBuf::from(value),
                         'p' => o.pidfile = Some(PathBuf::from(value)),
                         _ => {
-                            o.buffer_size =
-                                Some(value.parse().ok().filter(|n| *n > 0).ok_or(CliError::BadSize(value))?)
+                            o.buffer_size = Some(
+                                value
+                                    .parse()
+                                    .ok()
+                                    .filter(|n| *n > 0)
+                                    .ok_or(CliError::BadSize(value))?,
+                            )
                         }
                     }
                     break;
@@ -120,7 +126,11 @@ mod tests {
     fn original_flags() {
         let o = run(&["-c", "/x.conf", "-b", "65536", "-s", "-v", "-x", "-D"]);
         assert_eq!(o.config, PathBuf::from("/x.conf"));
-        assert_eq!(o.buffer_size, Some(65536), "-b works and does not clobber -c");
+        assert_eq!(
+            o.buffer_size,
+            Some(65536),
+            "-b works and does not clobber -c"
+        );
         assert!(o.no_lock && o.verbose && o.spread_errors && o.foreground && !o.check_only);
         let o = run(&["-Dvc/y.conf", "-b1000", "-t", "-p", "/run/s.pid"]);
         assert_eq!(o.config, PathBuf::from("/y.conf"));

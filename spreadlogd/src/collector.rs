@@ -35,7 +35,13 @@ pub struct Counters {
 
 enum State {
     Up(Mailbox),
-    Down { since: Instant, next_try: Instant, backoff: Duration, reminded: Instant, ever_up: bool },
+    Down {
+        since: Instant,
+        next_try: Instant,
+        backoff: Duration,
+        reminded: Instant,
+        ever_up: bool,
+    },
 }
 
 struct Conn {
@@ -67,54 +73,101 @@ pub struct Collector<'l> {
 /// REJECT_NOT_UNIQUE (the daemon still holds our old session) another suffix.
 fn private_name(attempt: u32) -> String {
     let pid = std::process::id();
-    let mut n = if attempt == 0 { format!("sld-{pid}") } else { format!("s{attempt}-{pid}") };
+    let mut n = if attempt == 0 {
+        format!("sld-{pid}")
+    } else {
+        format!("s{attempt}-{pid}")
+    };
     n.truncate(10);
     n
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl<'l> Collector<'l> {
-    pub fn new(cfg: &Config, router: Router, log: &'l Logger, opts: CollectorOptions) -> Collector<'l> {
+    pub fn new(
+        cfg: &Config,
+        router: Router,
+        log: &'l Logger,
+        opts: CollectorOptions,
+    ) -> Collector<'l> {
         let conns = cfg.spreads.iter().map(|s: &SpreadConf| {
             let daemon = s.daemon_name();
-            let endpoint = SpreadName::parse(&daemon).and_then(|n| n.resolve()).map_err(|e| e.to_string());
+            let endpoint = SpreadName::parse(&daemon)
+                .and_then(|n| n.resolve())
+                .map_err(|e| e.to_string());
             let now = Instant::now();
             Conn {
                 daemon,
                 endpoint,
                 groups: Config::groups_of(s),
-                state: State::Down { since: now, next_try: now, backoff: FIRST_BACKOFF, reminded: now, ever_up: false },
+                state: State::Down {
+                    since: now,
+                    next_try: now,
+                    backoff: FIRST_BACKOFF,
+                    reminded: now,
+                    ever_up: false,
+                },
                 name_attempt: 0,
             }
         });
         let gaps = match &opts.state_file {
             Some(p) => match GapTable::load(p) {
                 Ok(t) => {
-                    log.info(&format!("gap table: {} senders loaded from {}", t.len(), p.display()));
+                    log.info(&format!(
+                        "gap table: {} senders loaded from {}",
+                        t.len(),
+                        p.display()
+                    ));
                     t
                 }
                 Err(e) => {
-                    log.warn(&format!("cannot load the gap table ({e}); starting with an empty one"));
+                    log.warn(&format!(
+                        "cannot load the gap table ({e}); starting with an empty one"
+                    ));
                     GapTable::new()
                 }
             },
             None => GapTable::new(),
         };
-        Collector { conns: conns.collect(), router, gaps, counters: Counters::default(), log, opts }
+        Collector {
+            conns: conns.collect(),
+            router,
+            gaps,
+            counters: Counters::default(),
+            log,
+            opts,
+        }
     }
 
     /// Try every connection that is due now (called at start and from the loop).
     pub fn connect_due(&mut self) {
         let now = Instant::now();
         for c in &mut self.conns {
-            let State::Down { since, next_try, backoff, reminded, ever_up } = &mut c.state else { continue };
+            let State::Down {
+                since,
+                next_try,
+                backoff,
+                reminded,
+                ever_up,
+            } = &mut c.state
+            else {
+                continue;
+            };
             if *next_try > now {
                 continue;
             }
-            match connect_and_join(&c.daemon, &c.endpoint, &c.groups, &mut c.name_attempt, self.log) {
+            match connect_and_join(
+                &c.daemon,
+                &c.endpoint,
+                &c.groups,
+                &mut c.name_attempt,
+                self.log,
+            ) {
                 Ok(mb) => {
                     if *ever_up {
                         self.counters.reconnects += 1;
@@ -125,13 +178,20 @@ impl<'l> Collector<'l> {
                             c.groups.join(", ")
                         ));
                     } else {
-                        self.log.info(&format!("connected to spread daemon {}; joined {}", c.daemon, c.groups.join(", ")));
+                        self.log.info(&format!(
+                            "connected to spread daemon {}; joined {}",
+                            c.daemon,
+                            c.groups.join(", ")
+                        ));
                     }
                     c.state = State::Up(mb);
                 }
                 Err(e) => {
                     if !*ever_up && *backoff == FIRST_BACKOFF || self.opts.spread_errors {
-                        self.log.error(&format!("cannot connect to spread daemon {}: {e}; retrying", c.daemon));
+                        self.log.error(&format!(
+                            "cannot connect to spread daemon {}: {e}; retrying",
+                            c.daemon
+                        ));
                     }
                     if reminded.elapsed() >= DOWN_REMINDER {
                         *reminded = Instant::now();
@@ -149,16 +209,23 @@ impl<'l> Collector<'l> {
     }
 
     pub fn connected(&self) -> usize {
-        self.conns.iter().filter(|c| matches!(c.state, State::Up(_))).count()
+        self.conns
+            .iter()
+            .filter(|c| matches!(c.state, State::Up(_)))
+            .count()
     }
 
     /// Drain every mailbox once; returns how many messages were handled.
     fn drain(&mut self) -> usize {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let unow = now as u64;
         let mut total = 0;
         for (i, c) in self.conns.iter_mut().enumerate() {
-            let State::Up(mb) = &mut c.state else { continue };
+            let State::Up(mb) = &mut c.state else {
+                continue;
+            };
             let router = &mut self.router;
             let gaps = &mut self.gaps;
             let counters = &mut self.counters;
@@ -219,9 +286,18 @@ impl<'l> Collector<'l> {
                 }
                 Err(e) => {
                     self.counters.disconnects += 1;
-                    self.log.error(&format!("lost the spread daemon {}: {e}; reconnecting", c.daemon));
+                    self.log.error(&format!(
+                        "lost the spread daemon {}: {e}; reconnecting",
+                        c.daemon
+                    ));
                     let now = Instant::now();
-                    c.state = State::Down { since: now, next_try: now, backoff: FIRST_BACKOFF, reminded: now, ever_up: true };
+                    c.state = State::Down {
+                        since: now,
+                        next_try: now,
+                        backoff: FIRST_BACKOFF,
+                        reminded: now,
+                        ever_up: true,
+                    };
                 }
             }
         }
@@ -243,18 +319,32 @@ impl<'l> Collector<'l> {
     }
 
     fn wait(&mut self, signals: &Signals) {
-        let mut fds = vec![libc::pollfd { fd: signals.fd(), events: libc::POLLIN, revents: 0 }];
+        let mut fds = vec![libc::pollfd {
+            fd: signals.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
         for c in &self.conns {
             if let State::Up(mb) = &c.state {
                 use std::os::fd::AsRawFd;
-                fds.push(libc::pollfd { fd: mb.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: mb.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
         }
         if Signals::any_pending() {
             return;
         }
         // SAFETY: fds is a valid array of pollfd for its length during the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, self.poll_timeout()) };
+        unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                self.poll_timeout(),
+            )
+        };
     }
 
     pub fn report(&self) -> String {
@@ -343,7 +433,10 @@ impl<'l> Collector<'l> {
         if let Some(p) = &self.opts.state_file
             && let Err(e) = self.gaps.save(p, unix_now())
         {
-            self.log.error(&format!("cannot save the gap table to {}: {e}", p.display()));
+            self.log.error(&format!(
+                "cannot save the gap table to {}: {e}",
+                p.display()
+            ));
         }
         self.log.notice(&self.report());
     }
@@ -356,7 +449,9 @@ fn connect_and_join(
     name_attempt: &mut u32,
     log: &Logger,
 ) -> Result<Mailbox, String> {
-    let ep = endpoint.as_ref().map_err(|e| format!("bad daemon name {daemon:?}: {e}"))?;
+    let ep = endpoint
+        .as_ref()
+        .map_err(|e| format!("bad daemon name {daemon:?}: {e}"))?;
     for _ in 0..4 {
         let opts = ConnectOptions {
             private_name: private_name(*name_attempt),
@@ -373,7 +468,9 @@ fn connect_and_join(
                 return Ok(mb);
             }
             Err(SpreadError::RejectNotUnique(n)) => {
-                log.info(&format!("private name {n} still held by the daemon; trying another"));
+                log.info(&format!(
+                    "private name {n} still held by the daemon; trying another"
+                ));
                 *name_attempt += 1;
             }
             Err(e) => return Err(e.to_string()),

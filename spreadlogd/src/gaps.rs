@@ -50,7 +50,9 @@ impl GapTable {
 
     /// Account for one received message; `now` is Unix seconds.
     pub fn observe(&mut self, sender: &[u8], group: &[u8], mess_type: i16, now: u64) -> Verdict {
-        let Some(s) = seq::seq_of(mess_type) else { return Verdict::Unnumbered };
+        let Some(s) = seq::seq_of(mess_type) else {
+            return Verdict::Unnumbered;
+        };
         self.scratch.clear();
         self.scratch.extend_from_slice(sender);
         self.scratch.push(b'\t');
@@ -117,9 +119,19 @@ impl GapTable {
                 continue;
             }
             let f: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
-            let parse = |b: &[u8]| std::str::from_utf8(b).ok().and_then(|s| s.parse::<u64>().ok());
-            match (f.as_slice(), f.get(2).and_then(|b| parse(b)), f.get(3).and_then(|b| parse(b))) {
-                ([sender, group, _, _], Some(next), Some(seen)) if next <= u64::from(seq::MAX_SEQ) => {
+            let parse = |b: &[u8]| {
+                std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<u64>().ok())
+            };
+            match (
+                f.as_slice(),
+                f.get(2).and_then(|b| parse(b)),
+                f.get(3).and_then(|b| parse(b)),
+            ) {
+                ([sender, group, _, _], Some(next), Some(seen))
+                    if next <= u64::from(seq::MAX_SEQ) =>
+                {
                     let mut key = sender.to_vec();
                     key.push(b'\t');
                     key.extend_from_slice(group);
@@ -153,7 +165,10 @@ mod tests {
         assert_eq!(t.observe(b"#b#h", b"g", m(0), 1), Verdict::InOrder);
         assert_eq!(t.observe(b"#a#h", b"g", m(3), 1), Verdict::Behind);
         assert_eq!(t.observe(b"#a#h", b"g", m(0), 1), Verdict::InOrder);
-        assert_eq!((t.lost_lines, t.gaps, t.unknown_gaps, t.behind), (3, 1, 1, 1));
+        assert_eq!(
+            (t.lost_lines, t.gaps, t.unknown_gaps, t.behind),
+            (3, 1, 1, 1)
+        );
     }
 
     #[test]
@@ -169,7 +184,11 @@ mod tests {
         let mut t2 = GapTable::load(&p).unwrap();
         assert_eq!(t2.len(), 1);
         assert_eq!(t2.observe(b"#a#h", b"g", m(15), 200), Verdict::Gap(5));
-        assert!(GapTable::load(&dir.path().join("missing")).unwrap().is_empty());
+        assert!(
+            GapTable::load(&dir.path().join("missing"))
+                .unwrap()
+                .is_empty()
+        );
         std::fs::write(&p, "x\ty\n").unwrap();
         let e = GapTable::load(&p).unwrap_err().to_string();
         assert!(e.contains(":1: malformed"), "{e}");
@@ -181,7 +200,12 @@ mod tests {
         let p = dir.path().join("gaps");
         let mut t = GapTable::new();
         t.observe(b"#old#h", b"g", seq::mess_type_for(0), 0);
-        t.observe(b"#new#h", b"g", seq::mess_type_for(0), FORGET_AFTER_SECS + 10);
+        t.observe(
+            b"#new#h",
+            b"g",
+            seq::mess_type_for(0),
+            FORGET_AFTER_SECS + 10,
+        );
         t.save(&p, FORGET_AFTER_SECS + 10).unwrap();
         assert_eq!(GapTable::load(&p).unwrap().len(), 1);
     }

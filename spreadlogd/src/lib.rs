@@ -25,5 +25,6 @@ pub mod process;
 pub mod routing;
 pub mod signals;
 pub mod timestamp;
+pub mod tools;
 pub mod vhost;
 pub mod vhost_files;

@@ -49,12 +49,23 @@ pub struct Logger {
 
 impl Logger {
     pub fn stderr(program: &'static str, verbose: bool) -> Logger {
-        Logger { dest: Mutex::new(Dest::Stderr), verbose, program }
+        Logger {
+            dest: Mutex::new(Dest::Stderr),
+            verbose,
+            program,
+        }
     }
 
     pub fn file(program: &'static str, path: &Path, verbose: bool) -> std::io::Result<Logger> {
-        let f = std::fs::OpenOptions::new().append(true).create(true).open(path)?;
-        Ok(Logger { dest: Mutex::new(Dest::File(f)), verbose, program })
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)?;
+        Ok(Logger {
+            dest: Mutex::new(Dest::File(f)),
+            verbose,
+            program,
+        })
     }
 
     pub fn syslog(program: &'static str, verbose: bool) -> Logger {
@@ -63,7 +74,11 @@ impl Logger {
         let ident = IDENT.get_or_init(|| CString::new(program).unwrap_or_default());
         // SAFETY: ident is a NUL-terminated string with 'static lifetime, as openlog requires.
         unsafe { libc::openlog(ident.as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
-        Logger { dest: Mutex::new(Dest::Syslog), verbose, program }
+        Logger {
+            dest: Mutex::new(Dest::Syslog),
+            verbose,
+            program,
+        }
     }
 
     pub fn log(&self, level: Level, msg: &str) {
@@ -73,13 +88,26 @@ impl Logger {
         let mut dest = self.dest.lock().unwrap_or_else(|e| e.into_inner());
         match &mut *dest {
             Dest::Stderr => {
-                let _ = writeln!(std::io::stderr(), "{}: {}: {}", self.program, level.as_str(), msg);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}: {}: {}",
+                    self.program,
+                    level.as_str(),
+                    msg
+                );
             }
             Dest::File(f) => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
-                let _ = writeln!(f, "{now} {}[{}]: {}: {}", self.program, std::process::id(), level.as_str(), msg);
+                let _ = writeln!(
+                    f,
+                    "{now} {}[{}]: {}: {}",
+                    self.program,
+                    std::process::id(),
+                    level.as_str(),
+                    msg
+                );
             }
             Dest::Syslog => {
                 let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();

@@ -35,7 +35,10 @@ pub fn open_log_file(path: &Path, lock: bool, no_follow: bool) -> io::Result<Fil
             let e = io::Error::last_os_error();
             return Err(io::Error::new(
                 e.kind(),
-                format!("cannot lock {} ({e}); is another spreadlogd running? (-s skips locking)", path.display()),
+                format!(
+                    "cannot lock {} ({e}); is another spreadlogd running? (-s skips locking)",
+                    path.display()
+                ),
             ));
         }
     }
@@ -48,8 +51,15 @@ fn write_all(w: &mut impl Write, buf: &[u8]) -> io::Result<()> {
 }
 
 enum Kind {
-    File { path: PathBuf, file: Option<File> },
-    Pipe { command: String, child: Option<(Child, ChildStdin)>, last_spawn: Option<Instant> },
+    File {
+        path: PathBuf,
+        file: Option<File>,
+    },
+    Pipe {
+        command: String,
+        child: Option<(Child, ChildStdin)>,
+        last_spawn: Option<Instant>,
+    },
 }
 
 /// One target and its pending bytes.
@@ -71,7 +81,14 @@ impl Output {
     }
 
     pub fn pipe(command: String) -> Output {
-        Output::new(Kind::Pipe { command, child: None, last_spawn: None }, false)
+        Output::new(
+            Kind::Pipe {
+                command,
+                child: None,
+                last_spawn: None,
+            },
+            false,
+        )
     }
 
     fn new(kind: Kind, lock: bool) -> Output {
@@ -107,12 +124,26 @@ impl Output {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let Kind::Pipe { command, child, last_spawn } = &mut self.kind else { return Ok(()) };
+        let Kind::Pipe {
+            command,
+            child,
+            last_spawn,
+        } = &mut self.kind
+        else {
+            return Ok(());
+        };
         *last_spawn = Some(Instant::now());
         // std sets close-on-exec on our other descriptors and resets SIGPIPE to the default in the
         // child, so the program neither inherits log files nor our ignored SIGPIPE.
-        let mut c = Command::new("/bin/sh").arg("-c").arg(command.as_str()).stdin(Stdio::piped()).spawn()?;
-        let stdin = c.stdin.take().ok_or_else(|| io::Error::other("no stdin pipe"))?;
+        let mut c = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(command.as_str())
+            .stdin(Stdio::piped())
+            .spawn()?;
+        let stdin = c
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("no stdin pipe"))?;
         *child = Some((c, stdin));
         Ok(())
     }
@@ -139,18 +170,16 @@ impl Output {
         }
         let result = match &mut self.kind {
             Kind::File { file: Some(f), .. } => write_all(f, &self.pending),
-            Kind::File { file: None, path } => {
-                match open_log_file(path, self.lock, false) {
-                    Ok(mut f) => {
-                        let r = write_all(&mut f, &self.pending);
-                        if let Kind::File { file, .. } = &mut self.kind {
-                            *file = Some(f);
-                        }
-                        r
+            Kind::File { file: None, path } => match open_log_file(path, self.lock, false) {
+                Ok(mut f) => {
+                    let r = write_all(&mut f, &self.pending);
+                    if let Kind::File { file, .. } = &mut self.kind {
+                        *file = Some(f);
                     }
-                    Err(e) => Err(e),
+                    r
                 }
-            }
+                Err(e) => Err(e),
+            },
             Kind::Pipe { .. } => self.write_pipe(log),
         };
         match result {
@@ -174,26 +203,46 @@ impl Output {
 
     fn write_pipe(&mut self, log: &Logger) -> io::Result<()> {
         for attempt in 0..2 {
-            let Kind::Pipe { child, last_spawn, command } = &mut self.kind else { unreachable!() };
+            let Kind::Pipe {
+                child,
+                last_spawn,
+                command,
+            } = &mut self.kind
+            else {
+                unreachable!()
+            };
             if child.is_none() {
                 if attempt > 0 && last_spawn.is_some_and(|t| t.elapsed() < PIPE_RESPAWN_INTERVAL) {
-                    return Err(io::Error::other(format!("piped program '{command}' keeps dying")));
+                    return Err(io::Error::other(format!(
+                        "piped program '{command}' keeps dying"
+                    )));
                 }
                 self.pipe_restarts += u64::from(last_spawn.is_some());
                 log.notice(&format!("starting piped program {}", self.describe()));
                 self.spawn()?;
             }
-            let Kind::Pipe { child: Some((_, stdin)), .. } = &mut self.kind else { unreachable!() };
+            let Kind::Pipe {
+                child: Some((_, stdin)),
+                ..
+            } = &mut self.kind
+            else {
+                unreachable!()
+            };
             match write_all(stdin, &self.pending) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                    log.warn(&format!("piped program {} died (write: {e}); restarting it", self.describe()));
+                    log.warn(&format!(
+                        "piped program {} died (write: {e}); restarting it",
+                        self.describe()
+                    ));
                     self.reap(log);
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(io::Error::other("piped program died again right after a restart"))
+        Err(io::Error::other(
+            "piped program died again right after a restart",
+        ))
     }
 
     /// Collect a dead piped program (SIGCHLD); it is restarted at the next write.
@@ -291,7 +340,10 @@ mod tests {
         o.reopen(&quiet()).unwrap();
         o.push(b"four\n");
         o.flush(&quiet());
-        assert_eq!(std::fs::read(dir.path().join("a.log.1")).unwrap(), b"one\ntwo\nthree\n");
+        assert_eq!(
+            std::fs::read(dir.path().join("a.log.1")).unwrap(),
+            b"one\ntwo\nthree\n"
+        );
         assert_eq!(std::fs::read(&p).unwrap(), b"four\n");
         assert_eq!(o.lines_written, 4);
     }

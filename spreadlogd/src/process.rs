@@ -37,7 +37,11 @@ pub fn daemonise() -> Result<(), ProcessError> {
     }
     fork_and_exit_parent().map_err(ProcessError::Daemonise)?;
     std::env::set_current_dir("/").map_err(ProcessError::Daemonise)?;
-    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null").map_err(ProcessError::Daemonise)?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(ProcessError::Daemonise)?;
     use std::os::fd::AsRawFd;
     for fd in 0..3 {
         // SAFETY: dup2 onto the standard descriptors, from a descriptor we own.
@@ -49,8 +53,12 @@ pub fn daemonise() -> Result<(), ProcessError> {
 }
 
 pub fn write_pidfile(path: &Path) -> Result<(), ProcessError> {
-    std::fs::write(path, format!("{}\n", std::process::id()))
-        .map_err(|source| ProcessError::Pidfile { path: path.to_owned(), source })
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+        ProcessError::Pidfile {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// setgid/initgroups/setuid to `user` (and `group`, else the user's primary group). A no-op when
@@ -84,14 +92,20 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), Pr
         gid.get_or_insert(pg);
         uid = Some((pu, c));
     }
-    let err = |what: String| ProcessError::Drop { what, source: io::Error::last_os_error() };
+    let err = |what: String| ProcessError::Drop {
+        what,
+        source: io::Error::last_os_error(),
+    };
     if let Some(g) = gid {
         // SAFETY: plain syscalls on integers / a NUL-terminated name.
         unsafe {
             if let Some((_, name)) = &uid
                 && libc::initgroups(name.as_ptr(), g) != 0
             {
-                return Err(err(format!("supplementary groups of {}", user.unwrap_or_default())));
+                return Err(err(format!(
+                    "supplementary groups of {}",
+                    user.unwrap_or_default()
+                )));
             }
             if libc::setgid(g) != 0 {
                 return Err(err(format!("group {g}")));

@@ -16,7 +16,11 @@ use crate::vhost_files::VhostFiles;
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
     #[error("{file}:{line}: Match patterns do not compile together: {source}")]
-    Regex { file: String, line: u32, source: regex::Error },
+    Regex {
+        file: String,
+        line: u32,
+        source: regex::Error,
+    },
 }
 
 enum Dest {
@@ -72,27 +76,43 @@ impl Router {
                 let matcher = if log.matches.is_empty() {
                     None
                 } else {
-                    let set = RegexSet::new(log.matches.iter().map(|(p, _)| p.as_str())).map_err(|source| {
-                        RouteError::Regex { file: cfg.file.clone(), line: log.matches[0].1, source }
-                    })?;
+                    let set = RegexSet::new(log.matches.iter().map(|(p, _)| p.as_str())).map_err(
+                        |source| RouteError::Regex {
+                            file: cfg.file.clone(),
+                            line: log.matches[0].1,
+                            source,
+                        },
+                    )?;
                     Some(set)
                 };
                 let dest = match (&log.vhost_dir, &log.file) {
-                    (Some(dir), _) => Dest::Vhost(*vhost_index.entry(dir.clone()).or_insert_with(|| {
-                        r.vhosts.push(VhostFiles::new(dir.clone(), cfg.vhost_open_files, lock));
-                        r.vhosts.len() - 1
-                    })),
-                    (None, Some(target)) => Dest::Output(*output_index.entry(target.clone()).or_insert_with(|| {
-                        r.outputs.push(match target {
-                            FileTarget::Path(p) => Output::file(p.clone(), lock),
-                            FileTarget::Pipe(c) => Output::pipe(c.clone()),
-                        });
-                        r.outputs.len() - 1
-                    })),
+                    (Some(dir), _) => {
+                        Dest::Vhost(*vhost_index.entry(dir.clone()).or_insert_with(|| {
+                            r.vhosts
+                                .push(VhostFiles::new(dir.clone(), cfg.vhost_open_files, lock));
+                            r.vhosts.len() - 1
+                        }))
+                    }
+                    (None, Some(target)) => {
+                        Dest::Output(*output_index.entry(target.clone()).or_insert_with(|| {
+                            r.outputs.push(match target {
+                                FileTarget::Path(p) => Output::file(p.clone(), lock),
+                                FileTarget::Pipe(c) => Output::pipe(c.clone()),
+                            });
+                            r.outputs.len() - 1
+                        }))
+                    }
                     (None, None) => unreachable!("the parser requires File or VhostDir"),
                 };
-                by_group.entry(log.group.as_bytes().to_vec()).or_default().push(r.logs.len());
-                r.logs.push(LogRoute { matcher, rewriter: log.rewrite.clone().map(Rewriter::new), dest });
+                by_group
+                    .entry(log.group.as_bytes().to_vec())
+                    .or_default()
+                    .push(r.logs.len());
+                r.logs.push(LogRoute {
+                    matcher,
+                    rewriter: log.rewrite.clone().map(Rewriter::new),
+                    dest,
+                });
             }
             r.by_group.push(by_group);
         }
@@ -102,7 +122,8 @@ impl Router {
     /// Open every file and start every piped program (vhost files open lazily).
     pub fn open_all(&mut self) -> Result<(), String> {
         for o in &mut self.outputs {
-            o.open().map_err(|e| format!("cannot open {}: {e}", o.describe()))?;
+            o.open()
+                .map_err(|e| format!("cannot open {}: {e}", o.describe()))?;
         }
         for v in &self.vhosts {
             if !v.dir().is_dir() {
@@ -114,7 +135,9 @@ impl Router {
 
     /// Is `group` one of ours on Spread block `spread`?
     pub fn knows(&self, spread: usize, group: &[u8]) -> bool {
-        self.by_group.get(spread).is_some_and(|m| m.contains_key(group))
+        self.by_group
+            .get(spread)
+            .is_some_and(|m| m.contains_key(group))
     }
 
     /// Route one message body received through Spread block `spread` for `group`. `now` is the
@@ -271,10 +294,16 @@ mod tests {
         r.route(0, b"nope", b"x\n", 0, &log);
         r.flush(&log);
         let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
-        assert_eq!(read("all.log"), "GET /a\nGET /a\nPOST /b\nPOST /b\nx DELETE\nx DELETE\n");
+        assert_eq!(
+            read("all.log"),
+            "GET /a\nGET /a\nPOST /b\nPOST /b\nx DELETE\nx DELETE\n"
+        );
         assert_eq!(read("post.log"), "POST /b\nx DELETE\n");
         assert_eq!(read("vh/www.a.com"), "GET /\n");
-        assert_eq!(read("vh/_invalid_host_"), "../../etc/passwd GET /\nno-space-line\n");
+        assert_eq!(
+            read("vh/_invalid_host_"),
+            "../../etc/passwd GET /\nno-space-line\n"
+        );
         assert!(read("t.log").starts_with("a <20") && read("t.log").ends_with("> b\n"));
         assert_eq!(std::fs::read_dir(dir.path().join("vh")).unwrap().count(), 2);
         assert_eq!(r.stats.unrouted, 1);

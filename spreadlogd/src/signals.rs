@@ -56,7 +56,13 @@ impl Signals {
             return Err(std::io::Error::last_os_error());
         }
         WAKE_FD.store(fds[1], Ordering::SeqCst);
-        for sig in [libc::SIGHUP, libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGCHLD] {
+        for sig in [
+            libc::SIGHUP,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGUSR1,
+            libc::SIGCHLD,
+        ] {
             // SAFETY: a zeroed sigaction is valid; we set a handler that only touches atomics and
             // calls write(2), both async-signal-safe. SA_RESTART keeps blocking I/O going.
             unsafe {

@@ -19,11 +19,15 @@ impl TimestampFormat {
         if fmt.len() > 256 {
             return Err("strftime format longer than 256 bytes".into());
         }
-        CString::new(fmt).map(TimestampFormat::Strftime).map_err(|_| "NUL byte in format".into())
+        CString::new(fmt)
+            .map(TimestampFormat::Strftime)
+            .map_err(|_| "NUL byte in format".into())
     }
 }
 
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// Local broken-down time of `secs` (Unix time).
 fn local_tm(secs: i64) -> libc::tm {
@@ -62,7 +66,8 @@ pub fn format_time(format: &TimestampFormat, secs: i64) -> Vec<u8> {
             let mut buf = vec![0u8; 1024];
             // SAFETY: buf is writable for buf.len() bytes, fmt is NUL-terminated, tm is initialised;
             // strftime writes at most `max` bytes and returns how many (0 if it did not fit).
-            let n = unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm) };
+            let n =
+                unsafe { libc::strftime(buf.as_mut_ptr().cast(), buf.len(), fmt.as_ptr(), &tm) };
             buf.truncate(n);
             buf
         }
@@ -79,7 +84,11 @@ pub struct Rewriter {
 
 impl Rewriter {
     pub fn new(format: TimestampFormat) -> Rewriter {
-        Rewriter { format, cached_secs: i64::MIN, cached: Vec::new() }
+        Rewriter {
+            format,
+            cached_secs: i64::MIN,
+            cached: Vec::new(),
+        }
     }
 
     /// Append `line` to `out` with its first `[…]` replaced by the time `now` (Unix seconds);
@@ -118,7 +127,12 @@ mod tests {
         let s = String::from_utf8(format_time(&TimestampFormat::CommonLogFormat, secs)).unwrap();
         assert_eq!(s.len(), "[14/Nov/2023:22:13:20 +0000]".len(), "{s}");
         let off = tm.tm_gmtoff / 60;
-        let want = format!("{}{:02}{:02}]", if off < 0 { '-' } else { '+' }, off.abs() / 60, off.abs() % 60);
+        let want = format!(
+            "{}{:02}{:02}]",
+            if off < 0 { '-' } else { '+' },
+            off.abs() / 60,
+            off.abs() % 60
+        );
         assert!(s.ends_with(&want), "{s} vs {want}");
         assert!(s.contains("/Nov/2023:") || s.contains("/2023:"), "{s}");
     }
@@ -127,15 +141,31 @@ mod tests {
     fn first_bracket_span_is_replaced() {
         let mut r = Rewriter::new(TimestampFormat::strftime("<%Y>").unwrap());
         let mut out = Vec::new();
-        r.rewrite_into(b"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET /[x] HTTP/1.0\" 200\n", 1_700_000_000, &mut out);
-        let year = String::from_utf8(format_time(&TimestampFormat::strftime("%Y").unwrap(), 1_700_000_000)).unwrap();
-        assert_eq!(out, format!("1.2.3.4 - - <{year}> \"GET /[x] HTTP/1.0\" 200\n").into_bytes());
+        r.rewrite_into(
+            b"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] \"GET /[x] HTTP/1.0\" 200\n",
+            1_700_000_000,
+            &mut out,
+        );
+        let year = String::from_utf8(format_time(
+            &TimestampFormat::strftime("%Y").unwrap(),
+            1_700_000_000,
+        ))
+        .unwrap();
+        assert_eq!(
+            out,
+            format!("1.2.3.4 - - <{year}> \"GET /[x] HTTP/1.0\" 200\n").into_bytes()
+        );
     }
 
     #[test]
     fn lines_without_a_span_are_unchanged() {
         let mut r = Rewriter::new(TimestampFormat::CommonLogFormat);
-        for l in [&b"no brackets\n"[..], b"open [ only\n", b"close ] then [\n", b""] {
+        for l in [
+            &b"no brackets\n"[..],
+            b"open [ only\n",
+            b"close ] then [\n",
+            b"",
+        ] {
             let mut out = Vec::new();
             r.rewrite_into(l, 5, &mut out);
             assert_eq!(out, l);

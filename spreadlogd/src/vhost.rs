@@ -18,7 +18,8 @@ pub fn split_line(line: &[u8]) -> (Option<&[u8]>, &[u8]) {
 
 /// The file name for a host token: the cleaned host, or [`FALLBACK_FILE`].
 pub fn file_name_for(host: Option<&[u8]>) -> String {
-    host.and_then(clean_host).unwrap_or_else(|| FALLBACK_FILE.to_owned())
+    host.and_then(clean_host)
+        .unwrap_or_else(|| FALLBACK_FILE.to_owned())
 }
 
 /// Lower-case, strip `:port`, validate. `None` if it is not a host name we can use as a file name.
@@ -37,7 +38,10 @@ pub fn clean_host(raw: &[u8]) -> Option<String> {
         if label.is_empty() || label.len() > 63 {
             return None;
         }
-        if !label.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return None;
         }
     }
@@ -50,8 +54,14 @@ mod tests {
 
     #[test]
     fn good_hosts() {
-        assert_eq!(clean_host(b"WWW.Example.COM").as_deref(), Some("www.example.com"));
-        assert_eq!(clean_host(b"example.com:8080").as_deref(), Some("example.com"));
+        assert_eq!(
+            clean_host(b"WWW.Example.COM").as_deref(),
+            Some("www.example.com")
+        );
+        assert_eq!(
+            clean_host(b"example.com:8080").as_deref(),
+            Some("example.com")
+        );
         assert_eq!(clean_host(b"example.com.").as_deref(), Some("example.com"));
         assert_eq!(clean_host(b"a-b.c9").as_deref(), Some("a-b.c9"));
         assert_eq!(clean_host(b"localhost").as_deref(), Some("localhost"));
@@ -96,7 +106,10 @@ mod tests {
 
     #[test]
     fn split() {
-        assert_eq!(split_line(b"h.com GET /\n"), (Some(&b"h.com"[..]), &b"GET /\n"[..]));
+        assert_eq!(
+            split_line(b"h.com GET /\n"),
+            (Some(&b"h.com"[..]), &b"GET /\n"[..])
+        );
         assert_eq!(split_line(b"nospace\n"), (None, &b"nospace\n"[..]));
     }
 }

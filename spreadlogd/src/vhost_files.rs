@@ -63,12 +63,23 @@ impl VhostFiles {
             // O_NOFOLLOW: a symlink planted in VhostDir must not redirect writes elsewhere.
             match open_log_file(&self.dir.join(name), self.lock, true) {
                 Ok(file) => {
-                    self.slots.insert(name.to_owned(), Slot { file, pending: Vec::new(), pending_lines: 0, last_used: 0 });
+                    self.slots.insert(
+                        name.to_owned(),
+                        Slot {
+                            file,
+                            pending: Vec::new(),
+                            pending_lines: 0,
+                            last_used: 0,
+                        },
+                    );
                 }
                 Err(e) => {
                     self.open_errors += 1;
                     self.lines_lost += 1;
-                    log.error(&format!("cannot open vhost log {}: {e}; line lost", self.dir.join(name).display()));
+                    log.error(&format!(
+                        "cannot open vhost log {}: {e}; line lost",
+                        self.dir.join(name).display()
+                    ));
                     return;
                 }
             }
@@ -85,7 +96,12 @@ impl VhostFiles {
     }
 
     fn evict_lru(&mut self, log: &Logger) {
-        let Some(name) = self.slots.iter().min_by_key(|(_, s)| s.last_used).map(|(n, _)| n.clone()) else {
+        let Some(name) = self
+            .slots
+            .iter()
+            .min_by_key(|(_, s)| s.last_used)
+            .map(|(n, _)| n.clone())
+        else {
             return;
         };
         if let Some(mut slot) = self.slots.remove(&name) {
@@ -161,7 +177,9 @@ mod tests {
         v.push("b", b"1\n", &log);
         v.push("a", b"2\n", &log);
         v.push("c", b"1\n", &log); // evicts b, not a
-        assert!(v.slots.contains_key("a") && v.slots.contains_key("c") && !v.slots.contains_key("b"));
+        assert!(
+            v.slots.contains_key("a") && v.slots.contains_key("c") && !v.slots.contains_key("b")
+        );
     }
 
     #[test]

@@ -88,7 +88,10 @@ pub fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
                         reason: "unterminated quoted value".into(),
                     });
                 }
-                tokens.push(Token { kind: TokenKind::Quoted(value), line: first_line });
+                tokens.push(Token {
+                    kind: TokenKind::Quoted(value),
+                    line: first_line,
+                });
             }
             _ => {
                 let mut end = start;
@@ -99,7 +102,10 @@ pub fn tokenize(file: &str, text: &str) -> Result<Vec<Token>, ConfigError> {
                     end = i + c.len_utf8();
                     chars.next();
                 }
-                tokens.push(Token { kind: TokenKind::Word(text[start..end].to_owned()), line });
+                tokens.push(Token {
+                    kind: TokenKind::Word(text[start..end].to_owned()),
+                    line,
+                });
             }
         }
     }
@@ -111,7 +117,11 @@ mod tests {
     use super::*;
 
     fn kinds(s: &str) -> Vec<TokenKind> {
-        tokenize("t", s).unwrap().into_iter().map(|t| t.kind).collect()
+        tokenize("t", s)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.kind)
+            .collect()
     }
 
     #[test]
@@ -119,7 +129,14 @@ mod tests {
         use TokenKind::*;
         assert_eq!(
             kinds("Spread{ Port = 4803 # c { }\n}"),
-            vec![Word("Spread".into()), Open, Word("Port".into()), Equals, Word("4803".into()), Close]
+            vec![
+                Word("Spread".into()),
+                Open,
+                Word("Port".into()),
+                Equals,
+                Word("4803".into()),
+                Close
+            ]
         );
         assert_eq!(kinds("Port=4803"), vec![Word("Port=4803".into())]);
     }
@@ -135,7 +152,9 @@ mod tests {
 
     #[test]
     fn unterminated_quote_names_line() {
-        let e = tokenize("f.conf", "\n\nFile = \"abc").unwrap_err().to_string();
+        let e = tokenize("f.conf", "\n\nFile = \"abc")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("f.conf:3"), "{e}");
     }
 }

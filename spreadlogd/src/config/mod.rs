@@ -23,16 +23,33 @@ pub const DEFAULT_VHOST_OPEN_FILES: usize = 256;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}:{line}: syntax error at {token}: {reason}")]
-    Syntax { file: String, line: u32, token: String, reason: String },
+    Syntax {
+        file: String,
+        line: u32,
+        token: String,
+        reason: String,
+    },
     #[error(
         "{file}:{line}: '{keyword}' is not supported by this spreadlogd (no Perl, Python or C plug-ins); \
          remove it or use a piped File = \"|program\" instead"
     )]
-    Unsupported { file: String, line: u32, keyword: String },
+    Unsupported {
+        file: String,
+        line: u32,
+        keyword: String,
+    },
     #[error("{file}:{line}: invalid value {token}: {reason}")]
-    Invalid { file: String, line: u32, token: String, reason: String },
+    Invalid {
+        file: String,
+        line: u32,
+        token: String,
+        reason: String,
+    },
 }
 
 /// The whole configuration, validated.
@@ -90,7 +107,10 @@ pub struct LogConf {
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
         // Relative paths are taken from the directory we were started in; make them absolute now so a
         // daemonised process (cwd `/`) reopens the same files on SIGHUP (the original did not).
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));

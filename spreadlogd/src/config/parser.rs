@@ -6,7 +6,14 @@ use super::lexer::{Token, TokenKind, tokenize};
 use super::{Config, ConfigError, DEFAULT_VHOST_OPEN_FILES, FileTarget, LogConf, SpreadConf};
 use crate::timestamp::TimestampFormat;
 
-const GLOBAL_KEYS: &[&str] = &["BufferSize", "User", "Group", "StateFile", "ErrorLog", "VhostOpenFiles"];
+const GLOBAL_KEYS: &[&str] = &[
+    "BufferSize",
+    "User",
+    "Group",
+    "StateFile",
+    "ErrorLog",
+    "VhostOpenFiles",
+];
 const SPREAD_KEYS: &[&str] = &["Port", "Host"];
 const LOG_KEYS: &[&str] = &["Group", "File", "Match", "VhostDir", "RewriteTimestamp"];
 /// Keywords of the original that need an embedded interpreter or C plug-ins.
@@ -40,7 +47,12 @@ struct Setting {
 
 pub fn parse(file: &str, text: &str, base: &Path) -> Result<Config, ConfigError> {
     let tokens = tokenize(file, text)?;
-    let mut p = Parser { file, tokens, pos: 0, base };
+    let mut p = Parser {
+        file,
+        tokens,
+        pos: 0,
+        base,
+    };
     p.config()
 }
 
@@ -52,13 +64,26 @@ impl Parser<'_> {
     fn syntax(&self, tok: Option<&Token>, reason: &str) -> ConfigError {
         let (line, token) = match tok {
             Some(t) => (t.line, t.describe()),
-            None => (self.tokens.last().map_or(1, |t| t.line), "end of file".into()),
+            None => (
+                self.tokens.last().map_or(1, |t| t.line),
+                "end of file".into(),
+            ),
         };
-        ConfigError::Syntax { file: self.file.into(), line, token, reason: reason.into() }
+        ConfigError::Syntax {
+            file: self.file.into(),
+            line,
+            token,
+            reason: reason.into(),
+        }
     }
 
     fn invalid(&self, line: u32, token: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { file: self.file.into(), line, token: format!("'{token}'"), reason: reason.into() }
+        ConfigError::Invalid {
+            file: self.file.into(),
+            line,
+            token: format!("'{token}'"),
+            reason: reason.into(),
+        }
     }
 
     fn expect(&mut self, kind: TokenKind, reason: &str) -> Result<(), ConfigError> {
@@ -74,15 +99,20 @@ impl Parser<'_> {
     /// The keyword part of the next word (before any `=`), without consuming it.
     fn peek_keyword(&self) -> Option<(String, u32)> {
         match self.peek() {
-            Some(Token { kind: TokenKind::Word(w), line }) => {
-                Some((w.split('=').next().unwrap_or_default().to_owned(), *line))
-            }
+            Some(Token {
+                kind: TokenKind::Word(w),
+                line,
+            }) => Some((w.split('=').next().unwrap_or_default().to_owned(), *line)),
             _ => None,
         }
     }
 
     fn setting(&mut self) -> Result<Setting, ConfigError> {
-        let Some(Token { kind: TokenKind::Word(word), line }) = self.peek().cloned() else {
+        let Some(Token {
+            kind: TokenKind::Word(word),
+            line,
+        }) = self.peek().cloned()
+        else {
             return Err(self.syntax(self.peek(), "expected a keyword"));
         };
         self.pos += 1;
@@ -96,29 +126,60 @@ impl Parser<'_> {
             None => {
                 // `Key = value` or `Key =value`
                 match self.peek().cloned() {
-                    Some(Token { kind: TokenKind::Equals, .. }) => {
+                    Some(Token {
+                        kind: TokenKind::Equals,
+                        ..
+                    }) => {
                         self.pos += 1;
                         None
                     }
-                    Some(Token { kind: TokenKind::Word(w), .. }) if w.starts_with('=') && w.len() > 1 => {
+                    Some(Token {
+                        kind: TokenKind::Word(w),
+                        ..
+                    }) if w.starts_with('=') && w.len() > 1 => {
                         self.pos += 1;
                         Some(w[1..].to_owned())
                     }
-                    other => return Err(self.syntax(other.as_ref(), &format!("expected '=' after {key}"))),
+                    other => {
+                        return Err(
+                            self.syntax(other.as_ref(), &format!("expected '=' after {key}"))
+                        );
+                    }
                 }
             }
         };
         if let Some(value) = inline {
-            return Ok(Setting { key, value, quoted: false, line });
+            return Ok(Setting {
+                key,
+                value,
+                quoted: false,
+                line,
+            });
         }
         match self.peek().cloned() {
-            Some(Token { kind: TokenKind::Word(w), .. }) => {
+            Some(Token {
+                kind: TokenKind::Word(w),
+                ..
+            }) => {
                 self.pos += 1;
-                Ok(Setting { key, value: w, quoted: false, line })
+                Ok(Setting {
+                    key,
+                    value: w,
+                    quoted: false,
+                    line,
+                })
             }
-            Some(Token { kind: TokenKind::Quoted(q), .. }) => {
+            Some(Token {
+                kind: TokenKind::Quoted(q),
+                ..
+            }) => {
                 self.pos += 1;
-                Ok(Setting { key, value: q, quoted: true, line })
+                Ok(Setting {
+                    key,
+                    value: q,
+                    quoted: true,
+                    line,
+                })
             }
             other => Err(self.syntax(other.as_ref(), &format!("expected a value for {key}"))),
         }
@@ -128,7 +189,11 @@ impl Parser<'_> {
         if let Some((k, line)) = self.peek_keyword()
             && (UNSUPPORTED.contains(&k.as_str()) || k.starts_with("Python"))
         {
-            return Err(ConfigError::Unsupported { file: self.file.into(), line, keyword: k });
+            return Err(ConfigError::Unsupported {
+                file: self.file.into(),
+                line,
+                keyword: k,
+            });
         }
         Ok(())
     }
@@ -149,11 +214,18 @@ impl Parser<'_> {
             match self.peek_keyword() {
                 Some((k, _)) if k == "Spread" && !self.peek_is_setting() => {
                     let s = self.spread_block()?;
-                    if let Some(prev) = cfg.spreads.iter().find(|p| p.daemon_name() == s.daemon_name()) {
+                    if let Some(prev) = cfg
+                        .spreads
+                        .iter()
+                        .find(|p| p.daemon_name() == s.daemon_name())
+                    {
                         return Err(self.invalid(
                             s.line,
                             &s.daemon_name(),
-                            format!("a Spread block for this daemon already starts at line {}", prev.line),
+                            format!(
+                                "a Spread block for this daemon already starts at line {}",
+                                prev.line
+                            ),
                         ));
                     }
                     cfg.spreads.push(s);
@@ -176,7 +248,11 @@ impl Parser<'_> {
                         _ => unreachable!("GLOBAL_KEYS"),
                     }
                 }
-                _ => return Err(self.syntax(self.peek(), "expected a global keyword or a Spread block")),
+                _ => {
+                    return Err(
+                        self.syntax(self.peek(), "expected a global keyword or a Spread block")
+                    );
+                }
             }
         }
         if cfg.spreads.is_empty() {
@@ -199,26 +275,48 @@ impl Parser<'_> {
         let line = self.peek().map_or(1, |t| t.line);
         self.pos += 1;
         self.expect(TokenKind::Open, "expected '{' after Spread")?;
-        let mut s = SpreadConf { line, port: "4803".into(), host: None, logs: Vec::new() };
+        let mut s = SpreadConf {
+            line,
+            port: "4803".into(),
+            host: None,
+            logs: Vec::new(),
+        };
         loop {
-            if matches!(self.peek(), Some(Token { kind: TokenKind::Close, .. })) {
+            if matches!(
+                self.peek(),
+                Some(Token {
+                    kind: TokenKind::Close,
+                    ..
+                })
+            ) {
                 self.pos += 1;
                 break;
             }
             self.reject_unsupported()?;
             match self.peek_keyword() {
-                Some((k, _)) if k == "Log" && !self.peek_is_setting() => s.logs.push(self.log_block()?),
+                Some((k, _)) if k == "Log" && !self.peek_is_setting() => {
+                    s.logs.push(self.log_block()?)
+                }
                 Some((k, _)) if SPREAD_KEYS.contains(&k.as_str()) => {
                     let st = self.setting()?;
                     if st.value.is_empty() {
-                        return Err(self.invalid(st.line, &st.value, format!("{} must not be empty", st.key)));
+                        return Err(self.invalid(
+                            st.line,
+                            &st.value,
+                            format!("{} must not be empty", st.key),
+                        ));
                     }
                     match st.key.as_str() {
                         "Port" => s.port = st.value,
                         _ => s.host = Some(st.value),
                     }
                 }
-                _ => return Err(self.syntax(self.peek(), "expected Port, Host, Log { } or '}' in a Spread block")),
+                _ => {
+                    return Err(self.syntax(
+                        self.peek(),
+                        "expected Port, Host, Log { } or '}' in a Spread block",
+                    ));
+                }
             }
         }
         if let Err(e) = spread_sys::SpreadName::parse(&s.daemon_name()) {
@@ -234,9 +332,22 @@ impl Parser<'_> {
         let line = self.peek().map_or(1, |t| t.line);
         self.pos += 1;
         self.expect(TokenKind::Open, "expected '{' after Log")?;
-        let mut l = LogConf { line, group: String::new(), file: None, matches: Vec::new(), vhost_dir: None, rewrite: None };
+        let mut l = LogConf {
+            line,
+            group: String::new(),
+            file: None,
+            matches: Vec::new(),
+            vhost_dir: None,
+            rewrite: None,
+        };
         loop {
-            if matches!(self.peek(), Some(Token { kind: TokenKind::Close, .. })) {
+            if matches!(
+                self.peek(),
+                Some(Token {
+                    kind: TokenKind::Close,
+                    ..
+                })
+            ) {
                 self.pos += 1;
                 break;
             }
@@ -246,22 +357,39 @@ impl Parser<'_> {
                     let st = self.setting()?;
                     match st.key.as_str() {
                         "Group" => {
-                            check_group(&st.value).map_err(|r| self.invalid(st.line, &st.value, r))?;
+                            check_group(&st.value)
+                                .map_err(|r| self.invalid(st.line, &st.value, r))?;
                             l.group = st.value;
                         }
                         "File" => {
                             l.file = Some(match st.value.strip_prefix('|') {
-                                Some(cmd) if !cmd.trim().is_empty() => FileTarget::Pipe(cmd.trim().to_owned()),
-                                Some(_) => return Err(self.invalid(st.line, &st.value, "empty piped command")),
+                                Some(cmd) if !cmd.trim().is_empty() => {
+                                    FileTarget::Pipe(cmd.trim().to_owned())
+                                }
+                                Some(_) => {
+                                    return Err(self.invalid(
+                                        st.line,
+                                        &st.value,
+                                        "empty piped command",
+                                    ));
+                                }
                                 None if st.value.is_empty() => {
-                                    return Err(self.invalid(st.line, &st.value, "empty file name"));
+                                    return Err(self.invalid(
+                                        st.line,
+                                        &st.value,
+                                        "empty file name",
+                                    ));
                                 }
                                 None => FileTarget::Path(self.path(&st.value)),
                             })
                         }
                         "Match" => {
                             if let Err(e) = regex::bytes::Regex::new(&st.value) {
-                                return Err(self.invalid(st.line, &st.value, format!("regex does not compile: {e}")));
+                                return Err(self.invalid(
+                                    st.line,
+                                    &st.value,
+                                    format!("regex does not compile: {e}"),
+                                ));
                             }
                             l.matches.push((st.value, st.line));
                         }
@@ -270,7 +398,8 @@ impl Parser<'_> {
                             l.rewrite = Some(if st.value == "CommonLogFormat" && !st.quoted {
                                 TimestampFormat::CommonLogFormat
                             } else {
-                                TimestampFormat::strftime(&st.value).map_err(|r| self.invalid(st.line, &st.value, r))?
+                                TimestampFormat::strftime(&st.value)
+                                    .map_err(|r| self.invalid(st.line, &st.value, r))?
                             })
                         }
                     }
@@ -304,12 +433,22 @@ impl Parser<'_> {
             .parse::<usize>()
             .ok()
             .filter(|n| *n > 0)
-            .ok_or_else(|| self.invalid(s.line, &s.value, format!("{} must be a positive number", s.key)))
+            .ok_or_else(|| {
+                self.invalid(
+                    s.line,
+                    &s.value,
+                    format!("{} must be a positive number", s.key),
+                )
+            })
     }
 
     fn path(&self, p: &str) -> PathBuf {
         let p = PathBuf::from(p);
-        if p.is_absolute() { p } else { self.base.join(p) }
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
     }
 }
 
@@ -319,7 +458,9 @@ fn check_group(g: &str) -> Result<(), String> {
         return Err("a Spread group name has 1 to 31 bytes".into());
     }
     if let Some(c) = g.bytes().find(|b| !(0x24..=0x7e).contains(b)) {
-        return Err(format!("byte {c:#04x} is not allowed in a Spread group name"));
+        return Err(format!(
+            "byte {c:#04x} is not allowed in a Spread group name"
+        ));
     }
     Ok(())
 }
@@ -332,7 +473,9 @@ mod tests {
         parse("test.conf", text, Path::new("/base")).unwrap()
     }
     fn err(text: &str) -> String {
-        parse("test.conf", text, Path::new("/base")).unwrap_err().to_string()
+        parse("test.conf", text, Path::new("/base"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -365,18 +508,29 @@ Spread {
         assert_eq!(c.spreads[0].daemon_name(), "4803");
         assert_eq!(c.spreads[1].daemon_name(), "4913@gollum.example.com");
         let l = &c.spreads[0].logs;
-        assert_eq!(l[0].file, Some(FileTarget::Path("/var/log/flood.log".into())));
+        assert_eq!(
+            l[0].file,
+            Some(FileTarget::Path("/var/log/flood.log".into()))
+        );
         assert_eq!(l[0].rewrite, Some(TimestampFormat::CommonLogFormat));
         assert_eq!(l[1].file, Some(FileTarget::Path("/base/apache.log".into())));
         assert_eq!(l[1].matches.len(), 2);
         assert_eq!(l[1].matches[1].0, "POST /x=1");
-        assert_eq!(c.spreads[1].logs[0].vhost_dir, Some("/var/log/vhosts".into()));
-        assert!(matches!(c.spreads[1].logs[0].rewrite, Some(TimestampFormat::Strftime(_))));
+        assert_eq!(
+            c.spreads[1].logs[0].vhost_dir,
+            Some("/var/log/vhosts".into())
+        );
+        assert!(matches!(
+            c.spreads[1].logs[0].rewrite,
+            Some(TimestampFormat::Strftime(_))
+        ));
     }
 
     #[test]
     fn keyword_equals_value_without_spaces() {
-        let c = ok("BufferSize=100\nSpread{Port=/run/spread/4803\nLog{Group=g File=|/usr/bin/logger Match=a=b}}");
+        let c = ok(
+            "BufferSize=100\nSpread{Port=/run/spread/4803\nLog{Group=g File=|/usr/bin/logger Match=a=b}}",
+        );
         assert_eq!(c.buffer_size, Some(100));
         assert_eq!(c.spreads[0].port, "/run/spread/4803");
         // the unquoted pipe command stops at the first space: only `|/usr/bin/logger`
@@ -396,9 +550,19 @@ Spread {
 
     #[test]
     fn unsupported_keywords_name_the_line() {
-        for kw in ["PerlLib /x", "LoadModule online", "ModuleDir = /x", "PythonImport foo"] {
-            let e = err(&format!("\n{kw}\nSpread {{ Log {{ Group = g File = f }} }}"));
-            assert!(e.contains("test.conf:2") && e.contains("not supported"), "{e}");
+        for kw in [
+            "PerlLib /x",
+            "LoadModule online",
+            "ModuleDir = /x",
+            "PythonImport foo",
+        ] {
+            let e = err(&format!(
+                "\n{kw}\nSpread {{ Log {{ Group = g File = f }} }}"
+            ));
+            assert!(
+                e.contains("test.conf:2") && e.contains("not supported"),
+                "{e}"
+            );
         }
         let e = err("Spread { Log { Group = g File = f\n PerlLog main::log } }");
         assert!(e.contains("test.conf:2") && e.contains("PerlLog"), "{e}");
@@ -411,7 +575,10 @@ Spread {
         let e = err("Spread {\n Log {\n Group = g\n File = f\n Bogus = 1\n }\n}");
         assert!(e.contains("test.conf:5") && e.contains("'Bogus'"), "{e}");
         let e = err("Spread {\n Log {\n Group = g\n File = f\n Match = \"(unclosed\"\n }\n}");
-        assert!(e.contains("test.conf:5") && e.contains("regex does not compile"), "{e}");
+        assert!(
+            e.contains("test.conf:5") && e.contains("regex does not compile"),
+            "{e}"
+        );
         let e = err("BufferSize = lots\nSpread { Log { Group = g File = f } }");
         assert!(e.contains("test.conf:1") && e.contains("'lots'"), "{e}");
         let e = err("Spread {\n Log { File = f }\n}");
@@ -424,8 +591,13 @@ Spread {
         assert!(e.contains("not allowed in a Spread group"), "{e}");
         let e = err("Spread { Log { Group = g File = f }\n");
         assert!(e.contains("end of file"), "{e}");
-        let e = err("Spread { Log { Group = g File = f } }\nSpread { Port = 4803 Log { Group = h File = f } }");
-        assert!(e.contains("test.conf:2") && e.contains("already starts at line 1"), "{e}");
+        let e = err(
+            "Spread { Log { Group = g File = f } }\nSpread { Port = 4803 Log { Group = h File = f } }",
+        );
+        assert!(
+            e.contains("test.conf:2") && e.contains("already starts at line 1"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -437,7 +609,9 @@ Spread {
 
     #[test]
     fn our_global_keywords() {
-        let c = ok("User = www\nGroup = adm\nStateFile = s\nErrorLog = /e\nVhostOpenFiles = 9\nSpread { Log { Group = g File = f } }");
+        let c = ok(
+            "User = www\nGroup = adm\nStateFile = s\nErrorLog = /e\nVhostOpenFiles = 9\nSpread { Log { Group = g File = f } }",
+        );
         assert_eq!(c.user.as_deref(), Some("www"));
         assert_eq!(c.group.as_deref(), Some("adm"));
         assert_eq!(c.state_file, Some("/base/s".into()));
