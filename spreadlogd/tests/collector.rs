@@ -374,3 +374,17 @@ fn second_instance_on_the_same_files_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("another spreadlogd"));
     assert_eq!(logd.term(), 0);
 }
+
+#[test]
+fn shipped_sample_config_is_valid_and_uses_every_keyword() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/spreadlogd.conf");
+    let out = Command::new(bin("spreadlogd")).arg("-t").arg("-c").arg(&sample).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&sample).unwrap();
+    for kw in [
+        "BufferSize", "User", "Group", "StateFile", "ErrorLog", "VhostOpenFiles", "Spread", "Port", "Host", "Log",
+        "File", "Match", "VhostDir", "RewriteTimestamp",
+    ] {
+        assert!(text.lines().any(|l| l.trim_start().starts_with(kw)), "sample lacks {kw}");
+    }
+}
