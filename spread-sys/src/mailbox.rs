@@ -3,9 +3,9 @@
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
+use crate::Result;
 use crate::spread_name::Endpoint;
 use crate::wire::message::{Message, MessageRef};
-use crate::Result;
 
 /// How to connect (SP_connect's arguments plus our time bounds).
 #[derive(Debug, Clone)]
@@ -63,12 +63,24 @@ impl Mailbox {
         todo!()
     }
     /// One message to `groups`, one write(2). Returns the body length sent.
-    pub fn multicast(&mut self, service_type: u32, groups: &[&str], mess_type: i16, data: &[u8]) -> Result<usize> {
+    pub fn multicast(
+        &mut self,
+        service_type: u32,
+        groups: &[&str],
+        mess_type: i16,
+        data: &[u8],
+    ) -> Result<usize> {
         let _ = (service_type, groups, mess_type, data);
         todo!()
     }
     /// Queue a message in the mailbox's outgoing buffer without writing (batching senders).
-    pub fn queue_multicast(&mut self, service_type: u32, groups: &[&str], mess_type: i16, data: &[u8]) -> Result<()> {
+    pub fn queue_multicast(
+        &mut self,
+        service_type: u32,
+        groups: &[&str],
+        mess_type: i16,
+        data: &[u8],
+    ) -> Result<()> {
         let _ = (service_type, groups, mess_type, data);
         todo!()
     }
