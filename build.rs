@@ -17,14 +17,17 @@ fn main() {
              (Debian/Ubuntu: apt-get install apache2-dev) or set APXS to your apxs"
         ))
     });
-    let apr_cflags = query("pkg-config", &["--cflags", "apr-1", "apr-util-1"]).unwrap_or_else(|why| {
-        fail(&format!(
-            "cannot ask `pkg-config --cflags apr-1 apr-util-1` ({why}); install apache2-dev \
+    let apr_cflags =
+        query("pkg-config", &["--cflags", "apr-1", "apr-util-1"]).unwrap_or_else(|why| {
+            fail(&format!(
+                "cannot ask `pkg-config --cflags apr-1 apr-util-1` ({why}); install apache2-dev \
              (it pulls libapr1-dev and libaprutil1-dev) and pkg-config"
-        ))
-    });
+            ))
+        });
     if !PathBuf::from(&apache_include).join("httpd.h").exists() {
-        fail(&format!("{apache_include}/httpd.h not found; install apache2-dev"));
+        fail(&format!(
+            "{apache_include}/httpd.h not found; install apache2-dev"
+        ));
     }
 
     let mut builder = bindgen::Builder::default()
@@ -52,7 +55,10 @@ fn main() {
 }
 
 fn query(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program).args(args).output().map_err(|e| e.to_string())?;
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
     if !output.status.success() {
         return Err(format!("exit status {}", output.status));
     }

@@ -71,7 +71,10 @@ impl ModuleConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let widest = (self.hash_size - 1).to_string();
         if self.hash_prefix.len() + widest.len() > target::MAX_GROUP_NAME {
-            return Err(ConfigError::PrefixTooLong { prefix: self.hash_prefix.clone(), size: self.hash_size });
+            return Err(ConfigError::PrefixTooLong {
+                prefix: self.hash_prefix.clone(),
+                size: self.hash_size,
+            });
         }
         Ok(())
     }
@@ -82,7 +85,12 @@ impl ModuleConfig {
             if self.daemon(alt.daemon_id).is_none() {
                 return Err(ConfigError::UnknownDaemonId {
                     id: alt.daemon_id,
-                    known: self.daemons.iter().map(|d| d.id.to_string()).collect::<Vec<_>>().join(", "),
+                    known: self
+                        .daemons
+                        .iter()
+                        .map(|d| d.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 });
             }
         }
@@ -101,24 +109,36 @@ pub enum ConfigError {
     #[error("SpreadDaemon {name}: cannot resolve: {why}")]
     Unresolvable { name: String, why: String },
     #[error("{directive}: {value:?} is not a number of milliseconds between 1 and 60000")]
-    BadMillis { directive: &'static str, value: String },
+    BadMillis {
+        directive: &'static str,
+        value: String,
+    },
     #[error("VhostLogHashSize: {0:?} is not a number between 1 and 100000")]
     BadHashSize(String),
     #[error("VhostLogGroupPrefix: {0}")]
     BadPrefix(String),
-    #[error("VhostLogGroupPrefix {prefix:?} plus bucket numbers up to {size} would exceed 31 bytes")]
+    #[error(
+        "VhostLogGroupPrefix {prefix:?} plus bucket numbers up to {size} would exceed 31 bytes"
+    )]
     PrefixTooLong { prefix: String, size: u32 },
-    #[error("SpreadServiceType: {0:?} is not one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, AGREED, SAFE")]
+    #[error(
+        "SpreadServiceType: {0:?} is not one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, AGREED, SAFE"
+    )]
     BadService(String),
     #[error("SpreadSpoolSize: {0:?} is not a size (bytes, or with K, M or G; at least 4K)")]
     BadSize(String),
     #[error("SpreadStatsInterval: {0:?} is not a number of seconds (0 = off)")]
     BadStatsInterval(String),
     #[error("target {target:?}: {source}")]
-    BadTarget { target: String, source: target::TargetError },
+    BadTarget {
+        target: String,
+        source: target::TargetError,
+    },
     #[error("target uses daemon id {id}, but only these SpreadDaemon ids are configured: {known}")]
     UnknownDaemonId { id: u32, known: String },
-    #[error("SpreadErrorLog: level {0:?} is not one of emerg, alert, crit, error, warn, notice, info, debug")]
+    #[error(
+        "SpreadErrorLog: level {0:?} is not one of emerg, alert, crit, error, warn, notice, info, debug"
+    )]
     BadLevel(String),
 }
 
@@ -126,13 +146,20 @@ pub enum ConfigError {
 pub fn parse_daemon(name: &str, id: Option<&str>) -> Result<DaemonSpec, ConfigError> {
     let id = match id {
         None => 0,
-        Some(raw) => raw.parse::<u32>().map_err(|_| ConfigError::BadDaemonId(raw.to_owned()))?,
+        Some(raw) => raw
+            .parse::<u32>()
+            .map_err(|_| ConfigError::BadDaemonId(raw.to_owned()))?,
     };
     let parsed = SpreadName::parse(name).map_err(|e| ConfigError::BadDaemonName(e.to_string()))?;
-    let endpoint = parsed
-        .resolve()
-        .map_err(|e| ConfigError::Unresolvable { name: name.to_owned(), why: e.to_string() })?;
-    Ok(DaemonSpec { id, name: parsed, endpoint })
+    let endpoint = parsed.resolve().map_err(|e| ConfigError::Unresolvable {
+        name: name.to_owned(),
+        why: e.to_string(),
+    })?;
+    Ok(DaemonSpec {
+        id,
+        name: parsed,
+        endpoint,
+    })
 }
 
 /// Add a daemon, refusing a duplicate id.
@@ -145,7 +172,10 @@ pub fn add_daemon(daemons: &mut Vec<DaemonSpec>, spec: DaemonSpec) -> Result<(),
 }
 
 pub fn parse_millis(directive: &'static str, value: &str) -> Result<Duration, ConfigError> {
-    let bad = || ConfigError::BadMillis { directive, value: value.to_owned() };
+    let bad = || ConfigError::BadMillis {
+        directive,
+        value: value.to_owned(),
+    };
     let ms = value.trim().parse::<u64>().map_err(|_| bad())?;
     if ms == 0 || Duration::from_millis(ms) > MAX_TIMEOUT {
         return Err(bad());
@@ -206,7 +236,9 @@ pub fn parse_stats_interval(value: &str) -> Result<Duration, ConfigError> {
 
 /// Error-log levels as Apache numbers them (APLOG_EMERG = 0 .. APLOG_DEBUG = 7).
 pub fn parse_level(value: &str) -> Result<u32, ConfigError> {
-    const LEVELS: [&str; 8] = ["emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"];
+    const LEVELS: [&str; 8] = [
+        "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
+    ];
     LEVELS
         .iter()
         .position(|l| l.eq_ignore_ascii_case(value.trim()))
@@ -229,7 +261,10 @@ pub fn level_name(level: u32) -> &'static str {
 }
 
 pub fn parse_target(value: &str) -> Result<Target, ConfigError> {
-    target::parse(value).map_err(|source| ConfigError::BadTarget { target: value.to_owned(), source })
+    target::parse(value).map_err(|source| ConfigError::BadTarget {
+        target: value.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -238,9 +273,14 @@ mod tests {
 
     #[test]
     fn millis() {
-        assert_eq!(parse_millis("SpreadSendTimeout", "250").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            parse_millis("SpreadSendTimeout", "250").unwrap(),
+            Duration::from_millis(250)
+        );
         for bad in ["0", "-1", "x", "", "60001", "1.5"] {
-            let e = parse_millis("SpreadSendTimeout", bad).unwrap_err().to_string();
+            let e = parse_millis("SpreadSendTimeout", bad)
+                .unwrap_err()
+                .to_string();
             assert!(e.starts_with("SpreadSendTimeout:"), "{e}");
         }
     }
@@ -273,23 +313,50 @@ mod tests {
         assert!(parse_hash_size("x").is_err());
         assert!(parse_prefix("apache-").is_ok());
         assert!(parse_prefix("a,b").is_err());
-        let cfg = ModuleConfig { hash_prefix: "p".repeat(29), hash_size: 1000, ..Default::default() };
-        assert!(matches!(cfg.validate(), Err(ConfigError::PrefixTooLong { .. })));
-        let cfg = ModuleConfig { hash_prefix: "p".repeat(29), hash_size: 100, ..Default::default() };
+        let cfg = ModuleConfig {
+            hash_prefix: "p".repeat(29),
+            hash_size: 1000,
+            ..Default::default()
+        };
+        assert!(matches!(
+            cfg.validate(),
+            Err(ConfigError::PrefixTooLong { .. })
+        ));
+        let cfg = ModuleConfig {
+            hash_prefix: "p".repeat(29),
+            hash_size: 100,
+            ..Default::default()
+        };
         assert!(cfg.validate().is_ok());
     }
 
     #[test]
     fn daemon_ids_are_checked() {
-        let spec = |id| DaemonSpec { id, name: SpreadName::Unix("/tmp/x".into()), endpoint: Endpoint::Unix("/tmp/x".into()) };
+        let spec = |id| DaemonSpec {
+            id,
+            name: SpreadName::Unix("/tmp/x".into()),
+            endpoint: Endpoint::Unix("/tmp/x".into()),
+        };
         let mut daemons = vec![];
         add_daemon(&mut daemons, spec(0)).unwrap();
         add_daemon(&mut daemons, spec(1)).unwrap();
-        assert_eq!(add_daemon(&mut daemons, spec(1)), Err(ConfigError::DuplicateDaemonId(1)));
-        let cfg = ModuleConfig { daemons, ..Default::default() };
+        assert_eq!(
+            add_daemon(&mut daemons, spec(1)),
+            Err(ConfigError::DuplicateDaemonId(1))
+        );
+        let cfg = ModuleConfig {
+            daemons,
+            ..Default::default()
+        };
         assert!(cfg.check_target(&parse_target("$a#1,$b").unwrap()).is_ok());
-        let e = cfg.check_target(&parse_target("$a#7").unwrap()).unwrap_err().to_string();
+        let e = cfg
+            .check_target(&parse_target("$a#7").unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("id 7") && e.contains("0, 1"), "{e}");
-        assert!(matches!(parse_daemon("4803", Some("x")), Err(ConfigError::BadDaemonId(_))));
+        assert!(matches!(
+            parse_daemon("4803", Some("x")),
+            Err(ConfigError::BadDaemonId(_))
+        ));
     }
 }

@@ -49,7 +49,10 @@ pub fn clean(raw: &[u8]) -> Option<CleanHost> {
     if host.is_empty() || host.len() > MAX_GROUP_NAME {
         return None;
     }
-    let mut out = CleanHost { buf: [0; MAX_GROUP_NAME], len: host.len() as u8 };
+    let mut out = CleanHost {
+        buf: [0; MAX_GROUP_NAME],
+        len: host.len() as u8,
+    };
     let mut previous = b'.';
     for (slot, &b) in out.buf.iter_mut().zip(host) {
         let b = b.to_ascii_lowercase();
@@ -151,11 +154,18 @@ mod tests {
             b"a_b",
             b"a%2e%2e",
         ] {
-            assert!(clean(bad).is_none(), "{:?} should be refused", String::from_utf8_lossy(bad));
+            assert!(
+                clean(bad).is_none(),
+                "{:?} should be refused",
+                String::from_utf8_lossy(bad)
+            );
         }
         let long = "a".repeat(32);
         assert!(clean(long.as_bytes()).is_none());
-        assert_eq!(clean("a".repeat(31).as_bytes()).unwrap(), "a".repeat(31).as_str());
+        assert_eq!(
+            clean("a".repeat(31).as_bytes()).unwrap(),
+            "a".repeat(31).as_str()
+        );
         assert!(clean("x".repeat(100_000).as_bytes()).is_none());
     }
 

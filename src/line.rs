@@ -9,7 +9,12 @@ pub const TRUNCATION_MARKER: &[u8] = b"...[mod_log_spread: line truncated]\n";
 
 /// Fill `out` with `prefix` followed by the pieces, cut to `max` bytes with the marker.
 /// Returns true when the line was truncated.
-pub fn assemble<'p>(out: &mut Vec<u8>, prefix: &[&[u8]], pieces: impl Iterator<Item = &'p [u8]>, max: usize) -> bool {
+pub fn assemble<'p>(
+    out: &mut Vec<u8>,
+    prefix: &[&[u8]],
+    pieces: impl Iterator<Item = &'p [u8]>,
+    max: usize,
+) -> bool {
     out.clear();
     for p in prefix {
         out.extend_from_slice(p);
@@ -39,7 +44,12 @@ mod tests {
     fn short_lines_are_copied_whole() {
         let mut out = Vec::new();
         let pieces: [&[u8]; 3] = [b"GET ", b"/x", b"\n"];
-        assert!(!assemble(&mut out, &[b"h.example ", b""], pieces.into_iter(), MAX_BODY));
+        assert!(!assemble(
+            &mut out,
+            &[b"h.example ", b""],
+            pieces.into_iter(),
+            MAX_BODY
+        ));
         assert_eq!(out, b"h.example GET /x\n");
     }
 
@@ -47,7 +57,12 @@ mod tests {
     fn long_lines_are_cut_with_marker() {
         let big = vec![b'x'; MAX_BODY + 10];
         let mut out = Vec::new();
-        assert!(assemble(&mut out, &[], [&big[..], b"\n"].into_iter(), MAX_BODY));
+        assert!(assemble(
+            &mut out,
+            &[],
+            [&big[..], b"\n"].into_iter(),
+            MAX_BODY
+        ));
         assert_eq!(out.len(), MAX_BODY);
         assert!(out.ends_with(TRUNCATION_MARKER));
         assert!(out.starts_with(b"xxxx"));

@@ -25,7 +25,11 @@ pub fn derive(role: Role, host: &str, pid: u32, attempt: u32) -> String {
     };
     let mut name = Vec::with_capacity(10);
     name.push(first + (attempt % span) as u8);
-    push_base36(&mut name, crate::host::fnv1a32(host.as_bytes()) % 36u32.pow(4), 4);
+    push_base36(
+        &mut name,
+        crate::host::fnv1a32(host.as_bytes()) % 36u32.pow(4),
+        4,
+    );
     push_base36(&mut name, pid % 36u32.pow(5), 5);
     String::from_utf8(name).expect("ASCII digits")
 }
@@ -45,7 +49,11 @@ mod tests {
 
     #[test]
     fn ten_legal_bytes() {
-        for (host, pid) in [("web1", 1u32), ("a.very.long.host.name.example.com", 4_194_304), ("", 0)] {
+        for (host, pid) in [
+            ("web1", 1u32),
+            ("a.very.long.host.name.example.com", 4_194_304),
+            ("", 0),
+        ] {
             let n = derive(Role::Sender, host, pid, 0);
             assert_eq!(n.len(), 10);
             assert!(n.bytes().all(|b| (0x24..=0x7e).contains(&b)), "{n}");
@@ -61,6 +69,9 @@ mod tests {
         assert_ne!(a, derive(Role::Probe, "web1", 100, 0));
         assert_ne!(a, derive(Role::Sender, "web1", 100, 1));
         assert_eq!(a, derive(Role::Sender, "web1", 100, 0));
-        assert_eq!(derive(Role::Sender, "web1", 100, 0), derive(Role::Sender, "web1", 100, 13));
+        assert_eq!(
+            derive(Role::Sender, "web1", 100, 0),
+            derive(Role::Sender, "web1", 100, 13)
+        );
     }
 }

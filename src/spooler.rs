@@ -20,6 +20,9 @@ impl Spooler {
     }
     pub fn append(&self, daemon_id: u32, group: &str, line: &[u8]) -> SpoolResult {
         let _ = (daemon_id, group, line, self.cap);
-        SpoolResult::Error(format!("spool {} not available in this build", self.path.display()))
+        SpoolResult::Error(format!(
+            "spool {} not available in this build",
+            self.path.display()
+        ))
     }
 }

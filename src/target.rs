@@ -33,13 +33,17 @@ pub struct Target {
 pub enum TargetError {
     #[error("empty Spread target")]
     Empty,
-    #[error("alternative {0:?} must start with '$' (targets look like $group, $group#id, $a,$b#1, $#hostname, $#vhost)")]
+    #[error(
+        "alternative {0:?} must start with '$' (targets look like $group, $group#id, $a,$b#1, $#hostname, $#vhost)"
+    )]
     MissingDollar(String),
     #[error("alternative {0:?} has an empty group name")]
     EmptyGroup(String),
     #[error("group name {name:?} is longer than {MAX_GROUP_NAME} bytes")]
     GroupTooLong { name: String },
-    #[error("group name {name:?} contains {byte:?}; allowed are printable ASCII from '$' to '~' except ',', '#' and '/'")]
+    #[error(
+        "group name {name:?} contains {byte:?}; allowed are printable ASCII from '$' to '~' except ',', '#' and '/'"
+    )]
     BadGroupByte { name: String, byte: char },
     #[error("magic group {0:?} is unknown (only #hostname and #vhost exist)")]
     UnknownMagic(String),
@@ -65,7 +69,9 @@ pub fn parse(target: &str) -> Result<Target, TargetError> {
 }
 
 fn parse_alternative(alt: &str) -> Result<Alternative, TargetError> {
-    let rest = alt.strip_prefix('$').ok_or_else(|| TargetError::MissingDollar(alt.to_owned()))?;
+    let rest = alt
+        .strip_prefix('$')
+        .ok_or_else(|| TargetError::MissingDollar(alt.to_owned()))?;
     // A leading '#' is a magic name; the daemon id follows the *last* '#' after the name.
     let (magic, body) = match rest.strip_prefix('#') {
         Some(after) => (true, after),
@@ -73,7 +79,9 @@ fn parse_alternative(alt: &str) -> Result<Alternative, TargetError> {
     };
     let (name, daemon_id) = match body.split_once('#') {
         Some((name, id)) => {
-            let id = id.parse::<u32>().map_err(|_| TargetError::BadDaemonId(id.to_owned()))?;
+            let id = id
+                .parse::<u32>()
+                .map_err(|_| TargetError::BadDaemonId(id.to_owned()))?;
             (name, id)
         }
         None => (body, 0),
@@ -100,10 +108,18 @@ pub fn validate_group_name(name: &str) -> Result<(), TargetError> {
         return Err(TargetError::EmptyGroup(name.to_owned()));
     }
     if name.len() > MAX_GROUP_NAME {
-        return Err(TargetError::GroupTooLong { name: name.to_owned() });
+        return Err(TargetError::GroupTooLong {
+            name: name.to_owned(),
+        });
     }
-    if let Some(bad) = name.bytes().find(|&b| !(0x24..=0x7e).contains(&b) || b == b',' || b == b'#' || b == b'/') {
-        return Err(TargetError::BadGroupByte { name: name.to_owned(), byte: bad as char });
+    if let Some(bad) = name
+        .bytes()
+        .find(|&b| !(0x24..=0x7e).contains(&b) || b == b',' || b == b'#' || b == b'/')
+    {
+        return Err(TargetError::BadGroupByte {
+            name: name.to_owned(),
+            byte: bad as char,
+        });
     }
     Ok(())
 }
@@ -113,21 +129,36 @@ mod tests {
     use super::*;
 
     fn named(g: &str, id: u32) -> Alternative {
-        Alternative { group: GroupSpec::Named(g.into()), daemon_id: id }
+        Alternative {
+            group: GroupSpec::Named(g.into()),
+            daemon_id: id,
+        }
     }
 
     #[test]
     fn every_form() {
         assert_eq!(parse("$www").unwrap().alternatives, vec![named("www", 0)]);
         assert_eq!(parse("$www#2").unwrap().alternatives, vec![named("www", 2)]);
-        assert_eq!(parse("$a,$b#1").unwrap().alternatives, vec![named("a", 0), named("b", 1)]);
+        assert_eq!(
+            parse("$a,$b#1").unwrap().alternatives,
+            vec![named("a", 0), named("b", 1)]
+        );
         assert_eq!(
             parse("$#hostname").unwrap().alternatives,
-            vec![Alternative { group: GroupSpec::Hostname, daemon_id: 0 }]
+            vec![Alternative {
+                group: GroupSpec::Hostname,
+                daemon_id: 0
+            }]
         );
         assert_eq!(
             parse("$#vhost#3,$fallback").unwrap().alternatives,
-            vec![Alternative { group: GroupSpec::Vhost, daemon_id: 3 }, named("fallback", 0)]
+            vec![
+                Alternative {
+                    group: GroupSpec::Vhost,
+                    daemon_id: 3
+                },
+                named("fallback", 0)
+            ]
         );
     }
 
@@ -144,14 +175,29 @@ mod tests {
         assert!(matches!(parse("$a,b"), Err(TargetError::MissingDollar(_))));
         assert!(matches!(parse("$"), Err(TargetError::EmptyGroup(_))));
         assert!(matches!(parse("$#1"), Err(TargetError::UnknownMagic(_))));
-        assert!(matches!(parse("$#bogus"), Err(TargetError::UnknownMagic(_))));
+        assert!(matches!(
+            parse("$#bogus"),
+            Err(TargetError::UnknownMagic(_))
+        ));
         assert!(matches!(parse("$a#x"), Err(TargetError::BadDaemonId(_))));
         assert!(matches!(parse("$a#-1"), Err(TargetError::BadDaemonId(_))));
-        assert!(matches!(parse(&format!("${}", "g".repeat(32))), Err(TargetError::GroupTooLong { .. })));
+        assert!(matches!(
+            parse(&format!("${}", "g".repeat(32))),
+            Err(TargetError::GroupTooLong { .. })
+        ));
         assert!(parse(&format!("${}", "g".repeat(31))).is_ok());
-        assert!(matches!(parse("$a b"), Err(TargetError::BadGroupByte { .. })));
-        assert!(matches!(parse("$a/b"), Err(TargetError::BadGroupByte { .. })));
-        assert!(matches!(parse("$caf\u{e9}"), Err(TargetError::BadGroupByte { .. })));
+        assert!(matches!(
+            parse("$a b"),
+            Err(TargetError::BadGroupByte { .. })
+        ));
+        assert!(matches!(
+            parse("$a/b"),
+            Err(TargetError::BadGroupByte { .. })
+        ));
+        assert!(matches!(
+            parse("$caf\u{e9}"),
+            Err(TargetError::BadGroupByte { .. })
+        ));
     }
 
     #[test]

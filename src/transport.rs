@@ -74,10 +74,15 @@ pub struct Throttle {
 
 impl Throttle {
     pub const fn new(every: Duration) -> Throttle {
-        Throttle { next: Mutex::new(None), every }
+        Throttle {
+            next: Mutex::new(None),
+            every,
+        }
     }
     pub fn allow(&self) -> bool {
-        let Ok(mut next) = self.next.try_lock() else { return false };
+        let Ok(mut next) = self.next.try_lock() else {
+            return false;
+        };
         let now = Instant::now();
         match *next {
             Some(t) if now < t => false,
@@ -97,11 +102,23 @@ impl Transport {
             .map(|d| Slot {
                 id: d.id,
                 endpoint: d.endpoint.clone(),
-                conn: Mutex::new(Conn { mailbox: None, attempt: 0, seqs: HashMap::new(), retry_at: None }),
+                conn: Mutex::new(Conn {
+                    mailbox: None,
+                    attempt: 0,
+                    seqs: HashMap::new(),
+                    retry_at: None,
+                }),
             })
             .collect();
         let spool = Spooler::new(cfg.spool_path.clone(), cfg.spool_cap);
-        Transport { cfg, slots, host, pid, spool, role }
+        Transport {
+            cfg,
+            slots,
+            host,
+            pid,
+            spool,
+            role,
+        }
     }
 
     pub fn config(&self) -> &ModuleConfig {
@@ -112,7 +129,11 @@ impl Transport {
         counters::get()
     }
 
-    fn lock_bounded<'a>(&self, slot: &'a Slot, deadline: Instant) -> Result<MutexGuard<'a, Conn>, SendFailure> {
+    fn lock_bounded<'a>(
+        &self,
+        slot: &'a Slot,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'a, Conn>, SendFailure> {
         let mut spins = 0u32;
         loop {
             match slot.conn.try_lock() {
@@ -177,13 +198,19 @@ impl Transport {
         }
         Counters::add(&self.counters().connect_errors, 1);
         conn.retry_at = Some(now + self.cfg.retry_interval);
-        Err(SendFailure::Connect(SpreadError::RejectNotUnique("all attempts".into())))
+        Err(SendFailure::Connect(SpreadError::RejectNotUnique(
+            "all attempts".into(),
+        )))
     }
 
     /// Try to hand `line` over to `group` on daemon `daemon_id`, within SpreadSendTimeout
     /// (plus SpreadConnectTimeout when a connection has to be opened).
     pub fn try_send(&self, daemon_id: u32, group: &str, line: &[u8]) -> Result<(), SendFailure> {
-        let slot = self.slots.iter().find(|s| s.id == daemon_id).ok_or(SendFailure::UnknownDaemon(daemon_id))?;
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| s.id == daemon_id)
+            .ok_or(SendFailure::UnknownDaemon(daemon_id))?;
         let start = Instant::now();
         let deadline = start + self.cfg.send_timeout;
         let mut conn = self.lock_bounded(slot, deadline)?;
@@ -204,7 +231,11 @@ impl Transport {
         let waited = start.elapsed();
         let shortened = waited > Duration::from_millis(1);
         if shortened {
-            let left = self.cfg.send_timeout.saturating_sub(waited).max(Duration::from_millis(1));
+            let left = self
+                .cfg
+                .send_timeout
+                .saturating_sub(waited)
+                .max(Duration::from_millis(1));
             let _ = mailbox.set_send_timeout(Some(left));
         }
         let result = mailbox.multicast(self.cfg.service_type, &[group], mess_type_for(seq), line);

@@ -30,9 +30,22 @@ enum Directive {
 impl Directive {
     fn from_info(info: *mut c_void) -> Option<Directive> {
         use Directive::*;
-        [Daemon, ConnectTimeout, SendTimeout, RetryInterval, ServiceType, HashSize, HashPrefix, TrustHost, Spool, SpoolSize, ErrorLog, StatsInterval]
-            .into_iter()
-            .find(|d| *d as usize == info as usize)
+        [
+            Daemon,
+            ConnectTimeout,
+            SendTimeout,
+            RetryInterval,
+            ServiceType,
+            HashSize,
+            HashPrefix,
+            TrustHost,
+            Spool,
+            SpoolSize,
+            ErrorLog,
+            StatsInterval,
+        ]
+        .into_iter()
+        .find(|d| *d as usize == info as usize)
     }
     /// Server-wide settings: refused inside <VirtualHost>.
     fn global_only(self) -> bool {
@@ -48,10 +61,16 @@ unsafe impl<const N: usize> Sync for CommandTable<N> {}
 
 const RSRC: c_int = apache::RSRC_CONF as c_int;
 
-const fn take1(name: &'static std::ffi::CStr, d: Directive, help: &'static std::ffi::CStr) -> command_rec {
+const fn take1(
+    name: &'static std::ffi::CStr,
+    d: Directive,
+    help: &'static std::ffi::CStr,
+) -> command_rec {
     command_rec {
         name: name.as_ptr(),
-        func: cmd_func { take1: Some(on_take1) },
+        func: cmd_func {
+            take1: Some(on_take1),
+        },
         cmd_data: d as usize as *mut c_void,
         req_override: RSRC,
         args_how: apache::cmd_how_TAKE1,
@@ -59,10 +78,16 @@ const fn take1(name: &'static std::ffi::CStr, d: Directive, help: &'static std::
     }
 }
 
-const fn take12(name: &'static std::ffi::CStr, d: Directive, help: &'static std::ffi::CStr) -> command_rec {
+const fn take12(
+    name: &'static std::ffi::CStr,
+    d: Directive,
+    help: &'static std::ffi::CStr,
+) -> command_rec {
     command_rec {
         name: name.as_ptr(),
-        func: cmd_func { take2: Some(on_take12) },
+        func: cmd_func {
+            take2: Some(on_take12),
+        },
         cmd_data: d as usize as *mut c_void,
         req_override: RSRC,
         args_how: apache::cmd_how_TAKE12,
@@ -70,10 +95,16 @@ const fn take12(name: &'static std::ffi::CStr, d: Directive, help: &'static std:
     }
 }
 
-const fn flag(name: &'static std::ffi::CStr, d: Directive, help: &'static std::ffi::CStr) -> command_rec {
+const fn flag(
+    name: &'static std::ffi::CStr,
+    d: Directive,
+    help: &'static std::ffi::CStr,
+) -> command_rec {
     command_rec {
         name: name.as_ptr(),
-        func: cmd_func { flag: Some(on_flag) },
+        func: cmd_func {
+            flag: Some(on_flag),
+        },
         cmd_data: d as usize as *mut c_void,
         req_override: RSRC,
         args_how: apache::cmd_how_FLAG,
@@ -108,7 +139,13 @@ pub static COMMANDS: CommandTable<13> = CommandTable([
     END,
 ]);
 
-fn apply(cmd: *mut cmd_parms, directive: Directive, a: Option<&str>, b: Option<&str>, on: bool) -> Result<(), String> {
+fn apply(
+    cmd: *mut cmd_parms,
+    directive: Directive,
+    a: Option<&str>,
+    b: Option<&str>,
+    on: bool,
+) -> Result<(), String> {
     let a = a.unwrap_or("");
     with_pending(|p| -> Result<(), config::ConfigError> {
         match directive {
@@ -116,9 +153,13 @@ fn apply(cmd: *mut cmd_parms, directive: Directive, a: Option<&str>, b: Option<&
                 let spec = config::parse_daemon(a, b)?;
                 config::add_daemon(&mut p.cfg.daemons, spec)?;
             }
-            D::ConnectTimeout => p.cfg.connect_timeout = config::parse_millis("SpreadConnectTimeout", a)?,
+            D::ConnectTimeout => {
+                p.cfg.connect_timeout = config::parse_millis("SpreadConnectTimeout", a)?
+            }
             D::SendTimeout => p.cfg.send_timeout = config::parse_millis("SpreadSendTimeout", a)?,
-            D::RetryInterval => p.cfg.retry_interval = config::parse_millis("SpreadRetryInterval", a)?,
+            D::RetryInterval => {
+                p.cfg.retry_interval = config::parse_millis("SpreadRetryInterval", a)?
+            }
             D::ServiceType => p.cfg.service_type = config::parse_service(a)?,
             D::HashSize => p.cfg.hash_size = config::parse_hash_size(a)?,
             D::HashPrefix => p.cfg.hash_prefix = config::parse_prefix(a)?,
@@ -135,7 +176,8 @@ fn apply(cmd: *mut cmd_parms, directive: Directive, a: Option<&str>, b: Option<&
                 // SAFETY: Apache passes a valid cmd_parms whose `server` is the server being read.
                 let server = unsafe { (*cmd).server } as usize;
                 p.error_logs.retain(|(s, _)| *s != server);
-                p.error_logs.push((server, ErrorLogConf { target, max_level }));
+                p.error_logs
+                    .push((server, ErrorLogConf { target, max_level }));
             }
         }
         Ok(())
@@ -161,19 +203,32 @@ unsafe fn handle(cmd: *mut cmd_parms, a: Option<&str>, b: Option<&str>, on: bool
             return err;
         }
     }
-    match guarded("a directive", Err("internal error (see the error log)".to_owned()), || apply(cmd, directive, a, b, on)) {
+    match guarded(
+        "a directive",
+        Err("internal error (see the error log)".to_owned()),
+        || apply(cmd, directive, a, b, on),
+    ) {
         Ok(()) => std::ptr::null(),
         // SAFETY: as above.
         Err(message) => unsafe { pool_str(pool, &message) },
     }
 }
 
-unsafe extern "C" fn on_take1(cmd: *mut cmd_parms, _: *mut c_void, w: *const c_char) -> *const c_char {
+unsafe extern "C" fn on_take1(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    w: *const c_char,
+) -> *const c_char {
     // SAFETY: Apache passes NUL-terminated words that live through the call.
     unsafe { handle(cmd, opt_str(w), None, false) }
 }
 
-unsafe extern "C" fn on_take12(cmd: *mut cmd_parms, _: *mut c_void, w: *const c_char, w2: *const c_char) -> *const c_char {
+unsafe extern "C" fn on_take12(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    w: *const c_char,
+    w2: *const c_char,
+) -> *const c_char {
     // SAFETY: as on_take1; `w2` is NULL when the optional word is absent.
     unsafe { handle(cmd, opt_str(w), opt_str(w2), false) }
 }

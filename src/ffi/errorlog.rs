@@ -39,7 +39,9 @@ unsafe fn ship(info: &ap_errorlog_info, errstr: *const c_char) {
         return;
     }
     let Some(rt) = state::runtime() else { return };
-    let Some(conf) = rt.error_log_for(info.s as usize) else { return };
+    let Some(conf) = rt.error_log_for(info.s as usize) else {
+        return;
+    };
     if info.level < 0 || info.level as u32 > conf.max_level {
         return;
     }
@@ -49,12 +51,26 @@ unsafe fn ship(info: &ap_errorlog_info, errstr: *const c_char) {
     let vhost = unsafe { opt_str((*info.s).server_hostname) }.unwrap_or("-");
     let (client, raw_host) = unsafe { client_and_host(info) };
     PREFIX.with(|cell| {
-        let Ok(mut prefix) = cell.try_borrow_mut() else { return };
+        let Ok(mut prefix) = cell.try_borrow_mut() else {
+            return;
+        };
         prefix.clear();
         write_time(&mut prefix);
-        let _ = write!(prefix, " [{}] [{}] [client {}] ", level_name(info.level as u32), vhost, client);
+        let _ = write!(
+            prefix,
+            " [{}] [{}] [client {}] ",
+            level_name(info.level as u32),
+            vhost,
+            client
+        );
         let pieces = [&prefix[..], message, b"\n"];
-        let outcome = writer::send(&rt.transport, &conf.target, raw_host, info.s, pieces.into_iter());
+        let outcome = writer::send(
+            &rt.transport,
+            &conf.target,
+            raw_host,
+            info.s,
+            pieces.into_iter(),
+        );
         if outcome != Delivery::Dropped {
             Counters::add(&counters::get().error_lines, 1);
         }
@@ -70,7 +86,10 @@ unsafe fn client_and_host<'a>(info: &'a ap_errorlog_info) -> (&'a str, Option<&'
     unsafe {
         if !info.r.is_null() {
             let r = &*info.r;
-            return (opt_str(r.useragent_ip).unwrap_or("-"), opt_bytes(r.hostname));
+            return (
+                opt_str(r.useragent_ip).unwrap_or("-"),
+                opt_bytes(r.hostname),
+            );
         }
         if !info.c.is_null() {
             return (opt_str((*info.c).client_ip).unwrap_or("-"), None);
@@ -81,7 +100,10 @@ unsafe fn client_and_host<'a>(info: &'a ap_errorlog_info) -> (&'a str, Option<&'
 
 /// `[Mon Nov 23 22:45:01.123456 2026]` in local time, like Apache's default ErrorLogFormat.
 fn write_time(out: &mut Vec<u8>) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into our timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     // SAFETY: a zeroed tm is a valid out-parameter; localtime_r is the thread-safe variant.
@@ -92,8 +114,18 @@ fn write_time(out: &mut Vec<u8>) {
     // SAFETY: strftime writes at most the given size into our buffers, with valid formats.
     let (n1, n2) = unsafe {
         (
-            libc::strftime(day.as_mut_ptr().cast(), day.len(), c"%a %b %d".as_ptr(), &tm),
-            libc::strftime(clock.as_mut_ptr().cast(), clock.len(), c"%H:%M:%S".as_ptr(), &tm),
+            libc::strftime(
+                day.as_mut_ptr().cast(),
+                day.len(),
+                c"%a %b %d".as_ptr(),
+                &tm,
+            ),
+            libc::strftime(
+                clock.as_mut_ptr().cast(),
+                clock.len(),
+                c"%H:%M:%S".as_ptr(),
+                &tm,
+            ),
         )
     };
     out.push(b'[');
@@ -102,4 +134,3 @@ fn write_time(out: &mut Vec<u8>) {
     out.extend_from_slice(&clock[..n2]);
     let _ = write!(out, ".{:06} {}]", ts.tv_nsec / 1000, tm.tm_year + 1900);
 }
-

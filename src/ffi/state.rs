@@ -60,7 +60,12 @@ impl Runtime {
     }
 
     pub fn error_log_for(&self, server: usize) -> Option<&ErrorLogConf> {
-        let find = |s: usize| self.error_logs.iter().find(|(k, _)| *k == s).map(|(_, c)| c);
+        let find = |s: usize| {
+            self.error_logs
+                .iter()
+                .find(|(k, _)| *k == s)
+                .map(|(_, c)| c)
+        };
         find(server).or_else(|| find(self.main_server))
     }
 }

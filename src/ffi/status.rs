@@ -9,7 +9,12 @@ use crate::counters;
 use super::util::guarded;
 
 pub fn counters_line() -> String {
-    counters::get().snapshot().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+    counters::get()
+        .snapshot()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {

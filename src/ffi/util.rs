@@ -92,7 +92,11 @@ pub fn guarded<T>(what: &str, fallback: T, body: impl FnOnce() -> T) -> T {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
             if !IN_ERROR_HOOK.with(|f| f.get()) {
-                log(main_server(), APLOG_ERR, &format!("mod_log_spread: internal error in {what}: {why}"));
+                log(
+                    main_server(),
+                    APLOG_ERR,
+                    &format!("mod_log_spread: internal error in {what}: {why}"),
+                );
             }
             fallback
         }

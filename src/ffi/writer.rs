@@ -18,9 +18,16 @@ use crate::transport::{Delivery, Throttle, Transport};
 use super::state::{self, PREV_INIT, PREV_WRITER, with_pending};
 use super::util::{APLOG_ERR, guarded, log, opt_bytes, opt_str};
 
-pub type InitFn = unsafe extern "C" fn(*mut apr_pool_t, *mut server_rec, *const c_char) -> *mut c_void;
-pub type WriterFn =
-    unsafe extern "C" fn(*mut request_rec, *mut c_void, *mut *const c_char, *mut c_int, c_int, apr_size_t) -> apr_status_t;
+pub type InitFn =
+    unsafe extern "C" fn(*mut apr_pool_t, *mut server_rec, *const c_char) -> *mut c_void;
+pub type WriterFn = unsafe extern "C" fn(
+    *mut request_rec,
+    *mut c_void,
+    *mut *const c_char,
+    *mut c_int,
+    c_int,
+    apr_size_t,
+) -> apr_status_t;
 
 /// Our handle. The two leading zero words make mod_log_config's BufferedLogs child-exit flush,
 /// which reads every handle as its own buffer struct (file pointer, byte count), see an empty
@@ -31,7 +38,11 @@ pub struct Handle {
     target: Target,
 }
 
-pub unsafe extern "C" fn writer_init(p: *mut apr_pool_t, s: *mut server_rec, name: *const c_char) -> *mut c_void {
+pub unsafe extern "C" fn writer_init(
+    p: *mut apr_pool_t,
+    s: *mut server_rec,
+    name: *const c_char,
+) -> *mut c_void {
     // SAFETY: mod_log_config passes a NUL-terminated target name.
     let target_name = unsafe { opt_str(name) };
     if !target_name.is_some_and(crate::target::is_spread_target) {
@@ -60,11 +71,19 @@ pub unsafe extern "C" fn writer_init(p: *mut apr_pool_t, s: *mut server_rec, nam
                 return std::ptr::null_mut();
             }
         };
-        let handle = Box::into_raw(Box::new(Handle { zero: [0, 0], target }));
+        let handle = Box::into_raw(Box::new(Handle {
+            zero: [0, 0],
+            target,
+        }));
         with_pending(|pending| pending.handles.push(handle as usize));
         // SAFETY: the cleanup frees exactly this Box when the configuration pool goes away.
         unsafe {
-            apache::apr_pool_cleanup_register(p, handle.cast(), Some(free_handle), Some(apache::apr_pool_cleanup_null));
+            apache::apr_pool_cleanup_register(
+                p,
+                handle.cast(),
+                Some(free_handle),
+                Some(apache::apr_pool_cleanup_null),
+            );
         }
         handle.cast()
     })
@@ -111,14 +130,22 @@ pub unsafe extern "C" fn writer(
         return unsafe { prev(r, handle, strs, strl, nelts, len) };
     }
     guarded("the log writer", 0, || {
-        let Some(rt) = rt else { return apache::APR_EGENERAL as apr_status_t };
+        let Some(rt) = rt else {
+            return apache::APR_EGENERAL as apr_status_t;
+        };
         // SAFETY: `handle` is one of ours (checked above), alive for the generation.
         let handle = unsafe { &*(handle as *const Handle) };
         // SAFETY: mod_log_config passes `nelts` valid (pointer, length) pairs.
         let pieces = unsafe { pieces(strs, strl, nelts) };
         // SAFETY: `r` is the request being logged.
         let request = unsafe { &*r };
-        send(&rt.transport, &handle.target, request_host(request, rt.transport.config().trust_host_header), request.server, pieces);
+        send(
+            &rt.transport,
+            &handle.target,
+            request_host(request, rt.transport.config().trust_host_header),
+            request.server,
+            pieces,
+        );
         0
     })
 }
@@ -127,14 +154,22 @@ pub unsafe extern "C" fn writer(
 ///
 /// # Safety
 /// `strs`/`strl` hold `nelts` valid entries.
-unsafe fn pieces<'a>(strs: *mut *const c_char, strl: *mut c_int, nelts: c_int) -> impl Iterator<Item = &'a [u8]> + Clone {
+unsafe fn pieces<'a>(
+    strs: *mut *const c_char,
+    strl: *mut c_int,
+    nelts: c_int,
+) -> impl Iterator<Item = &'a [u8]> + Clone {
     let n = nelts.max(0) as usize;
     (0..n).map(move |i| {
         // SAFETY: i < nelts; each string has at least strl[i] bytes.
         unsafe {
             let p = *strs.add(i);
             let l = (*strl.add(i)).max(0) as usize;
-            if p.is_null() { &[][..] } else { std::slice::from_raw_parts(p.cast::<u8>(), l) }
+            if p.is_null() {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(p.cast::<u8>(), l)
+            }
         }
     })
 }
@@ -183,7 +218,11 @@ fn matches_vhost(s: *const server_rec, host: &str) -> bool {
 
 /// Host used for `$#hostname`/`$#vhost` (and SpreadErrorLog): cleaned, checked against the vhost
 /// unless trusted, else the vhost's ServerName, else `unknown-host`.
-pub fn resolve_host(raw: Option<&[u8]>, server: *const server_rec, trust_raw: bool) -> host::CleanHost {
+pub fn resolve_host(
+    raw: Option<&[u8]>,
+    server: *const server_rec,
+    trust_raw: bool,
+) -> host::CleanHost {
     if let Some(h) = raw.and_then(host::clean)
         && (trust_raw || matches_vhost(server, h.as_str()))
     {
@@ -208,7 +247,10 @@ pub fn send<'a>(
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Delivery {
     let cfg = transport.config();
-    let needs_host = target.alternatives.iter().any(|a| !matches!(a.group, GroupSpec::Named(_)));
+    let needs_host = target
+        .alternatives
+        .iter()
+        .any(|a| !matches!(a.group, GroupSpec::Named(_)));
     let clean = needs_host.then(|| resolve_host(raw_host, server, cfg.trust_host_header));
     LINE.with(|cell| {
         let Ok(mut buf) = cell.try_borrow_mut() else {
@@ -238,7 +280,9 @@ fn send_with<'a>(
                 (true, Some(h)) => [h.as_str().as_bytes(), b" "],
                 _ => [b"", b""],
             };
-            if line::assemble(buf, &host_prefix, pieces.clone(), line::MAX_BODY) && built_with_prefix.is_none() {
+            if line::assemble(buf, &host_prefix, pieces.clone(), line::MAX_BODY)
+                && built_with_prefix.is_none()
+            {
                 Counters::add(&c.truncated, 1);
             }
             built_with_prefix = Some(with_prefix);
@@ -247,7 +291,9 @@ fn send_with<'a>(
             GroupSpec::Named(g) => g,
             GroupSpec::Hostname => clean.map(|h| h.as_str()).unwrap_or("unknown-host"),
             GroupSpec::Vhost => {
-                let bucket = clean.map(|h| host::vhost_bucket(h, cfg.hash_size)).unwrap_or(0);
+                let bucket = clean
+                    .map(|h| host::vhost_bucket(h, cfg.hash_size))
+                    .unwrap_or(0);
                 host::bucket_group(&cfg.hash_prefix, bucket, &mut bucket_buf)
             }
         };
@@ -260,8 +306,18 @@ fn send_with<'a>(
                 return Delivery::Sent(i);
             }
             Err(e) => {
-                if target.alternatives.len() > 1 && FAILOVER_NOTICE.allow() && !super::util::IN_ERROR_HOOK.with(|f| f.get()) {
-                    log(super::util::main_server(), super::util::APLOG_WARNING, &format!("mod_log_spread: ${group}#{}: {e}; trying the next alternative or the spool", alt.daemon_id));
+                if target.alternatives.len() > 1
+                    && FAILOVER_NOTICE.allow()
+                    && !super::util::IN_ERROR_HOOK.with(|f| f.get())
+                {
+                    log(
+                        super::util::main_server(),
+                        super::util::APLOG_WARNING,
+                        &format!(
+                            "mod_log_spread: ${group}#{}: {e}; trying the next alternative or the spool",
+                            alt.daemon_id
+                        ),
+                    );
                 }
                 if first.is_none() {
                     first = Some((alt.daemon_id, group.to_owned()));
@@ -271,7 +327,10 @@ fn send_with<'a>(
     }
     // Spool under the first alternative, with the line as that alternative would have sent it.
     let (daemon_id, group) = first.unwrap_or((0, String::new()));
-    let first_prefixed = target.alternatives.first().is_some_and(|a| a.group == GroupSpec::Vhost);
+    let first_prefixed = target
+        .alternatives
+        .first()
+        .is_some_and(|a| a.group == GroupSpec::Vhost);
     if built_with_prefix != Some(first_prefixed) {
         let host_prefix: [&[u8]; 2] = match (first_prefixed, clean) {
             (true, Some(h)) => [h.as_str().as_bytes(), b" "],
@@ -280,7 +339,10 @@ fn send_with<'a>(
         line::assemble(buf, &host_prefix, pieces, line::MAX_BODY);
     }
     let outcome = transport.spool_line(daemon_id, &group, buf);
-    if outcome == Delivery::Dropped && DROP_NOTICE.allow() && !super::util::IN_ERROR_HOOK.with(|f| f.get()) {
+    if outcome == Delivery::Dropped
+        && DROP_NOTICE.allow()
+        && !super::util::IN_ERROR_HOOK.with(|f| f.get())
+    {
         let snap = c.snapshot();
         log(
             super::util::main_server(),
