@@ -15,8 +15,10 @@
 //! | 17+group_len | rest | the line, as given (usually with its `\n`) |
 //!
 //! A record is written with one write(2) on an `O_APPEND` descriptor, so concurrent appenders (threads
-//! or processes) never interleave. A crash can leave a torn last record; a reader stops at the first
-//! record whose magic, length or checksum is wrong and reports that tail.
+//! or processes) never interleave. A crash can leave a torn last record, a full disk a short one
+//! followed by good records. [`decode_all`] stops at the first record whose magic, length or
+//! checksum is wrong and reports that tail; [`Spool::replay`] skips to the next intact record (if
+//! any) and reports what it dropped in [`ReplaySummary::cut`].
 //!
 //! # Files and locking ([`Spool`])
 //!
