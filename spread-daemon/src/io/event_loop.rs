@@ -86,6 +86,8 @@ struct Conn {
     /// Edge-triggered: readable data may remain (budget ran out).
     in_ready_list: bool,
     eof: bool,
+    /// The peer hung up: read until EOF even after a short read (no further edge will come).
+    hup: bool,
 }
 
 pub struct EventLoop {
@@ -161,6 +163,11 @@ impl EventLoop {
                     t if t < SESSION_BASE => self.accept_all((t - LISTENER_BASE) as usize),
                     t => {
                         let id = (t - SESSION_BASE) as SessionId;
+                        if flags & HANGUP != 0
+                            && let Some(Some(c)) = self.conns.get_mut(id)
+                        {
+                            c.hup = true;
+                        }
                         if flags & (READABLE | HANGUP) != 0 {
                             self.mark_ready(id);
                         }
@@ -308,6 +315,7 @@ impl EventLoop {
                 stream,
                 in_ready_list: false,
                 eof: false,
+                hup: false,
             });
             self.apply_actions();
             // Data may already be waiting (edge-triggered registration after it arrived).
@@ -331,7 +339,9 @@ impl EventLoop {
                         self.core.closed(id);
                     }
                     Ok(n) => {
-                        more = n == self.scratch.len();
+                        // A short read drained the socket, unless the peer also hung up: then the
+                        // EOF is still to be read and no new edge will announce it.
+                        more = n == self.scratch.len() || c.hup;
                         self.core.received(id, &self.scratch[..n], Instant::now());
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => more = false,
