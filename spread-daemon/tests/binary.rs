@@ -37,6 +37,7 @@ impl Drop for Proc {
 
 fn spawn(dir: &TempDir, extra: &[&str]) -> (Proc, u16) {
     let port_file = dir.path().join("tcp-port");
+    let _ = std::fs::remove_file(&port_file);
     let child = Proc(
         Command::new(bin_path("spread-daemon"))
             .args([
