@@ -15,10 +15,12 @@ use crate::core::{Action, Core, Peer, SessionId, Stats};
 const WAKER: u64 = 0;
 const LISTENER_BASE: u64 = 1;
 const SESSION_BASE: u64 = 64;
-/// One read(2) takes up to this much.
-const READ_CHUNK: usize = 256 * 1024;
+/// One read(2) takes up to this much: ~500 200-byte messages. Bounded so that one turn's fan-out
+/// to a receiver stays below MaxSessionMessages (1000) even when its kernel buffer is full; a
+/// receiver that keeps up is never killed for one sender's burst.
+const READ_CHUNK: usize = 128 * 1024;
 /// Reads per session per turn before others get their turn (fairness; level is remembered).
-const READS_PER_TURN: usize = 2;
+const READS_PER_TURN: usize = 1;
 /// Spread raises socket buffers to 200 KiB.
 const SOCKET_BUFFER: libc::c_int = 200 * 1024;
 
