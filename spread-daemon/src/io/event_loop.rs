@@ -103,6 +103,9 @@ pub struct EventLoop {
     scratch: Vec<u8>,
     stop_deadline: Duration,
     stopping_until: Option<Instant>,
+    /// accept() failed for lack of descriptors: connections wait in the backlog and, edge-triggered,
+    /// no new event would announce them; retry on a timer.
+    accept_retry: bool,
 }
 
 pub fn log_line(line: &str) {
@@ -136,6 +139,7 @@ impl EventLoop {
             scratch: vec![0; READ_CHUNK],
             stop_deadline,
             stopping_until: None,
+            accept_retry: false,
         })
     }
 
@@ -153,6 +157,10 @@ impl EventLoop {
                     .saturating_duration_since(now)
                     .min(Duration::from_millis(50));
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            if self.accept_retry {
+                let retry = Duration::from_millis(100);
+                timeout = Some(timeout.map_or(retry, |t| t.min(retry)));
             }
             if !self.ready.is_empty() {
                 timeout = Some(Duration::ZERO);
@@ -178,6 +186,11 @@ impl EventLoop {
                             self.dirty.push(id);
                         }
                     }
+                }
+            }
+            if std::mem::take(&mut self.accept_retry) {
+                for i in 0..self.listeners.len() {
+                    self.accept_all(i);
                 }
             }
             self.read_ready();
@@ -291,8 +304,11 @@ impl EventLoop {
                     continue;
                 }
                 Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog, retry on the next event.
-                    log_line(&format!("accept failed: {e}"));
+                    // EMFILE and friends: leave the rest in the backlog and retry shortly.
+                    if !self.accept_retry {
+                        log_line(&format!("accept failed: {e}; retrying"));
+                    }
+                    self.accept_retry = true;
                     return;
                 }
             };
