@@ -100,7 +100,7 @@ proptest! {
         let mut rest = &stream[..];
         let mut cut = cuts.iter().cycle();
         while !rest.is_empty() {
-            let n = cuts.is_empty().then_some(rest.len()).unwrap_or_else(|| *cut.next().unwrap()).min(rest.len());
+            let n = if cuts.is_empty() { rest.len() } else { *cut.next().unwrap() }.min(rest.len());
             c.received(ab, &rest[..n], now);
             rest = &rest[n..];
         }
