@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::poller::{EventFd, HANGUP, Poller, READABLE, WRITABLE, set_socket_buffers};
+use super::poller::{
+    EventFd, HANGUP, Poller, READABLE, WRITABLE, set_keepalive, set_socket_buffers,
+};
 use crate::core::{Action, Core, Peer, SessionId, Stats};
 
 const WAKER: u64 = 0;
@@ -290,6 +292,7 @@ impl EventLoop {
                 }
                 Some(Listener::Tcp(l)) => l.accept().map(|(s, a)| {
                     let _ = s.set_nodelay(true);
+                    set_keepalive(s.as_raw_fd());
                     (Stream::Tcp(s), Peer::Tcp(a))
                 }),
                 None => return,
