@@ -332,6 +332,8 @@ impl Config {
                 }
             }
         }
+        self.auth_methods.sort_by_key(|m| *m as u8);
+        self.auth_methods.dedup();
         self.ignored_conf_keys = conf.ignored;
         Ok(())
     }
