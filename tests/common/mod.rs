@@ -186,6 +186,8 @@ impl Apache {
             .arg("-f")
             .arg(conf)
             .args(["-D", "FOREGROUND"])
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
