@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{Vector, hex, normalise_names};
+use common::{Vector, check_recv, hex, hex_u32, normalise_names};
 use serde_json::Value;
 use spread_sys::wire::constants::{self as c, code};
 use spread_sys::wire::deframer::Deframer;
@@ -262,10 +262,6 @@ fn api_calls(v: &Vector, client: u64) -> Vec<Call> {
     calls
 }
 
-fn hex_u32(v: &Value) -> u32 {
-    u32::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-}
-
 /// Replay the client's requests: each equals our encoding of the same call.
 fn replay_requests(v: &Vector, client: u64, c_at: usize) -> usize {
     let ctx = format!("{} client {client}", v.name);
@@ -418,99 +414,6 @@ fn replay_deliveries(v: &Vector, client: u64, d_at: usize, my_group: &[u8]) -> u
         check_recv(&format!("{ctx} recv {i}"), a, msg);
     }
     messages.len()
-}
-
-fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn check_body(ctx: &str, a: &Value, body: &[u8]) {
-    if let Some(h) = a["body_hex"].as_str() {
-        assert_eq!(body, &hex(h)[..], "{ctx}: body");
-    } else {
-        assert_eq!(body.len() as u64, a["body_len"].as_u64().unwrap(), "{ctx}");
-        let sum: u64 = body.iter().map(|&b| b as u64).sum();
-        assert_eq!(sum, a["body_bytesum"].as_u64().unwrap(), "{ctx}");
-        let head = hex(a["body_head_hex"].as_str().unwrap());
-        assert_eq!(&body[..head.len()], &head[..], "{ctx}");
-    }
-}
-
-fn check_recv(ctx: &str, a: &Value, msg: &Message) {
-    let st = hex_u32(&a["service_type"]);
-    match msg {
-        Message::Data(d) => {
-            assert_eq!(d.service_type, st, "{ctx}");
-            assert_eq!(d.sender, a["sender"].as_str().unwrap(), "{ctx}");
-            assert_eq!(d.groups, strings(&a["groups"]), "{ctx}");
-            assert_eq!(
-                d.groups.len() as u64,
-                a["num_groups"].as_u64().unwrap(),
-                "{ctx}"
-            );
-            assert_eq!(
-                d.mess_type as i64,
-                a["mess_type"].as_i64().unwrap(),
-                "{ctx}"
-            );
-            assert_eq!(
-                d.endian_mismatch as i64,
-                a["endian_mismatch"].as_i64().unwrap(),
-                "{ctx}"
-            );
-            assert_eq!(d.body.len() as i64, a["ret"].as_i64().unwrap(), "{ctx}");
-            check_body(ctx, a, &d.body);
-        }
-        Message::Membership(m) => {
-            assert_eq!(m.service_type, st, "{ctx}");
-            assert_eq!(m.group, a["sender"].as_str().unwrap(), "{ctx}");
-            assert_eq!(m.members, strings(&a["groups"]), "{ctx}");
-            assert_eq!(
-                m.mess_type as i64,
-                a["mess_type"].as_i64().unwrap(),
-                "{ctx}"
-            );
-            assert_eq!(a["endian_mismatch"], 0, "{ctx}");
-            let Some(gid) = m.group_id else {
-                assert_eq!(a["ret"], 0, "{ctx}: self-leave has no body");
-                return;
-            };
-            let mi = &a["memb_info"];
-            let want_gid: Vec<u32> = mi["gid"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect();
-            assert_eq!(gid.0.to_vec(), want_gid, "{ctx}");
-            assert_eq!(
-                m.changed_member.as_deref(),
-                mi["changed_member"].as_str(),
-                "{ctx}"
-            );
-            assert_eq!(
-                m.vs_sets.len() as u64,
-                mi["num_vs_sets"].as_u64().unwrap(),
-                "{ctx}"
-            );
-            let want_sets: Vec<Vec<String>> = mi["vs_sets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(strings)
-                .collect();
-            assert_eq!(m.vs_sets, want_sets, "{ctx}");
-            assert_eq!(
-                m.local_vs_set_index as u64,
-                mi["my_vs_set_index"].as_u64().unwrap(),
-                "{ctx}"
-            );
-        }
-    }
 }
 
 /// Replay a whole scenario; returns (sessions established, requests, deliveries) for sanity checks.
