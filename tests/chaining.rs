@@ -25,7 +25,12 @@ fn run(mpm: Mpm, extra: &str, n: usize) -> (Vec<String>, String) {
 }
 
 fn assert_no_crash(errors: &str) {
-    for bad in ["Segmentation fault", "exit signal", "internal error", "panicked"] {
+    for bad in [
+        "Segmentation fault",
+        "exit signal",
+        "internal error",
+        "panicked",
+    ] {
         assert!(!errors.contains(bad), "error log shows {bad:?}:\n{errors}");
     }
 }
@@ -36,7 +41,10 @@ fn file_customlog_beside_a_spread_target_event() {
     assert_no_crash(&errors);
     assert_eq!(lines.len(), 20, "{lines:?}");
     for (i, l) in lines.iter().enumerate() {
-        assert!(l.contains(&format!("GET /index.html?i={i} HTTP/1.1\" 200 6")), "{l}");
+        assert!(
+            l.contains(&format!("GET /index.html?i={i} HTTP/1.1\" 200 6")),
+            "{l}"
+        );
     }
 }
 
@@ -52,7 +60,11 @@ fn buffered_logs_on_flushes_file_logs_and_survives_child_exit() {
     // The trap: at child exit mod_log_config reads every handle as its own buffer struct.
     let (lines, errors) = run(Mpm::Event, "BufferedLogs On", 15);
     assert_no_crash(&errors);
-    assert_eq!(lines.len(), 15, "buffered file log lost lines: {lines:?}\n{errors}");
+    assert_eq!(
+        lines.len(),
+        15,
+        "buffered file log lost lines: {lines:?}\n{errors}"
+    );
     let (lines, errors) = run(Mpm::Prefork, "BufferedLogs On", 5);
     assert_no_crash(&errors);
     assert_eq!(lines.len(), 5);
@@ -71,7 +83,11 @@ fn requests_stay_fast_when_no_daemon_exists() {
     for _ in 0..20 {
         let r = apache.get("/index.html");
         assert_eq!(r.status, 200);
-        assert!(r.elapsed < Duration::from_secs(2), "request took {:?}", r.elapsed);
+        assert!(
+            r.elapsed < Duration::from_secs(2),
+            "request took {:?}",
+            r.elapsed
+        );
     }
     let errors = apache.stop();
     assert_no_crash(&errors);

@@ -13,7 +13,13 @@ use spread_sys::{ConnectOptions, Mailbox, Message};
 fn spawn(dir: &TempDir, extra: &[&str]) -> (Child, u16) {
     let port_file = dir.path().join("tcp-port");
     let child = Command::new(bin_path("spread-daemon"))
-        .args(["--unix-dir", dir.path().to_str().unwrap(), "--tcp-port", "0", "--tcp-port-file"])
+        .args([
+            "--unix-dir",
+            dir.path().to_str().unwrap(),
+            "--tcp-port",
+            "0",
+            "--tcp-port-file",
+        ])
         .arg(&port_file)
         .args(extra)
         .stderr(Stdio::piped())
@@ -26,7 +32,10 @@ fn spawn(dir: &TempDir, extra: &[&str]) -> (Child, u16) {
         {
             return (child, p);
         }
-        assert!(Instant::now() < deadline, "daemon did not write its TCP port");
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not write its TCP port"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -43,13 +52,19 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         if let Some(st) = child.try_wait().unwrap() {
             return st;
         }
-        assert!(Instant::now() < deadline, "daemon did not exit within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not exit within {within:?}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 fn opts(name: &str) -> ConnectOptions {
-    ConnectOptions { connect_timeout: Some(Duration::from_secs(5)), ..ConnectOptions::named(name) }
+    ConnectOptions {
+        connect_timeout: Some(Duration::from_secs(5)),
+        ..ConnectOptions::named(name)
+    }
 }
 
 #[test]
@@ -59,13 +74,17 @@ fn sigterm_stops_cleanly_after_delivering_and_sigusr1_logs_stats() {
     let sock = dir.path().join("4803");
     assert!(sock.exists());
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777, 0o666);
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o666
+    );
     let mut rx = Mailbox::connect(&format!("{port}@127.0.0.1"), &opts("rx")).unwrap();
     rx.join("g").unwrap();
     rx.receive().unwrap();
     let mut tx = Mailbox::connect(sock.to_str().unwrap(), &opts("tx")).unwrap();
     for i in 0..3000 {
-        tx.queue_multicast(AGREED_MESS, &["g"], 0, format!("{i}").as_bytes()).unwrap();
+        tx.queue_multicast(AGREED_MESS, &["g"], 0, format!("{i}").as_bytes())
+            .unwrap();
     }
     tx.flush().unwrap();
     signal(&child, libc::SIGUSR1);
@@ -83,8 +102,16 @@ fn sigterm_stops_cleanly_after_delivering_and_sigusr1_logs_stats() {
     assert!(!sock.exists(), "socket removed on clean exit");
     let mut log = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
-    assert!(log.contains("stats: sessions 2"), "SIGUSR1 statistics in the log:\n{log}");
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("stats: sessions 2"),
+        "SIGUSR1 statistics in the log:\n{log}"
+    );
     assert!(log.contains("stopped"), "{log}");
 }
 
@@ -108,18 +135,31 @@ fn second_daemon_on_a_live_socket_refuses_to_start() {
     let dir = TempDir::new("bin-twice");
     let (mut first, _) = spawn(&dir, &[]);
     let out = Command::new(bin_path("spread-daemon"))
-        .args(["--unix-dir", dir.path().to_str().unwrap(), "--tcp-port", "0"])
+        .args([
+            "--unix-dir",
+            dir.path().to_str().unwrap(),
+            "--tcp-port",
+            "0",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("another daemon is listening"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another daemon is listening"),
+        "{out:?}"
+    );
     signal(&first, libc::SIGTERM);
     assert!(wait_exit(&mut first, Duration::from_secs(5)).success());
 }
 
 #[test]
 fn check_help_and_bad_config_exit_codes() {
-    let run = |args: &[&str]| Command::new(bin_path("spread-daemon")).args(args).output().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(bin_path("spread-daemon"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
     let out = run(&["--check", "--name", "web1", "--port", "4900"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
@@ -128,9 +168,15 @@ fn check_help_and_bad_config_exit_codes() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("--max-session-messages"));
     for (args, needle) in [
         (&["--bind", "0.0.0.0", "--check"][..], "allow-list"),
-        (&["--name", "much-too-long-daemon-name", "--check"][..], "daemon name"),
+        (
+            &["--name", "much-too-long-daemon-name", "--check"][..],
+            "daemon name",
+        ),
         (&["--bogus"][..], "unknown option"),
-        (&["-c", "/nonexistent.conf", "--check"][..], "cannot read config file"),
+        (
+            &["-c", "/nonexistent.conf", "--check"][..],
+            "cannot read config file",
+        ),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -140,7 +186,11 @@ fn check_help_and_bad_config_exit_codes() {
     }
     let dir = TempDir::new("bin-conf");
     let conf = dir.path().join("spread.conf");
-    std::fs::write(&conf, "Spread_Segment 10.0.0.255:4803 {\n a 10.0.0.1\n b 10.0.0.2\n}\n").unwrap();
+    std::fs::write(
+        &conf,
+        "Spread_Segment 10.0.0.255:4803 {\n a 10.0.0.1\n b 10.0.0.2\n}\n",
+    )
+    .unwrap();
     let out = run(&["-c", conf.to_str().unwrap(), "--check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("real Spread ring"));
@@ -161,9 +211,13 @@ fn log_names_the_slow_consumer() {
     signal(&child, libc::SIGTERM);
     wait_exit(&mut child, Duration::from_secs(5));
     let stderr = child.stderr.take().unwrap();
-    let log: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
+    let log: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
     assert!(
-        log.iter().any(|l| l.contains("#sleeper#localhost") && l.contains("slow consumer")),
+        log.iter()
+            .any(|l| l.contains("#sleeper#localhost") && l.contains("slow consumer")),
         "{log:?}"
     );
 }

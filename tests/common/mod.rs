@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -186,6 +187,9 @@ impl Apache {
             .arg("-f")
             .arg(conf)
             .args(["-D", "FOREGROUND"])
+            // Apache's parent signals its whole process group on shutdown (prefork): keep the
+            // test runner out of it.
+            .process_group(0)
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
             .stdin(Stdio::null())
@@ -351,6 +355,7 @@ impl SpreadDaemon {
             .unwrap();
         let child = Command::new(bin("spread-daemon"))
             .args(["-p", &port.to_string(), "--no-tcp", "--unix-dir"])
+            .process_group(0)
             .arg(dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
