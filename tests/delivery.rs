@@ -5,55 +5,9 @@ mod common;
 use common::*;
 
 use std::collections::HashMap;
-use std::sync::mpsc;
 use std::time::Duration;
 
-use spread_sys::{ConnectOptions, Mailbox, Message, seq};
-
-/// A test-side member of `groups` collecting data messages on a thread.
-pub struct Receiver {
-    pub rx: mpsc::Receiver<(String, String, i16, Vec<u8>)>,
-}
-
-impl Receiver {
-    pub fn join(socket: &std::path::Path, name: &str, groups: &[&str]) -> Receiver {
-        let mut mb = Mailbox::connect(socket.to_str().unwrap(), &ConnectOptions::named(name))
-            .expect("test receiver connects");
-        for g in groups {
-            mb.join(g).unwrap();
-        }
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            while let Ok(m) = mb.receive() {
-                if let Message::Data(d) = m
-                    && tx
-                        .send((d.sender, d.groups[0].clone(), d.mess_type, d.body))
-                        .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Receiver { rx }
-    }
-
-    pub fn collect(&self, n: usize, timeout: Duration) -> Vec<(String, String, i16, Vec<u8>)> {
-        let deadline = std::time::Instant::now() + timeout;
-        let mut out = Vec::new();
-        while out.len() < n {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(m) => out.push(m),
-                Err(_) => break,
-            }
-        }
-        // Anything extra would be a duplicate: give it a moment to show up.
-        while let Ok(m) = self.rx.recv_timeout(Duration::from_millis(300)) {
-            out.push(m);
-        }
-        out
-    }
-}
+use spread_sys::seq;
 
 const FORMAT: &str = "LogFormat \"%h %l %u %t \\\"%r\\\" %>s %b \\\"%{Referer}i\\\" \\\"%{User-Agent}i\\\" %{X-Test}i\" fmt\n";
 
