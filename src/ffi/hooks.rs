@@ -324,7 +324,14 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
             main_server: util::main_server() as usize,
             stop: std::sync::atomic::AtomicBool::new(false),
         });
-        crate::replay::start((*cfg).clone(), host, pid, &rt.stop);
+        crate::replay::start(
+            (*cfg).clone(),
+            host,
+            pid,
+            &rt.transport.spool,
+            &rt.stop,
+            replay_log,
+        );
         // SAFETY: registering a static cleanup with NULL data on the child's pool.
         unsafe {
             apache::apr_pool_cleanup_register(
@@ -336,6 +343,11 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
         }
         let _ = s;
     })
+}
+
+/// Replay-thread messages go to the main server's error log (never from a request thread).
+fn replay_log(message: &str) {
+    log(util::main_server(), APLOG_ERR, message);
 }
 
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
