@@ -10,21 +10,49 @@ use common::*;
 use spread_sys::wire::constants::*;
 use spread_sys::{ConnectOptions, Mailbox, Message};
 
-fn spawn(dir: &TempDir, extra: &[&str]) -> (Child, u16) {
+/// A daemon process, killed and reaped if a test fails half-way.
+struct Proc(Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(dir: &TempDir, extra: &[&str]) -> (Proc, u16) {
     let port_file = dir.path().join("tcp-port");
-    let child = Command::new(bin_path("spread-daemon"))
-        .args([
-            "--unix-dir",
-            dir.path().to_str().unwrap(),
-            "--tcp-port",
-            "0",
-            "--tcp-port-file",
-        ])
-        .arg(&port_file)
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let _ = std::fs::remove_file(&port_file);
+    let child = Proc(
+        Command::new(bin_path("spread-daemon"))
+            .args([
+                "--unix-dir",
+                dir.path().to_str().unwrap(),
+                "--tcp-port",
+                "0",
+                "--tcp-port-file",
+            ])
+            .arg(&port_file)
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(s) = std::fs::read_to_string(&port_file)
