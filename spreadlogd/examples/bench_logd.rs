@@ -151,8 +151,7 @@ fn run(label: &str, lines: u64, spread: &str, dir: &Path, senders: u32, batching
     let killed = log.contains("lost the spread daemon");
     let counters = log
         .lines()
-        .filter(|l| l.contains("counters:"))
-        .last()
+        .rfind(|l| l.contains("counters:"))
         .unwrap_or("")
         .to_owned();
     println!(
