@@ -27,8 +27,19 @@ pub fn unavailable() -> Option<String> {
     None
 }
 
+/// Two children of four threads: requests spread over two Spread connections.
+pub const TWO_CHILDREN: &str = "StartServers 2\nServerLimit 2\nThreadLimit 4\nThreadsPerChild 4\n\
+    MinSpareThreads 4\nMaxSpareThreads 8\nMaxRequestWorkers 8\n";
+
+/// One child: one Spread connection, one sequence per server, so gap counts are exact.
+pub const ONE_CHILD: &str = "StartServers 1\nServerLimit 1\nThreadLimit 4\nThreadsPerChild 4\n\
+    MinSpareThreads 1\nMaxSpareThreads 4\nMaxRequestWorkers 4\n";
+
+/// The status handler of the module, for its counters.
+pub const STATUS: &str = "<Location /spread-status>\n  SetHandler log-spread-status\n</Location>\n";
+
 /// The whole httpd.conf: `body` carries the test's Spread directives and CustomLog lines.
-pub fn config(dir: &Path, listen: SocketAddr, body: &str) -> String {
+pub fn config(dir: &Path, listen: SocketAddr, tuning: &str, body: &str) -> String {
     let d = dir.display();
     let so = module_so();
     format!(
@@ -47,8 +58,7 @@ pub fn config(dir: &Path, listen: SocketAddr, body: &str) -> String {
          User www-data\n\
          Group www-data\n\
          KeepAlive Off\n\
-         StartServers 2\nThreadsPerChild 4\nMinSpareThreads 4\nMaxSpareThreads 8\n\
-         MaxRequestWorkers 8\nServerLimit 2\nThreadLimit 4\n\
+         {tuning}\
          AliasMatch ^/i/ {d}/htdocs/index.html\n\
          {body}\n",
         so = so.display()
@@ -64,11 +74,17 @@ pub struct Apache {
 
 impl Apache {
     /// Write the config into `dir`, check it, start `apache2 -D FOREGROUND`, wait until it listens.
-    pub fn start(dir: &Path, ns: Option<&Netns>, listen: SocketAddr, body: &str) -> Apache {
+    pub fn start(
+        dir: &Path,
+        ns: Option<&Netns>,
+        listen: SocketAddr,
+        tuning: &str,
+        body: &str,
+    ) -> Apache {
         std::fs::create_dir_all(dir.join("htdocs")).expect("htdocs");
         std::fs::write(dir.join("htdocs/index.html"), "hello\n").expect("index");
         let conf = dir.join("httpd.conf");
-        std::fs::write(&conf, config(dir, listen, body)).expect("write httpd.conf");
+        std::fs::write(&conf, config(dir, listen, tuning, body)).expect("write httpd.conf");
         let check = Command::new(APACHE)
             .arg("-f")
             .arg(&conf)
@@ -114,23 +130,40 @@ impl Apache {
     }
 
     fn listening(&self) -> bool {
+        self.client(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+    }
+
+    /// Run `f` where Apache's sockets are (its namespace, or here).
+    pub fn client<T: Send + 'static>(&self, f: impl FnOnce(SocketAddr) -> T + Send + 'static) -> T {
         let addr = self.addr;
-        let probe =
-            move || std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
         match &self.ns_path {
-            None => probe(),
+            None => f(addr),
             Some(p) => {
-                let f = std::fs::File::open(p).expect("open netns");
+                let fd = std::fs::File::open(p).expect("open netns");
                 std::thread::spawn(move || {
                     use std::os::fd::AsRawFd;
-                    // SAFETY: joins Apache's namespace on this short-lived thread only.
-                    unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-                    probe()
+                    // SAFETY: joins Apache's namespace on this thread only.
+                    let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+                    f(addr)
                 })
                 .join()
-                .unwrap_or(false)
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
             }
         }
+    }
+
+    /// The module's counters from its status handler (needs [`STATUS`] in the config).
+    pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        let r = self.client(|addr| crate::http::get(addr, "/spread-status"));
+        assert_eq!(r.status, 200, "status handler: {r:?}");
+        r.body
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter_map(|(k, v)| v.trim().parse().ok().map(|v| (k.trim().to_owned(), v)))
+            .collect()
     }
 
     pub fn error_log(&self) -> String {

@@ -248,6 +248,9 @@ pub fn logd_conf(spread_name: &str, state_file: &Path, logs: &[(&str, &Path)]) -
     s
 }
 
+/// What spreadlogd logs once connected and joined (also after a reconnect).
+const JOINED: &str = "connected to spread daemon";
+
 /// A foreground `spreadlogd -D -v`.
 pub struct Logd {
     pub proc: Proc,
@@ -258,11 +261,17 @@ impl Logd {
     pub fn start(dir: &Path, ns: Option<&Netns>, conf_text: &str) -> Logd {
         let conf = dir.join("spreadlogd.conf");
         std::fs::write(&conf, conf_text).expect("write spreadlogd.conf");
+        let log_path = dir.join("spreadlogd.log");
+        // A restarted spreadlogd appends to the same log: count only its own joins.
+        let earlier = std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .matches(JOINED)
+            .count();
         let mut cmd = command(ns, bin("spreadlogd"));
         cmd.arg("-D").arg("-v").arg("-c").arg(&conf);
-        let proc = Proc::spawn("spreadlogd", cmd, &dir.join("spreadlogd.log"), true);
+        let proc = Proc::spawn("spreadlogd", cmd, &log_path, true);
         let l = Logd { proc, conf };
-        l.wait_joined(1);
+        l.wait_joined(earlier + 1);
         l
     }
 
@@ -277,7 +286,7 @@ impl Logd {
             Duration::from_secs(15),
             || {
                 let log = self.proc.log();
-                log.matches("connected to spread daemon").count() >= n
+                log.matches(JOINED).count() >= n
             },
         );
     }
