@@ -31,8 +31,10 @@ pub fn unavailable() -> Option<String> {
 pub const TWO_CHILDREN: &str = "StartServers 2\nServerLimit 2\nThreadLimit 4\nThreadsPerChild 4\n\
     MinSpareThreads 4\nMaxSpareThreads 8\nMaxRequestWorkers 8\n";
 
-/// One child: one Spread connection, one sequence per server, so gap counts are exact.
-pub const ONE_CHILD: &str = "StartServers 1\nServerLimit 1\nThreadLimit 4\nThreadsPerChild 4\n\
+/// One active child (MaxRequestWorkers = ThreadsPerChild): one Spread connection and one sequence
+/// per server, so gap counts are exact. ServerLimit 2 leaves a slot for a replacement child while
+/// a recycled one drains.
+pub const ONE_CHILD: &str = "StartServers 1\nServerLimit 2\nThreadLimit 4\nThreadsPerChild 4\n\
     MinSpareThreads 1\nMaxSpareThreads 4\nMaxRequestWorkers 4\n";
 
 /// The status handler of the module, for its counters.

@@ -52,16 +52,17 @@ pub struct LoadStats {
     pub slowest: Duration,
 }
 
-/// GET `/i/<who>/<n>` for n in `range`, sequentially, pausing `pause` between requests.
+/// GET `/i/<who>/<n><suffix>` for n in `range`, sequentially, pausing `pause` between requests.
 pub fn load(
     addr: SocketAddr,
     who: &str,
     range: std::ops::Range<u64>,
     pause: Duration,
+    suffix: &str,
 ) -> LoadStats {
     let mut st = LoadStats::default();
     for n in range {
-        let r = get(addr, &crate::tally::id(who, n));
+        let r = get(addr, &format!("{}{suffix}", crate::tally::id(who, n)));
         st.sent += 1;
         st.slowest = st.slowest.max(r.elapsed);
         if r.status == 200 {

@@ -5,9 +5,11 @@
 //! Every process is owned by a guard that kills it on drop, every namespace and temp dir is removed
 //! on drop, so a failing assertion leaves nothing behind.
 
+pub mod accounting;
 pub mod apache;
 pub mod bins;
 pub mod http;
+pub mod mount;
 pub mod netns;
 pub mod procs;
 pub mod tally;

@@ -374,6 +374,38 @@ impl Pipe {
             .unwrap_or_else(|e| panic!("write to spread-pipe: {e}\n{}", self.proc.log()));
     }
 
+    /// Take the stdin writer (for a load thread); `finish` still closes whatever is left.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin still here")
+    }
+
+    /// Lines it reports as replayed from its spool.
+    pub fn replayed(&self) -> u64 {
+        self.proc
+            .log()
+            .lines()
+            .filter_map(|l| l.strip_prefix("spread-pipe: replayed "))
+            .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Reports of lines it lost before hand-over (spool unwritable).
+    pub fn loss_reports(&self) -> u64 {
+        self.proc
+            .log()
+            .lines()
+            .filter(|l| l.contains("lines lost") || l.contains("line(s) lost"))
+            .count() as u64
+    }
+
+    /// Bytes still waiting in its spool files.
+    pub fn spool_left(&self) -> u64 {
+        let len = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut replay = self.spool.clone().into_os_string();
+        replay.push(".replay");
+        len(&self.spool) + len(Path::new(&replay))
+    }
+
     /// Close stdin and wait for the exit.
     pub fn finish(&mut self) -> i32 {
         self.stdin = None;
