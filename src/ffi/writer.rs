@@ -38,6 +38,8 @@ pub struct Handle {
     target: Target,
 }
 
+/// # Safety
+/// Called by mod_log_config (as its writer-init) with a live pool, server and target name.
 pub unsafe extern "C" fn writer_init(
     p: *mut apr_pool_t,
     s: *mut server_rec,
@@ -105,6 +107,9 @@ thread_local! {
 static DROP_NOTICE: Throttle = Throttle::new(Duration::from_secs(10));
 static FAILOVER_NOTICE: Throttle = Throttle::new(Duration::from_secs(10));
 
+/// # Safety
+/// Called by mod_log_config (as its writer) with the request, a handle from an init, and
+/// `nelts` valid (string, length) pairs.
 pub unsafe extern "C" fn writer(
     r: *mut request_rec,
     handle: *mut c_void,
@@ -218,7 +223,7 @@ fn matches_vhost(s: *const server_rec, host: &str) -> bool {
 
 /// Host used for `$#hostname`/`$#vhost` (and SpreadErrorLog): cleaned, checked against the vhost
 /// unless trusted, else the vhost's ServerName, else `unknown-host`.
-pub fn resolve_host(
+pub(crate) fn resolve_host(
     raw: Option<&[u8]>,
     server: *const server_rec,
     trust_raw: bool,
@@ -239,7 +244,7 @@ pub fn resolve_host(
 }
 
 /// Send one formatted line to its target: alternatives in order, then the spool.
-pub fn send<'a>(
+pub(crate) fn send<'a>(
     transport: &Transport,
     target: &Target,
     raw_host: Option<&[u8]>,
