@@ -313,7 +313,6 @@ fn daemon_sigkill_restart_under_load_spread_pipe() {
 }
 
 #[test]
-#[ignore = "needs the module's spool (src/spooler.rs is a stub on branch module): lines written while the daemon is dead are dropped before hand-over"]
 fn daemon_sigkill_restart_under_load_apache() {
     daemon_sigkill_restart_under_load(Kind::Apache);
 }
