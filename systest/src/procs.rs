@@ -127,6 +127,7 @@ pub enum Listen {
 pub struct Daemon {
     pub proc: Proc,
     pub listen: Listen,
+    extra: Vec<String>,
     ns_path: Option<PathBuf>,
     ns_name: Option<String>,
     log_path: PathBuf,
@@ -134,6 +135,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(dir: &Path, ns: Option<&Netns>, listen: Listen) -> Daemon {
+        Daemon::start_with(dir, ns, listen, &[])
+    }
+
+    /// With extra flags (e.g. `--max-session-messages 100`), kept for restarts.
+    pub fn start_with(dir: &Path, ns: Option<&Netns>, listen: Listen, extra: &[&str]) -> Daemon {
         let log_path = dir.join("spread-daemon.log");
         let mut cmd = command(ns, bin("spread-daemon"));
         match &listen {
@@ -151,10 +157,12 @@ impl Daemon {
                 }
             }
         }
+        cmd.args(extra);
         let proc = Proc::spawn("spread-daemon", cmd, &log_path, true);
         let mut d = Daemon {
             proc,
             listen,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             ns_path: ns.map(Netns::path),
             ns_name: ns.map(|n| n.name.clone()),
             log_path,
@@ -228,7 +236,32 @@ impl Daemon {
             let _ = std::fs::remove_file(dir.join(port.to_string()));
         }
         let dir = self.log_path.parent().expect("log dir").to_owned();
-        *self = Daemon::start(&dir, ns, self.listen.clone());
+        let extra = std::mem::take(&mut self.extra);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        *self = Daemon::start_with(&dir, ns, self.listen.clone(), &extra);
+    }
+
+    /// SIGUSR1, then the statistics line it logs.
+    pub fn stats(&self) -> String {
+        let before = self.proc.log().matches("kills: slow").count();
+        self.proc.signal(libc::SIGUSR1);
+        wait_value(
+            "spread-daemon's statistics",
+            Duration::from_secs(10),
+            || {
+                let log = self.proc.log();
+                if log.matches("kills: slow").count() > before {
+                    Ok(log
+                        .lines()
+                        .rev()
+                        .find(|l| l.contains("kills: slow"))
+                        .unwrap_or_default()
+                        .to_owned())
+                } else {
+                    Err(tail(&log, 3))
+                }
+            },
+        )
     }
 }
 

@@ -50,10 +50,18 @@ fn apache_lines_reach_spreadlogd_once() {
     let n = 200;
     let st = http::load(addr, "s", 0..n, Duration::ZERO, "");
     assert_eq!(st.ok, n, "{st:?}\n{}", apache.error_log_tail());
-    let tally = wait_value("all lines in the central file", Duration::from_secs(15), || {
-        let t = Tally::of_file(&central);
-        if t.distinct() as u64 == n { Ok(t) } else { Err(t.report(&[("s", n)])) }
-    });
+    let tally = wait_value(
+        "all lines in the central file",
+        Duration::from_secs(15),
+        || {
+            let t = Tally::of_file(&central);
+            if t.distinct() as u64 == n {
+                Ok(t)
+            } else {
+                Err(t.report(&[("s", n)]))
+            }
+        },
+    );
     assert_eq!(tally.total(), n, "{}", tally.report(&[("s", n)]));
     println!("smoke: sent {n}, written {}, duplicates 0", tally.total());
 }
