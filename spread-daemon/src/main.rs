@@ -1,1 +1,79 @@
-fn main() {}
+//! `spread-daemon`: flags -> config, signals -> clean stop / statistics, foreground, logs to stderr.
+
+use std::process::ExitCode;
+
+use spread_daemon::config::USAGE;
+use spread_daemon::{Cli, Config, Daemon};
+
+/// Block the signals we handle in every thread (the event loop inherits the mask), so `sigwait`
+/// on the main thread receives them synchronously: no async-signal-safety concerns.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise a sigset_t we own; pthread_sigmask only reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t) -> libc::c_int {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is an initialised signal set and `sig` a live int for the result.
+    let r = unsafe { libc::sigwait(set, &mut sig) };
+    if r == 0 { sig } else { 0 }
+}
+
+fn main() -> ExitCode {
+    let config = match Config::from_args(std::env::args().skip(1)) {
+        Ok(Cli::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Cli::Check(c)) => {
+            println!(
+                "configuration OK: daemon {:?}, unix {}, tcp {:?} port {}, MaxSessionMessages {}, max sessions {}",
+                c.name,
+                c.unix_path()
+                    .map_or("off".to_owned(), |p| p.display().to_string()),
+                c.tcp_bind,
+                c.effective_tcp_port(),
+                c.max_session_messages,
+                c.max_sessions
+            );
+            return ExitCode::SUCCESS;
+        }
+        Ok(Cli::Run(c)) => c,
+        Err(e) => {
+            eprintln!("spread-daemon: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let set = block_signals();
+    let daemon = match Daemon::start(config) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("spread-daemon: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    loop {
+        match wait_signal(&set) {
+            libc::SIGTERM | libc::SIGINT => break,
+            libc::SIGUSR1 => daemon.log_stats(),
+            // SIGHUP: nothing to reopen (logs go to stderr); say so rather than die.
+            libc::SIGHUP => eprintln!("spread-daemon: SIGHUP ignored (no files to reopen)"),
+            _ => {}
+        }
+    }
+    match daemon.stop() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spread-daemon: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

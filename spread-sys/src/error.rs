@@ -7,7 +7,10 @@ pub enum Error {
     #[error("illegal spread name {0:?}")]
     IllegalSpread(String),
     #[error("could not connect to spread daemon {target}: {source}")]
-    CouldNotConnect { target: String, source: std::io::Error },
+    CouldNotConnect {
+        target: String,
+        source: std::io::Error,
+    },
     #[error("daemon refused the session: too many sessions (REJECT_QUOTA)")]
     RejectQuota,
     #[error("daemon refused the session: no name (REJECT_NO_NAME)")]
@@ -53,7 +56,9 @@ impl Error {
             Error::RejectIllegalName(_) => code::REJECT_ILLEGAL_NAME,
             Error::RejectNotUnique(_) => code::REJECT_NOT_UNIQUE,
             Error::RejectVersion => code::REJECT_VERSION,
-            Error::ConnectionClosed(_) | Error::Timeout(_) | Error::WouldBlock => code::CONNECTION_CLOSED,
+            Error::ConnectionClosed(_) | Error::Timeout(_) | Error::WouldBlock => {
+                code::CONNECTION_CLOSED
+            }
             Error::RejectAuth => code::REJECT_AUTH,
             Error::IllegalService(_) => code::ILLEGAL_SERVICE,
             Error::IllegalMessage(_) => code::ILLEGAL_MESSAGE,

@@ -27,4 +27,4 @@ pub use error::{Error, Result};
 pub use mailbox::{ConnectOptions, Mailbox};
 pub use spread_name::SpreadName;
 pub use wire::constants::{self as service, code};
-pub use wire::message::{DataMessage, Message, MessageRef, MembershipMessage, GroupId};
+pub use wire::message::{DataMessage, GroupId, MembershipMessage, Message, MessageRef};

@@ -1,1 +1,3 @@
-fn main() {}
+fn main() {
+    std::process::exit(spreadlogd::app::spreadlogd_main(std::env::args().skip(1)));
+}

@@ -1,0 +1,451 @@
+//! The event loop: accept, read (large reads), feed the core, carry out its actions, and at the end
+//! of every turn write each session's queued output with one write(2) where the kernel allows.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use super::poller::{EventFd, HANGUP, Poller, READABLE, WRITABLE, set_socket_buffers};
+use crate::core::{Action, Core, Peer, SessionId, Stats};
+
+const WAKER: u64 = 0;
+const LISTENER_BASE: u64 = 1;
+const SESSION_BASE: u64 = 64;
+/// One read(2) takes up to this much.
+const READ_CHUNK: usize = 256 * 1024;
+/// Reads per session per turn before others get their turn (fairness; level is remembered).
+const READS_PER_TURN: usize = 2;
+/// Spread raises socket buffers to 200 KiB.
+const SOCKET_BUFFER: libc::c_int = 200 * 1024;
+
+/// Requests from other threads (the handle, signal handling).
+pub enum Command {
+    Stop,
+    LogStats,
+    Stats(mpsc::Sender<Stats>),
+}
+
+pub struct Control {
+    pub commands: Mutex<Vec<Command>>,
+    pub waker: EventFd,
+}
+
+impl Control {
+    pub fn send(&self, c: Command) {
+        self.commands
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(c);
+        self.waker.wake();
+    }
+}
+
+pub enum Listener {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+enum Stream {
+    Unix(UnixStream),
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn raw(&self) -> i32 {
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+    fn shutdown_read(&self) {
+        let _ = match self {
+            Stream::Unix(s) => s.shutdown(Shutdown::Read),
+            Stream::Tcp(s) => s.shutdown(Shutdown::Read),
+        };
+    }
+}
+
+struct Conn {
+    stream: Stream,
+    /// Edge-triggered: readable data may remain (budget ran out).
+    in_ready_list: bool,
+    eof: bool,
+}
+
+pub struct EventLoop {
+    core: Core,
+    poller: Poller,
+    control: Arc<Control>,
+    listeners: Vec<Listener>,
+    conns: Vec<Option<Conn>>,
+    ready: Vec<SessionId>,
+    dirty: Vec<SessionId>,
+    scratch: Vec<u8>,
+    stop_deadline: Duration,
+    stopping_until: Option<Instant>,
+}
+
+pub fn log_line(line: &str) {
+    eprintln!("spread-daemon[{}]: {line}", std::process::id());
+}
+
+impl EventLoop {
+    pub fn new(
+        core: Core,
+        listeners: Vec<Listener>,
+        control: Arc<Control>,
+        stop_deadline: Duration,
+    ) -> io::Result<EventLoop> {
+        let poller = Poller::new()?;
+        poller.add(control.waker.as_raw_fd(), WAKER, false)?;
+        for (i, l) in listeners.iter().enumerate() {
+            let fd = match l {
+                Listener::Unix(l, _) => l.as_raw_fd(),
+                Listener::Tcp(l) => l.as_raw_fd(),
+            };
+            poller.add(fd, LISTENER_BASE + i as u64, false)?;
+        }
+        Ok(EventLoop {
+            core,
+            poller,
+            control,
+            listeners,
+            conns: Vec::new(),
+            ready: Vec::new(),
+            dirty: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            stop_deadline,
+            stopping_until: None,
+        })
+    }
+
+    /// Run until a clean stop completes.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Vec::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let mut timeout = self
+                .core
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(now));
+            if let Some(until) = self.stopping_until {
+                let left = until
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(50));
+                timeout = Some(timeout.map_or(left, |t| t.min(left)));
+            }
+            if !self.ready.is_empty() {
+                timeout = Some(Duration::ZERO);
+            }
+            events.clear();
+            events.extend(self.poller.wait(timeout)?.iter().map(|e| (e.u64, e.events)));
+            for &(token, flags) in &events {
+                match token {
+                    WAKER => self.handle_commands(),
+                    t if t < SESSION_BASE => self.accept_all((t - LISTENER_BASE) as usize),
+                    t => {
+                        let id = (t - SESSION_BASE) as SessionId;
+                        if flags & (READABLE | HANGUP) != 0 {
+                            self.mark_ready(id);
+                        }
+                        if flags & WRITABLE != 0 && self.conns.get(id).is_some_and(Option::is_some)
+                        {
+                            self.dirty.push(id);
+                        }
+                    }
+                }
+            }
+            self.read_ready();
+            self.core.tick(Instant::now());
+            self.apply_actions();
+            self.flush();
+            if let Some(until) = self.stopping_until
+                && (self.core.stop_complete() || Instant::now() >= until)
+            {
+                if !self.core.stop_complete() {
+                    log_line("stop deadline passed with undelivered data; closing anyway");
+                }
+                self.core.close_all();
+                self.apply_actions();
+                log_line("stopped");
+                return Ok(());
+            }
+        }
+    }
+
+    fn mark_ready(&mut self, id: SessionId) {
+        if let Some(Some(c)) = self.conns.get_mut(id)
+            && !c.in_ready_list
+            && !c.eof
+        {
+            c.in_ready_list = true;
+            self.ready.push(id);
+        }
+    }
+
+    fn handle_commands(&mut self) {
+        self.control.waker.drain();
+        let cmds = std::mem::take(
+            &mut *self
+                .control
+                .commands
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for c in cmds {
+            match c {
+                Command::Stop => self.begin_stop(),
+                Command::LogStats => {
+                    let s = self.core.stats();
+                    log_line(&format!(
+                        "stats: sessions {} (handshaking {}), groups {}, queued messages {}, accepted {}, \
+                         rejected {}, requests {}, deliveries {}, kills: slow {} protocol {}",
+                        s.sessions,
+                        s.handshaking,
+                        s.groups,
+                        s.queued_messages,
+                        s.accepted_total,
+                        s.rejected_connects,
+                        s.messages_in,
+                        s.deliveries,
+                        s.kills_slow,
+                        s.kills_protocol
+                    ));
+                }
+                Command::Stats(tx) => {
+                    let _ = tx.send(self.core.stats());
+                }
+            }
+        }
+    }
+
+    fn begin_stop(&mut self) {
+        if self.stopping_until.is_some() {
+            return;
+        }
+        log_line("stopping: no new requests, delivering what was sent");
+        for l in self.listeners.drain(..) {
+            match l {
+                Listener::Unix(l, path) => {
+                    self.poller.delete(l.as_raw_fd());
+                    let _ = std::fs::remove_file(&path);
+                }
+                Listener::Tcp(l) => self.poller.delete(l.as_raw_fd()),
+            }
+        }
+        self.core.begin_stop();
+        self.apply_actions();
+        for id in 0..self.conns.len() {
+            if let Some(c) = &self.conns[id] {
+                c.stream.shutdown_read();
+                self.mark_ready(id);
+            }
+        }
+        self.stopping_until = Some(Instant::now() + self.stop_deadline);
+    }
+
+    fn accept_all(&mut self, index: usize) {
+        loop {
+            let accepted = match self.listeners.get(index) {
+                Some(Listener::Unix(l, _)) => {
+                    l.accept().map(|(s, _)| (Stream::Unix(s), Peer::Unix))
+                }
+                Some(Listener::Tcp(l)) => l.accept().map(|(s, a)| {
+                    let _ = s.set_nodelay(true);
+                    (Stream::Tcp(s), Peer::Tcp(a))
+                }),
+                None => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    // EMFILE and friends: leave the rest in the backlog, retry on the next event.
+                    log_line(&format!("accept failed: {e}"));
+                    return;
+                }
+            };
+            let fd = stream.raw();
+            let nonblocking = match &stream {
+                Stream::Unix(s) => s.set_nonblocking(true),
+                Stream::Tcp(s) => s.set_nonblocking(true),
+            };
+            if let Err(e) = nonblocking {
+                log_line(&format!("cannot make a new connection non-blocking: {e}"));
+                continue;
+            }
+            set_socket_buffers(fd, SOCKET_BUFFER);
+            let id = self.core.accept(peer, fd as u32, Instant::now());
+            if self.conns.len() <= id {
+                self.conns.resize_with(id + 1, || None);
+            }
+            if let Err(e) = self.poller.add(fd, SESSION_BASE + id as u64, true) {
+                log_line(&format!("cannot watch a new connection: {e}"));
+            }
+            self.conns[id] = Some(Conn {
+                stream,
+                in_ready_list: false,
+                eof: false,
+            });
+            self.apply_actions();
+            // Data may already be waiting (edge-triggered registration after it arrived).
+            self.mark_ready(id);
+        }
+    }
+
+    fn read_ready(&mut self) {
+        let ready = std::mem::take(&mut self.ready);
+        for id in ready {
+            // `more`: the last read filled the buffer, so the socket may hold more (edge-triggered).
+            let mut more = false;
+            for _ in 0..READS_PER_TURN {
+                let Some(Some(c)) = self.conns.get_mut(id) else {
+                    break;
+                };
+                match c.stream.read(&mut self.scratch) {
+                    Ok(0) => {
+                        c.eof = true;
+                        more = false;
+                        self.core.closed(id);
+                    }
+                    Ok(n) => {
+                        more = n == self.scratch.len();
+                        self.core.received(id, &self.scratch[..n], Instant::now());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => more = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => more = true,
+                    Err(_) => {
+                        c.eof = true;
+                        more = false;
+                        self.core.closed(id);
+                    }
+                }
+                self.apply_actions();
+                if !more {
+                    break;
+                }
+            }
+            match self.conns.get_mut(id) {
+                Some(Some(c)) if more && !c.eof => self.ready.push(id),
+                Some(Some(c)) => c.in_ready_list = false,
+                _ => {}
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.core.take_dirty(&mut self.dirty);
+        let dirty = std::mem::take(&mut self.dirty);
+        for &id in &dirty {
+            while let Some(Some(c)) = self.conns.get_mut(id) {
+                let pending = self.core.pending_output(id);
+                if pending.is_empty() {
+                    break;
+                }
+                match c.stream.write(pending) {
+                    Ok(n) => self.core.wrote(id, n, false),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.core.wrote(id, 0, true);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        self.core.write_failed(id);
+                        break;
+                    }
+                }
+            }
+            self.apply_actions();
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    fn apply_actions(&mut self) {
+        while let Some(a) = self.core.poll_action() {
+            match a {
+                Action::Log(line) => log_line(&line),
+                Action::Close { id, last_words } => {
+                    if let Some(Some(mut c)) = self.conns.get_mut(id).map(Option::take) {
+                        if !last_words.is_empty() {
+                            let _ = c.stream.write(&last_words);
+                        }
+                        self.poller.delete(c.stream.raw());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Bind the configured listeners.
+pub fn bind(
+    config: &crate::Config,
+) -> io::Result<(Vec<Listener>, Option<PathBuf>, Vec<SocketAddr>)> {
+    let mut listeners = Vec::new();
+    let mut unix_path = None;
+    if let Some(path) = config.unix_path() {
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} exists and is not a socket; not removing it",
+                        path.display()
+                    ),
+                ));
+            }
+            if UnixStream::connect(&path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("another daemon is listening on {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(&path)?;
+        }
+        let l = UnixListener::bind(&path).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot listen on {}: {e}", path.display()),
+            )
+        })?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(config.unix_mode))?;
+        l.set_nonblocking(true)?;
+        listeners.push(Listener::Unix(l, path.clone()));
+        unix_path = Some(path);
+    }
+    let mut tcp = Vec::new();
+    for ip in &config.tcp_bind {
+        let addr = SocketAddr::new(*ip, config.effective_tcp_port());
+        let l = TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on TCP {addr}: {e}")))?;
+        l.set_nonblocking(true)?;
+        tcp.push(l.local_addr()?);
+        listeners.push(Listener::Tcp(l));
+    }
+    Ok((listeners, unix_path, tcp))
+}

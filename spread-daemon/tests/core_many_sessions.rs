@@ -1,0 +1,287 @@
+//! The sans-IO core driven without sockets: thousands of sessions, fan-out, total order, the
+//! slow-client limit, quota and handshake timeouts.
+
+use std::time::{Duration, Instant};
+
+use spread_daemon::Config;
+use spread_daemon::core::{Action, Core, CoreSettings, Peer, SessionId};
+use spread_sys::wire::constants::*;
+use spread_sys::wire::handshake::{ConnectRequest, encode_auth_choice};
+use spread_sys::wire::header::Header;
+use spread_sys::wire::message::{MessageRef, encode_join, encode_multicast};
+
+fn core(max_sessions: usize, max_msgs: usize) -> Core {
+    let mut s = CoreSettings::from_config(&Config::default());
+    s.max_sessions = max_sessions;
+    s.max_session_messages = max_msgs;
+    Core::new(s, 1_700_000_000, 7)
+}
+
+fn connect(c: &mut Core, name: &str, membership: bool, now: Instant) -> SessionId {
+    let id = c.accept(Peer::Unix, 100, now);
+    let mut hello = Vec::new();
+    ConnectRequest::new(name.as_bytes(), false, membership).encode(&mut hello);
+    c.received(id, &hello, now);
+    c.received(id, &encode_auth_choice(&["NULL"]), now);
+    assert!(c.is_ready(id), "{name} established");
+    id
+}
+
+/// Everything pending for `id`, as whole messages (handshake bytes skipped by the caller).
+fn take_output(c: &mut Core, id: SessionId) -> Vec<u8> {
+    let out = c.pending_output(id).to_vec();
+    c.wrote(id, out.len(), false);
+    out
+}
+
+fn split_messages(mut b: &[u8]) -> Vec<(Header, Vec<u8>)> {
+    let mut v = Vec::new();
+    while b.len() >= 48 {
+        let h = Header::decode(b[..48].try_into().unwrap());
+        let len = 48 + 32 * h.num_groups as usize + h.data_len as usize;
+        v.push((h, b[48..len].to_vec()));
+        b = &b[len..];
+    }
+    assert!(b.is_empty());
+    v
+}
+
+fn drain_all(c: &mut Core) -> Vec<Action> {
+    let mut dirty = Vec::new();
+    c.take_dirty(&mut dirty);
+    let mut v = Vec::new();
+    while let Some(a) = c.poll_action() {
+        v.push(a);
+    }
+    v
+}
+
+#[test]
+fn three_thousand_sessions_one_group() {
+    let now = Instant::now();
+    let mut c = core(3000, 1000);
+    let watcher = connect(&mut c, "watcher", true, now);
+    let mut ids = Vec::new();
+    for i in 0..2999 {
+        ids.push(connect(&mut c, &format!("s{i}"), false, now));
+    }
+    let mut hs_bytes: Vec<usize> = Vec::new();
+    for &id in &ids {
+        hs_bytes.push(take_output(&mut c, id).len());
+    }
+    take_output(&mut c, watcher);
+    let mut req = Vec::new();
+    encode_join(c.private_group(watcher).unwrap(), b"big", &mut req);
+    c.received(watcher, &req, now);
+    // Only the watcher asked for membership messages: one per join, listing every member so far.
+    assert_eq!(split_messages(&take_output(&mut c, watcher)).len(), 1);
+    let mut memb_count = 1;
+    for (n, &id) in ids.iter().enumerate() {
+        req.clear();
+        encode_join(c.private_group(id).unwrap(), b"big", &mut req);
+        c.received(id, &req, now);
+        let memb = split_messages(&take_output(&mut c, watcher));
+        memb_count += memb.len();
+        assert_eq!(memb.last().unwrap().0.num_groups as usize, n + 2);
+    }
+    assert_eq!(c.group_members(b"big").len(), 3000);
+    assert_eq!(memb_count, 3000);
+    for &id in &ids {
+        assert!(
+            c.pending_output(id).is_empty(),
+            "no membership to membership-less sessions"
+        );
+    }
+    // One data message from one member reaches all 3000 (sender included) exactly once.
+    let sender = ids[17];
+    req.clear();
+    encode_multicast(
+        c.private_group(sender).unwrap(),
+        AGREED_MESS,
+        &[b"big", b"big"],
+        9,
+        b"fan-out",
+        &mut req,
+    )
+    .unwrap();
+    c.received(sender, &req, now);
+    assert_eq!(c.stats().deliveries, 3000);
+    for &id in ids.iter().chain([&watcher]) {
+        let msgs = split_messages(&take_output(&mut c, id));
+        assert_eq!(msgs.len(), 1);
+        let (h, rest) = &msgs[0];
+        let m = MessageRef::decode(*h, rest).unwrap();
+        assert_eq!(m.body, b"fan-out");
+    }
+    // Half of them go away: the watcher hears of each departure.
+    for &id in ids.iter().step_by(2) {
+        c.closed(id);
+    }
+    let memb = split_messages(&take_output(&mut c, watcher));
+    assert_eq!(memb.len(), 1500);
+    assert!(
+        memb.iter()
+            .all(|(h, _)| h.service_type == REG_MEMB_MESS | CAUSED_BY_DISCONNECT)
+    );
+    assert_eq!(c.stats().sessions, 1500);
+    assert_eq!(c.group_members(b"big").len(), 1500);
+}
+
+#[test]
+fn one_total_order_for_all_receivers() {
+    let now = Instant::now();
+    let mut c = core(997, 100_000);
+    let ids: Vec<SessionId> = (0..6)
+        .map(|i| connect(&mut c, &format!("n{i}"), false, now))
+        .collect();
+    for &id in &ids {
+        take_output(&mut c, id);
+        let mut req = Vec::new();
+        encode_join(c.private_group(id).unwrap(), b"g", &mut req);
+        c.received(id, &req, now);
+    }
+    // Senders interleave, partly in fragments.
+    for round in 0..200u32 {
+        let s = ids[(round as usize * 7) % ids.len()];
+        let mut req = Vec::new();
+        encode_multicast(
+            c.private_group(s).unwrap(),
+            FIFO_MESS,
+            &[b"g"],
+            0,
+            &round.to_le_bytes(),
+            &mut req,
+        )
+        .unwrap();
+        let (a, b) = req.split_at(round as usize % req.len());
+        c.received(s, a, now);
+        c.received(s, b, now);
+    }
+    let orders: Vec<Vec<Vec<u8>>> = ids
+        .iter()
+        .map(|&id| {
+            split_messages(&take_output(&mut c, id))
+                .into_iter()
+                .map(|(h, r)| r[32 * h.num_groups as usize..].to_vec())
+                .collect()
+        })
+        .collect();
+    assert_eq!(orders[0].len(), 200);
+    for o in &orders {
+        assert_eq!(o, &orders[0]);
+    }
+}
+
+#[test]
+fn slow_client_killed_past_the_limit_only_when_blocked() {
+    let now = Instant::now();
+    let mut c = core(997, 1000);
+    let slow = connect(&mut c, "slow", false, now);
+    let fast = connect(&mut c, "fast", true, now);
+    take_output(&mut c, slow);
+    take_output(&mut c, fast);
+    for id in [slow, fast] {
+        let mut req = Vec::new();
+        encode_join(c.private_group(id).unwrap(), b"g", &mut req);
+        c.received(id, &req, now);
+    }
+    take_output(&mut c, fast);
+    let mut req = Vec::new();
+    encode_multicast(
+        c.private_group(fast).unwrap(),
+        AGREED_MESS,
+        &[b"g"],
+        0,
+        b"m",
+        &mut req,
+    )
+    .unwrap();
+    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 1500).collect();
+    // Not yet blocked: a big read may queue more than the limit before the next write attempt.
+    c.received(fast, &batch, now);
+    assert!(c.is_ready(slow));
+    take_output(&mut c, fast);
+    // The write attempt leaves > 1000 unwritten: killed, and the fast member is told.
+    c.wrote(slow, 1000, true);
+    assert!(!c.is_ready(slow));
+    let actions = drain_all(&mut c);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Close { id, .. } if *id == slow))
+    );
+    assert!(actions.iter().any(|a| matches!(a, Action::Log(l) if l.contains("slow consumer") && l.contains("#slow#localhost"))));
+    let memb = split_messages(&take_output(&mut c, fast));
+    assert_eq!(
+        memb.last().unwrap().0.service_type,
+        REG_MEMB_MESS | CAUSED_BY_DISCONNECT
+    );
+    assert_eq!(c.stats().kills_slow, 1);
+    assert_eq!(c.stats().queued_messages, 0, "the victim's queue is freed");
+
+    // At exactly the limit a blocked session survives.
+    let slow2 = connect(&mut c, "slow2", false, now);
+    take_output(&mut c, slow2);
+    let mut j = Vec::new();
+    encode_join(c.private_group(slow2).unwrap(), b"g", &mut j);
+    c.received(slow2, &j, now);
+    c.received(fast, &req, now);
+    c.wrote(slow2, 0, true);
+    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 999).collect();
+    c.received(fast, &batch, now);
+    assert!(
+        c.is_ready(slow2),
+        "1000 queued = MaxSessionMessages: still alive"
+    );
+    c.received(fast, &req, now);
+    assert!(
+        !c.is_ready(slow2),
+        "the 1001st message kills a blocked session"
+    );
+}
+
+#[test]
+fn quota_and_handshake_timeouts() {
+    let now = Instant::now();
+    let mut c = core(3, 1000);
+    let _a = connect(&mut c, "a", true, now);
+    let silent = c.accept(Peer::Unix, 5, now);
+    let partial = c.accept(Peer::Unix, 6, now);
+    let fourth = c.accept(Peer::Unix, 7, now);
+    let actions = drain_all(&mut c);
+    assert!(
+        actions.contains(&Action::Close {
+            id: fourth,
+            last_words: vec![0xFD]
+        }),
+        "{actions:?}"
+    );
+    c.received(partial, &[5, 0, 1, 1, 5, b'a', b'b'], now);
+    // Before the deadline nothing happens.
+    c.tick(now + Duration::from_millis(50));
+    assert!(
+        drain_all(&mut c)
+            .iter()
+            .all(|a| !matches!(a, Action::Close { .. }))
+    );
+    c.tick(now + Duration::from_millis(150));
+    let actions = drain_all(&mut c);
+    assert!(
+        actions.contains(&Action::Close {
+            id: partial,
+            last_words: vec![0xFB]
+        }),
+        "short name: {actions:?}"
+    );
+    c.tick(now + Duration::from_millis(1001));
+    let actions = drain_all(&mut c);
+    assert!(
+        actions.contains(&Action::Close {
+            id: silent,
+            last_words: vec![]
+        }),
+        "silent 1 s: {actions:?}"
+    );
+    assert_eq!(c.stats().sessions, 1);
+    assert_eq!(c.next_deadline(), None);
+}

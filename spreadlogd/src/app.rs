@@ -1,0 +1,123 @@
+//! `spreadlogd` startup glue: command line, config, opening files, daemonising, dropping root, and
+//! handing over to the collector loop.
+
+use crate::cli::{self, Command};
+use crate::collector::{Collector, CollectorOptions};
+use crate::config::{Config, DEFAULT_BUFFER_SIZE, DEFAULT_STATE_FILE};
+use crate::logger::Logger;
+use crate::process;
+use crate::routing::Router;
+use crate::signals::Signals;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn fail(msg: &str) -> i32 {
+    eprintln!("spreadlogd: {msg}");
+    1
+}
+
+pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
+    let opts = match cli::parse(args) {
+        Ok(Command::Run(o)) => o,
+        Ok(Command::Version) => {
+            println!("spreadlogd {VERSION}");
+            return 0;
+        }
+        Ok(Command::Help) => {
+            println!("{}", cli::USAGE);
+            return 0;
+        }
+        Err(e) => return fail(&format!("{e}\n{}", cli::USAGE)),
+    };
+    let cfg = match Config::load(&opts.config) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let router = match Router::new(&cfg, !opts.no_lock) {
+        Ok(r) => r,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if opts.check_only {
+        for s in &cfg.spreads {
+            let name = s.daemon_name();
+            if let Err(e) = spread_sys::SpreadName::parse(&name) {
+                return fail(&format!("{}:{}: daemon {name:?}: {e}", cfg.file, s.line));
+            }
+        }
+        println!("{}: Syntax OK", cfg.file);
+        return 0;
+    }
+    let mut router = router;
+    // Files are opened (and locked) before daemonising, so errors reach the terminal.
+    if let Err(e) = router.open_all() {
+        return fail(&e);
+    }
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
+    };
+    let verbose = opts.verbose;
+    if !opts.foreground
+        && let Err(e) = process::daemonise()
+    {
+        return fail(&e.to_string());
+    }
+    let logger = match (&cfg.error_log, opts.foreground) {
+        (Some(p), _) => match Logger::file("spreadlogd", p, verbose) {
+            Ok(l) => l,
+            Err(e) => {
+                let l = Logger::syslog("spreadlogd", verbose);
+                l.error(&format!(
+                    "cannot open ErrorLog {}: {e}; using syslog",
+                    p.display()
+                ));
+                l
+            }
+        },
+        (None, true) => Logger::stderr("spreadlogd", verbose),
+        (None, false) => Logger::syslog("spreadlogd", verbose),
+    };
+    if let Some(p) = &opts.pidfile
+        && let Err(e) = process::write_pidfile(p)
+    {
+        logger.error(&e.to_string());
+        return 1;
+    }
+    let state_file = cfg
+        .state_file
+        .clone()
+        .unwrap_or_else(|| DEFAULT_STATE_FILE.into());
+    let buffer_size = opts
+        .buffer_size
+        .or(cfg.buffer_size)
+        .unwrap_or(DEFAULT_BUFFER_SIZE);
+    logger.info(&format!(
+        "spreadlogd {VERSION}: config {}, {} daemon(s), {} output(s), {} vhost dir(s), buffer {buffer_size}",
+        cfg.file,
+        cfg.spreads.len(),
+        router.outputs.len(),
+        router.vhosts.len()
+    ));
+    let mut collector = Collector::new(
+        &cfg,
+        router,
+        &logger,
+        CollectorOptions {
+            buffer_size,
+            spread_errors: opts.spread_errors,
+            state_file: Some(state_file),
+        },
+    );
+    collector.connect_due();
+    // Root is needed only to open files and sockets; the state file directory must be writable by
+    // User (see README).
+    if let Err(e) = process::drop_privileges(cfg.user.as_deref(), cfg.group.as_deref()) {
+        logger.error(&e.to_string());
+        return 1;
+    }
+    let status = collector.run(&signals);
+    if let Some(p) = &opts.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    status
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(spreadlogd::tools::pipe::main(std::env::args().skip(1)));
+}

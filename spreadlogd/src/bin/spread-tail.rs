@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(spreadlogd::tools::tail::main(std::env::args().skip(1)));
+}

@@ -1,0 +1,480 @@
+//! The transport loop: one `Mailbox` per `Spread` block, joined to every group of its Log blocks.
+//! Each turn drains what is readable now (`receive_batch`, zero-copy), routes it into pending
+//! buffers, writes each target once, and only then waits in poll(2) on the mailboxes and the signal
+//! pipe. A lost daemon is reconnected with backoff and every group re-joined.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use spread_sys::spread_name::Endpoint;
+use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, SpreadName};
+
+use crate::config::{Config, SpreadConf};
+use crate::gaps::{GapTable, Verdict};
+use crate::logger::Logger;
+use crate::routing::Router;
+use crate::signals::Signals;
+
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// While a daemon stays unreachable, say so this often.
+pub const DOWN_REMINDER: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Counters reported on SIGUSR1 and at exit.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    pub messages: u64,
+    pub bytes: u64,
+    pub oversized: u64,
+    pub membership: u64,
+    pub disconnects: u64,
+    pub reconnects: u64,
+    pub batches: u64,
+}
+
+enum State {
+    Up(Mailbox),
+    Down {
+        since: Instant,
+        next_try: Instant,
+        backoff: Duration,
+        reminded: Instant,
+        ever_up: bool,
+    },
+}
+
+struct Conn {
+    daemon: String,
+    endpoint: Result<Endpoint, String>,
+    groups: Vec<String>,
+    state: State,
+    name_attempt: u32,
+}
+
+pub struct CollectorOptions {
+    /// Messages longer than this are still written, but counted and reported.
+    pub buffer_size: usize,
+    /// `-x`: report every Spread error.
+    pub spread_errors: bool,
+    pub state_file: Option<PathBuf>,
+}
+
+pub struct Collector<'l> {
+    conns: Vec<Conn>,
+    pub router: Router,
+    pub gaps: GapTable,
+    pub counters: Counters,
+    log: &'l Logger,
+    opts: CollectorOptions,
+}
+
+/// Private name for our sessions: `sld-<pid>` like the original, cut to Spread's 10 bytes; after a
+/// REJECT_NOT_UNIQUE (the daemon still holds our old session) another suffix.
+fn private_name(attempt: u32) -> String {
+    let pid = std::process::id();
+    let mut n = if attempt == 0 {
+        format!("sld-{pid}")
+    } else {
+        format!("s{attempt}-{pid}")
+    };
+    n.truncate(10);
+    n
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl<'l> Collector<'l> {
+    pub fn new(
+        cfg: &Config,
+        router: Router,
+        log: &'l Logger,
+        opts: CollectorOptions,
+    ) -> Collector<'l> {
+        let conns = cfg.spreads.iter().map(|s: &SpreadConf| {
+            let daemon = s.daemon_name();
+            let endpoint = SpreadName::parse(&daemon)
+                .and_then(|n| n.resolve())
+                .map_err(|e| e.to_string());
+            let now = Instant::now();
+            Conn {
+                daemon,
+                endpoint,
+                groups: Config::groups_of(s),
+                state: State::Down {
+                    since: now,
+                    next_try: now,
+                    backoff: FIRST_BACKOFF,
+                    reminded: now,
+                    ever_up: false,
+                },
+                name_attempt: 0,
+            }
+        });
+        let gaps = match &opts.state_file {
+            Some(p) => match GapTable::load(p) {
+                Ok(t) => {
+                    log.info(&format!(
+                        "gap table: {} senders loaded from {}",
+                        t.len(),
+                        p.display()
+                    ));
+                    t
+                }
+                Err(e) => {
+                    log.warn(&format!(
+                        "cannot load the gap table ({e}); starting with an empty one"
+                    ));
+                    GapTable::new()
+                }
+            },
+            None => GapTable::new(),
+        };
+        Collector {
+            conns: conns.collect(),
+            router,
+            gaps,
+            counters: Counters::default(),
+            log,
+            opts,
+        }
+    }
+
+    /// Try every connection that is due now (called at start and from the loop).
+    pub fn connect_due(&mut self) {
+        let now = Instant::now();
+        for c in &mut self.conns {
+            let State::Down {
+                since,
+                next_try,
+                backoff,
+                reminded,
+                ever_up,
+            } = &mut c.state
+            else {
+                continue;
+            };
+            if *next_try > now {
+                continue;
+            }
+            match connect_and_join(
+                &c.daemon,
+                &c.endpoint,
+                &c.groups,
+                &mut c.name_attempt,
+                self.log,
+            ) {
+                Ok(mb) => {
+                    if *ever_up {
+                        self.counters.reconnects += 1;
+                        self.log.notice(&format!(
+                            "reconnected to spread daemon {} after {:.1}s; joined {}",
+                            c.daemon,
+                            since.elapsed().as_secs_f64(),
+                            c.groups.join(", ")
+                        ));
+                    } else {
+                        self.log.info(&format!(
+                            "connected to spread daemon {}; joined {}",
+                            c.daemon,
+                            c.groups.join(", ")
+                        ));
+                    }
+                    c.state = State::Up(mb);
+                }
+                Err(e) => {
+                    if !*ever_up && *backoff == FIRST_BACKOFF || self.opts.spread_errors {
+                        self.log.error(&format!(
+                            "cannot connect to spread daemon {}: {e}; retrying",
+                            c.daemon
+                        ));
+                    }
+                    if reminded.elapsed() >= DOWN_REMINDER {
+                        *reminded = Instant::now();
+                        self.log.warn(&format!(
+                            "still disconnected from spread daemon {} for {:.0}s: {e}",
+                            c.daemon,
+                            since.elapsed().as_secs_f64()
+                        ));
+                    }
+                    *next_try = Instant::now() + *backoff;
+                    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    pub fn connected(&self) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| matches!(c.state, State::Up(_)))
+            .count()
+    }
+
+    /// Drain every mailbox once; returns how many messages were handled.
+    fn drain(&mut self) -> usize {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let unow = now as u64;
+        let mut total = 0;
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            let State::Up(mb) = &mut c.state else {
+                continue;
+            };
+            let router = &mut self.router;
+            let gaps = &mut self.gaps;
+            let counters = &mut self.counters;
+            let log = self.log;
+            let limit = self.opts.buffer_size;
+            let result = mb.receive_batch(false, |m| {
+                if !m.is_regular() {
+                    counters.membership += 1;
+                    return;
+                }
+                counters.messages += 1;
+                counters.bytes += m.body.len() as u64;
+                if m.body.len() > limit {
+                    counters.oversized += 1;
+                    if counters.oversized.is_power_of_two() {
+                        log.warn(&format!(
+                            "{} message(s) longer than BufferSize ({limit} bytes) received so far, latest {} bytes; \
+                             written in full",
+                            counters.oversized,
+                            m.body.len()
+                        ));
+                    }
+                }
+                let (mess_type, _) = m.header.mess_type();
+                let sender = m.sender();
+                for gi in 0..m.group_count() {
+                    let Some(group) = m.group(gi) else { continue };
+                    if !router.knows(i, group) {
+                        continue;
+                    }
+                    match gaps.observe(sender, group, mess_type, unow) {
+                        Verdict::Gap(n) => log.warn(&format!(
+                            "sequence gap: {n} line(s) from {} to group {} lost",
+                            String::from_utf8_lossy(sender),
+                            String::from_utf8_lossy(group)
+                        )),
+                        Verdict::UnknownGap => log.warn(&format!(
+                            "sequence gap of unknown size: first line seen from {} to group {} is not the first it sent",
+                            String::from_utf8_lossy(sender),
+                            String::from_utf8_lossy(group)
+                        )),
+                        Verdict::Behind => log.info(&format!(
+                            "repeated sequence number from {} to group {} (at-least-once replay?)",
+                            String::from_utf8_lossy(sender),
+                            String::from_utf8_lossy(group)
+                        )),
+                        Verdict::InOrder | Verdict::Unnumbered => {}
+                    }
+                    router.route(i, group, m.body, now, log);
+                }
+            });
+            match result {
+                Ok(n) => {
+                    total += n;
+                    if n > 0 {
+                        self.counters.batches += 1;
+                    }
+                }
+                Err(e) => {
+                    self.counters.disconnects += 1;
+                    self.log.error(&format!(
+                        "lost the spread daemon {}: {e}; reconnecting",
+                        c.daemon
+                    ));
+                    let now = Instant::now();
+                    c.state = State::Down {
+                        since: now,
+                        next_try: now,
+                        backoff: FIRST_BACKOFF,
+                        reminded: now,
+                        ever_up: true,
+                    };
+                }
+            }
+        }
+        total
+    }
+
+    fn poll_timeout(&self) -> libc::c_int {
+        let now = Instant::now();
+        let mut t = Duration::from_secs(60);
+        for c in &self.conns {
+            if let State::Down { next_try, .. } = c.state {
+                t = t.min(next_try.saturating_duration_since(now));
+            }
+        }
+        if self.router.has_pending() {
+            t = t.min(Duration::from_secs(1));
+        }
+        t.as_millis().min(60_000) as libc::c_int + 1
+    }
+
+    fn wait(&mut self, signals: &Signals) {
+        let mut fds = vec![libc::pollfd {
+            fd: signals.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        for c in &self.conns {
+            if let State::Up(mb) = &c.state {
+                use std::os::fd::AsRawFd;
+                fds.push(libc::pollfd {
+                    fd: mb.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+        }
+        if Signals::any_pending() {
+            return;
+        }
+        // SAFETY: fds is a valid array of pollfd for its length during the call.
+        unsafe {
+            libc::poll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                self.poll_timeout(),
+            )
+        };
+    }
+
+    pub fn report(&self) -> String {
+        let (written, lost, write_errors, pipe_restarts) = self.router.totals();
+        let c = &self.counters;
+        let r = &self.router.stats;
+        format!(
+            "counters: messages={} bytes={} lines_written={} lines_lost_on_write={} write_errors={} \
+             sequence_gaps={} lines_lost_in_gaps={} unknown_gaps={} repeats={} oversized={} filtered={} \
+             bad_hosts={} pipe_restarts={} disconnects={} reconnects={} batches={} connected={}/{}",
+            c.messages,
+            c.bytes,
+            written,
+            lost,
+            write_errors,
+            self.gaps.gaps,
+            self.gaps.lost_lines,
+            self.gaps.unknown_gaps,
+            self.gaps.behind,
+            c.oversized,
+            r.filtered,
+            r.bad_hosts,
+            pipe_restarts,
+            c.disconnects,
+            c.reconnects,
+            c.batches,
+            self.connected(),
+            self.conns.len()
+        )
+    }
+
+    /// Run until SIGTERM/SIGINT. Returns the exit status.
+    pub fn run(&mut self, signals: &Signals) -> i32 {
+        self.connect_due();
+        loop {
+            let handled = self.drain();
+            if handled > 0 {
+                self.router.flush(self.log);
+            }
+            if Signals::any_pending() {
+                let p = signals.take();
+                if p.chld {
+                    self.router.reap(self.log);
+                }
+                if p.hup {
+                    // Everything received so far is already in the old files (flushed above).
+                    self.log.notice("SIGHUP: reopening log files");
+                    self.router.reopen_all(self.log);
+                }
+                if p.usr1 {
+                    self.log.notice(&self.report());
+                }
+                if p.term {
+                    self.log.notice("SIGTERM: flushing and exiting");
+                    self.shutdown();
+                    return 0;
+                }
+            }
+            self.connect_due();
+            if handled == 0 {
+                if self.router.has_pending() {
+                    self.router.flush(self.log);
+                }
+                self.wait(signals);
+            }
+        }
+    }
+
+    /// Write everything, close files, save the gap table, leave the daemons.
+    pub fn shutdown(&mut self) {
+        self.router.close_all(self.log);
+        for c in &mut self.conns {
+            if let State::Up(mb) = std::mem::replace(
+                &mut c.state,
+                State::Down {
+                    since: Instant::now(),
+                    next_try: Instant::now(),
+                    backoff: FIRST_BACKOFF,
+                    reminded: Instant::now(),
+                    ever_up: true,
+                },
+            ) {
+                let _ = mb.disconnect();
+            }
+        }
+        if let Some(p) = &self.opts.state_file
+            && let Err(e) = self.gaps.save(p, unix_now())
+        {
+            self.log.error(&format!(
+                "cannot save the gap table to {}: {e}",
+                p.display()
+            ));
+        }
+        self.log.notice(&self.report());
+    }
+}
+
+fn connect_and_join(
+    daemon: &str,
+    endpoint: &Result<Endpoint, String>,
+    groups: &[String],
+    name_attempt: &mut u32,
+    log: &Logger,
+) -> Result<Mailbox, String> {
+    let ep = endpoint
+        .as_ref()
+        .map_err(|e| format!("bad daemon name {daemon:?}: {e}"))?;
+    for _ in 0..4 {
+        let opts = ConnectOptions {
+            private_name: private_name(*name_attempt),
+            priority: true,
+            group_membership: false,
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            send_timeout: Some(CONNECT_TIMEOUT),
+        };
+        match Mailbox::connect_endpoint(ep, &opts) {
+            Ok(mut mb) => {
+                for g in groups {
+                    mb.join(g).map_err(|e| format!("join {g}: {e}"))?;
+                }
+                return Ok(mb);
+            }
+            Err(SpreadError::RejectNotUnique(n)) => {
+                log.info(&format!(
+                    "private name {n} still held by the daemon; trying another"
+                ));
+                *name_attempt += 1;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("no unique private name accepted".into())
+}

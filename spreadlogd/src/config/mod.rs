@@ -1,0 +1,127 @@
+//! `spreadlogd.conf`: the original grammar (global `BufferSize`; `Spread { Port Host Log { Group File
+//! Match VhostDir RewriteTimestamp } }`), plus `Keyword=value` without spaces and a few keywords of our
+//! own (`User`, `Group` at global scope, `StateFile`, `VhostOpenFiles`, `ErrorLog`). Every error names
+//! the file, the line and the offending token.
+
+mod lexer;
+mod parser;
+
+use std::path::{Path, PathBuf};
+
+pub use lexer::{Token, TokenKind, tokenize};
+pub use parser::parse;
+
+use crate::timestamp::TimestampFormat;
+
+/// Where the gap table lives unless `StateFile` says otherwise.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/spreadlogd/gaptable";
+/// The original's default receive buffer ("like Apache").
+pub const DEFAULT_BUFFER_SIZE: usize = 8192;
+/// Open vhost files kept per `VhostDir` unless `VhostOpenFiles` says otherwise.
+pub const DEFAULT_VHOST_OPEN_FILES: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {file}: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: syntax error at {token}: {reason}")]
+    Syntax {
+        file: String,
+        line: u32,
+        token: String,
+        reason: String,
+    },
+    #[error(
+        "{file}:{line}: '{keyword}' is not supported by this spreadlogd (no Perl, Python or C plug-ins); \
+         remove it or use a piped File = \"|program\" instead"
+    )]
+    Unsupported {
+        file: String,
+        line: u32,
+        keyword: String,
+    },
+    #[error("{file}:{line}: invalid value {token}: {reason}")]
+    Invalid {
+        file: String,
+        line: u32,
+        token: String,
+        reason: String,
+    },
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: String,
+    pub buffer_size: Option<usize>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub state_file: Option<PathBuf>,
+    pub error_log: Option<PathBuf>,
+    pub vhost_open_files: usize,
+    pub spreads: Vec<SpreadConf>,
+}
+
+/// One `Spread { }` block: one daemon connection.
+#[derive(Debug, Clone)]
+pub struct SpreadConf {
+    pub line: u32,
+    pub port: String,
+    pub host: Option<String>,
+    pub logs: Vec<LogConf>,
+}
+
+impl SpreadConf {
+    /// The spread name (CONTRACTS §3) this block connects to: `Port`, or `Port@Host`.
+    pub fn daemon_name(&self) -> String {
+        match &self.host {
+            Some(h) => format!("{}@{}", self.port, h),
+            None => self.port.clone(),
+        }
+    }
+}
+
+/// Where a `Log` block writes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FileTarget {
+    Path(PathBuf),
+    /// `File = |command`, run with `/bin/sh -c`.
+    Pipe(String),
+}
+
+/// One `Log { }` block.
+#[derive(Debug, Clone)]
+pub struct LogConf {
+    pub line: u32,
+    pub group: String,
+    pub file: Option<FileTarget>,
+    /// (pattern, line) in order; OR of all.
+    pub matches: Vec<(String, u32)>,
+    pub vhost_dir: Option<PathBuf>,
+    pub rewrite: Option<TimestampFormat>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        // Relative paths are taken from the directory we were started in; make them absolute now so a
+        // daemonised process (cwd `/`) reopens the same files on SIGHUP (the original did not).
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        parse(&file, &text, &cwd)
+    }
+
+    /// Every distinct group joined through `spread`, in name order.
+    pub fn groups_of(spread: &SpreadConf) -> Vec<String> {
+        let mut g: Vec<String> = spread.logs.iter().map(|l| l.group.clone()).collect();
+        g.sort();
+        g.dedup();
+        g
+    }
+}

@@ -1,0 +1,528 @@
+//! `spread-pipe [-s NAME] [-S SPOOL] GROUP`: every line read from stdin becomes one message to
+//! GROUP (exactly the bytes read, newline included), numbered as CONTRACTS §2 says. A reader thread
+//! never stops reading stdin, so the writer (Apache's `ErrorLog "|spread-pipe …"`, or anything) is
+//! never blocked; lines that cannot be handed over go to a spool file (CONTRACTS §5) and are replayed,
+//! in order, once the daemon is back and the group has a member.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use spread_sys::seq::{SeqCounter, mess_type_for};
+use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
+use spread_sys::{ConnectOptions, Mailbox, Message, spool};
+
+pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] GROUP
+  -s NAME   daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
+  -S FILE   spool file for lines the daemon could not take
+            (default /var/tmp/spread-pipe.<uid>.<GROUP>.spool)
+Each stdin line becomes one message to GROUP; a line longer than the largest Spread message
+(143120 bytes for one group) is sent in several messages.";
+
+/// Largest body for a message to one group (CONTRACTS §3: body + 32 x groups <= 143152).
+pub const MAX_BODY: usize = MAX_SAFE_MESSAGE_LEN - 32;
+/// Bytes of input handled per send batch.
+const BATCH_BYTES: usize = 4 << 20;
+const REPLAY_CHUNK: usize = 2000;
+
+fn default_spool(group: &str) -> PathBuf {
+    // SAFETY: getuid cannot fail and has no memory effects.
+    let uid = unsafe { libc::getuid() };
+    PathBuf::from(format!("/var/tmp/spread-pipe.{uid}.{group}.spool"))
+}
+
+pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
+    let mut spread = "4803".to_owned();
+    let mut spool_path = None;
+    let mut group = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = super::take_value(&a, "-s", &mut it) {
+            match v {
+                Ok(v) => spread = v,
+                Err(e) => return usage_error(&e),
+            }
+        } else if let Some(v) = super::take_value(&a, "-S", &mut it) {
+            match v {
+                Ok(v) => spool_path = Some(PathBuf::from(v)),
+                Err(e) => return usage_error(&e),
+            }
+        } else if a == "-h" || a == "--help" {
+            println!("{USAGE}");
+            return 0;
+        } else if a.starts_with('-') {
+            return usage_error(&format!("unknown option {a}"));
+        } else if group.is_some() {
+            return usage_error("exactly one GROUP");
+        } else {
+            group = Some(a);
+        }
+    }
+    let Some(group) = group else {
+        return usage_error("no group given");
+    };
+    if group.is_empty() || group.len() > 31 || !group.bytes().all(|b| (0x24..=0x7e).contains(&b)) {
+        return usage_error(&format!(
+            "illegal group name {group:?} (1-31 bytes in 0x24..0x7E)"
+        ));
+    }
+    if let Err(e) = spread_sys::SpreadName::parse(&spread) {
+        return usage_error(&e.to_string());
+    }
+    // SAFETY: ignoring SIGPIPE has no memory effects; a dead daemon socket then gives EPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let spool_path = spool_path.unwrap_or_else(|| default_spool(&group));
+    let rx = spawn_reader();
+    let mut s = Sender::new(spread, group, spool_path);
+    s.run(rx)
+}
+
+fn usage_error(msg: &str) -> i32 {
+    eprintln!("spread-pipe: {msg}\n{USAGE}");
+    2
+}
+
+/// Read stdin forever in big reads; hand over blocks of whole lines (a final line without newline
+/// and over-long partial lines are handed over as they are).
+fn spawn_reader() -> Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        let mut carry: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match stdin.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    eprintln!("spread-pipe: reading stdin: {e}");
+                    0
+                }
+            };
+            if n == 0 {
+                if !carry.is_empty() {
+                    let _ = tx.send(carry);
+                }
+                return;
+            }
+            let data = &buf[..n];
+            match data.iter().rposition(|&b| b == b'\n') {
+                Some(p) => {
+                    let mut block = std::mem::take(&mut carry);
+                    block.extend_from_slice(&data[..=p]);
+                    carry.extend_from_slice(&data[p + 1..]);
+                    if tx.send(block).is_err() {
+                        return;
+                    }
+                }
+                None => carry.extend_from_slice(data),
+            }
+            while carry.len() > MAX_BODY {
+                let rest = carry.split_off(MAX_BODY);
+                if tx.send(std::mem::replace(&mut carry, rest)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The messages of a block: each line (newline included), long lines cut at MAX_BODY.
+fn messages(block: &[u8]) -> impl Iterator<Item = &[u8]> {
+    block
+        .split_inclusive(|&b| b == b'\n')
+        .flat_map(|l| l.chunks(MAX_BODY))
+}
+
+struct Sender {
+    spread: String,
+    group: String,
+    spool_path: PathBuf,
+    replay_path: PathBuf,
+    lock: Option<File>,
+    mb: Option<Mailbox>,
+    seq: SeqCounter,
+    next_try: Instant,
+    backoff: Duration,
+    next_probe: Instant,
+    spool: Option<File>,
+    spooled_lines: u64,
+    name_attempt: u32,
+    down_since: Option<Instant>,
+}
+
+impl Sender {
+    fn new(spread: String, group: String, spool_path: PathBuf) -> Sender {
+        let replay_path = with_suffix(&spool_path, ".replay");
+        let now = Instant::now();
+        let mut s = Sender {
+            spread,
+            group,
+            spool_path,
+            replay_path,
+            lock: None,
+            mb: None,
+            seq: SeqCounter::default(),
+            next_try: now,
+            backoff: Duration::from_millis(100),
+            next_probe: now,
+            spool: None,
+            spooled_lines: 0,
+            name_attempt: 0,
+            down_since: None,
+        };
+        s.lock = take_replay_lock(&with_suffix(&s.spool_path, ".lock"));
+        s
+    }
+
+    /// Is anything left from earlier runs or failures?
+    fn spool_pending(&self) -> bool {
+        self.spooled_lines > 0
+            || file_len(&self.replay_path) > 0
+            || (self.lock.is_some() && file_len(&self.spool_path) > 0)
+    }
+
+    fn run(&mut self, rx: Receiver<Vec<u8>>) -> i32 {
+        let mut eof = false;
+        while !eof {
+            let wait = if self.mb.is_none() || self.spool_pending() {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(5)
+            };
+            let mut batch: Vec<Vec<u8>> = Vec::new();
+            match rx.recv_timeout(wait) {
+                Ok(b) => batch.push(b),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => eof = true,
+            }
+            let mut bytes: usize = batch.iter().map(Vec::len).sum();
+            while bytes < BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(b) => {
+                        bytes += b.len();
+                        batch.push(b);
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        eof = true;
+                        break;
+                    }
+                }
+            }
+            self.ensure_connected();
+            if self.mb.is_some() && self.spool_pending() {
+                self.try_replay(eof);
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            if self.mb.is_some() && !self.spool_pending() {
+                if let Err(e) = self.send(&batch) {
+                    eprintln!(
+                        "spread-pipe: lost {}: {e}; spooling to {}",
+                        self.spread,
+                        self.spool_path.display()
+                    );
+                    self.connection_lost();
+                    self.spool_blocks(&batch);
+                }
+            } else {
+                // Keep order: while anything is spooled, new lines queue behind it.
+                self.spool_blocks(&batch);
+            }
+        }
+        if self.mb.is_some() && self.spool_pending() {
+            self.try_replay(true);
+        }
+        if let Some(mb) = self.mb.take() {
+            let _ = mb.disconnect();
+        }
+        if self.spool_pending() {
+            eprintln!(
+                "spread-pipe: lines left in {} / {}: they are sent by the next spread-pipe for this spool",
+                self.spool_path.display(),
+                self.replay_path.display()
+            );
+        }
+        0
+    }
+
+    fn send(&mut self, batch: &[Vec<u8>]) -> spread_sys::Result<()> {
+        let mb = self.mb.as_mut().expect("connected");
+        let groups = [self.group.as_str()];
+        for block in batch {
+            for m in messages(block) {
+                mb.queue_multicast(AGREED_MESS, &groups, mess_type_for(self.seq.peek()), m)?;
+                self.seq.advance();
+            }
+        }
+        mb.flush()
+    }
+
+    fn connection_lost(&mut self) {
+        self.mb = None;
+        self.down_since = Some(Instant::now());
+        self.next_try = Instant::now() + self.backoff;
+    }
+
+    fn ensure_connected(&mut self) {
+        if self.mb.is_some() || Instant::now() < self.next_try {
+            return;
+        }
+        let opts = ConnectOptions {
+            private_name: name(self.name_attempt),
+            priority: false,
+            group_membership: false,
+            connect_timeout: Some(Duration::from_secs(2)),
+            send_timeout: Some(Duration::from_secs(5)),
+        };
+        match Mailbox::connect(&self.spread, &opts) {
+            Ok(mb) => {
+                if let Some(t) = self.down_since.take() {
+                    eprintln!(
+                        "spread-pipe: reconnected to {} after {:.1}s",
+                        self.spread,
+                        t.elapsed().as_secs_f64()
+                    );
+                }
+                self.mb = Some(mb);
+                // A new session starts a new sequence (CONTRACTS §2).
+                self.seq.reset();
+                self.backoff = Duration::from_millis(100);
+            }
+            Err(e) => {
+                if matches!(e, spread_sys::Error::RejectNotUnique(_)) {
+                    self.name_attempt += 1;
+                }
+                if self.down_since.is_none() {
+                    self.down_since = Some(Instant::now());
+                    eprintln!(
+                        "spread-pipe: cannot connect to {}: {e}; spooling",
+                        self.spread
+                    );
+                }
+                self.next_try = Instant::now() + self.backoff;
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+
+    fn spool_blocks(&mut self, batch: &[Vec<u8>]) {
+        if self.spool.is_none() {
+            match std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&self.spool_path)
+            {
+                Ok(f) => self.spool = Some(f),
+                Err(e) => {
+                    let n: usize = batch.iter().map(|b| messages(b).count()).sum();
+                    eprintln!(
+                        "spread-pipe: cannot open spool {}: {e}; {n} line(s) lost",
+                        self.spool_path.display()
+                    );
+                    return;
+                }
+            }
+        }
+        let f = self.spool.as_ref().expect("opened");
+        let mut rec = Vec::new();
+        for block in batch {
+            for m in messages(block) {
+                spool::encode_record(0, self.group.as_bytes(), m, &mut rec);
+                self.spooled_lines += 1;
+            }
+        }
+        if let Err(e) = io::Write::write_all(&mut &*f, &rec) {
+            eprintln!(
+                "spread-pipe: cannot write spool {}: {e}; lines lost",
+                self.spool_path.display()
+            );
+        }
+    }
+
+    /// Does the group have a member (a collector)? A short-lived second session with membership
+    /// messages joins, reads the member list and disconnects (CONTRACTS §1).
+    fn group_has_member(&self) -> bool {
+        let opts = ConnectOptions {
+            private_name: format!("pr{}", std::process::id() % 10_000_000),
+            priority: false,
+            group_membership: true,
+            connect_timeout: Some(Duration::from_secs(2)),
+            send_timeout: Some(Duration::from_secs(2)),
+        };
+        let Ok(mut probe) = Mailbox::connect(&self.spread, &opts) else {
+            return false;
+        };
+        let mut found = false;
+        if probe.join(&self.group).is_ok() {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                match probe.poll(Some(deadline.saturating_duration_since(Instant::now()))) {
+                    Ok(true) => {}
+                    _ => break,
+                }
+                match probe.receive() {
+                    Ok(Message::Membership(m)) if m.group == self.group => {
+                        found = m.members.len() > 1;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        let _ = probe.disconnect();
+        found
+    }
+
+    fn try_replay(&mut self, final_attempt: bool) {
+        if self.lock.is_none() {
+            // Another spread-pipe owns this spool's replay; try to take over if it is gone.
+            self.lock = take_replay_lock(&with_suffix(&self.spool_path, ".lock"));
+            if self.lock.is_none() {
+                return;
+            }
+        }
+        if Instant::now() < self.next_probe && !final_attempt {
+            return;
+        }
+        self.next_probe = Instant::now() + Duration::from_secs(1);
+        if !self.group_has_member() {
+            return;
+        }
+        if file_len(&self.replay_path) == 0 {
+            // Appends go to a fresh file from now on; the renamed segment is ours alone.
+            self.spool = None;
+            if file_len(&self.spool_path) == 0 {
+                self.spooled_lines = 0;
+                return;
+            }
+            if let Err(e) = std::fs::rename(&self.spool_path, &self.replay_path) {
+                eprintln!("spread-pipe: cannot rename spool for replay: {e}");
+                return;
+            }
+            self.spooled_lines = 0;
+        }
+        let contents = match spool::read_and_repair(&self.replay_path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!(
+                    "spread-pipe: cannot read spool {}: {e}",
+                    self.replay_path.display()
+                );
+                return;
+            }
+        };
+        if let Some((at, why)) = &contents.torn_tail {
+            eprintln!(
+                "spread-pipe: spool {} had a torn tail at byte {at} ({why}); cut off",
+                self.replay_path.display()
+            );
+        }
+        let result = (|| -> spread_sys::Result<()> {
+            let mb = self.mb.as_mut().expect("connected");
+            for chunk in contents.records.chunks(REPLAY_CHUNK) {
+                for r in chunk {
+                    let g = String::from_utf8_lossy(&r.group).into_owned();
+                    mb.queue_multicast(
+                        AGREED_MESS,
+                        &[g.as_str()],
+                        mess_type_for(self.seq.peek()),
+                        &r.line,
+                    )?;
+                    self.seq.advance();
+                }
+                mb.flush()?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&self.replay_path);
+                eprintln!(
+                    "spread-pipe: replayed {} spooled line(s)",
+                    contents.records.len()
+                );
+            }
+            Err(e) => {
+                // Kept for the next attempt: at-least-once, a few lines may be sent twice.
+                eprintln!("spread-pipe: replay interrupted: {e}");
+                self.connection_lost();
+            }
+        }
+    }
+}
+
+fn name(attempt: u32) -> String {
+    let mut n = format!(
+        "pipe{}{}",
+        if attempt > 0 {
+            attempt.to_string()
+        } else {
+            String::new()
+        },
+        std::process::id()
+    );
+    n.truncate(10);
+    n
+}
+
+fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn file_len(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
+}
+
+/// One replayer per spool: a POSIX record lock (fcntl, not flock) on `<spool>.lock`, held for the
+/// process's life. Returns None if another process holds it.
+fn take_replay_lock(path: &Path) -> Option<File> {
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    // SAFETY: a zeroed flock struct is valid; F_SETLK reads it and locks our own descriptor.
+    let ok = unsafe {
+        let mut fl: libc::flock = std::mem::zeroed();
+        fl.l_type = libc::F_WRLCK as _;
+        fl.l_whence = libc::SEEK_SET as _;
+        libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) == 0
+    };
+    ok.then_some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lines_with_newline_and_long_lines_are_cut() {
+        let m: Vec<&[u8]> = messages(b"a\nbb\n\nc").collect();
+        assert_eq!(m, vec![&b"a\n"[..], b"bb\n", b"\n", b"c"]);
+        let long = vec![b'x'; MAX_BODY * 2 + 5];
+        let m: Vec<usize> = messages(&long).map(<[u8]>::len).collect();
+        assert_eq!(m, vec![MAX_BODY, MAX_BODY, 5]);
+    }
+
+    #[test]
+    fn names_fit_spread() {
+        assert!(name(0).len() <= 10 && name(3).len() <= 10);
+        assert!(name(0).bytes().all(|b| (0x24..=0x7e).contains(&b)));
+    }
+}

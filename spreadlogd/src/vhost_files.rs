@@ -1,0 +1,198 @@
+//! A bounded LRU cache of open per-vhost files inside one `VhostDir` (the original's table thrashed
+//! and leaked on collisions). Each open file has its own pending buffer, written once per batch.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::logger::Logger;
+use crate::output::{MAX_PENDING, open_log_file};
+
+struct Slot {
+    file: File,
+    pending: Vec<u8>,
+    pending_lines: u64,
+    last_used: u64,
+}
+
+pub struct VhostFiles {
+    dir: PathBuf,
+    capacity: usize,
+    lock: bool,
+    slots: HashMap<String, Slot>,
+    tick: u64,
+    pub lines_written: u64,
+    pub lines_lost: u64,
+    pub evictions: u64,
+    pub open_errors: u64,
+}
+
+impl VhostFiles {
+    pub fn new(dir: PathBuf, capacity: usize, lock: bool) -> VhostFiles {
+        VhostFiles {
+            dir,
+            capacity: capacity.max(1),
+            lock,
+            slots: HashMap::new(),
+            tick: 0,
+            lines_written: 0,
+            lines_lost: 0,
+            evictions: 0,
+            open_errors: 0,
+        }
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Queue `bytes` for `VhostDir/<name>`; `name` must already be a cleaned host name (or the
+    /// fallback name): it is joined as one path component.
+    pub fn push(&mut self, name: &str, bytes: &[u8], log: &Logger) {
+        debug_assert!(!name.contains('/') && name != ".." && name != ".");
+        self.tick += 1;
+        if !self.slots.contains_key(name) {
+            if self.slots.len() >= self.capacity {
+                self.evict_lru(log);
+            }
+            // O_NOFOLLOW: a symlink planted in VhostDir must not redirect writes elsewhere.
+            match open_log_file(&self.dir.join(name), self.lock, true) {
+                Ok(file) => {
+                    self.slots.insert(
+                        name.to_owned(),
+                        Slot {
+                            file,
+                            pending: Vec::new(),
+                            pending_lines: 0,
+                            last_used: 0,
+                        },
+                    );
+                }
+                Err(e) => {
+                    self.open_errors += 1;
+                    self.lines_lost += 1;
+                    log.error(&format!(
+                        "cannot open vhost log {}: {e}; line lost",
+                        self.dir.join(name).display()
+                    ));
+                    return;
+                }
+            }
+        }
+        let tick = self.tick;
+        let slot = self.slots.get_mut(name).expect("inserted above");
+        slot.last_used = tick;
+        if slot.pending.len() + bytes.len() > MAX_PENDING {
+            self.lines_lost += 1;
+            return;
+        }
+        slot.pending.extend_from_slice(bytes);
+        slot.pending_lines += 1;
+    }
+
+    fn evict_lru(&mut self, log: &Logger) {
+        let Some(name) = self
+            .slots
+            .iter()
+            .min_by_key(|(_, s)| s.last_used)
+            .map(|(n, _)| n.clone())
+        else {
+            return;
+        };
+        if let Some(mut slot) = self.slots.remove(&name) {
+            self.write_slot(&name, &mut slot, log);
+            self.evictions += 1;
+        }
+    }
+
+    fn write_slot(&mut self, name: &str, slot: &mut Slot, log: &Logger) {
+        if slot.pending.is_empty() {
+            return;
+        }
+        match slot.file.write_all(&slot.pending) {
+            Ok(()) => self.lines_written += slot.pending_lines,
+            Err(e) => {
+                self.lines_lost += slot.pending_lines;
+                log.error(&format!(
+                    "cannot write {} lines to {}: {e}; lines lost",
+                    slot.pending_lines,
+                    self.dir.join(name).display()
+                ));
+            }
+        }
+        slot.pending.clear();
+        slot.pending_lines = 0;
+    }
+
+    pub fn flush(&mut self, log: &Logger) {
+        let mut slots = std::mem::take(&mut self.slots);
+        for (name, slot) in slots.iter_mut() {
+            self.write_slot(name, slot, log);
+        }
+        self.slots = slots;
+    }
+
+    /// SIGHUP and exit: write and close everything; files are reopened lazily.
+    pub fn close_all(&mut self, log: &Logger) {
+        self.flush(log);
+        self.slots.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_bounds_open_files_and_keeps_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Logger::stderr("test", false);
+        let mut v = VhostFiles::new(dir.path().to_owned(), 3, false);
+        for round in 0..3 {
+            for h in ["a", "b", "c", "d", "e"] {
+                v.push(h, format!("{h}{round}\n").as_bytes(), &log);
+                assert!(v.open_count() <= 3);
+            }
+        }
+        v.flush(&log);
+        for h in ["a", "b", "c", "d", "e"] {
+            let got = std::fs::read_to_string(dir.path().join(h)).unwrap();
+            assert_eq!(got, format!("{h}0\n{h}1\n{h}2\n"));
+        }
+        assert!(v.evictions > 0);
+        assert_eq!(v.lines_written, 15);
+    }
+
+    #[test]
+    fn recently_used_file_stays_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Logger::stderr("test", false);
+        let mut v = VhostFiles::new(dir.path().to_owned(), 2, false);
+        v.push("a", b"1\n", &log);
+        v.push("b", b"1\n", &log);
+        v.push("a", b"2\n", &log);
+        v.push("c", b"1\n", &log); // evicts b, not a
+        assert!(
+            v.slots.contains_key("a") && v.slots.contains_key("c") && !v.slots.contains_key("b")
+        );
+    }
+
+    #[test]
+    fn symlink_in_vhostdir_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("victim");
+        std::os::unix::fs::symlink(&target, dir.path().join("evil.com")).unwrap();
+        let log = Logger::stderr("test", false);
+        let mut v = VhostFiles::new(dir.path().to_owned(), 2, false);
+        v.push("evil.com", b"x\n", &log);
+        v.flush(&log);
+        assert!(!target.exists());
+        assert_eq!(v.lines_lost, 1);
+    }
+}

@@ -1,0 +1,390 @@
+//! spreadlogd end to end: a real spread-daemon, spreadlogd as a child process, real files.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use spread_sys::seq::mess_type_for;
+
+fn whoami() -> (String, String) {
+    let out = |args: &[&str]| {
+        let o = Command::new("id").args(args).output().unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    (out(&["-un"]), out(&["-gn"]))
+}
+
+#[test]
+fn sample_config_with_every_keyword() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let tcp = daemon.tcp_addr().unwrap();
+    std::fs::create_dir(d.join("vhosts")).unwrap();
+    let (user, group) = whoami();
+    let text = format!(
+        r#"# every keyword this spreadlogd knows
+BufferSize = 65536
+User = {user}
+Group = {group}
+StateFile = {d}/state/gaps
+ErrorLog = {d}/own.log
+VhostOpenFiles = 2
+Spread {{
+    Port = {unix}                 # unix socket by path
+    Log {{
+        Group = www
+        File = {d}/www.log
+    }}
+    Log {{                        # a second Log block for the same group: fan-out
+        Group = www
+        File = "{d}/posts.log"
+        Match = "^POST "
+        Match = 'PUT /upload'
+    }}
+    Log {{
+        Group=vh
+        VhostDir={d}/vhosts
+        RewriteTimestamp = CommonLogFormat
+    }}
+}}
+Spread {{
+    Port = {port}
+    Host = 127.0.0.1
+    Log {{ Group = tcp File = "|cat >> {d}/piped.log" RewriteTimestamp = "[%Y]" }}
+}}
+"#,
+        d = d.display(),
+        unix = daemon.spread_name(),
+        port = tcp.port()
+    );
+    let conf = conf(d, &text);
+    let check = Command::new(bin("spreadlogd"))
+        .args(["-t", "-c"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).contains("Syntax OK"));
+
+    let logd = Logd::start(d, &conf, &[]);
+    wait_for("two connections in ErrorLog", || {
+        (read(&d.join("own.log"))
+            .matches("connected to spread daemon")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    let mut s = sender(&daemon.spread_name(), "t1");
+    send(&mut s, "www", 0, b"GET / HTTP/1.1\n");
+    send(&mut s, "www", 0, b"POST /form HTTP/1.1\n");
+    send(&mut s, "www", 0, b"PUT /upload/x HTTP/1.1\n");
+    send(
+        &mut s,
+        "vh",
+        0,
+        b"WWW.Example.com:443 1.2.3.4 - - [01/Jan/2000:00:00:00 +0000] \"GET /\"\n",
+    );
+    send(&mut s, "vh", 0, b"b.example 1\n");
+    send(&mut s, "vh", 0, b"c.example 1\n");
+    send(&mut s, "vh", 0, b"www.example.com 2\n");
+    let mut t = sender(&format!("{}@127.0.0.1", tcp.port()), "t2");
+    send(&mut t, "tcp", mess_type_for(0), b"over tcp [old time]\n");
+
+    wait_for("www.log", || {
+        (read(&d.join("www.log")).lines().count() == 3).then_some(())
+    });
+    wait_for("posts.log", || {
+        (read(&d.join("posts.log")).lines().count() == 2).then_some(())
+    });
+    assert_eq!(
+        read(&d.join("www.log")),
+        "GET / HTTP/1.1\nPOST /form HTTP/1.1\nPUT /upload/x HTTP/1.1\n"
+    );
+    assert_eq!(
+        read(&d.join("posts.log")),
+        "POST /form HTTP/1.1\nPUT /upload/x HTTP/1.1\n"
+    );
+    let year = String::from_utf8(Command::new("date").arg("+%Y").output().unwrap().stdout).unwrap();
+    wait_for("piped.log", || {
+        (!read(&d.join("piped.log")).is_empty()).then_some(())
+    });
+    assert_eq!(
+        read(&d.join("piped.log")),
+        format!("over tcp [{}]\n", year.trim())
+    );
+    wait_for("vhost files", || {
+        (read(&d.join("vhosts/www.example.com")).lines().count() == 2).then_some(())
+    });
+    let www = read(&d.join("vhosts/www.example.com"));
+    assert!(
+        www.starts_with("1.2.3.4 - - [") && !www.contains("01/Jan/2000"),
+        "{www}"
+    );
+    assert!(www.ends_with("2\n"));
+    assert_eq!(read(&d.join("vhosts/b.example")), "1\n");
+    assert_eq!(read(&d.join("vhosts/c.example")), "1\n");
+    assert_eq!(logd.term(), 0);
+    assert!(d.join("state/gaps").exists(), "gap table saved at exit");
+    let own = read(&d.join("own.log"));
+    assert!(own.contains("counters:"), "{own}");
+}
+
+#[test]
+fn hostile_vhost_names_stay_inside_vhostdir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let vh = d.join("inner/vhosts");
+    std::fs::create_dir_all(&vh).unwrap();
+    let conf = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = vh VhostDir = {} }} }}",
+            daemon.spread_name(),
+            vh.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &conf, &[]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "evil");
+    let long = format!("{} x\n", "a".repeat(5000));
+    let hostile: Vec<Vec<u8>> = vec![
+        b"../escape.com GET\n".to_vec(),
+        b"../../inner GET\n".to_vec(),
+        b".. GET\n".to_vec(),
+        b". GET\n".to_vec(),
+        b"/etc/passwd GET\n".to_vec(),
+        b"a\x1b[31mred GET\n".to_vec(),
+        b"tab\thost GET\n".to_vec(),
+        "h\u{e9}llo.example GET\n".as_bytes().to_vec(),
+        b"\xff\xfe GET\n".to_vec(),
+        long.into_bytes(),
+        b"nospace\n".to_vec(),
+        b" leading-space\n".to_vec(),
+        b"Good.Example:8080 GET ok\n".to_vec(),
+    ];
+    for h in &hostile {
+        send(&mut s, "vh", 0, h);
+    }
+    wait_for("fallback lines", || {
+        (read(&vh.join("_invalid_host_")).matches('\n').count() >= hostile.len() - 1).then_some(())
+    });
+    assert_eq!(read(&vh.join("good.example")), "GET ok\n");
+    let names: Vec<String> = std::fs::read_dir(&vh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut names = names;
+    names.sort();
+    assert_eq!(
+        names,
+        vec!["_invalid_host_".to_string(), "good.example".to_string()]
+    );
+    let inner: Vec<_> = std::fs::read_dir(d.join("inner")).unwrap().collect();
+    assert_eq!(inner.len(), 1, "nothing written next to VhostDir");
+    assert!(!d.join("escape.com").exists());
+    // Every hostile line is kept whole in the fallback file.
+    let fb = std::fs::read(vh.join("_invalid_host_")).unwrap();
+    for h in &hostile[..hostile.len() - 1] {
+        assert!(
+            fb.windows(h.len()).any(|w| w == &h[..]),
+            "missing {:?}",
+            String::from_utf8_lossy(h)
+        );
+    }
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn timestamps_use_the_real_zone_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let conf = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = g File = {d}/a.log RewriteTimestamp = CommonLogFormat }} }}",
+            daemon.spread_name(),
+            d = d.display()
+        ),
+    );
+    // Etc/GMT-5 is UTC+5 (POSIX sign convention); the original printed +0000 here.
+    let logd = Logd::start_env(d, &conf, &[], &[("TZ", "Etc/GMT-5")]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "ts");
+    send(
+        &mut s,
+        "g",
+        0,
+        b"h - - [10/Oct/2000:13:55:36 -0700] \"GET /\" 200\n",
+    );
+    wait_for("line", || {
+        (!read(&d.join("a.log")).is_empty()).then_some(())
+    });
+    let line = read(&d.join("a.log"));
+    assert!(
+        line.starts_with("h - - [") && line.contains(" +0500] \"GET /\" 200\n"),
+        "{line}"
+    );
+    assert!(!line.contains("10/Oct/2000"));
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn oversized_lines_are_written_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let conf = conf(
+        d,
+        &format!(
+            "BufferSize = 100\nStateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = g File = {d}/a.log }} }}",
+            daemon.spread_name(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &conf, &["-b", "200"]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "big");
+    let big = format!("{}\n", "x".repeat(100_000));
+    send(&mut s, "g", 0, b"small\n");
+    send(&mut s, "g", 0, big.as_bytes());
+    wait_for("both lines", || {
+        (read(&d.join("a.log")).len() == 6 + big.len()).then_some(())
+    });
+    logd.signal(libc::SIGUSR1);
+    logd.wait_log("oversized=1", 1);
+    assert!(
+        logd.log().contains("longer than BufferSize (200 bytes)"),
+        "-b overrides BufferSize"
+    );
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn bad_configs_fail_with_file_line_and_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases = [
+        (
+            "Spread {\n Log {\n Group = g\n File = f\n PerlLog main::x\n }\n}\n",
+            ":5:",
+            "PerlLog",
+        ),
+        (
+            "LoadModule online\nSpread { Log { Group = g File = f } }\n",
+            ":1:",
+            "LoadModule",
+        ),
+        (
+            "Spread {\n Log { Group = g File = f Match = \"(\" }\n}\n",
+            ":2:",
+            "regex does not compile",
+        ),
+        (
+            "Spread {\n Log { Group = g File = f }\n Bogus = 1\n}\n",
+            ":3:",
+            "'Bogus'",
+        ),
+        (
+            "Spread { Port = 4803@ Log { Group = g File = f } }\n",
+            ":1:",
+            "4803@",
+        ),
+    ];
+    for (text, line, token) in cases {
+        let c = conf(d, text);
+        for args in [&["-t"][..], &["-D"][..]] {
+            let out = Command::new(bin("spreadlogd"))
+                .args(args)
+                .arg("-c")
+                .arg(&c)
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+            assert!(
+                err.contains(&format!("spreadlogd.conf{line}")) && err.contains(token),
+                "{text}: {err}"
+            );
+        }
+    }
+    let out = Command::new(bin("spreadlogd"))
+        .args(["-c", "/nonexistent/x.conf", "-D"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.conf"));
+    let out = Command::new(bin("spreadlogd")).arg("-V").output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("spreadlogd ")
+    );
+}
+
+#[test]
+fn unwritable_file_is_a_startup_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = conf(
+        d,
+        &format!(
+            "Spread {{ Port = {d}/4803 Log {{ Group = g File = {d}/no/such/dir/a.log }} }}",
+            d = d.display()
+        ),
+    );
+    let out = Command::new(bin("spreadlogd"))
+        .arg("-D")
+        .arg("-c")
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/dir/a.log"));
+}
+
+#[test]
+fn second_instance_on_the_same_files_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = g File = {d}/a.log }} }}",
+            daemon.spread_name(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let out = Command::new(bin("spreadlogd"))
+        .arg("-D")
+        .arg("-c")
+        .arg(&c)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another spreadlogd"));
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn shipped_sample_config_is_valid_and_uses_every_keyword() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../conf/spreadlogd.conf");
+    let out = Command::new(bin("spreadlogd")).arg("-t").arg("-c").arg(&sample).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&sample).unwrap();
+    for kw in [
+        "BufferSize", "User", "Group", "StateFile", "ErrorLog", "VhostOpenFiles", "Spread", "Port", "Host", "Log",
+        "File", "Match", "VhostDir", "RewriteTimestamp",
+    ] {
+        assert!(text.lines().any(|l| l.trim_start().starts_with(kw)), "sample lacks {kw}");
+    }
+}

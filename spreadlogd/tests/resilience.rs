@@ -1,0 +1,283 @@
+//! Rotation, daemon loss, dying piped programs and gap accounting, with real processes.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use spread_sys::seq::mess_type_for;
+
+fn simple_conf(d: &std::path::Path, spread: &str, file: &str) -> std::path::PathBuf {
+    conf(
+        d,
+        &format!(
+            "StateFile = {d}/state/gaps\nSpread {{ Port = {spread} Log {{ Group = g File = {file} }} }}",
+            d = d.display()
+        ),
+    )
+}
+
+#[test]
+fn sighup_rotation_while_lines_flow_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_owned();
+    let daemon = daemon(&d);
+    let log = d.join("a.log");
+    let c = simple_conf(&d, &daemon.spread_name(), &log.display().to_string());
+    let logd = Logd::start(&d, &c, &[]);
+    logd.wait_joined(1);
+    const N: usize = 30_000;
+    let name = daemon.spread_name();
+    let sending = std::thread::spawn(move || {
+        let mut s = sender(&name, "rot");
+        for i in 0..N {
+            send(
+                &mut s,
+                "g",
+                mess_type_for(i as u16),
+                format!("line-{i:06}\n").as_bytes(),
+            );
+            if i % 2000 == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    });
+    wait_for("first lines", || {
+        (read(&log).lines().count() > 2000).then_some(())
+    });
+    let rotated = d.join("a.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    logd.signal(libc::SIGHUP);
+    sending.join().unwrap();
+    wait_for("all lines in old + new", || {
+        (read(&rotated).lines().count() + read(&log).lines().count() == N).then_some(())
+    });
+    let old = read(&rotated);
+    let new = read(&log);
+    assert!(!new.is_empty(), "lines after the HUP go to the new file");
+    let mut seen = HashSet::new();
+    for l in old.lines().chain(new.lines()) {
+        assert!(seen.insert(l.to_owned()), "duplicate {l}");
+    }
+    assert_eq!(seen.len(), N);
+    // Order is kept across the rotation: the old file ends before the new one starts.
+    let last_old = old.lines().last().unwrap().to_owned();
+    let first_new = new.lines().next().unwrap().to_owned();
+    assert!(last_old < first_new, "{last_old} then {first_new}");
+    assert!(!logd.log().contains("sequence gap"), "{}", logd.log());
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn sighup_reopens_immediately_without_any_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let log = d.join("a.log");
+    let c = simple_conf(d, &daemon.spread_name(), &log.display().to_string());
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    std::fs::rename(&log, d.join("a.log.1")).unwrap();
+    logd.signal(libc::SIGHUP);
+    // No message is sent: the original reopened only after the next one arrived.
+    wait_for("a.log recreated by the HUP alone", || {
+        log.exists().then_some(())
+    });
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn sigterm_exits_at_once_and_keeps_everything_received() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let log = d.join("a.log");
+    let c = simple_conf(d, &daemon.spread_name(), &log.display().to_string());
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "term");
+    for i in 0..1000 {
+        send(&mut s, "g", 0, format!("{i}\n").as_bytes());
+    }
+    wait_for("lines", || {
+        (read(&log).lines().count() == 1000).then_some(())
+    });
+    let t = std::time::Instant::now();
+    assert_eq!(logd.term(), 0);
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "SIGTERM took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(read(&log).lines().count(), 1000);
+}
+
+fn start_daemon_binary(d: &std::path::Path) -> Child {
+    let sock = d.join("4803");
+    let _ = std::fs::remove_file(&sock);
+    let child = Command::new(bin("spread-daemon"))
+        .args(["--no-tcp", "--unix-dir"])
+        .arg(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn spread-daemon");
+    wait_for("daemon socket", || sock.exists().then_some(()));
+    child
+}
+
+#[test]
+fn daemon_restart_reconnects_and_rejoins() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut dproc = start_daemon_binary(d);
+    let name = d.join("4803").display().to_string();
+    let log = d.join("a.log");
+    let c = simple_conf(d, &name, &log.display().to_string());
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    send(&mut sender(&name, "s1"), "g", 0, b"before\n");
+    wait_for("before", || read(&log).contains("before\n").then_some(()));
+
+    dproc.kill().unwrap();
+    dproc.wait().unwrap();
+    logd.wait_log("lost the spread daemon", 1);
+    std::thread::sleep(Duration::from_millis(700));
+    let mut dproc = start_daemon_binary(d);
+    logd.wait_log("reconnected to spread daemon", 1);
+    assert!(
+        logd.log().contains(" after "),
+        "says how long it was disconnected: {}",
+        logd.log()
+    );
+    send(&mut sender(&name, "s2"), "g", 0, b"after\n");
+    wait_for("after", || read(&log).contains("after\n").then_some(()));
+    assert_eq!(read(&log), "before\nafter\n");
+
+    // A clean daemon stop as well.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(dproc.id() as libc::pid_t, libc::SIGTERM) };
+    dproc.wait().unwrap();
+    logd.wait_log("lost the spread daemon", 2);
+    let mut dproc = start_daemon_binary(d);
+    logd.wait_log("reconnected to spread daemon", 2);
+    send(&mut sender(&name, "s3"), "g", 0, b"again\n");
+    wait_for("again", || read(&log).contains("again\n").then_some(()));
+    assert_eq!(logd.term(), 0);
+    dproc.kill().unwrap();
+    let _ = dproc.wait();
+}
+
+#[test]
+fn starts_before_the_daemon_and_connects_when_it_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let name = d.join("4803").display().to_string();
+    let log = d.join("a.log");
+    let c = simple_conf(d, &name, &log.display().to_string());
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_log("cannot connect to spread daemon", 1);
+    let mut dproc = start_daemon_binary(d);
+    logd.wait_joined(1);
+    send(&mut sender(&name, "late"), "g", 0, b"hello\n");
+    wait_for("hello", || read(&log).contains("hello\n").then_some(()));
+    assert_eq!(logd.term(), 0);
+    dproc.kill().unwrap();
+    let _ = dproc.wait();
+}
+
+#[test]
+fn piped_target_that_dies_is_restarted_and_never_kills_spreadlogd() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let out = d.join("out");
+    // Each instance takes one line and exits: every later line meets a dead program first.
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = g File = \"|head -n 1 >> {}\" }} }}",
+            daemon.spread_name(),
+            out.display(),
+            d = d.display()
+        ),
+    );
+    let mut logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "pp");
+    for i in 1..=3 {
+        send(&mut s, "g", 0, format!("line {i}\n").as_bytes());
+        wait_for("line in out", || {
+            (read(&out).lines().count() == i).then_some(())
+        });
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+    assert_eq!(read(&out), "line 1\nline 2\nline 3\n");
+    assert!(logd.alive(), "spreadlogd survived SIGPIPE");
+    assert!(
+        logd.log().contains("exited") || logd.log().contains("died"),
+        "{}",
+        logd.log()
+    );
+    // Dead children are reaped: no zombies among spreadlogd's children.
+    let pid = logd.child.id();
+    let zombies = Command::new("ps")
+        .args(["-o", "stat=", "--ppid", &pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&zombies.stdout).contains('Z'),
+        "zombie children"
+    );
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn gaps_are_counted_and_the_table_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let log = d.join("a.log");
+    let c = simple_conf(d, &daemon.spread_name(), &log.display().to_string());
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "gapper");
+    for (seq, body) in [(0u16, "a"), (1, "b"), (2, "c"), (5, "f")] {
+        send(
+            &mut s,
+            "g",
+            mess_type_for(seq),
+            format!("{body}\n").as_bytes(),
+        );
+    }
+    // Unnumbered senders (the original module, spuser) are never counted.
+    let mut plain = sender(&daemon.spread_name(), "plain");
+    send(&mut plain, "g", 0, b"p1\n");
+    send(&mut plain, "g", 77, b"p2\n");
+    wait_for("lines", || (read(&log).lines().count() == 6).then_some(()));
+    logd.wait_log("sequence gap: 2 line(s) from #gapper#", 1);
+    logd.signal(libc::SIGUSR1);
+    logd.wait_log("lines_lost_in_gaps=2", 1);
+    assert!(logd.log().contains("sequence_gaps=1 "), "{}", logd.log());
+    assert_eq!(logd.term(), 0);
+    let table = read(&d.join("state/gaps"));
+    assert!(
+        table.contains("#gapper#") && table.contains("\tg\t6\t"),
+        "{table}"
+    );
+
+    // While spreadlogd is down, 6..=8 are sent and missed; after the restart 9 shows a gap of 3.
+    for seq in 6..=8 {
+        send(&mut s, "g", mess_type_for(seq), b"missed\n");
+    }
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    send(&mut s, "g", mess_type_for(9), b"j\n");
+    let mut fresh = sender(&daemon.spread_name(), "fresh");
+    send(&mut fresh, "g", mess_type_for(4), b"k\n");
+    logd.wait_log("sequence gap: 3 line(s) from #gapper#", 1);
+    logd.wait_log("gap of unknown size", 1);
+    assert_eq!(logd.term(), 0);
+}

@@ -1,0 +1,161 @@
+//! spread-tail and spread-pipe as real processes against a real daemon.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn spread_tail_prints_every_line_of_its_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let out = d.join("tail.out");
+    let mut tail = Command::new(bin("spread-tail"))
+        .args(["-s", &daemon.spread_name(), "-g", "a", "b"])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until it has joined: a membership-watching session sees it arrive in both groups.
+    let mut watch = spread_sys::Mailbox::connect(
+        &daemon.spread_name(),
+        &spread_sys::ConnectOptions::named("watch"),
+    )
+    .unwrap();
+    watch.join("b").unwrap();
+    wait_for("spread-tail joined b", || match watch.receive().unwrap() {
+        spread_sys::Message::Membership(m) if m.members.len() == 2 => Some(()),
+        _ => None,
+    });
+    let mut s = sender(&daemon.spread_name(), "tsend");
+    send(&mut s, "a", 0, b"one\n");
+    send(&mut s, "b", 0, b"two\n");
+    send(&mut s, "c", 0, b"not joined\n");
+    wait_for("tail output", || {
+        (read(&out).lines().count() == 2).then_some(())
+    });
+    assert_eq!(read(&out), "a one\nb two\n");
+    tail.kill().unwrap();
+    let _ = tail.wait();
+}
+
+#[test]
+fn spread_pipe_sends_numbered_lines_that_spreadlogd_writes_without_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let log = d.join("a.log");
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = errors File = {} }} }}",
+            daemon.spread_name(),
+            log.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut pipe = Command::new(bin("spread-pipe"))
+        .args(["-s", &daemon.spread_name(), "-S"])
+        .arg(d.join("spool"))
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = pipe.stdin.take().unwrap();
+    let mut expected = String::new();
+    for i in 0..5000 {
+        let l = format!("[error] line {i} with = and [brackets]\n");
+        expected.push_str(&l);
+        stdin.write_all(l.as_bytes()).unwrap();
+    }
+    stdin.write_all(b"last line without newline").unwrap();
+    expected.push_str("last line without newline");
+    drop(stdin);
+    assert!(pipe.wait().unwrap().success());
+    wait_for("all lines", || (read(&log) == expected).then_some(()));
+    logd.signal(libc::SIGUSR1);
+    logd.wait_log("counters:", 1);
+    let l = logd.log();
+    assert!(
+        l.contains("sequence_gaps=0 ") && l.contains("unknown_gaps=0 "),
+        "numbered from 0 without gaps: {l}"
+    );
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn spread_pipe_spools_while_the_daemon_is_away_and_replays_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let name = d.join("4803").display().to_string();
+    let log = d.join("a.log");
+    let spool = d.join("spool");
+    // No daemon yet: spread-pipe must keep reading stdin and spool.
+    let mut pipe = Command::new(bin("spread-pipe"))
+        .args(["-s", &name, "-S"])
+        .arg(&spool)
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = pipe.stdin.take().unwrap();
+    for i in 0..100 {
+        stdin.write_all(format!("early {i}\n").as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    wait_for("spooled", || {
+        (std::fs::metadata(&spool).map_or(0, |m| m.len()) > 0).then_some(())
+    });
+    let daemon = spread_daemon::Daemon::start(spread_daemon::Config::for_test(d)).unwrap();
+    assert_eq!(daemon.spread_name(), name);
+    std::thread::sleep(Duration::from_millis(500));
+    // The group has no member yet: nothing may be replayed into the void.
+    for i in 0..10 {
+        stdin.write_all(format!("middle {i}\n").as_bytes()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {name} Log {{ Group = errors File = {} }} }}",
+            log.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    wait_for("replayed", || {
+        (read(&log).lines().count() == 110).then_some(())
+    });
+    for i in 0..10 {
+        stdin.write_all(format!("late {i}\n").as_bytes()).unwrap();
+    }
+    drop(stdin);
+    assert!(pipe.wait().unwrap().success());
+    let mut err = String::new();
+    pipe.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    wait_for("late lines", || {
+        (read(&log).lines().count() == 120).then_some(())
+    });
+    let got: Vec<String> = read(&log).lines().map(str::to_owned).collect();
+    let want: Vec<String> = (0..100)
+        .map(|i| format!("early {i}"))
+        .chain((0..10).map(|i| format!("middle {i}")))
+        .chain((0..10).map(|i| format!("late {i}")))
+        .collect();
+    assert_eq!(got, want, "spread-pipe said: {err}");
+    assert!(err.contains("replayed"), "{err}");
+    assert_eq!(logd.term(), 0);
+}

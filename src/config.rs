@@ -1,0 +1,362 @@
+//! The module's configuration as plain data, and the pure parsers behind every directive.
+//! The FFI layer only moves strings in and these values out, so every rule here is unit-tested.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use spread_sys::service;
+use spread_sys::spread_name::{Endpoint, SpreadName};
+
+use crate::target::{self, Target};
+
+pub const DEFAULT_DAEMON: &str = "4803";
+pub const DEFAULT_HASH_SIZE: u32 = 32;
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_millis(100);
+pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_millis(1000);
+pub const DEFAULT_SPOOL_PATH: &str = "/var/spool/mod_log_spread/spool";
+pub const DEFAULT_SPOOL_CAP: u64 = 256 * 1024 * 1024;
+/// Longest accepted timeout / interval: a request must never wait longer than this.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One `SpreadDaemon`, resolved when the configuration was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSpec {
+    pub id: u32,
+    pub name: SpreadName,
+    pub endpoint: Endpoint,
+}
+
+/// Everything the module needs at run time (server-wide settings from the main server).
+#[derive(Debug, Clone)]
+pub struct ModuleConfig {
+    pub daemons: Vec<DaemonSpec>,
+    pub connect_timeout: Duration,
+    pub send_timeout: Duration,
+    pub retry_interval: Duration,
+    pub service_type: u32,
+    pub hash_size: u32,
+    pub hash_prefix: String,
+    pub trust_host_header: bool,
+    pub spool_path: PathBuf,
+    pub spool_cap: u64,
+    /// Seconds between counter notices in the error log (0 = none).
+    pub stats_interval: Duration,
+}
+
+impl Default for ModuleConfig {
+    fn default() -> Self {
+        ModuleConfig {
+            daemons: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            retry_interval: DEFAULT_RETRY_INTERVAL,
+            service_type: service::AGREED_MESS,
+            hash_size: DEFAULT_HASH_SIZE,
+            hash_prefix: String::new(),
+            trust_host_header: false,
+            spool_path: PathBuf::from(DEFAULT_SPOOL_PATH),
+            spool_cap: DEFAULT_SPOOL_CAP,
+            stats_interval: Duration::ZERO,
+        }
+    }
+}
+
+impl ModuleConfig {
+    pub fn daemon(&self, id: u32) -> Option<&DaemonSpec> {
+        self.daemons.iter().find(|d| d.id == id)
+    }
+
+    /// Checks that need the whole configuration (run before Apache accepts it).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let widest = (self.hash_size - 1).to_string();
+        if self.hash_prefix.len() + widest.len() > target::MAX_GROUP_NAME {
+            return Err(ConfigError::PrefixTooLong {
+                prefix: self.hash_prefix.clone(),
+                size: self.hash_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every daemon id a target uses must be configured.
+    pub fn check_target(&self, target: &Target) -> Result<(), ConfigError> {
+        for alt in &target.alternatives {
+            if self.daemon(alt.daemon_id).is_none() {
+                return Err(ConfigError::UnknownDaemonId {
+                    id: alt.daemon_id,
+                    known: self
+                        .daemons
+                        .iter()
+                        .map(|d| d.id.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("SpreadDaemon: {0}")]
+    BadDaemonName(String),
+    #[error("SpreadDaemon: id {0:?} is not a non-negative integer")]
+    BadDaemonId(String),
+    #[error("SpreadDaemon: id {0} is used twice; give each daemon its own id")]
+    DuplicateDaemonId(u32),
+    #[error("SpreadDaemon {name}: cannot resolve: {why}")]
+    Unresolvable { name: String, why: String },
+    #[error("{directive}: {value:?} is not a number of milliseconds between 1 and 60000")]
+    BadMillis {
+        directive: &'static str,
+        value: String,
+    },
+    #[error("VhostLogHashSize: {0:?} is not a number between 1 and 100000")]
+    BadHashSize(String),
+    #[error("VhostLogGroupPrefix: {0}")]
+    BadPrefix(String),
+    #[error(
+        "VhostLogGroupPrefix {prefix:?} plus bucket numbers up to {size} would exceed 31 bytes"
+    )]
+    PrefixTooLong { prefix: String, size: u32 },
+    #[error(
+        "SpreadServiceType: {0:?} is not one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, AGREED, SAFE"
+    )]
+    BadService(String),
+    #[error("SpreadSpoolSize: {0:?} is not a size (bytes, or with K, M or G; at least 4K)")]
+    BadSize(String),
+    #[error("SpreadStatsInterval: {0:?} is not a number of seconds (0 = off)")]
+    BadStatsInterval(String),
+    #[error("target {target:?}: {source}")]
+    BadTarget {
+        target: String,
+        source: target::TargetError,
+    },
+    #[error("target uses daemon id {id}, but only these SpreadDaemon ids are configured: {known}")]
+    UnknownDaemonId { id: u32, known: String },
+    #[error(
+        "SpreadErrorLog: level {0:?} is not one of emerg, alert, crit, error, warn, notice, info, debug"
+    )]
+    BadLevel(String),
+}
+
+/// `SpreadDaemon <spread name> [id]`: parsed and resolved (never on the request path).
+pub fn parse_daemon(name: &str, id: Option<&str>) -> Result<DaemonSpec, ConfigError> {
+    let id = match id {
+        None => 0,
+        Some(raw) => raw
+            .parse::<u32>()
+            .map_err(|_| ConfigError::BadDaemonId(raw.to_owned()))?,
+    };
+    let parsed = SpreadName::parse(name).map_err(|e| ConfigError::BadDaemonName(e.to_string()))?;
+    let endpoint = parsed.resolve().map_err(|e| ConfigError::Unresolvable {
+        name: name.to_owned(),
+        why: e.to_string(),
+    })?;
+    Ok(DaemonSpec {
+        id,
+        name: parsed,
+        endpoint,
+    })
+}
+
+/// Add a daemon, refusing a duplicate id.
+pub fn add_daemon(daemons: &mut Vec<DaemonSpec>, spec: DaemonSpec) -> Result<(), ConfigError> {
+    if daemons.iter().any(|d| d.id == spec.id) {
+        return Err(ConfigError::DuplicateDaemonId(spec.id));
+    }
+    daemons.push(spec);
+    Ok(())
+}
+
+pub fn parse_millis(directive: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::BadMillis {
+        directive,
+        value: value.to_owned(),
+    };
+    let ms = value.trim().parse::<u64>().map_err(|_| bad())?;
+    if ms == 0 || Duration::from_millis(ms) > MAX_TIMEOUT {
+        return Err(bad());
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+pub fn parse_hash_size(value: &str) -> Result<u32, ConfigError> {
+    match value.trim().parse::<u32>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(n),
+        _ => Err(ConfigError::BadHashSize(value.to_owned())),
+    }
+}
+
+pub fn parse_prefix(value: &str) -> Result<String, ConfigError> {
+    target::validate_group_name(value).map_err(|e| ConfigError::BadPrefix(e.to_string()))?;
+    Ok(value.to_owned())
+}
+
+pub fn parse_service(value: &str) -> Result<u32, ConfigError> {
+    let name = value.trim().to_ascii_uppercase();
+    let name = name.strip_suffix("_MESS").unwrap_or(&name);
+    Ok(match name {
+        "UNRELIABLE" => service::UNRELIABLE_MESS,
+        "RELIABLE" => service::RELIABLE_MESS,
+        "FIFO" => service::FIFO_MESS,
+        "CAUSAL" => service::CAUSAL_MESS,
+        "AGREED" => service::AGREED_MESS,
+        "SAFE" => service::SAFE_MESS,
+        _ => return Err(ConfigError::BadService(value.to_owned())),
+    })
+}
+
+/// A size: bytes, or a number followed by K, M or G (powers of 1024). At least 4 KiB.
+pub fn parse_size(value: &str) -> Result<u64, ConfigError> {
+    let bad = || ConfigError::BadSize(value.to_owned());
+    let v = value.trim();
+    let (digits, unit) = match v.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (&v[..v.len() - 1], 1u64 << 10),
+        Some(b'M') => (&v[..v.len() - 1], 1 << 20),
+        Some(b'G') => (&v[..v.len() - 1], 1 << 30),
+        _ => (v, 1),
+    };
+    let n = digits.parse::<u64>().map_err(|_| bad())?;
+    let bytes = n.checked_mul(unit).ok_or_else(bad)?;
+    if bytes < 4096 {
+        return Err(bad());
+    }
+    Ok(bytes)
+}
+
+pub fn parse_stats_interval(value: &str) -> Result<Duration, ConfigError> {
+    match value.trim().parse::<u64>() {
+        Ok(s) if s <= 86_400 => Ok(Duration::from_secs(s)),
+        _ => Err(ConfigError::BadStatsInterval(value.to_owned())),
+    }
+}
+
+/// Error-log levels as Apache numbers them (APLOG_EMERG = 0 .. APLOG_DEBUG = 7).
+pub fn parse_level(value: &str) -> Result<u32, ConfigError> {
+    const LEVELS: [&str; 8] = [
+        "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
+    ];
+    LEVELS
+        .iter()
+        .position(|l| l.eq_ignore_ascii_case(value.trim()))
+        .map(|i| i as u32)
+        .ok_or_else(|| ConfigError::BadLevel(value.to_owned()))
+}
+
+pub fn level_name(level: u32) -> &'static str {
+    match level {
+        0 => "emerg",
+        1 => "alert",
+        2 => "crit",
+        3 => "error",
+        4 => "warn",
+        5 => "notice",
+        6 => "info",
+        7 => "debug",
+        _ => "trace",
+    }
+}
+
+pub fn parse_target(value: &str) -> Result<Target, ConfigError> {
+    target::parse(value).map_err(|source| ConfigError::BadTarget {
+        target: value.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis() {
+        assert_eq!(
+            parse_millis("SpreadSendTimeout", "250").unwrap(),
+            Duration::from_millis(250)
+        );
+        for bad in ["0", "-1", "x", "", "60001", "1.5"] {
+            let e = parse_millis("SpreadSendTimeout", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("SpreadSendTimeout:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("64K").unwrap(), 65536);
+        assert_eq!(parse_size("10m").unwrap(), 10 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        for bad in ["", "1", "4095", "K", "12Q", "-5M", "99999999999999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn services_and_levels() {
+        assert_eq!(parse_service("agreed").unwrap(), service::AGREED_MESS);
+        assert_eq!(parse_service("SAFE_MESS").unwrap(), service::SAFE_MESS);
+        assert!(parse_service("TOTAL").is_err());
+        assert_eq!(parse_level("Warn").unwrap(), 4);
+        assert!(parse_level("loud").is_err());
+        assert_eq!(level_name(3), "error");
+    }
+
+    #[test]
+    fn hash_size_and_prefix() {
+        assert_eq!(parse_hash_size("32").unwrap(), 32);
+        assert!(parse_hash_size("0").is_err());
+        assert!(parse_hash_size("x").is_err());
+        assert!(parse_prefix("apache-").is_ok());
+        assert!(parse_prefix("a,b").is_err());
+        let cfg = ModuleConfig {
+            hash_prefix: "p".repeat(29),
+            hash_size: 1000,
+            ..Default::default()
+        };
+        assert!(matches!(
+            cfg.validate(),
+            Err(ConfigError::PrefixTooLong { .. })
+        ));
+        let cfg = ModuleConfig {
+            hash_prefix: "p".repeat(29),
+            hash_size: 100,
+            ..Default::default()
+        };
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn daemon_ids_are_checked() {
+        let spec = |id| DaemonSpec {
+            id,
+            name: SpreadName::Unix("/tmp/x".into()),
+            endpoint: Endpoint::Unix("/tmp/x".into()),
+        };
+        let mut daemons = vec![];
+        add_daemon(&mut daemons, spec(0)).unwrap();
+        add_daemon(&mut daemons, spec(1)).unwrap();
+        assert_eq!(
+            add_daemon(&mut daemons, spec(1)),
+            Err(ConfigError::DuplicateDaemonId(1))
+        );
+        let cfg = ModuleConfig {
+            daemons,
+            ..Default::default()
+        };
+        assert!(cfg.check_target(&parse_target("$a#1,$b").unwrap()).is_ok());
+        let e = cfg
+            .check_target(&parse_target("$a#7").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("id 7") && e.contains("0, 1"), "{e}");
+        assert!(matches!(
+            parse_daemon("4803", Some("x")),
+            Err(ConfigError::BadDaemonId(_))
+        ));
+    }
+}

@@ -1,0 +1,239 @@
+//! The directive table (data, one line per directive, like mod_log_config's) and its handlers.
+//! Handlers only parse (through `crate::config`) and store into the pending generation; errors
+//! come back as Apache syntax errors, so `apachectl configtest` shows them with file and line.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use crate::apache::{self, cmd_func, cmd_parms, command_rec};
+use crate::config;
+
+use super::state::{ErrorLogConf, with_pending};
+use super::util::{guarded, opt_str, pool_str};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(usize)]
+enum Directive {
+    Daemon = 1,
+    ConnectTimeout,
+    SendTimeout,
+    RetryInterval,
+    ServiceType,
+    HashSize,
+    HashPrefix,
+    TrustHost,
+    Spool,
+    SpoolSize,
+    ErrorLog,
+    StatsInterval,
+}
+
+impl Directive {
+    fn from_info(info: *mut c_void) -> Option<Directive> {
+        use Directive::*;
+        [
+            Daemon,
+            ConnectTimeout,
+            SendTimeout,
+            RetryInterval,
+            ServiceType,
+            HashSize,
+            HashPrefix,
+            TrustHost,
+            Spool,
+            SpoolSize,
+            ErrorLog,
+            StatsInterval,
+        ]
+        .into_iter()
+        .find(|d| *d as usize == info as usize)
+    }
+    /// Server-wide settings: refused inside <VirtualHost>.
+    fn global_only(self) -> bool {
+        self != Directive::ErrorLog
+    }
+}
+
+/// `command_rec` holds raw pointers, so a table of them is not `Sync` by itself.
+#[repr(transparent)]
+pub struct CommandTable<const N: usize>(pub [command_rec; N]);
+// SAFETY: the table is immutable data (pointers to static strings and functions), only read.
+unsafe impl<const N: usize> Sync for CommandTable<N> {}
+
+const RSRC: c_int = apache::RSRC_CONF as c_int;
+
+const fn take1(
+    name: &'static std::ffi::CStr,
+    d: Directive,
+    help: &'static std::ffi::CStr,
+) -> command_rec {
+    command_rec {
+        name: name.as_ptr(),
+        func: cmd_func {
+            take1: Some(on_take1),
+        },
+        cmd_data: d as usize as *mut c_void,
+        req_override: RSRC,
+        args_how: apache::cmd_how_TAKE1,
+        errmsg: help.as_ptr(),
+    }
+}
+
+const fn take12(
+    name: &'static std::ffi::CStr,
+    d: Directive,
+    help: &'static std::ffi::CStr,
+) -> command_rec {
+    command_rec {
+        name: name.as_ptr(),
+        func: cmd_func {
+            take2: Some(on_take12),
+        },
+        cmd_data: d as usize as *mut c_void,
+        req_override: RSRC,
+        args_how: apache::cmd_how_TAKE12,
+        errmsg: help.as_ptr(),
+    }
+}
+
+const fn flag(
+    name: &'static std::ffi::CStr,
+    d: Directive,
+    help: &'static std::ffi::CStr,
+) -> command_rec {
+    command_rec {
+        name: name.as_ptr(),
+        func: cmd_func {
+            flag: Some(on_flag),
+        },
+        cmd_data: d as usize as *mut c_void,
+        req_override: RSRC,
+        args_how: apache::cmd_how_FLAG,
+        errmsg: help.as_ptr(),
+    }
+}
+
+const END: command_rec = command_rec {
+    name: std::ptr::null(),
+    func: cmd_func { no_args: None },
+    cmd_data: std::ptr::null_mut(),
+    req_override: 0,
+    args_how: 0,
+    errmsg: std::ptr::null(),
+};
+
+use Directive as D;
+#[rustfmt::skip]
+pub static COMMANDS: CommandTable<13> = CommandTable([
+    take12(c"SpreadDaemon",          D::Daemon,         c"SpreadDaemon <spread name: 4803, 4803@host, /path/to/socket> [id]: a Spread daemon to send to (default: 4803, id 0)"),
+    take1(c"SpreadConnectTimeout",   D::ConnectTimeout, c"SpreadConnectTimeout <ms>: bound on connecting to a daemon (default 200)"),
+    take1(c"SpreadSendTimeout",      D::SendTimeout,    c"SpreadSendTimeout <ms>: bound on handing one line over, lock wait included (default 100)"),
+    take1(c"SpreadRetryInterval",    D::RetryInterval,  c"SpreadRetryInterval <ms>: wait after a failure before dialling a daemon again (default 1000)"),
+    take1(c"SpreadServiceType",      D::ServiceType,    c"SpreadServiceType UNRELIABLE|RELIABLE|FIFO|CAUSAL|AGREED|SAFE (default AGREED)"),
+    take1(c"VhostLogHashSize",       D::HashSize,       c"VhostLogHashSize <n>: number of $#vhost bucket groups (default 32)"),
+    take1(c"VhostLogGroupPrefix",    D::HashPrefix,     c"VhostLogGroupPrefix <prefix>: put before $#vhost bucket numbers (default none)"),
+    flag(c"SpreadTrustHostHeader",   D::TrustHost,      c"SpreadTrustHostHeader On|Off: use the raw Host header for $#hostname/$#vhost without checking it against ServerName/ServerAlias (default Off)"),
+    take1(c"SpreadSpool",            D::Spool,          c"SpreadSpool <file>: where lines wait when no daemon takes them (default /var/spool/mod_log_spread/spool)"),
+    take1(c"SpreadSpoolSize",        D::SpoolSize,      c"SpreadSpoolSize <bytes|nK|nM|nG>: spool size cap (default 256M)"),
+    take12(c"SpreadErrorLog",        D::ErrorLog,       c"SpreadErrorLog <target> [level]: ship error-log lines of this server up to level (default: the server's LogLevel)"),
+    take1(c"SpreadStatsInterval",    D::StatsInterval,  c"SpreadStatsInterval <seconds>: log the counters every so often from the parent (default 0 = never)"),
+    END,
+]);
+
+fn apply(
+    cmd: *mut cmd_parms,
+    directive: Directive,
+    a: Option<&str>,
+    b: Option<&str>,
+    on: bool,
+) -> Result<(), String> {
+    let a = a.unwrap_or("");
+    with_pending(|p| -> Result<(), config::ConfigError> {
+        match directive {
+            D::Daemon => {
+                let spec = config::parse_daemon(a, b)?;
+                config::add_daemon(&mut p.cfg.daemons, spec)?;
+            }
+            D::ConnectTimeout => {
+                p.cfg.connect_timeout = config::parse_millis("SpreadConnectTimeout", a)?
+            }
+            D::SendTimeout => p.cfg.send_timeout = config::parse_millis("SpreadSendTimeout", a)?,
+            D::RetryInterval => {
+                p.cfg.retry_interval = config::parse_millis("SpreadRetryInterval", a)?
+            }
+            D::ServiceType => p.cfg.service_type = config::parse_service(a)?,
+            D::HashSize => p.cfg.hash_size = config::parse_hash_size(a)?,
+            D::HashPrefix => p.cfg.hash_prefix = config::parse_prefix(a)?,
+            D::TrustHost => p.cfg.trust_host_header = on,
+            D::Spool => p.cfg.spool_path = a.into(),
+            D::SpoolSize => p.cfg.spool_cap = config::parse_size(a)?,
+            D::StatsInterval => p.cfg.stats_interval = config::parse_stats_interval(a)?,
+            D::ErrorLog => {
+                let target = config::parse_target(a)?;
+                let max_level = match b {
+                    Some(level) => config::parse_level(level)?,
+                    None => u32::MAX,
+                };
+                // SAFETY: Apache passes a valid cmd_parms whose `server` is the server being read.
+                let server = unsafe { (*cmd).server } as usize;
+                p.error_logs.retain(|(s, _)| *s != server);
+                p.error_logs
+                    .push((server, ErrorLogConf { target, max_level }));
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Shared body of every handler: context check, parse, store, error string into the pool.
+///
+/// # Safety
+/// `cmd` is the cmd_parms Apache passes to a directive handler.
+unsafe fn handle(cmd: *mut cmd_parms, a: Option<&str>, b: Option<&str>, on: bool) -> *const c_char {
+    // SAFETY: `cmd` is valid for the duration of the handler.
+    let (info, pool) = unsafe { ((*cmd).info, (*cmd).pool) };
+    let Some(directive) = Directive::from_info(info) else {
+        // SAFETY: pool is cmd->pool, alive during configuration.
+        return unsafe { pool_str(pool, "mod_log_spread: unknown directive slot") };
+    };
+    if directive.global_only() {
+        // SAFETY: ap_check_cmd_context only reads `cmd`.
+        let err = unsafe { apache::ap_check_cmd_context(cmd, apache::GLOBAL_ONLY) };
+        if !err.is_null() {
+            return err;
+        }
+    }
+    match guarded(
+        "a directive",
+        Err("internal error (see the error log)".to_owned()),
+        || apply(cmd, directive, a, b, on),
+    ) {
+        Ok(()) => std::ptr::null(),
+        // SAFETY: as above.
+        Err(message) => unsafe { pool_str(pool, &message) },
+    }
+}
+
+unsafe extern "C" fn on_take1(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    w: *const c_char,
+) -> *const c_char {
+    // SAFETY: Apache passes NUL-terminated words that live through the call.
+    unsafe { handle(cmd, opt_str(w), None, false) }
+}
+
+unsafe extern "C" fn on_take12(
+    cmd: *mut cmd_parms,
+    _: *mut c_void,
+    w: *const c_char,
+    w2: *const c_char,
+) -> *const c_char {
+    // SAFETY: as on_take1; `w2` is NULL when the optional word is absent.
+    unsafe { handle(cmd, opt_str(w), opt_str(w2), false) }
+}
+
+unsafe extern "C" fn on_flag(cmd: *mut cmd_parms, _: *mut c_void, on: c_int) -> *const c_char {
+    // SAFETY: as on_take1.
+    unsafe { handle(cmd, None, None, on != 0) }
+}

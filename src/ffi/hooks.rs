@@ -1,0 +1,374 @@
+//! Hook registration and the configuration-lifecycle hooks (all run in the parent except
+//! child_init): pre_config resets, check_config validates everything `configtest` must catch,
+//! post_config prepares shared counters and the spool directory, open_logs installs the writer.
+
+use std::ffi::{c_int, c_void};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::apache::{self, apr_pool_t, server_rec};
+use crate::config::{self, ModuleConfig};
+use crate::counters;
+use crate::private_name::Role;
+use crate::target;
+use crate::transport::Transport;
+
+use super::state::{self, PREV_INIT, PREV_WRITER, Runtime, with_pending};
+use super::util::{
+    self, APLOG_EMERG, APLOG_ERR, APLOG_NOTICE, APLOG_STARTUP, guarded, log, opt_str,
+};
+use super::{errorlog, status, writer};
+
+const OK: c_int = apache::OK as c_int;
+const DECLINED: c_int = apache::DECLINED as c_int;
+const CONFIG_FAILED: c_int = apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
+
+pub unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
+    let middle = apache::APR_HOOK_MIDDLE as c_int;
+    // SAFETY: registering static functions with the documented signatures; NULL pre/succ lists.
+    unsafe {
+        apache::ap_hook_pre_config(Some(pre_config), std::ptr::null(), std::ptr::null(), middle);
+        apache::ap_hook_check_config(
+            Some(check_config),
+            std::ptr::null(),
+            std::ptr::null(),
+            middle,
+        );
+        apache::ap_hook_post_config(
+            Some(post_config),
+            std::ptr::null(),
+            std::ptr::null(),
+            middle,
+        );
+        // Before mod_log_config's own open_logs, and after BufferedLogs swapped the writer.
+        apache::ap_hook_open_logs(
+            Some(open_logs),
+            std::ptr::null(),
+            std::ptr::null(),
+            apache::APR_HOOK_REALLY_FIRST,
+        );
+        apache::ap_hook_child_init(Some(child_init), std::ptr::null(), std::ptr::null(), middle);
+        apache::ap_hook_handler(
+            Some(status::handler),
+            std::ptr::null(),
+            std::ptr::null(),
+            middle,
+        );
+        apache::ap_hook_error_log(
+            Some(errorlog::hook),
+            std::ptr::null(),
+            std::ptr::null(),
+            middle,
+        );
+        apache::ap_hook_monitor(Some(monitor), std::ptr::null(), std::ptr::null(), middle);
+    }
+}
+
+unsafe extern "C" fn pre_config(
+    _pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    _ptemp: *mut apr_pool_t,
+) -> c_int {
+    guarded("pre_config", OK, || {
+        state::reset_pending();
+        OK
+    })
+}
+
+/// A `$` target found in the configuration tree, with where it was written.
+struct FoundTarget {
+    target: String,
+    file: String,
+    line: i32,
+    directive: String,
+}
+
+/// Walk the parsed configuration for CustomLog/TransferLog/GlobalLog with a Spread target.
+///
+/// # Safety
+/// `node` is NULL or a node of Apache's configuration tree; `pool` a live pool.
+unsafe fn collect_targets(
+    pool: *mut apr_pool_t,
+    mut node: *const apache::ap_directive_t,
+    out: &mut Vec<FoundTarget>,
+) {
+    while !node.is_null() {
+        // SAFETY: `node` is a valid tree node (caller contract); its strings are NUL-terminated.
+        let n = unsafe { &*node };
+        let name = unsafe { opt_str(n.directive) }.unwrap_or("");
+        if ["CustomLog", "TransferLog", "GlobalLog"]
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(name))
+            && !n.args.is_null()
+        {
+            let mut args = n.args;
+            // SAFETY: ap_getword_conf reads a NUL-terminated string, handles quotes, copies into pool.
+            let first = unsafe { apache::ap_getword_conf(pool, &mut args) };
+            if let Some(t) = unsafe { opt_str(first) }
+                && target::is_spread_target(t)
+            {
+                out.push(FoundTarget {
+                    target: t.to_owned(),
+                    file: unsafe { opt_str(n.filename) }.unwrap_or("?").to_owned(),
+                    line: n.line_num,
+                    directive: name.to_owned(),
+                });
+            }
+        }
+        if !n.first_child.is_null() {
+            // SAFETY: children are valid tree nodes too.
+            unsafe { collect_targets(pool, n.first_child, out) };
+        }
+        node = n.next;
+    }
+}
+
+/// Everything configtest must refuse, as readable messages.
+fn finalize(found: &[FoundTarget]) -> Result<Arc<ModuleConfig>, Vec<String>> {
+    with_pending(|p| {
+        let mut errors = Vec::new();
+        if p.cfg.daemons.is_empty() {
+            match config::parse_daemon(config::DEFAULT_DAEMON, None) {
+                Ok(spec) => p.cfg.daemons.push(spec),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if let Err(e) = p.cfg.validate() {
+            errors.push(e.to_string());
+        }
+        for f in found {
+            let checked = config::parse_target(&f.target).and_then(|t| p.cfg.check_target(&t));
+            if let Err(e) = checked {
+                errors.push(format!(
+                    "{} on line {} of {}: {e}",
+                    f.directive, f.line, f.file
+                ));
+            }
+        }
+        for (_, el) in &p.error_logs {
+            if let Err(e) = p.cfg.check_target(&el.target) {
+                errors.push(format!("SpreadErrorLog: {e}"));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let frozen = Arc::new(p.cfg.clone());
+        p.finalized = Some(frozen.clone());
+        Ok(frozen)
+    })
+}
+
+unsafe extern "C" fn check_config(
+    _pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    ptemp: *mut apr_pool_t,
+    s: *mut server_rec,
+) -> c_int {
+    guarded("check_config", CONFIG_FAILED, || {
+        let mut found = Vec::new();
+        // SAFETY: ap_conftree is Apache's parsed tree, alive during check_config; ptemp is live.
+        unsafe { collect_targets(ptemp, apache::ap_conftree, &mut found) };
+        match finalize(&found) {
+            Ok(_) => OK,
+            Err(errors) => {
+                for e in errors {
+                    log(
+                        s,
+                        APLOG_EMERG | APLOG_STARTUP,
+                        &format!("mod_log_spread: {e}"),
+                    );
+                }
+                CONFIG_FAILED
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn post_config(
+    _pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    _ptemp: *mut apr_pool_t,
+    s: *mut server_rec,
+) -> c_int {
+    guarded("post_config", OK, || {
+        if !counters::install_shared() {
+            log(
+                s,
+                APLOG_ERR,
+                "mod_log_spread: no shared memory for counters; counting per process",
+            );
+        }
+        let cfg = with_pending(|p| p.finalized.clone());
+        if let Some(cfg) = cfg
+            && let Err(e) = prepare_spool_dir(&cfg)
+        {
+            log(
+                s,
+                APLOG_ERR,
+                &format!("mod_log_spread: spool {}: {e}", cfg.spool_path.display()),
+            );
+        }
+        OK
+    })
+}
+
+/// Create the spool's directory (as root, before the children drop privileges) and give it to
+/// Apache's `User`, so children can create, rename and lock spool segments there.
+fn prepare_spool_dir(cfg: &ModuleConfig) -> std::io::Result<()> {
+    let Some(dir) = cfg.spool_path.parent() else {
+        return Ok(());
+    };
+    if dir.as_os_str().is_empty() || dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
+        let (uid, gid) = unsafe {
+            (
+                apache::ap_unixd_config.user_id,
+                apache::ap_unixd_config.group_id,
+            )
+        };
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+}
+
+type SetInitFn = unsafe extern "C" fn(Option<writer::InitFn>) -> Option<writer::InitFn>;
+type SetWriterFn = unsafe extern "C" fn(Option<writer::WriterFn>) -> Option<writer::WriterFn>;
+
+unsafe extern "C" fn open_logs(
+    _pconf: *mut apr_pool_t,
+    _plog: *mut apr_pool_t,
+    _ptemp: *mut apr_pool_t,
+    s: *mut server_rec,
+) -> c_int {
+    guarded("open_logs", OK, || {
+        // SAFETY: apr_dynamic_fn_retrieve looks a name up in APR's optional-function table.
+        let (set_init, set_writer) = unsafe {
+            (
+                apache::apr_dynamic_fn_retrieve(c"ap_log_set_writer_init".as_ptr()),
+                apache::apr_dynamic_fn_retrieve(c"ap_log_set_writer".as_ptr()),
+            )
+        };
+        let (Some(set_init), Some(set_writer)) = (set_init, set_writer) else {
+            log(
+                s,
+                APLOG_ERR | APLOG_STARTUP,
+                "mod_log_spread: mod_log_config's writer API is missing; Spread targets cannot work",
+            );
+            return DECLINED;
+        };
+        // SAFETY: mod_log_config registered these optional functions with exactly these
+        // prototypes (mod_log_config.h); APR stores them type-erased.
+        let (set_init, set_writer): (SetInitFn, SetWriterFn) = unsafe {
+            (
+                std::mem::transmute(set_init),
+                std::mem::transmute(set_writer),
+            )
+        };
+        // SAFETY: calling mod_log_config's setters with our functions of the right prototype.
+        let (prev_init, prev_writer) = unsafe {
+            (
+                set_init(Some(writer::writer_init)),
+                set_writer(Some(writer::writer)),
+            )
+        };
+        // Never chain to ourselves (a second open_logs run in one generation).
+        if let Some(f) = prev_init
+            && f as usize != writer::writer_init as *const () as usize
+        {
+            PREV_INIT.store(f as usize, Ordering::Release);
+        }
+        if let Some(f) = prev_writer
+            && f as usize != writer::writer as *const () as usize
+        {
+            PREV_WRITER.store(f as usize, Ordering::Release);
+        }
+        OK
+    })
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_owned();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
+    guarded("child_init", (), || {
+        let (cfg, handles, error_logs) =
+            with_pending(|p| (p.finalized.clone(), p.handles.clone(), p.error_logs.clone()));
+        let Some(cfg) = cfg else { return };
+        let mut handles = handles.into_boxed_slice();
+        handles.sort_unstable();
+        // The only getpid of the child: connections and private names are per process.
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() } as u32;
+        let host = hostname();
+        let transport = Transport::new((*cfg).clone(), Role::Sender, host.clone(), pid);
+        let rt = state::install_runtime(Runtime {
+            transport,
+            handles,
+            error_logs,
+            main_server: util::main_server() as usize,
+            stop: std::sync::atomic::AtomicBool::new(false),
+        });
+        crate::replay::start((*cfg).clone(), host, pid, &rt.stop);
+        // SAFETY: registering a static cleanup with NULL data on the child's pool.
+        unsafe {
+            apache::apr_pool_cleanup_register(
+                pchild,
+                std::ptr::null(),
+                Some(child_exit),
+                Some(apache::apr_pool_cleanup_null),
+            );
+        }
+        let _ = s;
+    })
+}
+
+unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
+    guarded("child exit", 0, || {
+        if let Some(rt) = state::runtime() {
+            rt.stop.store(true, Ordering::Release);
+            rt.transport.close_all();
+        }
+        0
+    })
+}
+
+static LAST_NOTICE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
+/// Parent, about once a second: the periodic counter notice (SpreadStatsInterval).
+unsafe extern "C" fn monitor(_p: *mut apr_pool_t, s: *mut server_rec) -> c_int {
+    guarded("monitor", DECLINED, || {
+        let interval = with_pending(|p| p.finalized.as_ref().map(|c| c.stats_interval))
+            .unwrap_or(Duration::ZERO);
+        if interval.is_zero() {
+            return DECLINED;
+        }
+        let mut last = LAST_NOTICE.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if last.is_some_and(|t| now < t + interval) {
+            return DECLINED;
+        }
+        *last = Some(now);
+        log(
+            s,
+            APLOG_NOTICE,
+            &format!("mod_log_spread counters: {}", status::counters_line()),
+        );
+        DECLINED
+    })
+}

@@ -1,0 +1,208 @@
+//! CustomLog / SpreadErrorLog target grammar (CONTRACTS §4):
+//! `target := alt ("," alt)*`, `alt := "$" name ["#" id]`, `name := group | "#hostname" | "#vhost"`.
+//! The first alternative is used; each further one only when the previous could not be handed over.
+
+/// Longest Spread group name (bytes).
+pub const MAX_GROUP_NAME: usize = 31;
+
+/// Where one alternative sends its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSpec {
+    /// A fixed group.
+    Named(String),
+    /// `$#hostname`: the group is the request's (validated) host name.
+    Hostname,
+    /// `$#vhost`: the group is the host's hash bucket, the line gets a `host ` prefix.
+    Vhost,
+}
+
+/// One alternative of a target: a group on a daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alternative {
+    pub group: GroupSpec,
+    pub daemon_id: u32,
+}
+
+/// A parsed target: alternatives in failover order (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub alternatives: Vec<Alternative>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("empty Spread target")]
+    Empty,
+    #[error(
+        "alternative {0:?} must start with '$' (targets look like $group, $group#id, $a,$b#1, $#hostname, $#vhost)"
+    )]
+    MissingDollar(String),
+    #[error("alternative {0:?} has an empty group name")]
+    EmptyGroup(String),
+    #[error("group name {name:?} is longer than {MAX_GROUP_NAME} bytes")]
+    GroupTooLong { name: String },
+    #[error(
+        "group name {name:?} contains {byte:?}; allowed are printable ASCII from '$' to '~' except ',', '#' and '/'"
+    )]
+    BadGroupByte { name: String, byte: char },
+    #[error("magic group {0:?} is unknown (only #hostname and #vhost exist)")]
+    UnknownMagic(String),
+    #[error("daemon id {0:?} in a target is not a non-negative integer")]
+    BadDaemonId(String),
+}
+
+/// True for targets this module owns (everything else is chained to mod_log_config's writer).
+pub fn is_spread_target(target: &str) -> bool {
+    target.starts_with('$')
+}
+
+/// Parse a whole target.
+pub fn parse(target: &str) -> Result<Target, TargetError> {
+    if target.trim().is_empty() {
+        return Err(TargetError::Empty);
+    }
+    let alternatives = target
+        .split(',')
+        .map(|alt| parse_alternative(alt.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Target { alternatives })
+}
+
+fn parse_alternative(alt: &str) -> Result<Alternative, TargetError> {
+    let rest = alt
+        .strip_prefix('$')
+        .ok_or_else(|| TargetError::MissingDollar(alt.to_owned()))?;
+    // A leading '#' is a magic name; the daemon id follows the *last* '#' after the name.
+    let (magic, body) = match rest.strip_prefix('#') {
+        Some(after) => (true, after),
+        None => (false, rest),
+    };
+    let (name, daemon_id) = match body.split_once('#') {
+        Some((name, id)) => {
+            let id = id
+                .parse::<u32>()
+                .map_err(|_| TargetError::BadDaemonId(id.to_owned()))?;
+            (name, id)
+        }
+        None => (body, 0),
+    };
+    if name.is_empty() {
+        return Err(TargetError::EmptyGroup(alt.to_owned()));
+    }
+    let group = if magic {
+        match name {
+            "hostname" => GroupSpec::Hostname,
+            "vhost" => GroupSpec::Vhost,
+            other => return Err(TargetError::UnknownMagic(format!("#{other}"))),
+        }
+    } else {
+        validate_group_name(name)?;
+        GroupSpec::Named(name.to_owned())
+    };
+    Ok(Alternative { group, daemon_id })
+}
+
+/// A group name we can put on the wire and in a target (Spread: 1-31 bytes in 0x24..=0x7E).
+pub fn validate_group_name(name: &str) -> Result<(), TargetError> {
+    if name.is_empty() {
+        return Err(TargetError::EmptyGroup(name.to_owned()));
+    }
+    if name.len() > MAX_GROUP_NAME {
+        return Err(TargetError::GroupTooLong {
+            name: name.to_owned(),
+        });
+    }
+    if let Some(bad) = name
+        .bytes()
+        .find(|&b| !(0x24..=0x7e).contains(&b) || b == b',' || b == b'#' || b == b'/')
+    {
+        return Err(TargetError::BadGroupByte {
+            name: name.to_owned(),
+            byte: bad as char,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(g: &str, id: u32) -> Alternative {
+        Alternative {
+            group: GroupSpec::Named(g.into()),
+            daemon_id: id,
+        }
+    }
+
+    #[test]
+    fn every_form() {
+        assert_eq!(parse("$www").unwrap().alternatives, vec![named("www", 0)]);
+        assert_eq!(parse("$www#2").unwrap().alternatives, vec![named("www", 2)]);
+        assert_eq!(
+            parse("$a,$b#1").unwrap().alternatives,
+            vec![named("a", 0), named("b", 1)]
+        );
+        assert_eq!(
+            parse("$#hostname").unwrap().alternatives,
+            vec![Alternative {
+                group: GroupSpec::Hostname,
+                daemon_id: 0
+            }]
+        );
+        assert_eq!(
+            parse("$#vhost#3,$fallback").unwrap().alternatives,
+            vec![
+                Alternative {
+                    group: GroupSpec::Vhost,
+                    daemon_id: 3
+                },
+                named("fallback", 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn recognises_its_targets() {
+        assert!(is_spread_target("$x"));
+        assert!(!is_spread_target("logs/access.log"));
+        assert!(!is_spread_target("|/usr/bin/rotatelogs"));
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        assert_eq!(parse(""), Err(TargetError::Empty));
+        assert!(matches!(parse("$a,b"), Err(TargetError::MissingDollar(_))));
+        assert!(matches!(parse("$"), Err(TargetError::EmptyGroup(_))));
+        assert!(matches!(parse("$#1"), Err(TargetError::UnknownMagic(_))));
+        assert!(matches!(
+            parse("$#bogus"),
+            Err(TargetError::UnknownMagic(_))
+        ));
+        assert!(matches!(parse("$a#x"), Err(TargetError::BadDaemonId(_))));
+        assert!(matches!(parse("$a#-1"), Err(TargetError::BadDaemonId(_))));
+        assert!(matches!(
+            parse(&format!("${}", "g".repeat(32))),
+            Err(TargetError::GroupTooLong { .. })
+        ));
+        assert!(parse(&format!("${}", "g".repeat(31))).is_ok());
+        assert!(matches!(
+            parse("$a b"),
+            Err(TargetError::BadGroupByte { .. })
+        ));
+        assert!(matches!(
+            parse("$a/b"),
+            Err(TargetError::BadGroupByte { .. })
+        ));
+        assert!(matches!(
+            parse("$caf\u{e9}"),
+            Err(TargetError::BadGroupByte { .. })
+        ));
+    }
+
+    #[test]
+    fn error_messages_name_the_problem() {
+        let e = parse("$a#x").unwrap_err().to_string();
+        assert!(e.contains("\"x\""), "{e}");
+    }
+}

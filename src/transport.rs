@@ -1,0 +1,291 @@
+//! The per-process transport: one Spread connection per configured daemon, opened lazily, shared
+//! by the process's threads through a lock taken with a bounded wait; failover, then the spool.
+//!
+//! Built in each child (`child_init`), never in the parent, so no connection crosses a fork.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use spread_sys::seq::{SeqCounter, mess_type_for};
+use spread_sys::spread_name::Endpoint;
+use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox};
+
+use crate::config::ModuleConfig;
+use crate::counters::{self, Counters};
+use crate::private_name::{self, Role};
+use crate::spooler::{SpoolResult, Spooler};
+
+/// Why one alternative could not take a line.
+#[derive(Debug, thiserror::Error)]
+pub enum SendFailure {
+    #[error("no SpreadDaemon with id {0}")]
+    UnknownDaemon(u32),
+    #[error("connection busy for longer than SpreadSendTimeout")]
+    LockTimeout,
+    #[error("daemon unreachable, next connect attempt in {0:?}")]
+    BackingOff(Duration),
+    #[error("connect failed: {0}")]
+    Connect(SpreadError),
+    #[error("send failed: {0}")]
+    Send(SpreadError),
+}
+
+/// What became of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Handed over by alternative number `0..`.
+    Sent(usize),
+    Spooled,
+    /// Lost (spool full or unwritable); counted and logged.
+    Dropped,
+}
+
+/// One connection's state; numbering is kept across reconnects under the same private name so a
+/// daemon crash shows as a gap at the collector.
+struct Conn {
+    mailbox: Option<Mailbox>,
+    attempt: u32,
+    seqs: HashMap<Box<str>, SeqCounter>,
+    retry_at: Option<Instant>,
+}
+
+struct Slot {
+    id: u32,
+    endpoint: Endpoint,
+    conn: Mutex<Conn>,
+}
+
+/// Everything one process needs to send lines.
+pub struct Transport {
+    cfg: ModuleConfig,
+    slots: Vec<Slot>,
+    host: String,
+    pid: u32,
+    pub spool: Spooler,
+    role: Role,
+}
+
+/// A throttle for error-log messages from the request path: at most one per interval per kind.
+pub struct Throttle {
+    next: Mutex<Option<Instant>>,
+    every: Duration,
+}
+
+impl Throttle {
+    pub const fn new(every: Duration) -> Throttle {
+        Throttle {
+            next: Mutex::new(None),
+            every,
+        }
+    }
+    pub fn allow(&self) -> bool {
+        let Ok(mut next) = self.next.try_lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        match *next {
+            Some(t) if now < t => false,
+            _ => {
+                *next = Some(now + self.every);
+                true
+            }
+        }
+    }
+}
+
+impl Transport {
+    pub fn new(cfg: ModuleConfig, role: Role, host: String, pid: u32) -> Transport {
+        let slots = cfg
+            .daemons
+            .iter()
+            .map(|d| Slot {
+                id: d.id,
+                endpoint: d.endpoint.clone(),
+                conn: Mutex::new(Conn {
+                    mailbox: None,
+                    attempt: 0,
+                    seqs: HashMap::new(),
+                    retry_at: None,
+                }),
+            })
+            .collect();
+        let spool = Spooler::new(cfg.spool_path.clone(), cfg.spool_cap);
+        Transport {
+            cfg,
+            slots,
+            host,
+            pid,
+            spool,
+            role,
+        }
+    }
+
+    pub fn config(&self) -> &ModuleConfig {
+        &self.cfg
+    }
+
+    fn counters(&self) -> &'static Counters {
+        counters::get()
+    }
+
+    fn lock_bounded<'a>(
+        &self,
+        slot: &'a Slot,
+        deadline: Instant,
+    ) -> Result<MutexGuard<'a, Conn>, SendFailure> {
+        let mut spins = 0u32;
+        loop {
+            match slot.conn.try_lock() {
+                Ok(guard) => return Ok(guard),
+                // A panic while holding the lock left plain data; the connection may be mid-way,
+                // so drop it and carry on.
+                Err(TryLockError::Poisoned(p)) => {
+                    let mut guard = p.into_inner();
+                    guard.mailbox = None;
+                    slot.conn.clear_poison();
+                    return Ok(guard);
+                }
+                Err(TryLockError::WouldBlock) => {
+                    if Instant::now() >= deadline {
+                        Counters::add(&self.counters().lock_timeouts, 1);
+                        return Err(SendFailure::LockTimeout);
+                    }
+                    spins += 1;
+                    if spins < 64 {
+                        std::thread::yield_now();
+                    } else {
+                        std::thread::sleep(Duration::from_micros(50));
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect(&self, slot: &Slot, conn: &mut Conn) -> Result<(), SendFailure> {
+        let now = Instant::now();
+        if let Some(at) = conn.retry_at
+            && now < at
+        {
+            return Err(SendFailure::BackingOff(at - now));
+        }
+        // One retry with a fresh name if the daemon still holds ours (abrupt reconnect).
+        for _ in 0..2 {
+            let opts = ConnectOptions {
+                private_name: private_name::derive(self.role, &self.host, self.pid, conn.attempt),
+                priority: false,
+                group_membership: false,
+                connect_timeout: Some(self.cfg.connect_timeout),
+                send_timeout: Some(self.cfg.send_timeout),
+            };
+            match Mailbox::connect_endpoint(&slot.endpoint, &opts) {
+                Ok(mb) => {
+                    conn.mailbox = Some(mb);
+                    conn.retry_at = None;
+                    return Ok(());
+                }
+                Err(SpreadError::RejectNotUnique(_)) => {
+                    conn.attempt += 1;
+                    // A new name starts new sequences (CONTRACTS §2).
+                    conn.seqs.clear();
+                }
+                Err(e) => {
+                    Counters::add(&self.counters().connect_errors, 1);
+                    conn.retry_at = Some(now + self.cfg.retry_interval);
+                    return Err(SendFailure::Connect(e));
+                }
+            }
+        }
+        Counters::add(&self.counters().connect_errors, 1);
+        conn.retry_at = Some(now + self.cfg.retry_interval);
+        Err(SendFailure::Connect(SpreadError::RejectNotUnique(
+            "all attempts".into(),
+        )))
+    }
+
+    /// Try to hand `line` over to `group` on daemon `daemon_id`, within SpreadSendTimeout
+    /// (plus SpreadConnectTimeout when a connection has to be opened).
+    pub fn try_send(&self, daemon_id: u32, group: &str, line: &[u8]) -> Result<(), SendFailure> {
+        let slot = self
+            .slots
+            .iter()
+            .find(|s| s.id == daemon_id)
+            .ok_or(SendFailure::UnknownDaemon(daemon_id))?;
+        let start = Instant::now();
+        let deadline = start + self.cfg.send_timeout;
+        let mut conn = self.lock_bounded(slot, deadline)?;
+        if conn.mailbox.is_none() {
+            self.connect(slot, &mut conn)?;
+        }
+        let conn = &mut *conn;
+        let seq = match conn.seqs.get(group) {
+            Some(c) => c.peek(),
+            None => {
+                conn.seqs.insert(group.into(), SeqCounter::default());
+                0
+            }
+        };
+        let mailbox = conn.mailbox.as_mut().expect("connected above");
+        // The send bound includes the wait for the lock: shorten the socket timeout only when
+        // the wait was noticeable (a setsockopt per line would cost more than the wait).
+        let waited = start.elapsed();
+        let shortened = waited > Duration::from_millis(1);
+        if shortened {
+            let left = self
+                .cfg
+                .send_timeout
+                .saturating_sub(waited)
+                .max(Duration::from_millis(1));
+            let _ = mailbox.set_send_timeout(Some(left));
+        }
+        let result = mailbox.multicast(self.cfg.service_type, &[group], mess_type_for(seq), line);
+        match result {
+            Ok(_) => {
+                if shortened {
+                    let _ = mailbox.set_send_timeout(Some(self.cfg.send_timeout));
+                }
+                if let Some(c) = conn.seqs.get_mut(group) {
+                    c.advance();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The stream may hold part of a message: never reuse it.
+                conn.mailbox = None;
+                conn.retry_at = Some(Instant::now() + self.cfg.retry_interval);
+                Counters::add(&self.counters().send_errors, 1);
+                Err(SendFailure::Send(e))
+            }
+        }
+    }
+
+    /// Close every connection (child exit): a KILL request so the daemon frees the name at once.
+    pub fn close_all(&self) {
+        for slot in &self.slots {
+            if let Ok(mut conn) = slot.conn.try_lock()
+                && let Some(mb) = conn.mailbox.take()
+            {
+                let _ = mb.disconnect();
+            }
+        }
+    }
+
+    /// Spool a line that no alternative took, counting the outcome.
+    pub fn spool_line(&self, daemon_id: u32, group: &str, line: &[u8]) -> Delivery {
+        let c = self.counters();
+        match self.spool.append(daemon_id, group, line) {
+            SpoolResult::Written => {
+                Counters::add(&c.spooled, 1);
+                Delivery::Spooled
+            }
+            SpoolResult::Full => {
+                Counters::add(&c.dropped_spool_full, 1);
+                Delivery::Dropped
+            }
+            SpoolResult::Error(_) => {
+                Counters::add(&c.dropped_spool_error, 1);
+                Delivery::Dropped
+            }
+        }
+    }
+}

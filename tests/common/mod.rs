@@ -1,0 +1,400 @@
+//! Test harness: a real Debian apache2 in a fresh temp dir on a free 127.0.0.1 port, real
+//! spread-daemon and spreadlogd processes, and a tiny raw-socket HTTP client.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const APACHE: &str = "/usr/sbin/apache2";
+pub const MODULES: &str = "/usr/lib/apache2/modules";
+
+/// A fresh directory, world-writable so Apache's `User` (www-data) can write spools there.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let base = std::env::temp_dir();
+        for i in 0..1000u32 {
+            let p = base.join(format!("mls-{tag}-{}-{i}", std::process::id()));
+            if std::fs::create_dir(&p).is_ok() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+                return TempDir(p);
+            }
+        }
+        panic!("cannot create a temp dir under {}", base.display());
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var_os("KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_debug() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => PathBuf::from(d).join("debug"),
+        None => workspace_root().join("target/debug"),
+    }
+}
+
+/// The module under test (the cdylib cargo builds beside this test).
+pub fn module_so() -> PathBuf {
+    let so = std::env::var_os("MOD_LOG_SPREAD_SO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_debug().join("libmod_log_spread.so"));
+    assert!(
+        so.exists(),
+        "{} is missing: run `cargo build -p mod_log_spread` first",
+        so.display()
+    );
+    so
+}
+
+/// A binary of another workspace package (`SPREAD_BIN_DIR` or target/debug).
+pub fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("SPREAD_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(target_debug);
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --workspace --bins` (or set SPREAD_BIN_DIR)",
+        p.display()
+    );
+    p
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ok() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mpm {
+    Event,
+    Prefork,
+    Worker,
+}
+
+/// The head of a config: modules, port, dirs, user. `body` is appended.
+pub fn config(dir: &Path, port: u16, mpm: Mpm, body: &str) -> String {
+    let mpm_name = match mpm {
+        Mpm::Event => "event",
+        Mpm::Prefork => "prefork",
+        Mpm::Worker => "worker",
+    };
+    let d = dir.display();
+    let so = module_so();
+    let tuning = match mpm {
+        Mpm::Prefork => {
+            "StartServers 2\nMinSpareServers 2\nMaxSpareServers 4\nMaxRequestWorkers 8\n"
+        }
+        _ => {
+            "StartServers 2\nThreadsPerChild 4\nMinSpareThreads 4\nMaxSpareThreads 8\nMaxRequestWorkers 8\nServerLimit 2\nThreadLimit 4\n"
+        }
+    };
+    format!(
+        "ServerRoot {d}\n\
+         LoadModule mpm_{mpm_name}_module {MODULES}/mod_mpm_{mpm_name}.so\n\
+         LoadModule authz_core_module {MODULES}/mod_authz_core.so\n\
+         LoadModule log_spread_module {so}\n\
+         Listen 127.0.0.1:{port}\n\
+         ServerName localhost\n\
+         PidFile {d}/httpd.pid\n\
+         ErrorLog {d}/error.log\n\
+         LogLevel info\n\
+         DocumentRoot {d}/htdocs\n\
+         Mutex file:{d}\n\
+         User www-data\n\
+         Group www-data\n\
+         KeepAlive On\n\
+         {tuning}\
+         <Location /spread-status>\n  SetHandler log-spread-status\n</Location>\n\
+         {body}\n",
+        so = so.display()
+    )
+}
+
+pub fn write_config(dir: &TempDir, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("htdocs")).unwrap();
+    std::fs::write(dir.join("htdocs/index.html"), "hello\n").unwrap();
+    let path = dir.join("httpd.conf");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `apache2 -t`: (success, stdout+stderr).
+pub fn configtest(conf: &Path) -> (bool, String) {
+    let out = Command::new(APACHE)
+        .arg("-f")
+        .arg(conf)
+        .arg("-t")
+        .output()
+        .expect("run apache2 -t");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// A running Apache (parent in the foreground, children forked).
+pub struct Apache {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub conf: PathBuf,
+}
+
+impl Apache {
+    pub fn start(dir: &TempDir, port: u16, conf: &Path) -> Apache {
+        let (ok, text) = configtest(conf);
+        assert!(ok, "configtest failed:\n{text}");
+        let child = Command::new(APACHE)
+            .arg("-f")
+            .arg(conf)
+            .args(["-D", "FOREGROUND"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start apache2");
+        let mut a = Apache {
+            child,
+            port,
+            dir: dir.path().to_owned(),
+            conf: conf.to_owned(),
+        };
+        let start = Instant::now();
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            if let Ok(Some(status)) = a.child.try_wait() {
+                panic!(
+                    "apache2 exited with {status}; error log:\n{}",
+                    a.error_log()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "apache2 did not listen; error log:\n{}",
+                a.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn graceful(&self) {
+        self.signal(libc::SIGUSR1);
+    }
+
+    /// Stop (SIGTERM) and wait; children flush and exit.
+    pub fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return self.error_log();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        panic!("apache2 did not stop within 15 s");
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        http_get(self.port, path, "localhost")
+    }
+
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        let r = self.get("/spread-status");
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .filter_map(|(k, v)| v.trim().parse().ok().map(|v| (k.to_owned(), v)))
+            .collect()
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| panic!("no counter {name}"))
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(libc::SIGTERM);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+    pub elapsed: Duration,
+}
+
+/// One GET on a fresh connection with a raw Host header value (bytes as given).
+pub fn http_get_raw(port: u16, path: &str, host: &[u8]) -> Response {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to apache");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: ").into_bytes();
+    req.extend_from_slice(host);
+    req.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+    s.write_all(&req).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Response {
+        status,
+        body,
+        elapsed: start.elapsed(),
+    }
+}
+
+pub fn http_get(port: u16, path: &str, host: &str) -> Response {
+    http_get_raw(port, path, host.as_bytes())
+}
+
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A spread-daemon on a unix socket in `dir` (no TCP). The socket path is `<dir>/<port>`.
+pub struct SpreadDaemon {
+    pub child: Child,
+    pub socket: PathBuf,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl SpreadDaemon {
+    pub fn start(dir: &Path, port: u16) -> SpreadDaemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("spread-daemon.log"))
+            .unwrap();
+        let child = Command::new(bin("spread-daemon"))
+            .args(["-p", &port.to_string(), "--no-tcp", "--unix-dir"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start spread-daemon");
+        let socket = dir.join(port.to_string());
+        let d = SpreadDaemon {
+            child,
+            socket: socket.clone(),
+            dir: dir.to_owned(),
+            port,
+        };
+        wait_for("the spread-daemon socket", Duration::from_secs(10), || {
+            std::os::unix::net::UnixStream::connect(&socket).is_ok()
+        });
+        d
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn stop(&mut self, sig: i32) {
+        self.signal(sig);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        *self = SpreadDaemon::start(&self.dir.clone(), self.port);
+    }
+}
+
+impl Drop for SpreadDaemon {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
