@@ -126,6 +126,11 @@ impl DaemonHandle {
         self.control.send(Command::LogStats);
     }
 
+    /// Whether the event loop still runs (it ends after a stop or a fatal error).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Ask for a clean stop without waiting.
     pub fn request_stop(&self) {
         self.control.send(Command::Stop);

@@ -285,3 +285,46 @@ fn quota_and_handshake_timeouts() {
     assert_eq!(c.stats().sessions, 1);
     assert_eq!(c.next_deadline(), None);
 }
+
+#[test]
+fn tcp_peers_outside_the_allow_list_get_reject_auth() {
+    let now = Instant::now();
+    let mut s = CoreSettings::from_config(&Config::default());
+    s.allow = vec!["192.168.0.0/16".parse().unwrap()];
+    let mut c = Core::new(s.clone(), 1, 1);
+    let peer = |ip: [u8; 4]| Peer::Tcp(std::net::SocketAddr::from((ip, 5555)));
+    let outsider = c.accept(peer([10, 0, 0, 5]), 9, now);
+    let actions = drain_all(&mut c);
+    assert!(
+        actions.contains(&Action::Close {
+            id: outsider,
+            last_words: vec![0xF7]
+        }),
+        "{actions:?}"
+    );
+    let insider = c.accept(peer([192, 168, 3, 4]), 10, now);
+    let local = c.accept(peer([127, 0, 0, 1]), 11, now);
+    assert!(
+        drain_all(&mut c)
+            .iter()
+            .all(|a| !matches!(a, Action::Close { .. }))
+    );
+    let unix = c.accept(Peer::Unix, 12, now);
+    for (id, name) in [(insider, "in"), (local, "lo"), (unix, "ux")] {
+        let mut hello = Vec::new();
+        ConnectRequest::new(name.as_bytes(), false, true).encode(&mut hello);
+        c.received(id, &hello, now);
+        c.received(id, &encode_auth_choice(&["NULL"]), now);
+        assert!(c.is_ready(id), "{name}");
+    }
+    // Waived: anybody.
+    s.allow.clear();
+    s.allow_any = true;
+    let mut c = Core::new(s, 1, 1);
+    c.accept(peer([8, 8, 8, 8]), 9, now);
+    assert!(
+        drain_all(&mut c)
+            .iter()
+            .all(|a| !matches!(a, Action::Close { .. }))
+    );
+}

@@ -1,10 +1,51 @@
 //! The spool: lines not handed over to a daemon, kept on disk to be replayed (CONTRACTS §5).
 //! Append-only records, each with a length, a checksum, the daemon id, the group and the line.
 //! A torn or corrupt tail is cut off (and reported), never fatal.
+//!
+//! # Record format (all integers little-endian)
+//!
+//! | Offset | Size | Field |
+//! |---|---|---|
+//! | 0 | 4 | magic `b"MLS1"` |
+//! | 4 | 4 | `len`: payload length (bytes 12 .. 12+len) |
+//! | 8 | 4 | CRC-32 (IEEE, as zlib) of the payload |
+//! | 12 | 4 | daemon id (which configured daemon/target the line was meant for) |
+//! | 16 | 1 | `group_len` (0..=31) |
+//! | 17 | group_len | group name |
+//! | 17+group_len | rest | the line, as given (usually with its `\n`) |
+//!
+//! A record is written with one write(2) on an `O_APPEND` descriptor, so concurrent appenders (threads
+//! or processes) never interleave. A crash can leave a torn last record; a reader stops at the first
+//! record whose magic, length or checksum is wrong and reports that tail.
+//!
+//! # Files and locking ([`Spool`])
+//!
+//! * `<path>`: the segment appenders write to.
+//! * `<path>.replay`: the segment being replayed (renamed from `<path>`), `<path>.replay.off`: 8 bytes,
+//!   the offset of the first record not yet sent. A crash between sending a record and updating the
+//!   offset repeats that one record (at-least-once).
+//! * `<path>.lock`: POSIX (fcntl) record locks, which belong to the process and are not inherited
+//!   through fork: byte 0 = "a replay is running" (taken without waiting; busy -> [`ReplayOutcome::Busy`]),
+//!   byte 1 = rename guard (appenders hold it shared for each append, the replayer exclusively while it
+//!   renames), so no append can land in a segment after the replayer took it.
+//!   Because closing any descriptor of a file drops the process's fcntl locks on it, use one
+//!   [`Spool`] per path per process (share it between threads).
 
-use std::fs::File;
-use std::io;
-use std::path::Path;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use crate::wire::constants::MAX_GROUP_NAME;
+
+const MAGIC: [u8; 4] = *b"MLS1";
+/// Bytes before the payload: magic, length, checksum.
+pub const RECORD_HEADER_LEN: usize = 12;
+/// Largest payload accepted when reading: a longer length field means corruption.
+pub const MAX_PAYLOAD: usize = 4 + 1 + MAX_GROUP_NAME + 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolRecord {
@@ -13,16 +54,104 @@ pub struct SpoolRecord {
     pub line: Vec<u8>,
 }
 
-/// Encode one record (the caller writes it with one write(2) on an O_APPEND file).
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
+pub fn crc32(bytes: &[u8]) -> u32 {
+    !bytes.iter().fold(!0u32, |c, &b| {
+        CRC_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8)
+    })
+}
+
+/// Encode one record (the caller writes it with one write(2) on an O_APPEND file). A group longer
+/// than 31 bytes is cut (group names never are: the wire cannot carry them).
 pub fn encode_record(daemon_id: u32, group: &[u8], line: &[u8], out: &mut Vec<u8>) {
-    let _ = (daemon_id, group, line, out);
-    todo!()
+    let group = &group[..group.len().min(MAX_GROUP_NAME - 1)];
+    let payload_len = 4 + 1 + group.len() + line.len();
+    let start = out.len();
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&(payload_len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&daemon_id.to_le_bytes());
+    out.push(group.len() as u8);
+    out.extend_from_slice(group);
+    out.extend_from_slice(line);
+    let crc = crc32(&out[start + RECORD_HEADER_LEN..]);
+    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Append one record with a single write.
 pub fn append(file: &File, daemon_id: u32, group: &[u8], line: &[u8]) -> io::Result<()> {
-    let _ = (file, daemon_id, group, line);
-    todo!()
+    let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + 5 + group.len() + line.len());
+    encode_record(daemon_id, group, line, &mut rec);
+    let n = (&*file).write(&rec)?;
+    if n != rec.len() {
+        // The rest of the record is lost (disk full?); readers will cut the torn tail.
+        return Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            format!("short spool write: {n} of {} bytes", rec.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Why decoding stopped before the end of the bytes.
+fn decode_one(bytes: &[u8]) -> Result<Option<(SpoolRecord, usize)>, String> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let Some(head) = bytes.get(..RECORD_HEADER_LEN) else {
+        return Err(format!("torn record header ({} bytes)", bytes.len()));
+    };
+    if head[..4] != MAGIC {
+        return Err("bad record magic".into());
+    }
+    let len = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
+    if !(5..=MAX_PAYLOAD).contains(&len) {
+        return Err(format!("implausible record length {len}"));
+    }
+    let Some(payload) = bytes.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len) else {
+        return Err(format!(
+            "torn record: {} of {len} payload bytes",
+            bytes.len() - RECORD_HEADER_LEN
+        ));
+    };
+    if crc32(payload) != u32::from_le_bytes(head[8..12].try_into().unwrap()) {
+        return Err("checksum mismatch".into());
+    }
+    let group_len = payload[4] as usize;
+    if group_len >= MAX_GROUP_NAME || 5 + group_len > len {
+        return Err(format!("bad group length {group_len}"));
+    }
+    let record = SpoolRecord {
+        daemon_id: u32::from_le_bytes(payload[..4].try_into().unwrap()),
+        group: payload[5..5 + group_len].to_vec(),
+        line: payload[5 + group_len..].to_vec(),
+    };
+    Ok(Some((record, RECORD_HEADER_LEN + len)))
+}
+
+/// Decode one record at the start of `bytes`: Ok(None) = empty, Err = torn or corrupt (why).
+pub fn decode_record(bytes: &[u8]) -> Result<Option<(SpoolRecord, usize)>, String> {
+    decode_one(bytes)
 }
 
 /// What reading a spool segment found.
@@ -35,12 +164,507 @@ pub struct SpoolContents {
 
 /// Decode records from bytes (stops at the first bad record).
 pub fn decode_all(bytes: &[u8]) -> SpoolContents {
-    let _ = bytes;
-    todo!()
+    let mut contents = SpoolContents::default();
+    let mut at = 0;
+    loop {
+        match decode_one(&bytes[at..]) {
+            Ok(None) => return contents,
+            Ok(Some((rec, used))) => {
+                contents.records.push(rec);
+                at += used;
+            }
+            Err(why) => {
+                contents.torn_tail = Some((at as u64, why));
+                return contents;
+            }
+        }
+    }
 }
 
 /// Read a spool file and cut a torn tail off in place (truncate), reporting it.
 pub fn read_and_repair(path: &Path) -> io::Result<SpoolContents> {
-    let _ = path;
-    todo!()
+    let bytes = fs::read(path)?;
+    let contents = decode_all(&bytes);
+    if let Some((at, _)) = &contents.torn_tail {
+        OpenOptions::new().write(true).open(path)?.set_len(*at)?;
+    }
+    Ok(contents)
+}
+
+/// Result of [`Spool::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    Written,
+    /// The cap would be exceeded: nothing was written (count the line as dropped).
+    Full,
+}
+
+/// A torn or corrupt tail found (and dropped) while replaying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutTail {
+    pub offset: u64,
+    pub dropped_bytes: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for CutTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "spool: dropped {} bytes at offset {}: {}",
+            self.dropped_bytes, self.offset, self.reason
+        )
+    }
+}
+
+/// What one replay pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaySummary {
+    /// Records sent successfully in this pass.
+    pub sent: u64,
+    /// Set when a torn/corrupt tail was cut off (log it).
+    pub cut: Option<CutTail>,
+}
+
+#[derive(Debug)]
+pub enum ReplayOutcome<E> {
+    /// Another replayer (thread or process) holds the lock; try later.
+    Busy,
+    /// Everything pending was sent (or there was nothing); the segment is deleted.
+    Done(ReplaySummary),
+    /// `send` failed: the failed record and everything after it stay for the next pass.
+    Stopped { summary: ReplaySummary, error: E },
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s: OsString = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// A POSIX record lock on one byte of the lock file; released on drop.
+struct ByteLock<'a> {
+    file: &'a File,
+    byte: i64,
+}
+
+impl<'a> ByteLock<'a> {
+    fn take(
+        file: &'a File,
+        byte: i64,
+        exclusive: bool,
+        wait: bool,
+    ) -> io::Result<Option<ByteLock<'a>>> {
+        let kind = if exclusive {
+            libc::F_WRLCK
+        } else {
+            libc::F_RDLCK
+        };
+        let cmd = if wait { libc::F_SETLKW } else { libc::F_SETLK };
+        loop {
+            match fcntl_lock(file, cmd, kind, byte) {
+                Ok(()) => return Ok(Some(ByteLock { file, byte })),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if !wait
+                        && matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Drop for ByteLock<'_> {
+    fn drop(&mut self) {
+        let _ = fcntl_lock(self.file, libc::F_SETLK, libc::F_UNLCK, self.byte);
+    }
+}
+
+fn fcntl_lock(file: &File, cmd: libc::c_int, kind: libc::c_int, byte: i64) -> io::Result<()> {
+    // SAFETY: flock is plain old data; all-zero is valid and we set the fields that matter.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte as libc::off_t;
+    fl.l_len = 1;
+    // SAFETY: `fl` is a live, initialised flock and `file` an open descriptor.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), cmd, &mut fl as *mut libc::flock) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+const REPLAY_BYTE: i64 = 0;
+const RENAME_BYTE: i64 = 1;
+
+/// The append segment as this process has it open, with its identity to notice a rename.
+struct Segment {
+    file: File,
+    dev: u64,
+    ino: u64,
+}
+
+fn open_segment(path: &Path) -> io::Result<Segment> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    Ok(Segment {
+        file,
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+/// A size-capped spool file shared by appenders (any thread or process) and one replayer at a time.
+pub struct Spool {
+    path: PathBuf,
+    replay_path: PathBuf,
+    offset_path: PathBuf,
+    cap: u64,
+    segment: RwLock<Segment>,
+    lock_file: File,
+    /// fcntl locks do not exclude threads of one process: this does.
+    replaying: Mutex<()>,
+    /// Threads of this process inside an append. The process's fcntl lock on the rename byte is one
+    /// lock whoever took it, so it is taken on 0 -> 1 and released on 1 -> 0 only.
+    appenders: Mutex<usize>,
+}
+
+/// One thread's share of the process's shared lock on the rename byte.
+struct AppendGuard<'a> {
+    spool: &'a Spool,
+}
+
+impl Drop for AppendGuard<'_> {
+    fn drop(&mut self) {
+        let mut n = self
+            .spool
+            .appenders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *n -= 1;
+        if *n == 0 {
+            let _ = fcntl_lock(
+                &self.spool.lock_file,
+                libc::F_SETLK,
+                libc::F_UNLCK,
+                RENAME_BYTE,
+            );
+        }
+    }
+}
+
+impl std::fmt::Debug for Spool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool")
+            .field("path", &self.path)
+            .field("cap", &self.cap)
+            .finish()
+    }
+}
+
+impl Spool {
+    /// Open (creating with mode 0640; the parent directory must exist) the spool at `path`, capped at
+    /// `cap_bytes` of pending data (both segments).
+    pub fn open(path: impl AsRef<Path>, cap_bytes: u64) -> io::Result<Spool> {
+        let path = path.as_ref().to_path_buf();
+        let segment = open_segment(&path)?;
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .mode(0o640)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(with_suffix(&path, ".lock"))?;
+        Ok(Spool {
+            replay_path: with_suffix(&path, ".replay"),
+            offset_path: with_suffix(&path, ".replay.off"),
+            path,
+            cap: cap_bytes,
+            segment: RwLock::new(segment),
+            lock_file,
+            replaying: Mutex::new(()),
+            appenders: Mutex::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes waiting to be replayed: the append segment plus what is left of a replay segment.
+    pub fn pending_bytes(&self) -> u64 {
+        let current = fs::metadata(&self.path).map_or(0, |m| m.len());
+        let replay = fs::metadata(&self.replay_path).map_or(0, |m| m.len());
+        current + replay.saturating_sub(read_offset(&self.offset_path).min(replay))
+    }
+
+    /// Append one line with one write(2); `Full` (nothing written) when the cap would be exceeded.
+    pub fn append(&self, daemon_id: u32, group: &[u8], line: &[u8]) -> io::Result<Appended> {
+        let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + 5 + group.len() + line.len());
+        encode_record(daemon_id, group, line, &mut rec);
+        let _guard = self.append_guard()?;
+        loop {
+            let seg = self.segment.read().unwrap_or_else(|p| p.into_inner());
+            // The replayer may have renamed our segment since the last append: follow the path.
+            let current = match fs::metadata(&self.path) {
+                Ok(m) => (m.dev(), m.ino()) == (seg.dev, seg.ino),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => return Err(e),
+            };
+            if current {
+                if self.pending_bytes() + rec.len() as u64 > self.cap {
+                    return Ok(Appended::Full);
+                }
+                let n = (&seg.file).write(&rec)?;
+                if n != rec.len() {
+                    let msg = format!("short spool write: {n} of {} bytes", rec.len());
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, msg));
+                }
+                return Ok(Appended::Written);
+            }
+            drop(seg);
+            let fresh = open_segment(&self.path)?;
+            *self.segment.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        }
+    }
+
+    fn append_guard(&self) -> io::Result<AppendGuard<'_>> {
+        let mut n = self.appenders.lock().unwrap_or_else(|p| p.into_inner());
+        if *n == 0 {
+            // Released by the last AppendGuard, not by this ByteLock.
+            if let Some(lock) = ByteLock::take(&self.lock_file, RENAME_BYTE, false, true)? {
+                std::mem::forget(lock);
+            }
+        }
+        *n += 1;
+        Ok(AppendGuard { spool: self })
+    }
+
+    /// Send pending records in order (see the module doc). Never blocks on another replayer.
+    pub fn replay<E>(
+        &self,
+        mut send: impl FnMut(&SpoolRecord) -> Result<(), E>,
+    ) -> io::Result<ReplayOutcome<E>> {
+        let Ok(_in_process) = self.replaying.try_lock() else {
+            return Ok(ReplayOutcome::Busy);
+        };
+        let Some(_replayer) = ByteLock::take(&self.lock_file, REPLAY_BYTE, true, false)? else {
+            return Ok(ReplayOutcome::Busy);
+        };
+        let mut summary = ReplaySummary::default();
+        // A segment left by an interrupted pass goes first, then the current one.
+        for _ in 0..2 {
+            if !self.replay_path.exists() && !self.take_current_segment()? {
+                break;
+            }
+            if let Some(error) = self.replay_segment(&mut send, &mut summary)? {
+                return Ok(ReplayOutcome::Stopped { summary, error });
+            }
+        }
+        Ok(ReplayOutcome::Done(summary))
+    }
+
+    /// Rename `<path>` to `<path>.replay` under the rename guard. False if there is nothing to take.
+    fn take_current_segment(&self) -> io::Result<bool> {
+        // In this process: no appender is between its check and its write while we hold this.
+        let _segment = self.segment.write().unwrap_or_else(|p| p.into_inner());
+        // Other processes: their appenders hold the rename byte shared around check + write.
+        let appenders = self.appenders.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(lock) = ByteLock::take(&self.lock_file, RENAME_BYTE, true, true)? {
+            std::mem::forget(lock); // released (or downgraded) explicitly below
+        }
+        let renamed = self.rename_current();
+        // Our own appenders may be counted as holding the shared lock: give it back to them.
+        let back = if *appenders > 0 {
+            libc::F_RDLCK
+        } else {
+            libc::F_UNLCK
+        };
+        fcntl_lock(&self.lock_file, libc::F_SETLK, back, RENAME_BYTE)?;
+        renamed
+    }
+
+    fn rename_current(&self) -> io::Result<bool> {
+        match fs::metadata(&self.path) {
+            Ok(m) if m.len() > 0 => {}
+            Ok(_) => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let _ = fs::remove_file(&self.offset_path);
+        fs::rename(&self.path, &self.replay_path)?;
+        Ok(true)
+    }
+
+    /// Send the records of `<path>.replay` from the saved offset. Some(error) = stopped by `send`.
+    fn replay_segment<E>(
+        &self,
+        send: &mut impl FnMut(&SpoolRecord) -> Result<(), E>,
+        summary: &mut ReplaySummary,
+    ) -> io::Result<Option<E>> {
+        let file = File::open(&self.replay_path)?;
+        let size = file.metadata()?.len();
+        let mut offset = read_offset(&self.offset_path).min(size);
+        let offset_file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .mode(0o640)
+            .open(&self.offset_path)?;
+        offset_file.write_all_at(&offset.to_le_bytes(), 0)?;
+        let mut reader = BufReader::with_capacity(64 * 1024, &file);
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        while offset < size {
+            match read_record(&mut reader, &mut buf, size - offset)? {
+                Ok((record, used)) => {
+                    if let Err(e) = send(&record) {
+                        return Ok(Some(e));
+                    }
+                    offset += used as u64;
+                    summary.sent += 1;
+                    offset_file.write_all_at(&offset.to_le_bytes(), 0)?;
+                }
+                Err(reason) => {
+                    summary.cut = Some(CutTail {
+                        offset,
+                        dropped_bytes: size - offset,
+                        reason,
+                    });
+                    break;
+                }
+            }
+        }
+        drop(offset_file);
+        fs::remove_file(&self.replay_path)?;
+        let _ = fs::remove_file(&self.offset_path);
+        Ok(None)
+    }
+}
+
+fn read_offset(path: &Path) -> u64 {
+    match fs::read(path) {
+        Ok(b) if b.len() >= 8 => u64::from_le_bytes(b[..8].try_into().unwrap()),
+        _ => 0,
+    }
+}
+
+/// Read one record of at most `left` bytes from `r` (inner Err = torn/corrupt, with the reason).
+fn read_record(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    left: u64,
+) -> io::Result<Result<(SpoolRecord, usize), String>> {
+    buf.clear();
+    let head_len = (RECORD_HEADER_LEN as u64).min(left) as usize;
+    buf.resize(head_len, 0);
+    r.read_exact(buf)?;
+    if head_len == RECORD_HEADER_LEN && buf[..4] == MAGIC {
+        let len = u32::from_le_bytes(buf[4..8].try_into().unwrap()) as u64;
+        if len <= MAX_PAYLOAD as u64 {
+            let take = len.min(left - RECORD_HEADER_LEN as u64) as usize;
+            buf.resize(RECORD_HEADER_LEN + take, 0);
+            r.read_exact(&mut buf[RECORD_HEADER_LEN..])?;
+        }
+    }
+    Ok(match decode_one(buf) {
+        Ok(Some(rec)) => Ok(rec),
+        Ok(None) => Err("empty record".into()),
+        Err(why) => Err(why),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_known_values() {
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(
+            crc32(b"The quick brown fox jumps over the lazy dog"),
+            0x414F_A339
+        );
+    }
+
+    #[test]
+    fn record_round_trip_and_layout() {
+        let mut v = Vec::new();
+        encode_record(7, b"logs", b"GET /\n", &mut v);
+        assert_eq!(&v[..4], b"MLS1");
+        assert_eq!(
+            u32::from_le_bytes(v[4..8].try_into().unwrap()),
+            4 + 1 + 4 + 6
+        );
+        assert_eq!(&v[12..16], &7u32.to_le_bytes());
+        assert_eq!(v[16], 4);
+        let c = decode_all(&v);
+        assert_eq!(
+            c.records,
+            vec![SpoolRecord {
+                daemon_id: 7,
+                group: b"logs".to_vec(),
+                line: b"GET /\n".to_vec()
+            }]
+        );
+        assert!(c.torn_tail.is_none());
+    }
+
+    #[test]
+    fn torn_tail_at_every_offset() {
+        let mut v = Vec::new();
+        encode_record(1, b"a", b"first line\n", &mut v);
+        let first = v.len();
+        encode_record(2, b"b", b"second line\n", &mut v);
+        for cut in 0..v.len() {
+            let c = decode_all(&v[..cut]);
+            let whole = usize::from(cut >= first);
+            assert_eq!(c.records.len(), whole, "cut at {cut}");
+            let boundary = cut == 0 || cut == first;
+            assert_eq!(c.torn_tail.is_some(), !boundary, "cut at {cut}");
+            if let Some((at, _)) = c.torn_tail {
+                assert_eq!(at as usize, if cut > first { first } else { 0 });
+            }
+        }
+        assert_eq!(decode_all(&v).records.len(), 2);
+    }
+
+    #[test]
+    fn corrupt_checksum_and_magic() {
+        let mut v = Vec::new();
+        encode_record(1, b"a", b"x\n", &mut v);
+        let good = v.len();
+        encode_record(1, b"a", b"y\n", &mut v);
+        let mut bad = v.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        let c = decode_all(&bad);
+        assert_eq!(
+            (c.records.len(), c.torn_tail.clone().unwrap()),
+            (1, (good as u64, "checksum mismatch".into()))
+        );
+        let mut bad = v.clone();
+        bad[good] = b'X';
+        assert_eq!(decode_all(&bad).torn_tail.unwrap().1, "bad record magic");
+        let mut bad = v;
+        bad[good + 4..good + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(
+            decode_all(&bad)
+                .torn_tail
+                .unwrap()
+                .1
+                .contains("implausible")
+        );
+    }
 }

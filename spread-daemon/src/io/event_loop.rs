@@ -15,10 +15,12 @@ use crate::core::{Action, Core, Peer, SessionId, Stats};
 const WAKER: u64 = 0;
 const LISTENER_BASE: u64 = 1;
 const SESSION_BASE: u64 = 64;
-/// One read(2) takes up to this much.
-const READ_CHUNK: usize = 256 * 1024;
+/// One read(2) takes up to this much: ~500 200-byte messages. Bounded so that one turn's fan-out
+/// to a receiver stays below MaxSessionMessages (1000) even when its kernel buffer is full; a
+/// receiver that keeps up is never killed for one sender's burst.
+const READ_CHUNK: usize = 128 * 1024;
 /// Reads per session per turn before others get their turn (fairness; level is remembered).
-const READS_PER_TURN: usize = 2;
+const READS_PER_TURN: usize = 1;
 /// Spread raises socket buffers to 200 KiB.
 const SOCKET_BUFFER: libc::c_int = 200 * 1024;
 
@@ -86,6 +88,8 @@ struct Conn {
     /// Edge-triggered: readable data may remain (budget ran out).
     in_ready_list: bool,
     eof: bool,
+    /// The peer hung up: read until EOF even after a short read (no further edge will come).
+    hup: bool,
 }
 
 pub struct EventLoop {
@@ -99,6 +103,9 @@ pub struct EventLoop {
     scratch: Vec<u8>,
     stop_deadline: Duration,
     stopping_until: Option<Instant>,
+    /// accept() failed for lack of descriptors: connections wait in the backlog and, edge-triggered,
+    /// no new event would announce them; retry on a timer.
+    accept_retry: bool,
 }
 
 pub fn log_line(line: &str) {
@@ -132,6 +139,7 @@ impl EventLoop {
             scratch: vec![0; READ_CHUNK],
             stop_deadline,
             stopping_until: None,
+            accept_retry: false,
         })
     }
 
@@ -150,6 +158,10 @@ impl EventLoop {
                     .min(Duration::from_millis(50));
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
+            if self.accept_retry {
+                let retry = Duration::from_millis(100);
+                timeout = Some(timeout.map_or(retry, |t| t.min(retry)));
+            }
             if !self.ready.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
@@ -161,6 +173,11 @@ impl EventLoop {
                     t if t < SESSION_BASE => self.accept_all((t - LISTENER_BASE) as usize),
                     t => {
                         let id = (t - SESSION_BASE) as SessionId;
+                        if flags & HANGUP != 0
+                            && let Some(Some(c)) = self.conns.get_mut(id)
+                        {
+                            c.hup = true;
+                        }
                         if flags & (READABLE | HANGUP) != 0 {
                             self.mark_ready(id);
                         }
@@ -169,6 +186,11 @@ impl EventLoop {
                             self.dirty.push(id);
                         }
                     }
+                }
+            }
+            if std::mem::take(&mut self.accept_retry) {
+                for i in 0..self.listeners.len() {
+                    self.accept_all(i);
                 }
             }
             self.read_ready();
@@ -282,8 +304,11 @@ impl EventLoop {
                     continue;
                 }
                 Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog, retry on the next event.
-                    log_line(&format!("accept failed: {e}"));
+                    // EMFILE and friends: leave the rest in the backlog and retry shortly.
+                    if !self.accept_retry {
+                        log_line(&format!("accept failed: {e}; retrying"));
+                    }
+                    self.accept_retry = true;
                     return;
                 }
             };
@@ -308,6 +333,7 @@ impl EventLoop {
                 stream,
                 in_ready_list: false,
                 eof: false,
+                hup: false,
             });
             self.apply_actions();
             // Data may already be waiting (edge-triggered registration after it arrived).
@@ -331,7 +357,9 @@ impl EventLoop {
                         self.core.closed(id);
                     }
                     Ok(n) => {
-                        more = n == self.scratch.len();
+                        // A short read drained the socket, unless the peer also hung up: then the
+                        // EOF is still to be read and no new edge will announce it.
+                        more = n == self.scratch.len() || c.hup;
                         self.core.received(id, &self.scratch[..n], Instant::now());
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => more = false,
