@@ -114,6 +114,17 @@ impl DaemonHandle {
         }
     }
 
+    /// `port@127.0.0.1`-style spread name of the first TCP listener.
+    pub fn tcp_spread_name(&self) -> Option<String> {
+        self.tcp_addr().map(|a| {
+            if a.is_ipv6() {
+                format!("{}@[{}]", a.port(), a.ip())
+            } else {
+                format!("{}@{}", a.port(), a.ip())
+            }
+        })
+    }
+
     /// Current counters.
     pub fn stats(&self) -> Stats {
         let (tx, rx) = mpsc::channel();
@@ -124,6 +135,11 @@ impl DaemonHandle {
     /// Log the counters to stderr (what SIGUSR1 does).
     pub fn log_stats(&self) {
         self.control.send(Command::LogStats);
+    }
+
+    /// Whether the event loop still runs (it ends after a stop or a fatal error).
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
     }
 
     /// Ask for a clean stop without waiting.

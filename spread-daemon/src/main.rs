@@ -20,11 +20,15 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
+/// Wait up to 500 ms for one of the blocked signals; 0 if none came.
 fn wait_signal(set: &libc::sigset_t) -> libc::c_int {
-    let mut sig: libc::c_int = 0;
-    // SAFETY: `set` is an initialised signal set and `sig` a live int for the result.
-    let r = unsafe { libc::sigwait(set, &mut sig) };
-    if r == 0 { sig } else { 0 }
+    let timeout = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 500_000_000,
+    };
+    // SAFETY: `set` is an initialised signal set, `timeout` a live timespec; no siginfo is wanted.
+    let r = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &timeout) };
+    r.max(0)
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,11 @@ fn main() -> ExitCode {
         }
     };
     loop {
+        if !daemon.is_running() {
+            // The event loop died (its error is logged): exit non-zero rather than hang.
+            let _ = daemon.wait();
+            return ExitCode::FAILURE;
+        }
         match wait_signal(&set) {
             libc::SIGTERM | libc::SIGINT => break,
             libc::SIGUSR1 => daemon.log_stats(),

@@ -285,3 +285,81 @@ fn quota_and_handshake_timeouts() {
     assert_eq!(c.stats().sessions, 1);
     assert_eq!(c.next_deadline(), None);
 }
+
+#[test]
+fn tcp_peers_outside_the_allow_list_get_reject_auth() {
+    let now = Instant::now();
+    let mut s = CoreSettings::from_config(&Config::default());
+    s.allow = vec!["192.168.0.0/16".parse().unwrap()];
+    let mut c = Core::new(s.clone(), 1, 1);
+    let peer = |ip: [u8; 4]| Peer::Tcp(std::net::SocketAddr::from((ip, 5555)));
+    let outsider = c.accept(peer([10, 0, 0, 5]), 9, now);
+    let actions = drain_all(&mut c);
+    assert!(
+        actions.contains(&Action::Close {
+            id: outsider,
+            last_words: vec![0xF7]
+        }),
+        "{actions:?}"
+    );
+    let insider = c.accept(peer([192, 168, 3, 4]), 10, now);
+    let local = c.accept(peer([127, 0, 0, 1]), 11, now);
+    assert!(
+        drain_all(&mut c)
+            .iter()
+            .all(|a| !matches!(a, Action::Close { .. }))
+    );
+    let unix = c.accept(Peer::Unix, 12, now);
+    for (id, name) in [(insider, "in"), (local, "lo"), (unix, "ux")] {
+        let mut hello = Vec::new();
+        ConnectRequest::new(name.as_bytes(), false, true).encode(&mut hello);
+        c.received(id, &hello, now);
+        c.received(id, &encode_auth_choice(&["NULL"]), now);
+        assert!(c.is_ready(id), "{name}");
+    }
+    // Waived: anybody.
+    s.allow.clear();
+    s.allow_any = true;
+    let mut c = Core::new(s, 1, 1);
+    c.accept(peer([8, 8, 8, 8]), 9, now);
+    assert!(
+        drain_all(&mut c)
+            .iter()
+            .all(|a| !matches!(a, Action::Close { .. }))
+    );
+}
+
+#[test]
+fn a_name_field_without_nul_is_its_first_31_bytes() {
+    let now = Instant::now();
+    let mut c = core(10, 1000);
+    let a = connect(&mut c, "a", true, now);
+    take_output(&mut c, a);
+    let mut req = Vec::new();
+    encode_join(c.private_group(a).unwrap(), b"x", &mut req);
+    req[48..80].copy_from_slice(&[b'G'; 32]);
+    c.received(a, &req, now);
+    assert_eq!(c.group_members(&[b'G'; 31]), vec![b"#a#localhost".to_vec()]);
+    let memb = split_messages(&take_output(&mut c, a));
+    assert_eq!(memb[0].0.name.as_bytes(), &[b'G'; 31]);
+    // Data to the same unterminated name reaches the group.
+    req.clear();
+    encode_multicast(
+        c.private_group(a).unwrap(),
+        AGREED_MESS,
+        &[b"x"],
+        0,
+        b"d",
+        &mut req,
+    )
+    .unwrap();
+    req[48..80].copy_from_slice(&[b'G'; 32]);
+    c.received(a, &req, now);
+    let got = split_messages(&take_output(&mut c, a));
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        &got[0].1[..32],
+        &[b'G'; 32],
+        "destination field forwarded verbatim"
+    );
+}

@@ -518,3 +518,49 @@ fn tcp_peers_beyond_loopback_need_the_allow_list_and_ip_auth_works() {
     u.read_exact(&mut acc).unwrap();
     assert_eq!(acc[0], 0xF7, "IP auth never matches a unix peer");
 }
+
+/// Regression: data and EOF arriving together (one edge) must not leave a dead session behind.
+#[test]
+fn eof_right_behind_partial_data_ends_the_session() {
+    let (_dir, d) = daemon("eof", |_| {});
+    let variants: Vec<(&str, MakeBad)> = vec![
+        ("nothing", Box::new(|_| vec![])),
+        (
+            "half header",
+            Box::new(|c| c.multicast_bytes(AGREED_MESS, &["h"], 0, b"abc")[..20].to_vec()),
+        ),
+        (
+            "half body",
+            Box::new(|c| c.multicast_bytes(AGREED_MESS, &["h"], 0, &[1u8; 3000])[..1000].to_vec()),
+        ),
+        (
+            "whole message + garbage tail",
+            Box::new(|c| {
+                let mut b = c.multicast_bytes(AGREED_MESS, &["h"], 0, b"x");
+                b.extend_from_slice(&[0x55; 30]);
+                b
+            }),
+        ),
+    ];
+    for (what, make) in &variants {
+        for tcp in [false, true] {
+            let sock = if tcp {
+                connect_tcp(&d)
+            } else {
+                connect_unix(&d)
+            };
+            let mut c = RawClient::handshake(sock, "p", true).unwrap();
+            let b = make(&c);
+            c.send_raw(&b).unwrap();
+            drop(c);
+            let deadline = std::time::Instant::now() + T;
+            while d.stats().sessions != 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{what} (tcp {tcp}): session left behind"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}

@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -186,6 +187,11 @@ impl Apache {
             .arg("-f")
             .arg(conf)
             .args(["-D", "FOREGROUND"])
+            // Apache's parent signals its whole process group on shutdown (prefork): keep the
+            // test runner out of it.
+            .process_group(0)
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -349,6 +355,7 @@ impl SpreadDaemon {
             .unwrap();
         let child = Command::new(bin("spread-daemon"))
             .args(["-p", &port.to_string(), "--no-tcp", "--unix-dir"])
+            .process_group(0)
             .arg(dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -394,6 +401,158 @@ impl SpreadDaemon {
 impl Drop for SpreadDaemon {
     fn drop(&mut self) {
         self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A test-side member of `groups` collecting data messages on a thread.
+pub struct Receiver {
+    pub rx: std::sync::mpsc::Receiver<(String, String, i16, Vec<u8>)>,
+}
+
+impl Receiver {
+    pub fn join(socket: &std::path::Path, name: &str, groups: &[&str]) -> Receiver {
+        let mut mb = spread_sys::Mailbox::connect(
+            socket.to_str().unwrap(),
+            &spread_sys::ConnectOptions::named(name),
+        )
+        .expect("test receiver connects");
+        for g in groups {
+            mb.join(g).unwrap();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            while let Ok(m) = mb.receive() {
+                if let spread_sys::Message::Data(d) = m
+                    && tx
+                        .send((d.sender, d.groups[0].clone(), d.mess_type, d.body))
+                        .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Receiver { rx }
+    }
+
+    pub fn collect(&self, n: usize, timeout: Duration) -> Vec<(String, String, i16, Vec<u8>)> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut out = Vec::new();
+        while out.len() < n {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(m) => out.push(m),
+                Err(_) => break,
+            }
+        }
+        // Anything extra would be a duplicate: give it a moment to show up.
+        while let Ok(m) = self.rx.recv_timeout(Duration::from_millis(300)) {
+            out.push(m);
+        }
+        out
+    }
+}
+
+/// A real spreadlogd writing group `www` to `central.log` in `dir` (foreground, stderr to a file).
+pub struct Spreadlogd {
+    pub child: Child,
+    pub stderr: PathBuf,
+    pub central: PathBuf,
+}
+
+impl Spreadlogd {
+    pub fn start(dir: &Path, socket: &Path, groups: &[&str]) -> Spreadlogd {
+        let mut conf = format!(
+            "StateFile = {d}/gaptable\nBufferSize = 200000\nSpread {{\n  Port = {s}\n",
+            d = dir.display(),
+            s = socket.display()
+        );
+        for g in groups {
+            conf.push_str(&format!(
+                "  Log {{\n    Group = {g}\n    File = {d}/central-{g}.log\n  }}\n",
+                d = dir.display()
+            ));
+        }
+        conf.push_str("}\n");
+        let conf_path = dir.join("spreadlogd.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let stderr = dir.join("spreadlogd.stderr");
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr)
+            .unwrap();
+        let child = Command::new(bin("spreadlogd"))
+            .args(["-D", "-v", "-c"])
+            .arg(&conf_path)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("start spreadlogd");
+        let s = Spreadlogd {
+            child,
+            stderr,
+            central: dir.join(format!("central-{}.log", groups[0])),
+        };
+        s.wait_log("connected to spread daemon", 1);
+        s
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str, count: usize) {
+        wait_for(
+            &format!("{count} x {needle:?} in spreadlogd's log"),
+            Duration::from_secs(30),
+            || self.log().matches(needle).count() >= count,
+        );
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// The counters line spreadlogd logs on SIGUSR1, as key -> value.
+    pub fn counters(&self) -> std::collections::HashMap<String, u64> {
+        let before = self.log().matches("counters:").count();
+        self.signal(libc::SIGUSR1);
+        wait_for("spreadlogd's counters", Duration::from_secs(10), || {
+            self.log().matches("counters:").count() > before
+        });
+        let log = self.log();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("counters:"))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_owned(), v)))
+            .collect()
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        read_lines(&self.central)
+    }
+}
+
+impl Drop for Spreadlogd {
+    fn drop(&mut self) {
+        self.signal(libc::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -9,16 +9,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::poller::{EventFd, HANGUP, Poller, READABLE, WRITABLE, set_socket_buffers};
+use super::poller::{
+    EventFd, HANGUP, Poller, READABLE, WRITABLE, set_keepalive, set_socket_buffers,
+};
 use crate::core::{Action, Core, Peer, SessionId, Stats};
 
 const WAKER: u64 = 0;
 const LISTENER_BASE: u64 = 1;
 const SESSION_BASE: u64 = 64;
-/// One read(2) takes up to this much.
-const READ_CHUNK: usize = 256 * 1024;
+/// One read(2) takes up to this much: ~500 200-byte messages. Bounded so that one turn's fan-out
+/// to a receiver stays below MaxSessionMessages (1000) even when its kernel buffer is full; a
+/// receiver that keeps up is never killed for one sender's burst.
+const READ_CHUNK: usize = 128 * 1024;
 /// Reads per session per turn before others get their turn (fairness; level is remembered).
-const READS_PER_TURN: usize = 2;
+const READS_PER_TURN: usize = 1;
 /// Spread raises socket buffers to 200 KiB.
 const SOCKET_BUFFER: libc::c_int = 200 * 1024;
 
@@ -86,6 +90,8 @@ struct Conn {
     /// Edge-triggered: readable data may remain (budget ran out).
     in_ready_list: bool,
     eof: bool,
+    /// The peer hung up: read until EOF even after a short read (no further edge will come).
+    hup: bool,
 }
 
 pub struct EventLoop {
@@ -99,6 +105,47 @@ pub struct EventLoop {
     scratch: Vec<u8>,
     stop_deadline: Duration,
     stopping_until: Option<Instant>,
+    /// accept() failed for lack of descriptors: connections wait in the backlog and, edge-triggered,
+    /// no new event would announce them; retry on a timer.
+    accept_retry: bool,
+    log_limit: LogLimit,
+}
+
+/// At most `LOG_BURST` core log lines per second (kills, refusals): a client storm must not turn
+/// into a log storm. What is suppressed is counted and reported.
+const LOG_BURST: u32 = 50;
+
+#[derive(Default)]
+struct LogLimit {
+    window: Option<Instant>,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    fn log(&mut self, line: &str) {
+        let now = Instant::now();
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            if self.suppressed > 0 {
+                log_line(&format!(
+                    "({} similar log lines suppressed)",
+                    self.suppressed
+                ));
+            }
+            self.window = Some(now);
+            self.lines = 0;
+            self.suppressed = 0;
+        }
+        if self.lines < LOG_BURST {
+            self.lines += 1;
+            log_line(line);
+        } else {
+            self.suppressed += 1;
+        }
+    }
 }
 
 pub fn log_line(line: &str) {
@@ -132,6 +179,8 @@ impl EventLoop {
             scratch: vec![0; READ_CHUNK],
             stop_deadline,
             stopping_until: None,
+            accept_retry: false,
+            log_limit: LogLimit::default(),
         })
     }
 
@@ -150,6 +199,10 @@ impl EventLoop {
                     .min(Duration::from_millis(50));
                 timeout = Some(timeout.map_or(left, |t| t.min(left)));
             }
+            if self.accept_retry {
+                let retry = Duration::from_millis(100);
+                timeout = Some(timeout.map_or(retry, |t| t.min(retry)));
+            }
             if !self.ready.is_empty() {
                 timeout = Some(Duration::ZERO);
             }
@@ -161,6 +214,11 @@ impl EventLoop {
                     t if t < SESSION_BASE => self.accept_all((t - LISTENER_BASE) as usize),
                     t => {
                         let id = (t - SESSION_BASE) as SessionId;
+                        if flags & HANGUP != 0
+                            && let Some(Some(c)) = self.conns.get_mut(id)
+                        {
+                            c.hup = true;
+                        }
                         if flags & (READABLE | HANGUP) != 0 {
                             self.mark_ready(id);
                         }
@@ -169,6 +227,11 @@ impl EventLoop {
                             self.dirty.push(id);
                         }
                     }
+                }
+            }
+            if std::mem::take(&mut self.accept_retry) {
+                for i in 0..self.listeners.len() {
+                    self.accept_all(i);
                 }
             }
             self.read_ready();
@@ -268,6 +331,7 @@ impl EventLoop {
                 }
                 Some(Listener::Tcp(l)) => l.accept().map(|(s, a)| {
                     let _ = s.set_nodelay(true);
+                    set_keepalive(s.as_raw_fd());
                     (Stream::Tcp(s), Peer::Tcp(a))
                 }),
                 None => return,
@@ -282,8 +346,11 @@ impl EventLoop {
                     continue;
                 }
                 Err(e) => {
-                    // EMFILE and friends: leave the rest in the backlog, retry on the next event.
-                    log_line(&format!("accept failed: {e}"));
+                    // EMFILE and friends: leave the rest in the backlog and retry shortly.
+                    if !self.accept_retry {
+                        log_line(&format!("accept failed: {e}; retrying"));
+                    }
+                    self.accept_retry = true;
                     return;
                 }
             };
@@ -308,6 +375,7 @@ impl EventLoop {
                 stream,
                 in_ready_list: false,
                 eof: false,
+                hup: false,
             });
             self.apply_actions();
             // Data may already be waiting (edge-triggered registration after it arrived).
@@ -331,7 +399,9 @@ impl EventLoop {
                         self.core.closed(id);
                     }
                     Ok(n) => {
-                        more = n == self.scratch.len();
+                        // A short read drained the socket, unless the peer also hung up: then the
+                        // EOF is still to be read and no new edge will announce it.
+                        more = n == self.scratch.len() || c.hup;
                         self.core.received(id, &self.scratch[..n], Instant::now());
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => more = false,
@@ -386,7 +456,7 @@ impl EventLoop {
     fn apply_actions(&mut self) {
         while let Some(a) = self.core.poll_action() {
             match a {
-                Action::Log(line) => log_line(&line),
+                Action::Log(line) => self.log_limit.log(&line),
                 Action::Close { id, last_words } => {
                     if let Some(Some(mut c)) = self.conns.get_mut(id).map(Option::take) {
                         if !last_words.is_empty() {

@@ -1,0 +1,221 @@
+//! Daemon trouble with a real spread-daemon and a real spreadlogd: clean restart (SIGTERM),
+//! crash (SIGKILL) with the gap counter, a hung daemon (SIGSTOP), and graceful restarts of
+//! Apache under load. Requests must stay fast; every line must arrive exactly once, except lines
+//! lost inside a crashed daemon, which spreadlogd must count exactly.
+
+mod common;
+use common::*;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// Lines are told apart by the `req` query argument; the status page is not logged.
+const LOG: &str = "LogFormat \"%h \\\"%r\\\" %>s %{X-Pad}i\" line\n";
+const COND: &str = "\"expr=%{REQUEST_URI} !~ m#^/spread-status#\"";
+
+struct Farm {
+    dir: TempDir,
+    daemon: SpreadDaemon,
+    logd: Spreadlogd,
+    apache: Apache,
+}
+
+fn farm(tag: &str, mpm: Mpm, extra: &str) -> Farm {
+    let dir = TempDir::new(tag);
+    let daemon = SpreadDaemon::start(dir.path(), free_port());
+    let logd = Spreadlogd::start(dir.path(), &daemon.socket, &["www"]);
+    let port = free_port();
+    let body = format!(
+        "{LOG}SpreadDaemon {sock}\nSpreadSpool {d}/spool/lines\nSpreadRetryInterval 300\nSpreadSendTimeout 100\n\
+         CustomLog {d}/file.log line {COND}\nCustomLog $www line {COND}\n{extra}\n",
+        sock = daemon.socket.display(),
+        d = dir.path().display()
+    );
+    let conf = write_config(&dir, &config(dir.path(), port, mpm, &body));
+    let apache = Apache::start(&dir, port, &conf);
+    Farm {
+        dir,
+        daemon,
+        logd,
+        apache,
+    }
+}
+
+fn request(f: &Farm, i: usize) {
+    let r = f.apache.get(&format!("/index.html?req={i}"));
+    assert_eq!(r.status, 200);
+    assert!(
+        r.elapsed < Duration::from_secs(3),
+        "request {i} took {:?}",
+        r.elapsed
+    );
+}
+
+/// Wait until the central log holds `n` lines, then check they are exactly the requests
+/// `expected` (each once).
+fn assert_central(f: &Farm, expected: impl Iterator<Item = usize>, timeout: Duration) {
+    let expected: Vec<usize> = expected.collect();
+    let n = expected.len();
+    let start = std::time::Instant::now();
+    while f.logd.lines().len() < n && start.elapsed() < timeout {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // room for duplicates to show up
+    let lines = f.logd.lines();
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    for l in &lines {
+        let i: usize = l
+            .split("req=")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("odd line {l:?}"));
+        *seen.entry(i).or_default() += 1;
+    }
+    let missing: Vec<_> = expected.iter().filter(|i| !seen.contains_key(i)).collect();
+    let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(
+        missing.is_empty() && dups.is_empty() && lines.len() == n,
+        "central log: {} lines, missing {missing:?}, duplicated {dups:?}\ncounters: {:?}\napache:\n{}\nspreadlogd:\n{}",
+        lines.len(),
+        f.apache.counters(),
+        f.apache.error_log(),
+        f.logd.log()
+    );
+}
+
+#[test]
+fn clean_daemon_restart_loses_nothing() {
+    let mut f = farm("sigterm", Mpm::Event, "");
+    for i in 0..30 {
+        request(&f, i);
+    }
+    assert_central(&f, 0..30, Duration::from_secs(10));
+    f.daemon.stop(libc::SIGTERM);
+    for i in 30..60 {
+        request(&f, i);
+    }
+    assert!(
+        f.apache.counter("spooled") > 0,
+        "lines sent while the daemon was away must be spooled"
+    );
+    f.daemon.restart();
+    for i in 60..90 {
+        request(&f, i);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_central(&f, 0..90, Duration::from_secs(30));
+    let c = f.logd.counters();
+    assert_eq!(c.get("lines_lost_in_gaps"), Some(&0), "{c:?}");
+    let spooled = f.apache.counter("spooled");
+    assert_eq!(f.apache.counter("replayed"), spooled);
+    assert_eq!(f.apache.counter("sent") + spooled, 90);
+}
+
+#[test]
+fn crashed_daemon_loses_only_handed_over_lines_and_spreadlogd_counts_them() {
+    // One child, so one sender whose sequence shows the loss.
+    let mut f = farm(
+        "sigkill",
+        Mpm::Event,
+        "StartServers 1\nServerLimit 1\nMaxRequestWorkers 4\nMinSpareThreads 1\nMaxSpareThreads 4",
+    );
+    for i in 0..20 {
+        request(&f, i);
+    }
+    assert_central(&f, 0..20, Duration::from_secs(10));
+    // Stopped, the daemon reads nothing: these lines are handed over (in its socket buffer) ...
+    f.daemon.signal(libc::SIGSTOP);
+    for i in 20..35 {
+        request(&f, i);
+    }
+    // ... and die with it.
+    f.daemon.stop(libc::SIGKILL);
+    f.daemon.restart();
+    for i in 35..70 {
+        request(&f, i);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert_central(&f, (0..20).chain(35..70), Duration::from_secs(30));
+    let c = f.logd.counters();
+    assert_eq!(
+        c.get("lines_lost_in_gaps"),
+        Some(&15),
+        "spreadlogd must count exactly the 15 lost lines: {c:?}"
+    );
+}
+
+#[test]
+fn hung_daemon_does_not_hang_requests_and_lines_are_spooled() {
+    let f = farm("sigstop", Mpm::Event, "LimitRequestFieldSize 65536");
+    let pad = "p".repeat(30_000);
+    for i in 0..5 {
+        request(&f, i);
+    }
+    assert_central(&f, 0..5, Duration::from_secs(10));
+    f.daemon.signal(libc::SIGSTOP);
+    // Big lines fill the daemon's socket buffer quickly; then sends time out and spool.
+    let n = 40;
+    let mut slowest = Duration::ZERO;
+    for i in 5..5 + n {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", f.apache.port)).unwrap();
+        use std::io::{Read, Write};
+        let t = std::time::Instant::now();
+        write!(s, "GET /index.html?req={i} HTTP/1.1\r\nHost: localhost\r\nX-Pad: {pad}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut sink = Vec::new();
+        s.read_to_end(&mut sink).unwrap();
+        slowest = slowest.max(t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "request {i} took {:?} with a hung daemon",
+            t.elapsed()
+        );
+    }
+    assert!(
+        f.apache.counter("spooled") > 0,
+        "counters {:?}",
+        f.apache.counters()
+    );
+    f.daemon.signal(libc::SIGCONT);
+    for i in 5 + n..10 + n {
+        request(&f, i);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_central(&f, 0..10 + n, Duration::from_secs(30));
+    eprintln!("slowest request with a hung daemon: {slowest:?}");
+}
+
+#[test]
+fn graceful_restarts_under_load_lose_nothing() {
+    for mpm in [Mpm::Event, Mpm::Prefork] {
+        let f = farm(
+            if mpm == Mpm::Event {
+                "graceful-ev"
+            } else {
+                "graceful-pf"
+            },
+            mpm,
+            "",
+        );
+        let port = f.apache.port;
+        let load = std::thread::spawn(move || {
+            for i in 0..300 {
+                let r = http_get(port, &format!("/index.html?req={i}"), "localhost");
+                assert_eq!(r.status, 200, "request {i}");
+            }
+        });
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(150));
+            f.apache.graceful();
+        }
+        load.join().unwrap();
+        assert_central(&f, 0..300, Duration::from_secs(30));
+        let file = read_lines(&f.dir.join("file.log"));
+        assert_eq!(file.len(), 300, "file log beside");
+        let errors = f.apache.error_log();
+        assert!(
+            !errors.contains("internal error") && !errors.contains("Segmentation"),
+            "{errors}"
+        );
+    }
+}
