@@ -142,7 +142,10 @@ fn run(label: &str, lines: u64, spread: &str, dir: &Path, senders: u32, batching
             (last_len, last_change) = (len, Instant::now());
             written = start.elapsed();
         }
-        if len >= want || last_change.elapsed() > Duration::from_secs(3) || logd.try_wait().unwrap().is_some() {
+        if len >= want
+            || last_change.elapsed() > Duration::from_secs(3)
+            || logd.try_wait().unwrap().is_some()
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(1));
