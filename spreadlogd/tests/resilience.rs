@@ -341,3 +341,41 @@ fn daemonised_with_pidfile_relative_paths_survive_chdir_and_hup() {
     });
     assert_eq!(read(&d.join("rel.log.1")), "one\n");
 }
+
+#[test]
+fn sighup_restarts_piped_programs_and_reopens_vhost_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let out = d.join("out");
+    std::fs::create_dir(d.join("vh")).unwrap();
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = g File = \"|cat >> {}\" }} Log {{ Group = v VhostDir = {d}/vh }} }}",
+            daemon.spread_name(),
+            out.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "hp");
+    send(&mut s, "g", 0, b"a\n");
+    send(&mut s, "v", 0, b"h.example one\n");
+    wait_for("a", || (read(&out) == "a\n").then_some(()));
+    wait_for("one", || {
+        (read(&d.join("vh/h.example")) == "one\n").then_some(())
+    });
+    std::fs::rename(d.join("vh/h.example"), d.join("vh-old")).unwrap();
+    logd.signal(libc::SIGHUP);
+    logd.wait_log("SIGHUP: reopening log files", 1);
+    send(&mut s, "g", 0, b"b\n");
+    send(&mut s, "v", 0, b"h.example two\n");
+    wait_for("b", || (read(&out) == "a\nb\n").then_some(()));
+    wait_for("two", || {
+        (read(&d.join("vh/h.example")) == "two\n").then_some(())
+    });
+    assert_eq!(read(&d.join("vh-old")), "one\n");
+    assert_eq!(logd.term(), 0);
+}
