@@ -179,12 +179,13 @@ fn spread_pipe_never_blocks_its_writer_while_the_daemon_is_away() {
         stdin.write_all(line.as_bytes()).unwrap();
     }
     drop(stdin);
-    let status = pipe.wait().unwrap();
+    // The writer got rid of 20 MB without waiting for the spool (the reader thread keeps reading).
     assert!(
-        t.elapsed() < Duration::from_secs(10),
-        "20 MB took {:?}",
+        t.elapsed() < Duration::from_secs(5),
+        "writing 20 MB took {:?}",
         t.elapsed()
     );
+    let status = pipe.wait().unwrap();
     assert!(status.success());
     let records = spread_sys::spool::read_and_repair(&d.join("spool"))
         .unwrap()

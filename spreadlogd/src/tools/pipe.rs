@@ -26,6 +26,8 @@ Each stdin line becomes one message to GROUP; a line longer than the largest Spr
 pub const MAX_BODY: usize = MAX_SAFE_MESSAGE_LEN - 32;
 /// Bytes of input handled per send batch.
 const BATCH_BYTES: usize = 4 << 20;
+/// How long spread-pipe keeps trying to send spooled lines after the end of its input.
+const FINAL_GRACE: Duration = Duration::from_secs(5);
 /// Default spool cap (`-C`).
 pub const DEFAULT_SPOOL_CAP: u64 = 256 << 20;
 
@@ -244,8 +246,20 @@ impl Sender {
                 self.spool_blocks(&batch);
             }
         }
-        if self.mb.is_some() && self.spool_pending() {
-            self.try_replay(true);
+        // End of input: give the daemon (and a collector) a bounded chance to take what is spooled,
+        // ignoring the reconnect backoff.
+        let deadline = Instant::now() + FINAL_GRACE;
+        while self.spool_pending() && Instant::now() < deadline {
+            if self.mb.is_none() {
+                self.next_try = Instant::now();
+                self.ensure_connected();
+            }
+            if self.mb.is_some() {
+                self.try_replay(true);
+            }
+            if self.spool_pending() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
         if let Some(mb) = self.mb.take() {
             let _ = mb.disconnect();
