@@ -30,6 +30,8 @@ fn sighup_rotation_while_lines_flow_loses_and_duplicates_nothing() {
     logd.wait_joined(1);
     const N: usize = 30_000;
     let name = daemon.spread_name();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent_by_thread = sent.clone();
     let sending = std::thread::spawn(move || {
         let mut s = sender(&name, "rot");
         for i in 0..N {
@@ -39,7 +41,9 @@ fn sighup_rotation_while_lines_flow_loses_and_duplicates_nothing() {
                 mess_type_for(i as u16),
                 format!("line-{i:06}\n").as_bytes(),
             );
-            if i % 2000 == 0 {
+            sent_by_thread.store(i + 1, std::sync::atomic::Ordering::SeqCst);
+            // At least 0.3 s of sending in all, so the HUP lands in the middle of the flow.
+            if i % 500 == 0 {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
@@ -50,6 +54,8 @@ fn sighup_rotation_while_lines_flow_loses_and_duplicates_nothing() {
     let rotated = d.join("a.log.1");
     std::fs::rename(&log, &rotated).unwrap();
     logd.signal(libc::SIGHUP);
+    let sent_at_hup = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent_at_hup < N, "the HUP came after the last line was sent");
     sending.join().unwrap();
     wait_for("all lines in old + new", || {
         (read(&rotated).lines().count() + read(&log).lines().count() == N).then_some(())
