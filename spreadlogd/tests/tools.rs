@@ -272,3 +272,45 @@ fn spread_pipe_and_spreadlogd_ride_through_a_daemon_restart() {
     dproc.kill().unwrap();
     let _ = dproc.wait();
 }
+
+#[test]
+fn spread_pipe_exits_cleanly_on_sigterm_with_its_input_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut pipe = Command::new(bin("spread-pipe"))
+        .args(["-s", &d.join("4803").display().to_string(), "-S"])
+        .arg(d.join("spool"))
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = pipe.stdin.take().unwrap();
+    for i in 0..1000 {
+        stdin.write_all(format!("l{i}\n").as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    wait_for("spooled", || {
+        (spread_sys::spool::read_and_repair(&d.join("spool")).map_or(0, |c| c.records.len())
+            == 1000)
+            .then_some(())
+    });
+    // SIGHUP is ignored (Apache may signal its piped loggers); SIGTERM ends it cleanly.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pipe.id() as libc::pid_t, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: as above.
+    unsafe { libc::kill(pipe.id() as libc::pid_t, libc::SIGTERM) };
+    let t = std::time::Instant::now();
+    let status = wait_for("exit", || pipe.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    drop(stdin);
+    let mut err = String::new();
+    pipe.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("SIGTERM"), "{err}");
+}

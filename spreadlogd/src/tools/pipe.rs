@@ -14,6 +14,8 @@ use spread_sys::spool::{Appended, ReplayOutcome, Spool};
 use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
 use spread_sys::{ConnectOptions, Mailbox, Message};
 
+use crate::signals::Signals;
+
 pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] GROUP
   -s NAME   daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
   -S FILE   spool file for lines the daemon could not take
@@ -81,8 +83,15 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     if let Err(e) = spread_sys::SpreadName::parse(&spread) {
         return usage_error(&e.to_string());
     }
-    // SAFETY: ignoring SIGPIPE has no memory effects; a dead daemon socket then gives EPIPE.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SIGPIPE ignored (a dead daemon socket gives EPIPE); SIGTERM/SIGINT (Apache stopping its piped
+    // loggers) end the input: what was read is still sent or spooled; SIGHUP is ignored.
+    let _signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("spread-pipe: cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
     let spool_path = spool_path.unwrap_or_else(|| default_spool(&group));
     let rx = spawn_reader();
     let mut s = Sender::new(spread, group, spool_path, cap);
@@ -160,6 +169,8 @@ struct Sender {
     name_attempt: u32,
     down_since: Option<Instant>,
     dropped: u64,
+    /// How long to keep trying to hand over spooled lines after the end of input.
+    grace: Duration,
 }
 
 impl Sender {
@@ -188,6 +199,7 @@ impl Sender {
             name_attempt: 0,
             down_since: None,
             dropped: 0,
+            grace: FINAL_GRACE,
         }
     }
 
@@ -199,11 +211,8 @@ impl Sender {
     fn run(&mut self, rx: Receiver<Vec<u8>>) -> i32 {
         let mut eof = false;
         while !eof {
-            let wait = if self.mb.is_none() || self.spool_pending() {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(5)
-            };
+            // Bounded so a SIGTERM is noticed soon even while stdin is quiet.
+            let wait = Duration::from_millis(200);
             let mut batch: Vec<Vec<u8>> = Vec::new();
             match rx.recv_timeout(wait) {
                 Ok(b) => batch.push(b),
@@ -211,7 +220,13 @@ impl Sender {
                 Err(RecvTimeoutError::Disconnected) => eof = true,
             }
             let mut bytes: usize = batch.iter().map(Vec::len).sum();
-            while bytes < BATCH_BYTES {
+            let stopping = Signals::any_pending() && Signals::take_term();
+            if stopping {
+                eprintln!("spread-pipe: SIGTERM: sending or spooling what was read, then exiting");
+                eof = true;
+                self.grace = Duration::from_secs(1);
+            }
+            while bytes < BATCH_BYTES || stopping {
                 match rx.try_recv() {
                     Ok(b) => {
                         bytes += b.len();
@@ -248,7 +263,7 @@ impl Sender {
         }
         // End of input: give the daemon (and a collector) a bounded chance to take what is spooled,
         // ignoring the reconnect backoff.
-        let deadline = Instant::now() + FINAL_GRACE;
+        let deadline = Instant::now() + self.grace;
         while self.spool_pending() && Instant::now() < deadline {
             if self.mb.is_none() {
                 self.next_try = Instant::now();
