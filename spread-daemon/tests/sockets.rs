@@ -586,3 +586,18 @@ fn unix_socket_mode_is_configurable_and_a_stale_file_is_replaced() {
     let err = spread_daemon::Daemon::start(cfg).err().expect("refused");
     assert!(err.to_string().contains("not a socket"), "{err}");
 }
+
+#[test]
+fn failed_start_leaves_no_socket_file() {
+    let dir = TempDir::new("failstart");
+    let mut cfg = spread_daemon::Config::for_test(dir.path());
+    cfg.tcp_port_file = Some(dir.path().join("no/such/dir/port"));
+    let err = spread_daemon::Daemon::start(cfg)
+        .err()
+        .expect("start fails");
+    assert!(err.to_string().contains("cannot write"), "{err}");
+    assert!(
+        !dir.path().join("4803").exists(),
+        "socket file removed after a failed start"
+    );
+}

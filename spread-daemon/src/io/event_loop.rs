@@ -464,6 +464,11 @@ impl EventLoop {
                     break;
                 }
                 match c.stream.write(pending) {
+                    // A socket that takes nothing is full, whatever it says; wait for EPOLLOUT.
+                    Ok(0) => {
+                        self.core.wrote(id, 0, true);
+                        break;
+                    }
                     Ok(n) => self.core.wrote(id, n, false),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.core.wrote(id, 0, true);
