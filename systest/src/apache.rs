@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -103,10 +104,13 @@ impl Apache {
             Some(ns) => ns.command(APACHE),
             None => Command::new(APACHE),
         };
+        // Its own process group: Apache signals its group when stopping, and the children can be
+        // killed together if the parent does not stop them.
         cmd.arg("-f")
             .arg(&conf)
             .args(["-D", "FOREGROUND"])
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .process_group(0);
         let proc = Proc::spawn("apache2", cmd, &dir.join("apache2.stderr"), true);
         let mut a = Apache {
             proc,
@@ -172,13 +176,29 @@ impl Apache {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
 
-    /// Graceful stop (SIGTERM): children finish and exit.
+    /// Stop (SIGTERM to the parent, which stops its children), then SIGKILL whatever is left of
+    /// its process group, so no child outlives the test.
     pub fn stop(&mut self) {
-        let code = self.proc.stop_with(libc::SIGTERM, Duration::from_secs(20));
-        let _ = code;
+        let pgid = self.proc.pid();
+        if self.proc.alive() {
+            self.proc.signal(libc::SIGTERM);
+            let start = Instant::now();
+            while self.proc.alive() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // SAFETY: kill(2) on the process group this Apache was started in (its own, pgid = the
+        // parent's pid); only its parent and children are in it.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
 
     pub fn error_log_tail(&self) -> String {
         tail(&self.error_log(), 30)
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
