@@ -428,3 +428,72 @@ fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
         farm.webs.len()
     );
 }
+
+#[test]
+#[ignore = "CONTRACTS §1/§2 hole: lines in a reset TCP connection's buffer are lost after hand-over \
+            silently; the module's next session starts a new sequence at 0, so spreadlogd never sees \
+            the old sequence's tail as a gap (measured: 81 of 300 missing, 0 counted)"]
+fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
+    if let Some(why) = unavailable() {
+        return skip("farm_tcp_reset_during_outage", &why);
+    }
+    let farm = Farm::new("farm-reset", 1, apache::ONE_CHILD, "");
+    let w = &farm.webs[0];
+    let n = 300;
+    let (who, addr) = (w.who.clone(), w.apache.addr);
+    let loader =
+        w.ns.spawn(move || http::load(addr, &who, 0..n, Duration::from_millis(10), ""));
+    std::thread::sleep(Duration::from_millis(800));
+    w.lh_end.set_up(false);
+    w.web_end.set_up(false);
+    // Lines handed over now sit in the web server's socket buffer; destroying the socket loses
+    // them after hand-over (CONTRACTS §1: a TCP reset), which must show as a gap.
+    std::thread::sleep(Duration::from_millis(1000));
+    let out =
+        w.ns.command("ss")
+            .args(["-K", "-t", "dst", &w.lh_end.addr])
+            .output()
+            .expect("run ss -K");
+    let killed = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .count()
+        .saturating_sub(1);
+    if killed == 0 {
+        w.lh_end.set_up(true);
+        w.web_end.set_up(true);
+        let _ = loader.join();
+        return skip(
+            "farm_tcp_reset_during_outage",
+            "`ss -K` destroyed no socket (kernel without CONFIG_INET_DIAG_DESTROY?)",
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    w.lh_end.set_up(true);
+    w.web_end.set_up(true);
+    let stats = loader.join().expect("load");
+    assert_served(&[stats.clone()], n, Duration::from_secs(2), &farm);
+    let sent = farm.sent(n);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let acc = loop {
+        let t = Tally::of_file(&farm.central);
+        let book = {
+            let m = w.apache.counters();
+            let g = |k: &str| m.get(k).copied().unwrap_or(0);
+            systest::accounting::SenderBook {
+                spooled: g("spooled"),
+                replayed: g("replayed"),
+                dropped: g("dropped_spool_full") + g("dropped_spool_error"),
+            }
+        };
+        let acc = systest::accounting::Accounting::new(&t, &sent, &farm.logd.counters(), book);
+        if acc.balanced() || Instant::now() > deadline {
+            break acc;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    println!(
+        "farm TCP reset during outage: {killed} socket(s) destroyed, slowest request {:?}; {acc}",
+        stats.slowest
+    );
+    acc.assert_balanced(&farm.diagnostics());
+}
