@@ -471,7 +471,12 @@ fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
     w.lh_end.set_up(true);
     w.web_end.set_up(true);
     let stats = loader.join().expect("load");
-    assert_served(&[stats.clone()], n, Duration::from_secs(2), &farm);
+    assert_served(
+        std::slice::from_ref(&stats),
+        n,
+        Duration::from_secs(2),
+        &farm,
+    );
     let sent = farm.sent(n);
     let deadline = Instant::now() + Duration::from_secs(30);
     let acc = loop {
