@@ -306,7 +306,7 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
         .into_iter()
         .map(|h| h.join().expect("load"))
         .collect();
-    assert_served(&stats, n, Duration::from_secs(2), &farm);
+    assert_served(&stats, n, Duration::from_secs(3), &farm);
     let sent = farm.sent(n);
     // Every line ends up in the central file or counted as lost after hand-over.
     let deadline = Instant::now() + Duration::from_secs(40);
