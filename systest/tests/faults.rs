@@ -21,6 +21,10 @@ use systest::{TempDir, skip, wait_until};
 
 const GROUP: &str = "www";
 
+/// A 1 KiB query string (`%q` is in the LogFormat).
+static BIG_PAD: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("?{}", "q".repeat(1023)));
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Apache,
@@ -122,12 +126,13 @@ impl Rig {
         &mut self,
         range: std::ops::Range<u64>,
         pause: Duration,
+        suffix: &'static str,
     ) -> JoinHandle<LoadStats> {
         let who = self.who();
         match &mut self.sender {
             Sender::Apache(a) => {
                 let addr = a.addr;
-                std::thread::spawn(move || http::load(addr, who, range, pause, ""))
+                std::thread::spawn(move || http::load(addr, who, range, pause, suffix))
             }
             Sender::Pipe(p) => {
                 let mut w = p.take_stdin();
@@ -135,7 +140,7 @@ impl Rig {
                     let mut st = LoadStats::default();
                     for n in range {
                         let t0 = Instant::now();
-                        let ok = writeln!(w, "{} {GROUP}", id(who, n)).is_ok();
+                        let ok = writeln!(w, "{}{suffix} {GROUP}", id(who, n)).is_ok();
                         st.sent += 1;
                         st.ok += u64::from(ok);
                         st.slowest = st.slowest.max(t0.elapsed());
@@ -230,7 +235,7 @@ fn daemon_sigkill_restart_under_load(kind: Kind) {
     }
     let mut rig = Rig::new("kill", kind, None);
     let n = 600;
-    let load = rig.start_load(0..n, Duration::from_millis(4));
+    let load = rig.start_load(0..n, Duration::from_millis(4), "");
     let mut kills = 0;
     for at in [Duration::from_millis(700), Duration::from_millis(700)] {
         std::thread::sleep(at);
@@ -254,9 +259,11 @@ fn daemon_sigstop_sigcont_under_load(kind: Kind) {
         return skip(&name, &why);
     }
     let mut rig = Rig::new("stop", kind, None);
-    let n = 600;
-    let load = rig.start_load(0..n, Duration::from_millis(4));
-    std::thread::sleep(Duration::from_millis(700));
+    // 1 KiB lines as fast as they come: the stopped daemon's socket buffer fills, so the senders'
+    // send timeouts fire (the module then spools what it could not hand over).
+    let n = 2000;
+    let load = rig.start_load(0..n, Duration::ZERO, &BIG_PAD);
+    std::thread::sleep(Duration::from_millis(300));
     rig.daemon.proc.signal(libc::SIGSTOP);
     std::thread::sleep(Duration::from_millis(1500));
     rig.daemon.proc.signal(libc::SIGCONT);
@@ -264,7 +271,10 @@ fn daemon_sigstop_sigcont_under_load(kind: Kind) {
     assert_load(&st, n, Duration::from_secs(2), &rig);
     let central = rig.central.clone();
     let acc = rig.settle(&|| vec![central.clone()], n, Duration::from_secs(25));
-    println!("{name}: stopped 1.5 s, {acc}");
+    println!(
+        "{name}: stopped 1.5 s, 1 KiB lines, slowest {:?}; {acc}",
+        st.slowest
+    );
     acc.assert_balanced(&rig.diagnostics());
 }
 
@@ -275,7 +285,7 @@ fn spreadlogd_sighup_rotation_every_100ms(kind: Kind) {
     }
     let mut rig = Rig::new("hup", kind, None);
     let n = 1500;
-    let load = rig.start_load(0..n, Duration::from_millis(1));
+    let load = rig.start_load(0..n, Duration::from_millis(1), "");
     let mut rotations = 0u32;
     let started = Instant::now();
     while !load.is_finished() && started.elapsed() < Duration::from_secs(30) {
