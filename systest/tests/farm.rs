@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use systest::accounting::{Accounting, SenderBook};
 use systest::apache::{self, Apache};
 use systest::http::{self, LoadStats};
 use systest::netns::{self, Netns, VethEnd};
@@ -135,6 +136,35 @@ impl Farm {
                 Err(t.report(&sent))
             }
         })
+    }
+
+    /// The module's own account, summed over the web servers.
+    fn book(&self) -> SenderBook {
+        let mut total = SenderBook::default();
+        for w in &self.webs {
+            let m = w.apache.counters();
+            let g = |k: &str| m.get(k).copied().unwrap_or(0);
+            total.add(SenderBook {
+                spooled: g("spooled"),
+                replayed: g("replayed"),
+                dropped: g("dropped_spool_full") + g("dropped_spool_error"),
+            });
+        }
+        total
+    }
+
+    /// Poll until every line of `0..n` per server is accounted for, or `timeout`.
+    fn settle(&self, n: u64, timeout: Duration) -> Accounting {
+        let sent = self.sent(n);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = Tally::of_file(&self.central);
+            let acc = Accounting::new(&t, &sent, &self.logd.counters(), self.book());
+            if acc.balanced() || Instant::now() > deadline {
+                return acc;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     fn diagnostics(&self) -> String {
@@ -477,28 +507,43 @@ fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
         Duration::from_secs(2),
         &farm,
     );
-    let sent = farm.sent(n);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let acc = loop {
-        let t = Tally::of_file(&farm.central);
-        let book = {
-            let m = w.apache.counters();
-            let g = |k: &str| m.get(k).copied().unwrap_or(0);
-            systest::accounting::SenderBook {
-                spooled: g("spooled"),
-                replayed: g("replayed"),
-                dropped: g("dropped_spool_full") + g("dropped_spool_error"),
-            }
-        };
-        let acc = systest::accounting::Accounting::new(&t, &sent, &farm.logd.counters(), book);
-        if acc.balanced() || Instant::now() > deadline {
-            break acc;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let acc = farm.settle(n, Duration::from_secs(30));
     println!(
         "farm TCP reset during outage: {killed} socket(s) destroyed, slowest request {:?}; {acc}",
         stats.slowest
+    );
+    acc.assert_balanced(&farm.diagnostics());
+}
+
+#[test]
+fn farm_daemon_sigkill_over_tcp_losses_are_counted_as_gaps() {
+    if let Some(why) = unavailable() {
+        return skip("farm_daemon_sigkill_over_tcp", &why);
+    }
+    let mut farm = Farm::new("farm-kill", 2, apache::ONE_CHILD, "");
+    let n = 400;
+    let loader: Vec<_> = farm
+        .webs
+        .iter()
+        .map(|w| {
+            let (who, addr) = (w.who.clone(), w.apache.addr);
+            w.ns.spawn(move || http::load(addr, &who, 0..n, Duration::from_millis(5), ""))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    farm.daemon.proc.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    farm.daemon.restart(Some(&farm.lh));
+    farm.logd.wait_joined(2);
+    let stats: Vec<LoadStats> = loader
+        .into_iter()
+        .map(|h| h.join().expect("load"))
+        .collect();
+    assert_served(&stats, n, Duration::from_secs(3), &farm);
+    let acc = farm.settle(n, Duration::from_secs(30));
+    println!(
+        "farm daemon SIGKILL over TCP: 2 servers x {n}, slowest request {:?}; {acc}",
+        stats.iter().map(|s| s.slowest).max().unwrap_or_default()
     );
     acc.assert_balanced(&farm.diagnostics());
 }
