@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::poller::{EventFd, HANGUP, Poller, READABLE, WRITABLE, set_socket_buffers};
+use super::poller::{
+    EventFd, HANGUP, Poller, READABLE, WRITABLE, set_keepalive, set_socket_buffers,
+};
 use crate::core::{Action, Core, Peer, SessionId, Stats};
 
 const WAKER: u64 = 0;
@@ -106,10 +108,77 @@ pub struct EventLoop {
     /// accept() failed for lack of descriptors: connections wait in the backlog and, edge-triggered,
     /// no new event would announce them; retry on a timer.
     accept_retry: bool,
+    log_limit: LogLimit,
 }
 
+/// At most `LOG_BURST` core log lines per second (kills, refusals): a client storm must not turn
+/// into a log storm. What is suppressed is counted and reported.
+const LOG_BURST: u32 = 50;
+
+#[derive(Default)]
+struct LogLimit {
+    window: Option<Instant>,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    fn log(&mut self, line: &str) {
+        let now = Instant::now();
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            if self.suppressed > 0 {
+                log_line(&format!(
+                    "({} similar log lines suppressed)",
+                    self.suppressed
+                ));
+            }
+            self.window = Some(now);
+            self.lines = 0;
+            self.suppressed = 0;
+        }
+        if self.lines < LOG_BURST {
+            self.lines += 1;
+            log_line(line);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+/// One line of the daemon's own log on stderr, with a UTC timestamp (readable in a terminal;
+/// under systemd the journal adds its own).
 pub fn log_line(line: &str) {
-    eprintln!("spread-daemon[{}]: {line}", std::process::id());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    eprintln!(
+        "{} spread-daemon[{}]: {line}",
+        utc_timestamp(secs),
+        std::process::id()
+    );
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, days-from-civil inverse).
+fn utc_timestamp(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 impl EventLoop {
@@ -140,6 +209,7 @@ impl EventLoop {
             stop_deadline,
             stopping_until: None,
             accept_retry: false,
+            log_limit: LogLimit::default(),
         })
     }
 
@@ -290,6 +360,7 @@ impl EventLoop {
                 }
                 Some(Listener::Tcp(l)) => l.accept().map(|(s, a)| {
                     let _ = s.set_nodelay(true);
+                    set_keepalive(s.as_raw_fd());
                     (Stream::Tcp(s), Peer::Tcp(a))
                 }),
                 None => return,
@@ -414,7 +485,7 @@ impl EventLoop {
     fn apply_actions(&mut self) {
         while let Some(a) = self.core.poll_action() {
             match a {
-                Action::Log(line) => log_line(&line),
+                Action::Log(line) => self.log_limit.log(&line),
                 Action::Close { id, last_words } => {
                     if let Some(Some(mut c)) = self.conns.get_mut(id).map(Option::take) {
                         if !last_words.is_empty() {
@@ -476,4 +547,14 @@ pub fn bind(
         listeners.push(Listener::Tcp(l));
     }
     Ok((listeners, unix_path, tcp))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_timestamps() {
+        assert_eq!(super::utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc_timestamp(1_795_468_241), "2026-11-23T21:10:41Z");
+    }
 }
