@@ -462,6 +462,7 @@ fn connect_and_join(
         };
         match Mailbox::connect_endpoint(ep, &opts) {
             Ok(mut mb) => {
+                grow_receive_buffer(&mb);
                 for g in groups {
                     mb.join(g).map_err(|e| format!("join {g}: {e}"))?;
                 }
@@ -477,4 +478,28 @@ fn connect_and_join(
         }
     }
     Err("no unique private name accepted".into())
+}
+
+/// Over TCP the receive buffer adds to the slack the daemon allows a reader before it kills it as a
+/// slow client (MaxSessionMessages counts only what does not fit in the socket buffers). Ask for
+/// 8 MiB: SO_RCVBUFFORCE works as root (we connect before dropping privileges), SO_RCVBUF is capped
+/// by net.core.rmem_max. Unix sockets ignore it (the sender's buffer counts there).
+fn grow_receive_buffer(mb: &Mailbox) {
+    use std::os::fd::AsRawFd;
+    let bytes: libc::c_int = 8 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt reads a live c_int of the size given, on a socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                mb.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
 }
