@@ -48,7 +48,10 @@ pub fn start(
             let mut next_report = Instant::now();
             while !stop.load(Ordering::Acquire) {
                 std::thread::sleep(POLL);
-                if spool.pending() == 0 {
+                // Never open (and so create) spool files as root: children of Apache's `User`
+                // could not use them afterwards. Children have dropped privileges by now.
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } == 0 || spool.pending() == 0 {
                     continue;
                 }
                 match replay_round(&cfg, &sender, spool, &host, pid) {

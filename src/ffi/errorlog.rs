@@ -69,7 +69,7 @@ unsafe fn ship(info: &ap_errorlog_info, errstr: *const c_char) {
         let outcome = writer::send(
             &rt.transport,
             &conf.target,
-            raw_host,
+            || raw_host,
             info.s,
             pieces.into_iter(),
         );

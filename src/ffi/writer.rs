@@ -147,7 +147,7 @@ pub unsafe extern "C" fn writer(
         send(
             &rt.transport,
             &handle.target,
-            request_host(request, rt.transport.config().trust_host_header),
+            || request_host(request, rt.transport.config().trust_host_header),
             request.server,
             pieces,
         );
@@ -244,10 +244,10 @@ pub(crate) fn resolve_host(
 }
 
 /// Send one formatted line to its target: alternatives in order, then the spool.
-pub(crate) fn send<'a>(
+pub(crate) fn send<'a, 'h>(
     transport: &Transport,
     target: &Target,
-    raw_host: Option<&[u8]>,
+    raw_host: impl FnOnce() -> Option<&'h [u8]>,
     server: *const server_rec,
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Delivery {
@@ -256,7 +256,7 @@ pub(crate) fn send<'a>(
         .alternatives
         .iter()
         .any(|a| !matches!(a.group, GroupSpec::Named(_)));
-    let clean = needs_host.then(|| resolve_host(raw_host, server, cfg.trust_host_header));
+    let clean = needs_host.then(|| resolve_host(raw_host(), server, cfg.trust_host_header));
     LINE.with(|cell| {
         let Ok(mut buf) = cell.try_borrow_mut() else {
             // Re-entered on this thread (cannot happen from mod_log_config); use a fresh buffer.
