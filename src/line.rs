@@ -20,9 +20,20 @@ pub fn assemble<'p>(
         out.extend_from_slice(p);
     }
     for piece in pieces {
-        out.extend_from_slice(piece);
+        push_piece(out, piece);
     }
     truncate(out, max)
+}
+
+/// mod_log_config hands over many one- and two-byte pieces (`" "`, `"\" "`): those are pushed
+/// inline instead of through a call into memcpy each.
+#[inline]
+fn push_piece(out: &mut Vec<u8>, piece: &[u8]) {
+    match piece {
+        [b] => out.push(*b),
+        [a, b] => out.extend_from_slice(&[*a, *b]),
+        _ => out.extend_from_slice(piece),
+    }
 }
 
 /// Cut `line` to at most `max` bytes, ending with the marker. Returns true when it cut.

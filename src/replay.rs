@@ -1,10 +1,163 @@
-//! Spool replay off the request path: a background thread in each child. TEMPORARY until the
-//! spool lands on branch `sys`.
+//! Spool replay, off the request path: one background thread per child. Every half second it
+//! looks at the spool; when lines wait it replays them (one process at a time: the spool's fcntl
+//! lock, others see `Busy`), but only to groups that have a member, checked by a short-lived
+//! probe connection with membership messages on (CONTRACTS §1). Replayed lines are numbered by
+//! the replayer's own connection and sequence (CONTRACTS §2).
 
-use std::sync::atomic::AtomicBool;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use spread_sys::spool::ReplayOutcome;
+use spread_sys::spread_name::Endpoint;
+use spread_sys::{ConnectOptions, Mailbox, Message};
 
 use crate::config::ModuleConfig;
+use crate::counters::{self, Counters};
+use crate::private_name::{self, Role};
+use crate::spooler::Spooler;
+use crate::transport::{SendFailure, Transport};
 
-pub fn start(cfg: ModuleConfig, host: String, pid: u32, stop: &'static AtomicBool) {
-    let _ = (cfg, host, pid, stop);
+/// Why a replay round stopped early (the spool keeps the rest).
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayStop {
+    #[error("group {0:?} has no member yet (nobody would receive it)")]
+    NoMember(String),
+    #[error("group name in the spool is not UTF-8")]
+    BadGroup,
+    #[error("{0}")]
+    Send(#[from] SendFailure),
+}
+
+/// How often the spool is looked at.
+pub const POLL: Duration = Duration::from_millis(500);
+
+/// Start the replay thread of this child. `log` reports problems (the error log, throttled).
+pub fn start(
+    cfg: ModuleConfig,
+    host: String,
+    pid: u32,
+    spool: &'static Spooler,
+    stop: &'static AtomicBool,
+    log: fn(&str),
+) {
+    let spawned = std::thread::Builder::new()
+        .name("spread-replay".into())
+        .spawn(move || {
+            let sender = Transport::new(cfg.clone(), Role::Replayer, host.clone(), pid);
+            let mut next_report = Instant::now();
+            while !stop.load(Ordering::Acquire) {
+                std::thread::sleep(POLL);
+                // Never open (and so create) spool files as root: children of Apache's `User`
+                // could not use them afterwards. Children have dropped privileges by now.
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } == 0 || spool.pending() == 0 {
+                    continue;
+                }
+                match replay_round(&cfg, &sender, spool, &host, pid) {
+                    Ok(_) => {}
+                    Err(why) => {
+                        // Nobody listening or daemon down: do not probe every half second.
+                        std::thread::sleep(POLL * 2);
+                        if Instant::now() >= next_report {
+                            log(&format!("mod_log_spread: spool replay paused: {why}"));
+                            next_report = Instant::now() + Duration::from_secs(30);
+                        }
+                    }
+                }
+            }
+            sender.close_all();
+        });
+    if let Err(e) = spawned {
+        log(&format!(
+            "mod_log_spread: cannot start the spool replay thread: {e}"
+        ));
+    }
+}
+
+/// One pass over the spool. Returns how many lines were handed over.
+pub fn replay_round(
+    cfg: &ModuleConfig,
+    sender: &Transport,
+    spool: &Spooler,
+    host: &str,
+    pid: u32,
+) -> Result<u64, String> {
+    let spool = spool.get()?;
+    let mut has_member: HashMap<(u32, Vec<u8>), bool> = HashMap::new();
+    let mut sent = 0u64;
+    let outcome = spool.replay(|rec| -> Result<(), ReplayStop> {
+        let group = std::str::from_utf8(&rec.group).map_err(|_| ReplayStop::BadGroup)?;
+        let key = (rec.daemon_id, rec.group.clone());
+        let ok = match has_member.get(&key) {
+            Some(ok) => *ok,
+            None => {
+                let endpoint = cfg.daemon(rec.daemon_id).map(|d| d.endpoint.clone());
+                let ok = endpoint
+                    .is_some_and(|e| probe_has_member(&e, group, cfg, host, pid).unwrap_or(false));
+                has_member.insert(key, ok);
+                ok
+            }
+        };
+        if !ok {
+            return Err(ReplayStop::NoMember(group.to_owned()));
+        }
+        sender.try_send(rec.daemon_id, group, &rec.line)?;
+        Counters::add(&counters::get().replayed, 1);
+        sent += 1;
+        Ok(())
+    });
+    match outcome {
+        Ok(ReplayOutcome::Busy) => Ok(0),
+        Ok(ReplayOutcome::Done(summary)) => match summary.cut {
+            Some(cut) => Err(format!("{} ({cut})", spool_path_hint(cfg))),
+            None => Ok(sent),
+        },
+        Ok(ReplayOutcome::Stopped { summary, error }) => {
+            let cut = summary.cut.map(|c| format!("; {c}")).unwrap_or_default();
+            Err(format!("{error}{cut}"))
+        }
+        Err(e) => Err(format!("spool {}: {e}", spool_path_hint(cfg))),
+    }
+}
+
+fn spool_path_hint(cfg: &ModuleConfig) -> String {
+    cfg.spool_path.display().to_string()
+}
+
+/// Join `group` on a throw-away connection with membership messages on, read the member list,
+/// leave. True when someone other than the probe is a member.
+pub fn probe_has_member(
+    endpoint: &Endpoint,
+    group: &str,
+    cfg: &ModuleConfig,
+    host: &str,
+    pid: u32,
+) -> spread_sys::Result<bool> {
+    let opts = ConnectOptions {
+        private_name: private_name::derive(Role::Probe, host, pid, 0),
+        priority: false,
+        group_membership: true,
+        connect_timeout: Some(cfg.connect_timeout),
+        send_timeout: Some(cfg.send_timeout),
+    };
+    let mut mb = Mailbox::connect_endpoint(endpoint, &opts)?;
+    let me = mb.private_group().to_owned();
+    mb.join(group)?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut answer = false;
+    while Instant::now() < deadline {
+        if !mb.poll(Some(deadline.saturating_duration_since(Instant::now())))? {
+            break;
+        }
+        if let Message::Membership(m) = mb.receive()?
+            && m.group == group
+        {
+            answer = m.members.iter().any(|member| *member != me);
+            break;
+        }
+    }
+    let _ = mb.leave(group);
+    let _ = mb.disconnect();
+    Ok(answer)
 }

@@ -1,7 +1,10 @@
-//! The process's handle on the spool file (CONTRACTS §5), opened lazily in the child.
-//! TEMPORARY: waits for `spread_sys::spool::Spool` (branch `sys`).
+//! The process's handle on the spool file (CONTRACTS §5): opened lazily in the child (after it
+//! dropped privileges), shared by the request threads (append) and the replay thread.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use spread_sys::spool::{Appended, Spool};
 
 pub enum SpoolResult {
     Written,
@@ -12,17 +15,57 @@ pub enum SpoolResult {
 pub struct Spooler {
     path: PathBuf,
     cap: u64,
+    spool: OnceLock<Spool>,
+    /// Serialises the first open, so exactly one `Spool` (one set of descriptors, hence one
+    /// owner of the fcntl replay lock) exists per process.
+    opening: Mutex<()>,
 }
 
 impl Spooler {
     pub fn new(path: PathBuf, cap: u64) -> Spooler {
-        Spooler { path, cap }
+        Spooler {
+            path,
+            cap,
+            spool: OnceLock::new(),
+            opening: Mutex::new(()),
+        }
     }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The open spool, opening it on first use (an error is retried on the next call).
+    pub fn get(&self) -> Result<&Spool, String> {
+        if let Some(s) = self.spool.get() {
+            return Ok(s);
+        }
+        let _guard = self.opening.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = self.spool.get() {
+            return Ok(s);
+        }
+        let spool = Spool::open(&self.path, self.cap)
+            .map_err(|e| format!("cannot open spool {}: {e}", self.path.display()))?;
+        Ok(self.spool.get_or_init(|| spool))
+    }
+
     pub fn append(&self, daemon_id: u32, group: &str, line: &[u8]) -> SpoolResult {
-        let _ = (daemon_id, group, line, self.cap);
-        SpoolResult::Error(format!(
-            "spool {} not available in this build",
-            self.path.display()
-        ))
+        let spool = match self.get() {
+            Ok(s) => s,
+            Err(e) => return SpoolResult::Error(e),
+        };
+        match spool.append(daemon_id, group.as_bytes(), line) {
+            Ok(Appended::Written) => SpoolResult::Written,
+            Ok(Appended::Full) => SpoolResult::Full,
+            Err(e) => SpoolResult::Error(e.to_string()),
+        }
+    }
+
+    /// Bytes waiting (0 when the spool was never opened and does not exist).
+    pub fn pending(&self) -> u64 {
+        if self.spool.get().is_none() && !self.path.exists() {
+            return 0;
+        }
+        self.get().map(Spool::pending_bytes).unwrap_or(0)
     }
 }

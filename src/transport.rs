@@ -4,6 +4,7 @@
 //! Built in each child (`child_init`), never in the parent, so no connection crosses a fork.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -41,12 +42,38 @@ pub enum Delivery {
     Dropped,
 }
 
+/// FNV-1a 64 for the per-group sequence table: group names are short, and SipHash's
+/// DoS resistance buys nothing for names the admin configured or the host check produced, while
+/// costing hundreds of instructions per line.
+#[derive(Default)]
+pub struct Fnv64(u64);
+
+impl Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type SeqTable = HashMap<Box<str>, SeqCounter, BuildHasherDefault<Fnv64>>;
+
 /// One connection's state; numbering is kept across reconnects under the same private name so a
 /// daemon crash shows as a gap at the collector.
 struct Conn {
     mailbox: Option<Mailbox>,
     attempt: u32,
-    seqs: HashMap<Box<str>, SeqCounter>,
+    seqs: SeqTable,
     retry_at: Option<Instant>,
 }
 
@@ -105,7 +132,7 @@ impl Transport {
                 conn: Mutex::new(Conn {
                     mailbox: None,
                     attempt: 0,
-                    seqs: HashMap::new(),
+                    seqs: SeqTable::default(),
                     retry_at: None,
                 }),
             })
@@ -129,25 +156,28 @@ impl Transport {
         counters::get()
     }
 
+    /// Take the connection's lock within SpreadSendTimeout. Returns the guard and, when the lock
+    /// was contended, how long the wait took (the uncontended path reads no clock).
     fn lock_bounded<'a>(
         &self,
         slot: &'a Slot,
-        deadline: Instant,
-    ) -> Result<MutexGuard<'a, Conn>, SendFailure> {
+    ) -> Result<(MutexGuard<'a, Conn>, Option<Duration>), SendFailure> {
         let mut spins = 0u32;
+        let mut start: Option<Instant> = None;
         loop {
             match slot.conn.try_lock() {
-                Ok(guard) => return Ok(guard),
+                Ok(guard) => return Ok((guard, start.map(|s| s.elapsed()))),
                 // A panic while holding the lock left plain data; the connection may be mid-way,
                 // so drop it and carry on.
                 Err(TryLockError::Poisoned(p)) => {
                     let mut guard = p.into_inner();
                     guard.mailbox = None;
                     slot.conn.clear_poison();
-                    return Ok(guard);
+                    return Ok((guard, start.map(|s| s.elapsed())));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    if Instant::now() >= deadline {
+                    let began = *start.get_or_insert_with(Instant::now);
+                    if began.elapsed() >= self.cfg.send_timeout {
                         Counters::add(&self.counters().lock_timeouts, 1);
                         return Err(SendFailure::LockTimeout);
                     }
@@ -211,24 +241,28 @@ impl Transport {
             .iter()
             .find(|s| s.id == daemon_id)
             .ok_or(SendFailure::UnknownDaemon(daemon_id))?;
-        let start = Instant::now();
-        let deadline = start + self.cfg.send_timeout;
-        let mut conn = self.lock_bounded(slot, deadline)?;
+        let (mut conn, waited) = self.lock_bounded(slot)?;
         if conn.mailbox.is_none() {
             self.connect(slot, &mut conn)?;
         }
-        let conn = &mut *conn;
-        let seq = match conn.seqs.get(group) {
-            Some(c) => c.peek(),
-            None => {
-                conn.seqs.insert(group.into(), SeqCounter::default());
-                0
-            }
+        let Conn {
+            mailbox,
+            seqs,
+            retry_at,
+            ..
+        } = &mut *conn;
+        // One table lookup per line; a new group allocates its key once.
+        let counter = match seqs.get_mut(group) {
+            Some(c) => c,
+            None => seqs.entry(group.into()).or_default(),
         };
-        let mailbox = conn.mailbox.as_mut().expect("connected above");
+        let seq = counter.peek();
+        let Some(mb) = mailbox.as_mut() else {
+            return Err(SendFailure::Send(SpreadError::NetErrorOnSession));
+        };
         // The send bound includes the wait for the lock: shorten the socket timeout only when
         // the wait was noticeable (a setsockopt per line would cost more than the wait).
-        let waited = start.elapsed();
+        let waited = waited.unwrap_or(Duration::ZERO);
         let shortened = waited > Duration::from_millis(1);
         if shortened {
             let left = self
@@ -236,23 +270,21 @@ impl Transport {
                 .send_timeout
                 .saturating_sub(waited)
                 .max(Duration::from_millis(1));
-            let _ = mailbox.set_send_timeout(Some(left));
+            let _ = mb.set_send_timeout(Some(left));
         }
-        let result = mailbox.multicast(self.cfg.service_type, &[group], mess_type_for(seq), line);
+        let result = mb.multicast(self.cfg.service_type, &[group], mess_type_for(seq), line);
         match result {
             Ok(_) => {
                 if shortened {
-                    let _ = mailbox.set_send_timeout(Some(self.cfg.send_timeout));
+                    let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
                 }
-                if let Some(c) = conn.seqs.get_mut(group) {
-                    c.advance();
-                }
+                counter.advance();
                 Ok(())
             }
             Err(e) => {
                 // The stream may hold part of a message: never reuse it.
-                conn.mailbox = None;
-                conn.retry_at = Some(Instant::now() + self.cfg.retry_interval);
+                *mailbox = None;
+                *retry_at = Some(Instant::now() + self.cfg.retry_interval);
                 Counters::add(&self.counters().send_errors, 1);
                 Err(SendFailure::Send(e))
             }

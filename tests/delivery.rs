@@ -73,3 +73,60 @@ fn n_requests_give_n_identical_lines_event() {
 fn n_requests_give_n_identical_lines_prefork() {
     delivery(Mpm::Prefork, 100);
 }
+
+#[test]
+fn n_requests_give_n_identical_lines_worker() {
+    delivery(Mpm::Worker, 100);
+}
+
+#[test]
+fn transferlog_globallog_and_env_conditions_reach_spread() {
+    let dir = TempDir::new("forms");
+    let daemon = SpreadDaemon::start(dir.path(), free_port());
+    let receiver = Receiver::join(&daemon.socket, "tester", &["transfer", "global", "kept"]);
+    let port = free_port();
+    let body = format!(
+        "LoadModule setenvif_module {MODULES}/mod_setenvif.so\n\
+         SetEnvIf Request_URI \"skip\" nolog\n\
+         SpreadDaemon {sock}\nSpreadSpool {d}/spool/lines\nSpreadStatsInterval 1\n\
+         LogFormat \"%U%q\"\n\
+         TransferLog $transfer\n\
+         GlobalLog $global \"%U%q\" {NOT_STATUS}\n\
+         CustomLog $kept \"%U%q\" env=!nolog\n",
+        sock = daemon.socket.display(),
+        d = dir.path().display()
+    );
+    let conf = write_config(&dir, &config(dir.path(), port, Mpm::Event, &body));
+    let apache = Apache::start(&dir, port, &conf);
+    for path in ["/index.html?a", "/skip/this", "/index.html?b"] {
+        apache.get(path);
+    }
+    let got = receiver.collect(3 + 3 + 2, Duration::from_secs(10));
+    let in_group = |g: &str| -> Vec<String> {
+        got.iter()
+            .filter(|m| m.1 == g)
+            .map(|m| String::from_utf8_lossy(&m.3).into_owned())
+            .collect()
+    };
+    assert_eq!(
+        in_group("transfer"),
+        ["/index.html?a\n", "/skip/this\n", "/index.html?b\n"]
+    );
+    assert_eq!(
+        in_group("global"),
+        ["/index.html?a\n", "/skip/this\n", "/index.html?b\n"]
+    );
+    assert_eq!(
+        in_group("kept"),
+        ["/index.html?a\n", "/index.html?b\n"],
+        "env=!nolog drops the skipped line"
+    );
+    // SpreadStatsInterval: the parent logs the counters (Apache runs its monitor hook about
+    // every 10 s).
+    wait_for("a counters notice", Duration::from_secs(25), || {
+        apache
+            .error_log()
+            .contains("mod_log_spread counters: sent=")
+    });
+    apache.stop();
+}

@@ -33,13 +33,22 @@ fn farm(tag: &str, mpm: Mpm, extra: &str) -> Farm {
     );
     let conf = write_config(&dir, &config(dir.path(), port, mpm, &body));
     let apache = Apache::start(&dir, port, &conf);
-    Farm { dir, daemon, logd, apache }
+    Farm {
+        dir,
+        daemon,
+        logd,
+        apache,
+    }
 }
 
 fn request(f: &Farm, i: usize) {
     let r = f.apache.get(&format!("/index.html?req={i}"));
     assert_eq!(r.status, 200);
-    assert!(r.elapsed < Duration::from_secs(3), "request {i} took {:?}", r.elapsed);
+    assert!(
+        r.elapsed < Duration::from_secs(3),
+        "request {i} took {:?}",
+        r.elapsed
+    );
 }
 
 /// Wait until the central log holds `n` lines, then check they are exactly the requests
@@ -55,7 +64,12 @@ fn assert_central(f: &Farm, expected: impl Iterator<Item = usize>, timeout: Dura
     let lines = f.logd.lines();
     let mut seen: HashMap<usize, usize> = HashMap::new();
     for l in &lines {
-        let i: usize = l.split("req=").nth(1).and_then(|r| r.split(' ').next()).and_then(|r| r.parse().ok()).unwrap_or_else(|| panic!("odd line {l:?}"));
+        let i: usize = l
+            .split("req=")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| panic!("odd line {l:?}"));
         *seen.entry(i).or_default() += 1;
     }
     let missing: Vec<_> = expected.iter().filter(|i| !seen.contains_key(i)).collect();
@@ -81,7 +95,10 @@ fn clean_daemon_restart_loses_nothing() {
     for i in 30..60 {
         request(&f, i);
     }
-    assert!(f.apache.counter("spooled") > 0, "lines sent while the daemon was away must be spooled");
+    assert!(
+        f.apache.counter("spooled") > 0,
+        "lines sent while the daemon was away must be spooled"
+    );
     f.daemon.restart();
     for i in 60..90 {
         request(&f, i);
@@ -98,7 +115,11 @@ fn clean_daemon_restart_loses_nothing() {
 #[test]
 fn crashed_daemon_loses_only_handed_over_lines_and_spreadlogd_counts_them() {
     // One child, so one sender whose sequence shows the loss.
-    let mut f = farm("sigkill", Mpm::Event, "StartServers 1\nServerLimit 1\nMaxRequestWorkers 4\nMinSpareThreads 1\nMaxSpareThreads 4");
+    let mut f = farm(
+        "sigkill",
+        Mpm::Event,
+        "StartServers 1\nServerLimit 1\nMaxRequestWorkers 4\nMinSpareThreads 1\nMaxSpareThreads 4",
+    );
     for i in 0..20 {
         request(&f, i);
     }
@@ -117,7 +138,11 @@ fn crashed_daemon_loses_only_handed_over_lines_and_spreadlogd_counts_them() {
     }
     assert_central(&f, (0..20).chain(35..70), Duration::from_secs(30));
     let c = f.logd.counters();
-    assert_eq!(c.get("lines_lost_in_gaps"), Some(&15), "spreadlogd must count exactly the 15 lost lines: {c:?}");
+    assert_eq!(
+        c.get("lines_lost_in_gaps"),
+        Some(&15),
+        "spreadlogd must count exactly the 15 lost lines: {c:?}"
+    );
 }
 
 #[test]
@@ -140,9 +165,17 @@ fn hung_daemon_does_not_hang_requests_and_lines_are_spooled() {
         let mut sink = Vec::new();
         s.read_to_end(&mut sink).unwrap();
         slowest = slowest.max(t.elapsed());
-        assert!(t.elapsed() < Duration::from_secs(3), "request {i} took {:?} with a hung daemon", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "request {i} took {:?} with a hung daemon",
+            t.elapsed()
+        );
     }
-    assert!(f.apache.counter("spooled") > 0, "counters {:?}", f.apache.counters());
+    assert!(
+        f.apache.counter("spooled") > 0,
+        "counters {:?}",
+        f.apache.counters()
+    );
     f.daemon.signal(libc::SIGCONT);
     for i in 5 + n..10 + n {
         request(&f, i);
@@ -155,7 +188,15 @@ fn hung_daemon_does_not_hang_requests_and_lines_are_spooled() {
 #[test]
 fn graceful_restarts_under_load_lose_nothing() {
     for mpm in [Mpm::Event, Mpm::Prefork] {
-        let f = farm(if mpm == Mpm::Event { "graceful-ev" } else { "graceful-pf" }, mpm, "");
+        let f = farm(
+            if mpm == Mpm::Event {
+                "graceful-ev"
+            } else {
+                "graceful-pf"
+            },
+            mpm,
+            "",
+        );
         let port = f.apache.port;
         let load = std::thread::spawn(move || {
             for i in 0..300 {
@@ -172,6 +213,9 @@ fn graceful_restarts_under_load_lose_nothing() {
         let file = read_lines(&f.dir.join("file.log"));
         assert_eq!(file.len(), 300, "file log beside");
         let errors = f.apache.error_log();
-        assert!(!errors.contains("internal error") && !errors.contains("Segmentation"), "{errors}");
+        assert!(
+            !errors.contains("internal error") && !errors.contains("Segmentation"),
+            "{errors}"
+        );
     }
 }

@@ -193,6 +193,8 @@ fn parse_auth_list(option: &str, value: &str) -> Result<Vec<AuthMethod>, ConfigE
             out.push(m);
         }
     }
+    // Spread announces methods in registration order (NULL, IP) whatever order the config uses.
+    out.sort_by_key(|m| *m as u8);
     Ok(out)
 }
 
@@ -330,6 +332,8 @@ impl Config {
                 }
             }
         }
+        self.auth_methods.sort_by_key(|m| *m as u8);
+        self.auth_methods.dedup();
         self.ignored_conf_keys = conf.ignored;
         Ok(())
     }

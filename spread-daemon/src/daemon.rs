@@ -114,6 +114,17 @@ impl DaemonHandle {
         }
     }
 
+    /// `port@127.0.0.1`-style spread name of the first TCP listener.
+    pub fn tcp_spread_name(&self) -> Option<String> {
+        self.tcp_addr().map(|a| {
+            if a.is_ipv6() {
+                format!("{}@[{}]", a.port(), a.ip())
+            } else {
+                format!("{}@{}", a.port(), a.ip())
+            }
+        })
+    }
+
     /// Current counters.
     pub fn stats(&self) -> Stats {
         let (tx, rx) = mpsc::channel();

@@ -328,3 +328,38 @@ fn tcp_peers_outside_the_allow_list_get_reject_auth() {
             .all(|a| !matches!(a, Action::Close { .. }))
     );
 }
+
+#[test]
+fn a_name_field_without_nul_is_its_first_31_bytes() {
+    let now = Instant::now();
+    let mut c = core(10, 1000);
+    let a = connect(&mut c, "a", true, now);
+    take_output(&mut c, a);
+    let mut req = Vec::new();
+    encode_join(c.private_group(a).unwrap(), b"x", &mut req);
+    req[48..80].copy_from_slice(&[b'G'; 32]);
+    c.received(a, &req, now);
+    assert_eq!(c.group_members(&[b'G'; 31]), vec![b"#a#localhost".to_vec()]);
+    let memb = split_messages(&take_output(&mut c, a));
+    assert_eq!(memb[0].0.name.as_bytes(), &[b'G'; 31]);
+    // Data to the same unterminated name reaches the group.
+    req.clear();
+    encode_multicast(
+        c.private_group(a).unwrap(),
+        AGREED_MESS,
+        &[b"x"],
+        0,
+        b"d",
+        &mut req,
+    )
+    .unwrap();
+    req[48..80].copy_from_slice(&[b'G'; 32]);
+    c.received(a, &req, now);
+    let got = split_messages(&take_output(&mut c, a));
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        &got[0].1[..32],
+        &[b'G'; 32],
+        "destination field forwarded verbatim"
+    );
+}

@@ -71,3 +71,41 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_spreads() {
+        let io = || std::io::Error::other("x");
+        let cases: Vec<(Error, i32)> = vec![
+            (Error::IllegalSpread("x".into()), -1),
+            (
+                Error::CouldNotConnect {
+                    target: "t".into(),
+                    source: io(),
+                },
+                -2,
+            ),
+            (Error::RejectQuota, -3),
+            (Error::RejectNoName, -4),
+            (Error::RejectIllegalName("a#b".into()), -5),
+            (Error::RejectNotUnique("dup".into()), -6),
+            (Error::RejectVersion, -7),
+            (Error::ConnectionClosed("eof".into()), -8),
+            (Error::Timeout(std::time::Duration::from_secs(1)), -8),
+            (Error::RejectAuth, -9),
+            (Error::IllegalService(0), -12),
+            (Error::IllegalMessage("m".into()), -13),
+            (Error::IllegalGroup("#g".into()), -14),
+            (Error::TooManyGroups(101), -14),
+            (Error::MessageTooLong { len: 1, max: 0 }, -17),
+            (Error::NetErrorOnSession, -18),
+            (Error::IllegalTime, -20),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.code(), want, "{e}");
+        }
+    }
+}

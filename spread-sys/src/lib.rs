@@ -8,12 +8,42 @@
 //! * [`spread_name`] parses the `4803` / `4803@host` / `/path` daemon names every part accepts.
 //! * [`spool`] is the one on-disk spool record format every part uses (CONTRACTS §5).
 //!
+//! Receiving the way a collector does (zero-copy, everything readable at once), and the guarantees
+//! the senders rely on (one `send(2)` per message, bounded time, at-least-once spool):
+//!
 //! ```no_run
-//! use spread_sys::{Mailbox, ConnectOptions, service};
-//! let mut mb = Mailbox::connect("4803", &ConnectOptions::named("alice")).unwrap();
-//! mb.join("logs").unwrap();
-//! mb.multicast(service::AGREED_MESS, &["logs"], 0, b"hello\n").unwrap();
-//! let msg = mb.receive().unwrap();
+//! use std::time::Duration;
+//! use spread_sys::{ConnectOptions, Error, Mailbox, Message, service};
+//!
+//! # fn main() -> Result<(), Error> {
+//! // A sender: named session, no membership messages, bounded connect and sends.
+//! let mut opts = ConnectOptions::named("web1-4711");
+//! opts.group_membership = false;
+//! opts.connect_timeout = Some(Duration::from_millis(500));
+//! opts.send_timeout = Some(Duration::from_millis(200));
+//! let mut tx = Mailbox::connect("4803@127.0.0.1", &opts)?;
+//! let mess_type = spread_sys::seq::mess_type_for(0);
+//! match tx.multicast(service::AGREED_MESS, &["logs"], mess_type, b"GET / 200\n") {
+//!     Ok(_) => {}                       // handed over (CONTRACTS §1)
+//!     Err(e) => eprintln!("not handed over (Spread code {}): {e}", e.code()), // spool it
+//! }
+//!
+//! // A collector: join, then drain everything readable per wake-up without copying.
+//! let mut rx = Mailbox::connect("4803", &ConnectOptions::named("logger"))?;
+//! rx.join("logs")?;
+//! rx.receive_batch(true, |m| {
+//!     if m.is_regular() {
+//!         let (mess_type, _endian_mismatch) = m.mess_type();
+//!         let _ = (m.sender(), m.group(0), mess_type, m.body);
+//!     }
+//! })?;
+//! // Or libspread's owned view, membership details included.
+//! if let Message::Membership(m) = rx.receive()? {
+//!     println!("{} now has {} members", m.group, m.members.len());
+//! }
+//! rx.disconnect()?;
+//! # Ok(())
+//! # }
 //! ```
 
 pub mod error;

@@ -71,6 +71,8 @@ pub struct Mailbox {
     send_timeout: Option<Duration>,
     /// A connection error happened: the stream is unusable (libspread's NET_ERROR_ON_SESSION).
     broken: bool,
+    /// An error met after `receive_batch` had already delivered messages: reported by the next call.
+    deferred: Option<Error>,
 }
 
 fn check_timeout(t: Option<Duration>) -> Result<()> {
@@ -252,6 +254,7 @@ impl Mailbox {
             inbuf: Deframer::new(DAEMON_KILL_LEN),
             send_timeout: opts.send_timeout,
             broken: false,
+            deferred: None,
         })
     }
 
@@ -265,7 +268,10 @@ impl Mailbox {
         !self.broken
     }
 
-    fn check_usable(&self) -> Result<()> {
+    fn check_usable(&mut self) -> Result<()> {
+        if let Some(e) = self.deferred.take() {
+            return Err(e);
+        }
         if self.broken {
             Err(Error::NetErrorOnSession)
         } else {
@@ -477,8 +483,15 @@ impl Mailbox {
             }
             reads += 1;
             let wait_for_first = block && handled == 0;
-            if self.fill(!wait_for_first)? == 0 {
-                break;
+            match self.fill(!wait_for_first) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // Report what was delivered now and the error on the next call.
+                Err(e) if handled > 0 => {
+                    self.deferred = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(handled)

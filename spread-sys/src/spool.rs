@@ -15,8 +15,10 @@
 //! | 17+group_len | rest | the line, as given (usually with its `\n`) |
 //!
 //! A record is written with one write(2) on an `O_APPEND` descriptor, so concurrent appenders (threads
-//! or processes) never interleave. A crash can leave a torn last record; a reader stops at the first
-//! record whose magic, length or checksum is wrong and reports that tail.
+//! or processes) never interleave. A crash can leave a torn last record, a full disk a short one
+//! followed by good records. [`decode_all`] stops at the first record whose magic, length or
+//! checksum is wrong and reports that tail; [`Spool::replay`] skips to the next intact record (if
+//! any) and reports what it dropped in [`ReplaySummary::cut`].
 //!
 //! # Files and locking ([`Spool`])
 //!
@@ -309,13 +311,28 @@ struct Segment {
     ino: u64,
 }
 
+/// Open for appending, creating the file with mode 0640 whatever the umask (a file that already
+/// exists keeps its mode and owner).
 fn open_segment(path: &Path) -> io::Result<Segment> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)?;
+    let mut opts = OpenOptions::new();
+    opts.append(true).mode(0o640).custom_flags(libc::O_CLOEXEC);
+    let mut attempts = 0;
+    let file = loop {
+        attempts += 1;
+        match opts.clone().create_new(true).open(path) {
+            Ok(f) => {
+                f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o640))?;
+                break f;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match opts.open(path) {
+                Ok(f) => break f,
+                // Renamed away by a replayer in between: create it again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 5 => continue,
+                Err(e) => return Err(e),
+            },
+            Err(e) => return Err(e),
+        }
+    };
     let meta = file.metadata()?;
     Ok(Segment {
         file,
@@ -537,12 +554,19 @@ impl Spool {
                     offset_file.write_all_at(&offset.to_le_bytes(), 0)?;
                 }
                 Err(reason) => {
-                    summary.cut = Some(CutTail {
+                    // A damaged record (e.g. a short write on a full disk) may be followed by good
+                    // ones other appenders wrote later: skip to the next intact record, if any.
+                    let next = find_next_record(&file, offset + 1, size)?.unwrap_or(size);
+                    let cut = summary.cut.get_or_insert(CutTail {
                         offset,
-                        dropped_bytes: size - offset,
+                        dropped_bytes: 0,
                         reason,
                     });
-                    break;
+                    cut.dropped_bytes += next - offset;
+                    offset = next;
+                    offset_file.write_all_at(&offset.to_le_bytes(), 0)?;
+                    reader = BufReader::with_capacity(64 * 1024, &file);
+                    io::Seek::seek(&mut reader, io::SeekFrom::Start(offset))?;
                 }
             }
         }
@@ -550,6 +574,44 @@ impl Spool {
         fs::remove_file(&self.replay_path)?;
         let _ = fs::remove_file(&self.offset_path);
         Ok(None)
+    }
+}
+
+/// Offset of the first intact record (magic, length and checksum right) at or after `from`.
+fn find_next_record(file: &File, from: u64, size: u64) -> io::Result<Option<u64>> {
+    const WINDOW: usize = 64 * 1024;
+    let mut window = vec![0u8; WINDOW + MAGIC.len()];
+    let mut candidate = Vec::new();
+    let mut at = from;
+    while at < size {
+        let len = (size - at).min(window.len() as u64) as usize;
+        file.read_exact_at(&mut window[..len], at)?;
+        for i in 0..len.saturating_sub(MAGIC.len() - 1) {
+            if window[i..i + MAGIC.len()] != MAGIC {
+                continue;
+            }
+            let pos = at + i as u64;
+            let want = (size - pos).min((RECORD_HEADER_LEN + MAX_PAYLOAD) as u64) as usize;
+            candidate.resize(want, 0);
+            file.read_exact_at(&mut candidate, pos)?;
+            if matches!(
+                decode_one(&candidate[..want.min(candidate_len(&candidate))]),
+                Ok(Some(_))
+            ) {
+                return Ok(Some(pos));
+            }
+        }
+        at += WINDOW as u64;
+    }
+    Ok(None)
+}
+
+/// Length of the record a candidate header announces (bounded by what was read).
+fn candidate_len(bytes: &[u8]) -> usize {
+    match bytes.get(4..8) {
+        Some(l) => (RECORD_HEADER_LEN + u32::from_le_bytes(l.try_into().unwrap()) as usize)
+            .min(bytes.len()),
+        None => bytes.len(),
     }
 }
 

@@ -434,3 +434,71 @@ fn receive_reports_libspread_values() {
     drop(mb);
     t.join().unwrap();
 }
+
+#[test]
+fn batch_delivers_what_arrived_before_the_close_then_reports_it() {
+    let (mut mb, _s, t) = connect_with("late", |mut c, _| {
+        let mut out = Vec::new();
+        for i in 0..5 {
+            spread_sys::wire::message::encode_multicast(
+                b"#w#localhost",
+                AGREED_MESS,
+                &[b"g"],
+                i,
+                b"x",
+                &mut out,
+            )
+            .unwrap();
+        }
+        c.write_all(&out).unwrap();
+        // Closing right after: the reader may see data and EOF in one drain.
+    });
+    t.join().unwrap();
+    let mut n = 0;
+    let e = loop {
+        match mb.receive_batch(true, |_| n += 1) {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(n, 5);
+    assert_eq!(e.code(), code::CONNECTION_CLOSED, "{e}");
+    assert_eq!(
+        mb.receive_batch(true, |_| {}).unwrap_err().code(),
+        code::NET_ERROR_ON_SESSION
+    );
+}
+
+#[test]
+fn tcp_over_ipv6_loopback() {
+    let Ok(l) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    };
+    let addr = l.local_addr().unwrap();
+    let t = thread::spawn(move || {
+        let (c, _) = l.accept().unwrap();
+        let mut c = c;
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).unwrap();
+        let ConnectParse::Complete(req, _) = parse_connect(&buf[..n]) else {
+            panic!()
+        };
+        let mut out = Vec::new();
+        encode_auth_list(&["NULL"], &mut out);
+        c.write_all(&out).unwrap();
+        let mut choice = [0u8; AUTH_CHOICE_LEN];
+        c.read_exact(&mut choice).unwrap();
+        out.clear();
+        Accept::for_client(&req, b"#six#localhost").encode(&mut out);
+        c.write_all(&out).unwrap();
+        let mut head = [0u8; 48];
+        c.read_exact(&mut head).unwrap();
+        assert_eq!(Header::decode(&head).service_type, JOIN_MESS);
+    });
+    let mut mb = Mailbox::connect(&format!("{}@[::1]", addr.port()), &opts("six")).unwrap();
+    assert_eq!(mb.private_group(), "#six#localhost");
+    mb.join("g").unwrap();
+    t.join().unwrap();
+}

@@ -399,3 +399,46 @@ fn concurrent_appender_processes_racing_a_replayer_lose_nothing() {
         })
     });
 }
+
+#[test]
+fn damaged_record_in_the_middle_is_skipped_and_later_records_survive() {
+    let (_d, path) = tmp();
+    let spool = Spool::open(&path, 1 << 20).unwrap();
+    spool.append(1, b"g", b"before\n").unwrap();
+    let bad_at = std::fs::metadata(&path).unwrap().len();
+    // A short write (full disk) leaves half a record; other appenders carry on after it.
+    let mut rec = Vec::new();
+    encode_record(1, b"g", b"half written line\n", &mut rec);
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&rec[..rec.len() / 2])
+        .unwrap();
+    spool.append(1, b"g", b"after 1\n").unwrap();
+    spool.append(1, b"g", b"after 2\n").unwrap();
+    let mut lines = Vec::new();
+    let out = spool
+        .replay(|r: &SpoolRecord| -> Result<(), ()> {
+            lines.push(r.line.clone());
+            Ok(())
+        })
+        .unwrap();
+    let ReplayOutcome::Done(s) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        lines,
+        vec![
+            b"before\n".to_vec(),
+            b"after 1\n".to_vec(),
+            b"after 2\n".to_vec()
+        ]
+    );
+    let cut = s.cut.expect("damage reported");
+    assert_eq!(
+        (cut.offset, cut.dropped_bytes),
+        (bad_at, (rec.len() / 2) as u64)
+    );
+}

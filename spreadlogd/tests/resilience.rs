@@ -281,3 +281,63 @@ fn gaps_are_counted_and_the_table_survives_a_restart() {
     logd.wait_log("gap of unknown size", 1);
     assert_eq!(logd.term(), 0);
 }
+
+#[test]
+fn daemonised_with_pidfile_relative_paths_survive_chdir_and_hup() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    // Relative File and ErrorLog: resolved from the start directory, so they still work after the
+    // daemon's chdir to / and after a SIGHUP reopen (the original wrote to / after the first HUP).
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = state/gaps\nErrorLog = own.log\nSpread {{ Port = {} Log {{ Group = g File = rel.log }} }}",
+            daemon.spread_name()
+        ),
+    );
+    let pidfile = d.join("spreadlogd.pid");
+    let status = Command::new(bin("spreadlogd"))
+        .current_dir(d)
+        .arg("-v")
+        .arg("-c")
+        .arg(&c)
+        .arg("-p")
+        .arg(&pidfile)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the foreground parent exits 0 once the daemon is forked"
+    );
+    let pid: libc::pid_t = wait_for("pidfile", || read(&pidfile).trim().parse().ok());
+    // SAFETY: signal 0 only checks that the process exists.
+    assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "daemon running");
+    wait_for("joined", || {
+        read(&d.join("own.log"))
+            .contains("connected to spread daemon")
+            .then_some(())
+    });
+    let mut s = sender(&daemon.spread_name(), "dm");
+    send(&mut s, "g", 0, b"one\n");
+    wait_for("one", || {
+        (read(&d.join("rel.log")) == "one\n").then_some(())
+    });
+    std::fs::rename(d.join("rel.log"), d.join("rel.log.1")).unwrap();
+    // SAFETY: kill(2) on the daemon we started.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for("reopened", || d.join("rel.log").exists().then_some(()));
+    send(&mut s, "g", 0, b"two\n");
+    wait_for("two", || {
+        (read(&d.join("rel.log")) == "two\n").then_some(())
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    wait_for("pidfile removed at exit", || {
+        (!pidfile.exists()).then_some(())
+    });
+    wait_for("state saved", || {
+        d.join("state/gaps").exists().then_some(())
+    });
+    assert_eq!(read(&d.join("rel.log.1")), "one\n");
+}

@@ -20,6 +20,8 @@ thread_local! {
     static PREFIX: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
 }
 
+/// # Safety
+/// Called by Apache's error_log hook with a valid info struct and message.
 pub unsafe extern "C" fn hook(info: *const ap_errorlog_info, errstr: *const c_char) {
     if info.is_null() || IN_ERROR_HOOK.with(|f| f.replace(true)) {
         return;
@@ -67,7 +69,7 @@ unsafe fn ship(info: &ap_errorlog_info, errstr: *const c_char) {
         let outcome = writer::send(
             &rt.transport,
             &conf.target,
-            raw_host,
+            || raw_host,
             info.s,
             pieces.into_iter(),
         );
@@ -81,7 +83,7 @@ unsafe fn ship(info: &ap_errorlog_info, errstr: *const c_char) {
 ///
 /// # Safety
 /// `info`'s pointers are NULL or valid for the hook's duration.
-unsafe fn client_and_host<'a>(info: &'a ap_errorlog_info) -> (&'a str, Option<&'a [u8]>) {
+unsafe fn client_and_host(info: &ap_errorlog_info) -> (&str, Option<&[u8]>) {
     // SAFETY: per the contract, each pointer is NULL or valid; strings are NUL-terminated.
     unsafe {
         if !info.r.is_null() {

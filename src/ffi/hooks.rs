@@ -24,6 +24,8 @@ const OK: c_int = apache::OK as c_int;
 const DECLINED: c_int = apache::DECLINED as c_int;
 const CONFIG_FAILED: c_int = apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
 
+/// # Safety
+/// Called once by httpd when the module is loaded, with the configuration pool.
 pub unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
     let middle = apache::APR_HOOK_MIDDLE as c_int;
     // SAFETY: registering static functions with the documented signatures; NULL pre/succ lists.
@@ -268,8 +270,8 @@ unsafe extern "C" fn open_logs(
         // prototypes (mod_log_config.h); APR stores them type-erased.
         let (set_init, set_writer): (SetInitFn, SetWriterFn) = unsafe {
             (
-                std::mem::transmute(set_init),
-                std::mem::transmute(set_writer),
+                std::mem::transmute::<unsafe extern "C" fn(), SetInitFn>(set_init),
+                std::mem::transmute::<unsafe extern "C" fn(), SetWriterFn>(set_writer),
             )
         };
         // SAFETY: calling mod_log_config's setters with our functions of the right prototype.
@@ -324,7 +326,14 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
             main_server: util::main_server() as usize,
             stop: std::sync::atomic::AtomicBool::new(false),
         });
-        crate::replay::start((*cfg).clone(), host, pid, &rt.stop);
+        crate::replay::start(
+            (*cfg).clone(),
+            host,
+            pid,
+            &rt.transport.spool,
+            &rt.stop,
+            replay_log,
+        );
         // SAFETY: registering a static cleanup with NULL data on the child's pool.
         unsafe {
             apache::apr_pool_cleanup_register(
@@ -336,6 +345,11 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
         }
         let _ = s;
     })
+}
+
+/// Replay-thread messages go to the main server's error log (never from a request thread).
+fn replay_log(message: &str) {
+    log(util::main_server(), APLOG_ERR, message);
 }
 
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {

@@ -17,6 +17,8 @@ pub fn counters_line() -> String {
         .join(" ")
 }
 
+/// # Safety
+/// Called by Apache's handler hook with the live request.
 pub unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
     guarded("the status handler", apache::DECLINED as c_int, || {
         // SAFETY: `r` is the request being handled; handler is NULL or a C string.

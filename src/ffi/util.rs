@@ -52,7 +52,7 @@ pub fn module_index() -> c_int {
 }
 
 /// One line in Apache's error log (through `ap_log_error_`, `"%s"` so no format injection).
-pub fn log(s: *const apache::server_rec, level: c_int, message: &str) {
+pub(crate) fn log(s: *const apache::server_rec, level: c_int, message: &str) {
     let text = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
     // SAFETY: all pointers are valid C strings; `s` may be NULL (Apache then logs to stderr or
     // the main error log); the variadic argument matches the "%s" format.

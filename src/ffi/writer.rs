@@ -38,6 +38,8 @@ pub struct Handle {
     target: Target,
 }
 
+/// # Safety
+/// Called by mod_log_config (as its writer-init) with a live pool, server and target name.
 pub unsafe extern "C" fn writer_init(
     p: *mut apr_pool_t,
     s: *mut server_rec,
@@ -105,6 +107,9 @@ thread_local! {
 static DROP_NOTICE: Throttle = Throttle::new(Duration::from_secs(10));
 static FAILOVER_NOTICE: Throttle = Throttle::new(Duration::from_secs(10));
 
+/// # Safety
+/// Called by mod_log_config (as its writer) with the request, a handle from an init, and
+/// `nelts` valid (string, length) pairs.
 pub unsafe extern "C" fn writer(
     r: *mut request_rec,
     handle: *mut c_void,
@@ -142,7 +147,7 @@ pub unsafe extern "C" fn writer(
         send(
             &rt.transport,
             &handle.target,
-            request_host(request, rt.transport.config().trust_host_header),
+            || request_host(request, rt.transport.config().trust_host_header),
             request.server,
             pieces,
         );
@@ -218,7 +223,7 @@ fn matches_vhost(s: *const server_rec, host: &str) -> bool {
 
 /// Host used for `$#hostname`/`$#vhost` (and SpreadErrorLog): cleaned, checked against the vhost
 /// unless trusted, else the vhost's ServerName, else `unknown-host`.
-pub fn resolve_host(
+pub(crate) fn resolve_host(
     raw: Option<&[u8]>,
     server: *const server_rec,
     trust_raw: bool,
@@ -239,10 +244,10 @@ pub fn resolve_host(
 }
 
 /// Send one formatted line to its target: alternatives in order, then the spool.
-pub fn send<'a>(
+pub(crate) fn send<'a, 'h>(
     transport: &Transport,
     target: &Target,
-    raw_host: Option<&[u8]>,
+    raw_host: impl FnOnce() -> Option<&'h [u8]>,
     server: *const server_rec,
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Delivery {
@@ -251,7 +256,7 @@ pub fn send<'a>(
         .alternatives
         .iter()
         .any(|a| !matches!(a.group, GroupSpec::Named(_)));
-    let clean = needs_host.then(|| resolve_host(raw_host, server, cfg.trust_host_header));
+    let clean = needs_host.then(|| resolve_host(raw_host(), server, cfg.trust_host_header));
     LINE.with(|cell| {
         let Ok(mut buf) = cell.try_borrow_mut() else {
             // Re-entered on this thread (cannot happen from mod_log_config); use a fresh buffer.

@@ -463,15 +463,26 @@ pub struct Spreadlogd {
 
 impl Spreadlogd {
     pub fn start(dir: &Path, socket: &Path, groups: &[&str]) -> Spreadlogd {
-        let mut conf = format!("StateFile = {d}/gaptable\nBufferSize = 200000\nSpread {{\n  Port = {s}\n", d = dir.display(), s = socket.display());
+        let mut conf = format!(
+            "StateFile = {d}/gaptable\nBufferSize = 200000\nSpread {{\n  Port = {s}\n",
+            d = dir.display(),
+            s = socket.display()
+        );
         for g in groups {
-            conf.push_str(&format!("  Log {{\n    Group = {g}\n    File = {d}/central-{g}.log\n  }}\n", d = dir.display()));
+            conf.push_str(&format!(
+                "  Log {{\n    Group = {g}\n    File = {d}/central-{g}.log\n  }}\n",
+                d = dir.display()
+            ));
         }
         conf.push_str("}\n");
         let conf_path = dir.join("spreadlogd.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let stderr = dir.join("spreadlogd.stderr");
-        let err = std::fs::OpenOptions::new().create(true).append(true).open(&stderr).unwrap();
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stderr)
+            .unwrap();
         let child = Command::new(bin("spreadlogd"))
             .args(["-D", "-v", "-c"])
             .arg(&conf_path)
@@ -481,7 +492,11 @@ impl Spreadlogd {
             .stderr(err)
             .spawn()
             .expect("start spreadlogd");
-        let s = Spreadlogd { child, stderr, central: dir.join(format!("central-{}.log", groups[0])) };
+        let s = Spreadlogd {
+            child,
+            stderr,
+            central: dir.join(format!("central-{}.log", groups[0])),
+        };
         s.wait_log("connected to spread daemon", 1);
         s
     }
@@ -491,7 +506,11 @@ impl Spreadlogd {
     }
 
     pub fn wait_log(&self, needle: &str, count: usize) {
-        wait_for(&format!("{count} x {needle:?} in spreadlogd's log"), Duration::from_secs(30), || self.log().matches(needle).count() >= count);
+        wait_for(
+            &format!("{count} x {needle:?} in spreadlogd's log"),
+            Duration::from_secs(30),
+            || self.log().matches(needle).count() >= count,
+        );
     }
 
     pub fn signal(&self, sig: i32) {
@@ -503,9 +522,16 @@ impl Spreadlogd {
     pub fn counters(&self) -> std::collections::HashMap<String, u64> {
         let before = self.log().matches("counters:").count();
         self.signal(libc::SIGUSR1);
-        wait_for("spreadlogd's counters", Duration::from_secs(10), || self.log().matches("counters:").count() > before);
+        wait_for("spreadlogd's counters", Duration::from_secs(10), || {
+            self.log().matches("counters:").count() > before
+        });
         let log = self.log();
-        let line = log.lines().rev().find(|l| l.contains("counters:")).unwrap().to_owned();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("counters:"))
+            .unwrap()
+            .to_owned();
         line.split_whitespace()
             .filter_map(|kv| kv.split_once('='))
             .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_owned(), v)))

@@ -603,8 +603,10 @@ impl Core {
     /// One validated request. Returns false if the session is gone.
     fn handle_request(&mut self, id: SessionId, header: &Header, rest: &[u8]) -> bool {
         let t = header.service_type;
+        // A name field without NUL counts as its first 31 bytes (the longest name that fits a field
+        // with its NUL), so a group is called the same in requests and in membership messages.
         let first_name = if header.num_groups > 0 {
-            field_name(&rest[..MAX_GROUP_NAME])
+            field_name(&rest[..MAX_GROUP_NAME - 1])
         } else {
             &[][..]
         };
@@ -670,7 +672,7 @@ impl Core {
             self.mark[sender] = epoch;
         }
         for i in 0..header.num_groups as usize {
-            let name = field_name(&rest[i * MAX_GROUP_NAME..(i + 1) * MAX_GROUP_NAME]);
+            let name = field_name(&rest[i * MAX_GROUP_NAME..(i + 1) * MAX_GROUP_NAME - 1]);
             if name.first() == Some(&b'#') {
                 if let Some((private, daemon)) = parse_private_group(name)
                     && daemon == self.settings.daemon_name.as_slice()

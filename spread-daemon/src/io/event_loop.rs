@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use super::poller::{EventFd, HANGUP, Poller, READABLE, WRITABLE, set_socket_buffers};
+use super::poller::{
+    EventFd, HANGUP, Poller, READABLE, WRITABLE, set_keepalive, set_socket_buffers,
+};
 use crate::core::{Action, Core, Peer, SessionId, Stats};
 
 const WAKER: u64 = 0;
@@ -106,6 +108,44 @@ pub struct EventLoop {
     /// accept() failed for lack of descriptors: connections wait in the backlog and, edge-triggered,
     /// no new event would announce them; retry on a timer.
     accept_retry: bool,
+    log_limit: LogLimit,
+}
+
+/// At most `LOG_BURST` core log lines per second (kills, refusals): a client storm must not turn
+/// into a log storm. What is suppressed is counted and reported.
+const LOG_BURST: u32 = 50;
+
+#[derive(Default)]
+struct LogLimit {
+    window: Option<Instant>,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    fn log(&mut self, line: &str) {
+        let now = Instant::now();
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            if self.suppressed > 0 {
+                log_line(&format!(
+                    "({} similar log lines suppressed)",
+                    self.suppressed
+                ));
+            }
+            self.window = Some(now);
+            self.lines = 0;
+            self.suppressed = 0;
+        }
+        if self.lines < LOG_BURST {
+            self.lines += 1;
+            log_line(line);
+        } else {
+            self.suppressed += 1;
+        }
+    }
 }
 
 pub fn log_line(line: &str) {
@@ -140,6 +180,7 @@ impl EventLoop {
             stop_deadline,
             stopping_until: None,
             accept_retry: false,
+            log_limit: LogLimit::default(),
         })
     }
 
@@ -290,6 +331,7 @@ impl EventLoop {
                 }
                 Some(Listener::Tcp(l)) => l.accept().map(|(s, a)| {
                     let _ = s.set_nodelay(true);
+                    set_keepalive(s.as_raw_fd());
                     (Stream::Tcp(s), Peer::Tcp(a))
                 }),
                 None => return,
@@ -414,7 +456,7 @@ impl EventLoop {
     fn apply_actions(&mut self) {
         while let Some(a) = self.core.poll_action() {
             match a {
-                Action::Log(line) => log_line(&line),
+                Action::Log(line) => self.log_limit.log(&line),
                 Action::Close { id, last_words } => {
                     if let Some(Some(mut c)) = self.conns.get_mut(id).map(Option::take) {
                         if !last_words.is_empty() {

@@ -1,4 +1,4 @@
-//! A minimal epoll + eventfd wrapper: the only `unsafe` of the daemon, at the FFI boundary.
+//! A minimal epoll + eventfd + setsockopt wrapper: the event loop's only `unsafe`, at the FFI boundary.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -146,5 +146,20 @@ pub fn set_socket_buffers(fd: RawFd, bytes: libc::c_int) {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             );
         }
+    }
+}
+
+/// SO_KEEPALIVE, as Spread sets on TCP sessions: a vanished remote web server is noticed eventually.
+pub fn set_keepalive(fd: RawFd) {
+    let on: libc::c_int = 1;
+    // SAFETY: passes a pointer to a live c_int and its exact size; failure leaves keepalive off.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_KEEPALIVE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }

@@ -92,7 +92,8 @@ impl Deframer {
     pub fn spare(&mut self, at_least: usize) -> &mut [u8] {
         self.compact();
         if self.buf.len() - self.end < at_least {
-            self.buf.resize(self.end + at_least, 0);
+            // Room for a partial frame plus a full read, so the size settles after the first growth.
+            self.buf.resize((self.end + at_least).max(2 * at_least), 0);
         }
         &mut self.buf[self.end..]
     }

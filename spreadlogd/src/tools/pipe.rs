@@ -4,22 +4,21 @@
 //! never blocked; lines that cannot be handed over go to a spool file (CONTRACTS §5) and are replayed,
 //! in order, once the daemon is back and the group has a member.
 
-use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use spread_sys::seq::{SeqCounter, mess_type_for};
+use spread_sys::spool::{Appended, ReplayOutcome, Spool};
 use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
-use spread_sys::{ConnectOptions, Mailbox, Message, spool};
+use spread_sys::{ConnectOptions, Mailbox, Message};
 
 pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] GROUP
   -s NAME   daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
   -S FILE   spool file for lines the daemon could not take
             (default /var/tmp/spread-pipe.<uid>.<GROUP>.spool)
+  -C BYTES  spool size cap (default 268435456); beyond it lines are dropped, counted and reported
 Each stdin line becomes one message to GROUP; a line longer than the largest Spread message
 (143120 bytes for one group) is sent in several messages.";
 
@@ -27,7 +26,8 @@ Each stdin line becomes one message to GROUP; a line longer than the largest Spr
 pub const MAX_BODY: usize = MAX_SAFE_MESSAGE_LEN - 32;
 /// Bytes of input handled per send batch.
 const BATCH_BYTES: usize = 4 << 20;
-const REPLAY_CHUNK: usize = 2000;
+/// Default spool cap (`-C`).
+pub const DEFAULT_SPOOL_CAP: u64 = 256 << 20;
 
 fn default_spool(group: &str) -> PathBuf {
     // SAFETY: getuid cannot fail and has no memory effects.
@@ -39,6 +39,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     let mut spread = "4803".to_owned();
     let mut spool_path = None;
     let mut group = None;
+    let mut cap = DEFAULT_SPOOL_CAP;
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
         if let Some(v) = super::take_value(&a, "-s", &mut it) {
@@ -50,6 +51,11 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
             match v {
                 Ok(v) => spool_path = Some(PathBuf::from(v)),
                 Err(e) => return usage_error(&e),
+            }
+        } else if let Some(v) = super::take_value(&a, "-C", &mut it) {
+            match v.map(|v| v.parse::<u64>().map_err(|e| format!("-C {v:?}: {e}"))) {
+                Ok(Ok(v)) => cap = v,
+                Ok(Err(e)) | Err(e) => return usage_error(&e),
             }
         } else if a == "-h" || a == "--help" {
             println!("{USAGE}");
@@ -77,7 +83,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let spool_path = spool_path.unwrap_or_else(|| default_spool(&group));
     let rx = spawn_reader();
-    let mut s = Sender::new(spread, group, spool_path);
+    let mut s = Sender::new(spread, group, spool_path, cap);
     s.run(rx)
 }
 
@@ -142,49 +148,50 @@ fn messages(block: &[u8]) -> impl Iterator<Item = &[u8]> {
 struct Sender {
     spread: String,
     group: String,
+    spool: Option<Spool>,
     spool_path: PathBuf,
-    replay_path: PathBuf,
-    lock: Option<File>,
     mb: Option<Mailbox>,
     seq: SeqCounter,
     next_try: Instant,
     backoff: Duration,
     next_probe: Instant,
-    spool: Option<File>,
-    spooled_lines: u64,
     name_attempt: u32,
     down_since: Option<Instant>,
+    dropped: u64,
 }
 
 impl Sender {
-    fn new(spread: String, group: String, spool_path: PathBuf) -> Sender {
-        let replay_path = with_suffix(&spool_path, ".replay");
+    fn new(spread: String, group: String, spool_path: PathBuf, cap: u64) -> Sender {
+        let spool = match Spool::open(&spool_path, cap) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!(
+                    "spread-pipe: cannot open spool {}: {e}; lines the daemon cannot take will be lost (and counted)",
+                    spool_path.display()
+                );
+                None
+            }
+        };
         let now = Instant::now();
-        let mut s = Sender {
+        Sender {
             spread,
             group,
+            spool,
             spool_path,
-            replay_path,
-            lock: None,
             mb: None,
             seq: SeqCounter::default(),
             next_try: now,
             backoff: Duration::from_millis(100),
             next_probe: now,
-            spool: None,
-            spooled_lines: 0,
             name_attempt: 0,
             down_since: None,
-        };
-        s.lock = take_replay_lock(&with_suffix(&s.spool_path, ".lock"));
-        s
+            dropped: 0,
+        }
     }
 
     /// Is anything left from earlier runs or failures?
     fn spool_pending(&self) -> bool {
-        self.spooled_lines > 0
-            || file_len(&self.replay_path) > 0
-            || (self.lock.is_some() && file_len(&self.spool_path) > 0)
+        self.spool.as_ref().is_some_and(|s| s.pending_bytes() > 0)
     }
 
     fn run(&mut self, rx: Receiver<Vec<u8>>) -> i32 {
@@ -217,7 +224,7 @@ impl Sender {
             }
             self.ensure_connected();
             if self.mb.is_some() && self.spool_pending() {
-                self.try_replay(eof);
+                self.try_replay(false);
             }
             if batch.is_empty() {
                 continue;
@@ -245,10 +252,16 @@ impl Sender {
         }
         if self.spool_pending() {
             eprintln!(
-                "spread-pipe: lines left in {} / {}: they are sent by the next spread-pipe for this spool",
-                self.spool_path.display(),
-                self.replay_path.display()
+                "spread-pipe: lines left in the spool {}: the next spread-pipe using it sends them",
+                self.spool_path.display()
             );
+        }
+        if self.dropped > 0 {
+            eprintln!(
+                "spread-pipe: {} line(s) could not be sent nor spooled and were dropped",
+                self.dropped
+            );
+            return 1;
         }
         0
     }
@@ -314,37 +327,31 @@ impl Sender {
     }
 
     fn spool_blocks(&mut self, batch: &[Vec<u8>]) {
-        if self.spool.is_none() {
-            match std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&self.spool_path)
-            {
-                Ok(f) => self.spool = Some(f),
-                Err(e) => {
-                    let n: usize = batch.iter().map(|b| messages(b).count()).sum();
-                    eprintln!(
-                        "spread-pipe: cannot open spool {}: {e}; {n} line(s) lost",
-                        self.spool_path.display()
-                    );
-                    return;
+        let before = self.dropped;
+        for block in batch {
+            for m in messages(block) {
+                match self
+                    .spool
+                    .as_ref()
+                    .map(|s| s.append(0, self.group.as_bytes(), m))
+                {
+                    Some(Ok(Appended::Written)) => {}
+                    Some(Ok(Appended::Full)) | None => self.dropped += 1,
+                    Some(Err(e)) => {
+                        self.dropped += 1;
+                        eprintln!(
+                            "spread-pipe: cannot write spool {}: {e}",
+                            self.spool_path.display()
+                        );
+                    }
                 }
             }
         }
-        let f = self.spool.as_ref().expect("opened");
-        let mut rec = Vec::new();
-        for block in batch {
-            for m in messages(block) {
-                spool::encode_record(0, self.group.as_bytes(), m, &mut rec);
-                self.spooled_lines += 1;
-            }
-        }
-        if let Err(e) = io::Write::write_all(&mut &*f, &rec) {
+        if self.dropped > before {
             eprintln!(
-                "spread-pipe: cannot write spool {}: {e}; lines lost",
-                self.spool_path.display()
+                "spread-pipe: spool {} full or unusable: {} line(s) dropped so far",
+                self.spool_path.display(),
+                self.dropped
             );
         }
     }
@@ -385,13 +392,6 @@ impl Sender {
     }
 
     fn try_replay(&mut self, final_attempt: bool) {
-        if self.lock.is_none() {
-            // Another spread-pipe owns this spool's replay; try to take over if it is gone.
-            self.lock = take_replay_lock(&with_suffix(&self.spool_path, ".lock"));
-            if self.lock.is_none() {
-                return;
-            }
-        }
         if Instant::now() < self.next_probe && !final_attempt {
             return;
         }
@@ -399,65 +399,41 @@ impl Sender {
         if !self.group_has_member() {
             return;
         }
-        if file_len(&self.replay_path) == 0 {
-            // Appends go to a fresh file from now on; the renamed segment is ours alone.
-            self.spool = None;
-            if file_len(&self.spool_path) == 0 {
-                self.spooled_lines = 0;
-                return;
-            }
-            if let Err(e) = std::fs::rename(&self.spool_path, &self.replay_path) {
-                eprintln!("spread-pipe: cannot rename spool for replay: {e}");
-                return;
-            }
-            self.spooled_lines = 0;
-        }
-        let contents = match spool::read_and_repair(&self.replay_path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!(
-                    "spread-pipe: cannot read spool {}: {e}",
-                    self.replay_path.display()
-                );
-                return;
-            }
+        let (Some(spool), Some(mb)) = (self.spool.as_ref(), self.mb.as_mut()) else {
+            return;
         };
-        if let Some((at, why)) = &contents.torn_tail {
-            eprintln!(
-                "spread-pipe: spool {} had a torn tail at byte {at} ({why}); cut off",
-                self.replay_path.display()
-            );
-        }
-        let result = (|| -> spread_sys::Result<()> {
-            let mb = self.mb.as_mut().expect("connected");
-            for chunk in contents.records.chunks(REPLAY_CHUNK) {
-                for r in chunk {
-                    let g = String::from_utf8_lossy(&r.group).into_owned();
-                    mb.queue_multicast(
-                        AGREED_MESS,
-                        &[g.as_str()],
-                        mess_type_for(self.seq.peek()),
-                        &r.line,
-                    )?;
-                    self.seq.advance();
+        let seq = &mut self.seq;
+        // One write per replayed line: a record counts as sent only once it was handed over.
+        let outcome = spool.replay(|r| {
+            let g = String::from_utf8_lossy(&r.group);
+            mb.multicast(
+                AGREED_MESS,
+                &[g.as_ref()],
+                mess_type_for(seq.peek()),
+                &r.line,
+            )?;
+            seq.advance();
+            Ok::<(), spread_sys::Error>(())
+        });
+        match outcome {
+            Ok(ReplayOutcome::Done(s)) => {
+                if let Some(cut) = &s.cut {
+                    eprintln!("spread-pipe: {cut}");
                 }
-                mb.flush()?;
+                eprintln!("spread-pipe: replayed {} spooled line(s)", s.sent);
             }
-            Ok(())
-        })();
-        match result {
-            Ok(()) => {
-                let _ = std::fs::remove_file(&self.replay_path);
+            Ok(ReplayOutcome::Busy) => {}
+            Ok(ReplayOutcome::Stopped { summary, error }) => {
                 eprintln!(
-                    "spread-pipe: replayed {} spooled line(s)",
-                    contents.records.len()
+                    "spread-pipe: replay interrupted after {} line(s): {error}",
+                    summary.sent
                 );
-            }
-            Err(e) => {
-                // Kept for the next attempt: at-least-once, a few lines may be sent twice.
-                eprintln!("spread-pipe: replay interrupted: {e}");
                 self.connection_lost();
             }
+            Err(e) => eprintln!(
+                "spread-pipe: cannot replay spool {}: {e}",
+                self.spool_path.display()
+            ),
         }
     }
 }
@@ -474,37 +450,6 @@ fn name(attempt: u32) -> String {
     );
     n.truncate(10);
     n
-}
-
-fn with_suffix(p: &Path, suffix: &str) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-fn file_len(p: &Path) -> u64 {
-    std::fs::metadata(p).map_or(0, |m| m.len())
-}
-
-/// One replayer per spool: a POSIX record lock (fcntl, not flock) on `<spool>.lock`, held for the
-/// process's life. Returns None if another process holds it.
-fn take_replay_lock(path: &Path) -> Option<File> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .ok()?;
-    // SAFETY: a zeroed flock struct is valid; F_SETLK reads it and locks our own descriptor.
-    let ok = unsafe {
-        let mut fl: libc::flock = std::mem::zeroed();
-        fl.l_type = libc::F_WRLCK as _;
-        fl.l_whence = libc::SEEK_SET as _;
-        libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) == 0
-    };
-    ok.then_some(f)
 }
 
 #[cfg(test)]

@@ -1,0 +1,123 @@
+//! The spool's edges: its directory is created for Apache's `User`, a full spool is counted and
+//! said in the error log (never a silent loss), and replay waits for a collector.
+
+mod common;
+use common::*;
+
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+const COND: &str = "\"expr=%{REQUEST_URI} !~ m#^/spread-status#\"";
+
+fn start(dir: &TempDir, socket: &str, extra: &str) -> Apache {
+    let port = free_port();
+    let body = format!(
+        "LogFormat \"%r\" line\nSpreadDaemon {socket}\nSpreadRetryInterval 60000\n{extra}\nCustomLog $www line {COND}\n"
+    );
+    let conf = write_config(dir, &config(dir.path(), port, Mpm::Event, &body));
+    Apache::start(dir, port, &conf)
+}
+
+#[test]
+fn spool_directory_is_created_for_the_apache_user() {
+    let dir = TempDir::new("spooldir");
+    let spool_dir = dir.join("deep/spool/dir");
+    let apache = start(
+        &dir,
+        &format!("{}/absent", dir.path().display()),
+        &format!("SpreadSpool {}/lines", spool_dir.display()),
+    );
+    for i in 0..5 {
+        apache.get(&format!("/index.html?{i}"));
+    }
+    wait_for("5 spooled lines", Duration::from_secs(10), || {
+        apache.counter("spooled") == 5
+    });
+    let meta = std::fs::metadata(&spool_dir).unwrap();
+    let www = nix_user_id("www-data");
+    assert_eq!(meta.uid(), www, "spool dir owned by Apache's User");
+    assert_eq!(meta.mode() & 0o777, 0o750);
+    assert!(std::fs::metadata(spool_dir.join("lines")).unwrap().len() > 0);
+    apache.stop();
+}
+
+#[test]
+fn a_full_spool_counts_and_reports_dropped_lines() {
+    let dir = TempDir::new("spoolfull");
+    let apache = start(
+        &dir,
+        &format!("{}/absent", dir.path().display()),
+        &format!(
+            "SpreadSpool {}/spool/lines\nSpreadSpoolSize 4K\nLimitRequestLine 8190",
+            dir.path().display()
+        ),
+    );
+    let long = "x".repeat(1500);
+    for i in 0..10 {
+        apache.get(&format!("/index.html?{i}&{long}"));
+    }
+    wait_for("10 lines accounted for", Duration::from_secs(10), || {
+        apache.counter("spooled") + apache.counter("dropped_spool_full") == 10
+    });
+    let spooled = apache.counter("spooled");
+    let dropped = apache.counter("dropped_spool_full");
+    assert!(
+        spooled >= 1 && dropped >= 1,
+        "spooled {spooled}, dropped {dropped}"
+    );
+    let errors = apache.stop();
+    assert!(errors.contains("LOST log lines for $www"), "{errors}");
+}
+
+#[test]
+fn replay_waits_for_a_member_then_delivers_everything_once() {
+    let dir = TempDir::new("replaywait");
+    let dport = free_port();
+    let socket = dir.join(&dport.to_string());
+    let apache = start(
+        &dir,
+        &socket.display().to_string(),
+        &format!("SpreadSpool {}/spool/lines", dir.path().display()),
+    );
+    // No daemon yet: every line is spooled.
+    for i in 0..8 {
+        apache.get(&format!("/index.html?{i}"));
+    }
+    wait_for("8 spooled", Duration::from_secs(10), || {
+        apache.counter("spooled") == 8
+    });
+    // A daemon, but nobody in the group: Spread would drop the lines, so replay must wait.
+    let daemon = SpreadDaemon::start(dir.path(), dport);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        apache.counter("replayed"),
+        0,
+        "replayed into an empty group"
+    );
+    // A collector joins: everything arrives, once.
+    let receiver = Receiver::join(&daemon.socket, "collector", &["www"]);
+    let got = receiver.collect(8, Duration::from_secs(15));
+    let mut lines: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.3).into_owned())
+        .collect();
+    lines.sort();
+    let mut expected: Vec<String> = (0..8)
+        .map(|i| format!("GET /index.html?{i} HTTP/1.1\n"))
+        .collect();
+    expected.sort();
+    assert_eq!(lines, expected);
+    assert_eq!(apache.counter("replayed"), 8);
+    apache.stop();
+}
+
+fn nix_user_id(name: &str) -> u32 {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f[0] == name).then(|| f[2].parse().unwrap())
+        })
+        .expect("www-data exists")
+}
