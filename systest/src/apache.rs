@@ -41,6 +41,9 @@ pub const ONE_CHILD: &str = "StartServers 1\nServerLimit 2\nThreadLimit 4\nThrea
 /// The status handler of the module, for its counters.
 pub const STATUS: &str = "<Location /spread-status>\n  SetHandler log-spread-status\n</Location>\n";
 
+/// A CustomLog condition keeping the status handler's own requests out of the counted lines.
+pub const NOT_STATUS: &str = "\"expr=%{REQUEST_URI} !~ m#^/spread-status#\"";
+
 /// The whole httpd.conf: `body` carries the test's Spread directives and CustomLog lines.
 pub fn config(dir: &Path, listen: SocketAddr, tuning: &str, body: &str) -> String {
     let d = dir.display();

@@ -78,10 +78,11 @@ impl Farm {
                  SpreadRetryInterval 200\n\
                  {}\
                  {extra}\
-                 CustomLog \"${GROUP}\" \"%U %>s\"\n",
+                 CustomLog \"${GROUP}\" \"%U %>s\" {}\n",
                 lh_end.addr,
                 spool.display(),
-                apache::STATUS
+                apache::STATUS,
+                apache::NOT_STATUS
             );
             let listen: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
             let apache = Apache::start(&dir, Some(&ns), listen, tuning, &body);

@@ -65,16 +65,16 @@ fn apache_body(spread: &str, spool_dir: &Path, extra: &str) -> String {
          SpreadConnectTimeout 200\n\
          SpreadRetryInterval 200\n\
          {}{extra}\
-         CustomLog \"${GROUP}\" \"%U%q %>s\"\n",
+         CustomLog \"${GROUP}\" \"%U%q %>s\" {}\n",
         spool_dir.display(),
-        apache::STATUS
+        apache::STATUS,
+        apache::NOT_STATUS
     )
 }
 
 impl Rig {
-    fn new(tag: &str, kind: Kind, daemon_extra_msgs: Option<u32>) -> Rig {
+    fn new(tag: &str, kind: Kind) -> Rig {
         let t = TempDir::new(tag);
-        let _ = daemon_extra_msgs;
         let daemon = Daemon::start(
             t.path(),
             None,
@@ -233,7 +233,7 @@ fn daemon_sigkill_restart_under_load(kind: Kind) {
     if let Some(why) = unavailable(kind) {
         return skip(&name, &why);
     }
-    let mut rig = Rig::new("kill", kind, None);
+    let mut rig = Rig::new("kill", kind);
     let n = 600;
     let load = rig.start_load(0..n, Duration::from_millis(4), "");
     let mut kills = 0;
@@ -258,7 +258,7 @@ fn daemon_sigstop_sigcont_under_load(kind: Kind) {
     if let Some(why) = unavailable(kind) {
         return skip(&name, &why);
     }
-    let mut rig = Rig::new("stop", kind, None);
+    let mut rig = Rig::new("stop", kind);
     // 1 KiB lines as fast as they come: the stopped daemon's socket buffer fills, so the senders'
     // send timeouts fire (the module then spools what it could not hand over).
     let n = 2000;
@@ -283,7 +283,7 @@ fn spreadlogd_sighup_rotation_every_100ms(kind: Kind) {
     if let Some(why) = unavailable(kind) {
         return skip(&name, &why);
     }
-    let mut rig = Rig::new("hup", kind, None);
+    let mut rig = Rig::new("hup", kind);
     let n = 1500;
     let load = rig.start_load(0..n, Duration::from_millis(1), "");
     let mut rotations = 0u32;
@@ -460,6 +460,8 @@ fn spool_disk_full(free_space_before_replay: bool, require_cause: bool) {
     // Still serving once the disk is full.
     let after = http::get(a.addr, &format!("{}{}", id("a", n), pad()));
     assert_eq!(after.status, 200);
+    // That request's line went to the spool or was dropped too: count again.
+    let spooled = a.counters().get("spooled").copied().unwrap_or(0);
     if free_space_before_replay {
         std::fs::remove_file(&ballast).expect("delete ballast");
     }
@@ -498,6 +500,12 @@ fn spool_disk_full(free_space_before_replay: bool, require_cause: bool) {
     assert!(
         tally.duplicates().is_empty(),
         "{}",
+        tally.report(&[("a", n + 1)])
+    );
+    assert_eq!(
+        (replayed, tally.count_of("a") as u64),
+        (spooled, spooled),
+        "replayed and written must equal what was spooled: {}",
         tally.report(&[("a", n + 1)])
     );
     let lc = logd.counters();
