@@ -375,6 +375,10 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
             m.get("replayed"),
             "spool not fully replayed: {report}"
         );
+        assert!(
+            m.get("spooled").copied().unwrap_or(0) > 0,
+            "a web server spooled nothing during the outage (the spool path was not exercised): {report}"
+        );
     }
     let spooled: u64 = module
         .iter()
@@ -382,10 +386,14 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
         .sum();
     println!(
         "farm outage: 2 servers x {n} requests, link down {down_for:?}: all served (slowest {:?}); \
-         central {} distinct, {spooled} spooled and replayed, {lost} lost after hand-over and \
-         counted as gaps, 0 duplicates",
+         central {} distinct, {spooled} spooled and replayed (per server {:?}), {lost} lost after \
+         hand-over and counted as gaps, 0 duplicates",
         stats.iter().map(|s| s.slowest).max().unwrap_or_default(),
-        tally.distinct()
+        tally.distinct(),
+        module
+            .iter()
+            .map(|m| m.get("spooled").copied().unwrap_or(0))
+            .collect::<Vec<_>>()
     );
 }
 
