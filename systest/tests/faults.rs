@@ -620,3 +620,65 @@ fn slow_spread_tail_beside_spreadlogd_only_the_tail_is_cut_off() {
         "the never-reading spread-tail was not cut off (MaxSessionMessages 100): {report}"
     );
 }
+
+#[test]
+fn spool_size_cap_reached_apache_keeps_serving_and_counts_the_drops() {
+    let name = "spool_size_cap_reached_apache_keeps_serving_and_counts_the_drops";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("spoolcap");
+    let run = t.subdir("run");
+    let spread = run.join("4803").display().to_string();
+    let a = Apache::start(
+        &t.subdir("apache"),
+        None,
+        free_addr(),
+        apache::ONE_CHILD,
+        &apache_body(&spread, &t.subdir("spool"), "SpreadSpoolSize 16K\n"),
+    );
+    let n = 200;
+    let st = http::load(a.addr, "a", 0..n, Duration::ZERO, &pad());
+    assert_eq!(
+        st.ok,
+        n,
+        "Apache stopped serving: {st:?}\n{}",
+        a.error_log_tail()
+    );
+    assert!(
+        st.slowest < Duration::from_secs(2),
+        "slowest request {:?}",
+        st.slowest
+    );
+    let c = a.counters();
+    let g = |k: &str| c.get(k).copied().unwrap_or(0);
+    let (spooled, full) = (g("spooled"), g("dropped_spool_full"));
+    assert_eq!(
+        spooled + full,
+        n,
+        "every line spooled or counted as dropped: {c:?}"
+    );
+    assert!(
+        spooled > 0 && full > 0,
+        "a 16K cap with ~48K of lines: {c:?}"
+    );
+    let spool_bytes = std::fs::metadata(t.join("spool/spool"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        spool_bytes <= 16 * 1024,
+        "the spool grew past its cap: {spool_bytes} bytes"
+    );
+    let said = a
+        .error_log()
+        .lines()
+        .find(|l| l.contains("LOST log lines") && l.contains("spool full"))
+        .unwrap_or_else(|| panic!("no error about the full spool:\n{}", a.error_log_tail()))
+        .to_owned();
+    println!(
+        "{name}: {n} lines of ~220 bytes, no daemon, SpreadSpoolSize 16K: spooled {spooled} \
+         ({spool_bytes} bytes), dropped as full {full}, every request served (slowest {:?}); \
+         error log: {said:?}",
+        st.slowest
+    );
+}
