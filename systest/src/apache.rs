@@ -3,6 +3,7 @@
 //! with a small file, so a request id can travel in `%U`.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,6 +40,9 @@ pub const ONE_CHILD: &str = "StartServers 1\nServerLimit 2\nThreadLimit 4\nThrea
 
 /// The status handler of the module, for its counters.
 pub const STATUS: &str = "<Location /spread-status>\n  SetHandler log-spread-status\n</Location>\n";
+
+/// A CustomLog condition keeping the status handler's own requests out of the counted lines.
+pub const NOT_STATUS: &str = "\"expr=%{REQUEST_URI} !~ m#^/spread-status#\"";
 
 /// The whole httpd.conf: `body` carries the test's Spread directives and CustomLog lines.
 pub fn config(dir: &Path, listen: SocketAddr, tuning: &str, body: &str) -> String {
@@ -103,10 +107,13 @@ impl Apache {
             Some(ns) => ns.command(APACHE),
             None => Command::new(APACHE),
         };
+        // Its own process group: Apache signals its group when stopping, and the children can be
+        // killed together if the parent does not stop them.
         cmd.arg("-f")
             .arg(&conf)
             .args(["-D", "FOREGROUND"])
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .process_group(0);
         let proc = Proc::spawn("apache2", cmd, &dir.join("apache2.stderr"), true);
         let mut a = Apache {
             proc,
@@ -172,13 +179,29 @@ impl Apache {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
 
-    /// Graceful stop (SIGTERM): children finish and exit.
+    /// Stop (SIGTERM to the parent, which stops its children), then SIGKILL whatever is left of
+    /// its process group, so no child outlives the test.
     pub fn stop(&mut self) {
-        let code = self.proc.stop_with(libc::SIGTERM, Duration::from_secs(20));
-        let _ = code;
+        let pgid = self.proc.pid();
+        if self.proc.alive() {
+            self.proc.signal(libc::SIGTERM);
+            let start = Instant::now();
+            while self.proc.alive() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // SAFETY: kill(2) on the process group this Apache was started in (its own, pgid = the
+        // parent's pid); only its parent and children are in it.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
 
     pub fn error_log_tail(&self) -> String {
         tail(&self.error_log(), 30)
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

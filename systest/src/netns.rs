@@ -66,9 +66,51 @@ pub struct Netns {
     pub name: String,
 }
 
+/// Namespace names carry the creating test process's pid, so leftovers of a run that was killed
+/// (no Drop ran) can be told from namespaces of a run still going.
+const NS_PREFIX: &str = "systest-";
+
+/// Delete namespaces left by test processes that no longer exist (once per process).
+fn sweep_stale() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+            return;
+        };
+        for name in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+        {
+            let Some(pid) = name
+                .strip_prefix(NS_PREFIX)
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // SAFETY: kill(2) with signal 0 only checks whether the pid exists.
+            let gone = unsafe { libc::kill(pid, 0) } != 0
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+            if gone {
+                let stale = Netns {
+                    name: name.to_owned(),
+                };
+                eprintln!("systest: removing namespace {name} left by a dead test run");
+                drop(stale);
+            }
+        }
+    });
+}
+
 impl Netns {
     pub fn new(tag: &str) -> Netns {
-        let name = unique(tag);
+        sweep_stale();
+        static N: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "{NS_PREFIX}{}-{tag}{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         ip_ok(&["netns", "add", &name]);
         let ns = Netns { name };
         ip_ok(&["-n", &ns.name, "link", "set", "lo", "up"]);

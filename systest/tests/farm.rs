@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use systest::accounting::{Accounting, SenderBook};
 use systest::apache::{self, Apache};
 use systest::http::{self, LoadStats};
 use systest::netns::{self, Netns, VethEnd};
@@ -77,10 +78,11 @@ impl Farm {
                  SpreadRetryInterval 200\n\
                  {}\
                  {extra}\
-                 CustomLog \"${GROUP}\" \"%U %>s\"\n",
+                 CustomLog \"${GROUP}\" \"%U %>s\" {}\n",
                 lh_end.addr,
                 spool.display(),
-                apache::STATUS
+                apache::STATUS,
+                apache::NOT_STATUS
             );
             let listen: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
             let apache = Apache::start(&dir, Some(&ns), listen, tuning, &body);
@@ -135,6 +137,35 @@ impl Farm {
                 Err(t.report(&sent))
             }
         })
+    }
+
+    /// The module's own account, summed over the web servers.
+    fn book(&self) -> SenderBook {
+        let mut total = SenderBook::default();
+        for w in &self.webs {
+            let m = w.apache.counters();
+            let g = |k: &str| m.get(k).copied().unwrap_or(0);
+            total.add(SenderBook {
+                spooled: g("spooled"),
+                replayed: g("replayed"),
+                dropped: g("dropped_spool_full") + g("dropped_spool_error"),
+            });
+        }
+        total
+    }
+
+    /// Poll until every line of `0..n` per server is accounted for, or `timeout`.
+    fn settle(&self, n: u64, timeout: Duration) -> Accounting {
+        let sent = self.sent(n);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = Tally::of_file(&self.central);
+            let acc = Accounting::new(&t, &sent, &self.logd.counters(), self.book());
+            if acc.balanced() || Instant::now() > deadline {
+                return acc;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
 
     fn diagnostics(&self) -> String {
@@ -306,7 +337,7 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
         .into_iter()
         .map(|h| h.join().expect("load"))
         .collect();
-    assert_served(&stats, n, Duration::from_secs(2), &farm);
+    assert_served(&stats, n, Duration::from_secs(3), &farm);
     let sent = farm.sent(n);
     // Every line ends up in the central file or counted as lost after hand-over.
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -344,6 +375,10 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
             m.get("replayed"),
             "spool not fully replayed: {report}"
         );
+        assert!(
+            m.get("spooled").copied().unwrap_or(0) > 0,
+            "a web server spooled nothing during the outage (the spool path was not exercised): {report}"
+        );
     }
     let spooled: u64 = module
         .iter()
@@ -351,10 +386,14 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
         .sum();
     println!(
         "farm outage: 2 servers x {n} requests, link down {down_for:?}: all served (slowest {:?}); \
-         central {} distinct, {spooled} spooled and replayed, {lost} lost after hand-over and \
-         counted as gaps, 0 duplicates",
+         central {} distinct, {spooled} spooled and replayed (per server {:?}), {lost} lost after \
+         hand-over and counted as gaps, 0 duplicates",
         stats.iter().map(|s| s.slowest).max().unwrap_or_default(),
-        tally.distinct()
+        tally.distinct(),
+        module
+            .iter()
+            .map(|m| m.get("spooled").copied().unwrap_or(0))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -427,4 +466,93 @@ fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
         tally.total(),
         farm.webs.len()
     );
+}
+
+#[test]
+#[ignore = "CONTRACTS §1/§2 hole: lines in a reset TCP connection's buffer are lost after hand-over \
+            silently; the module's next session starts a new sequence at 0, so spreadlogd never sees \
+            the old sequence's tail as a gap (measured: 81 of 300 missing, 0 counted)"]
+fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
+    if let Some(why) = unavailable() {
+        return skip("farm_tcp_reset_during_outage", &why);
+    }
+    let farm = Farm::new("farm-reset", 1, apache::ONE_CHILD, "");
+    let w = &farm.webs[0];
+    let n = 300;
+    let (who, addr) = (w.who.clone(), w.apache.addr);
+    let loader =
+        w.ns.spawn(move || http::load(addr, &who, 0..n, Duration::from_millis(10), ""));
+    std::thread::sleep(Duration::from_millis(800));
+    w.lh_end.set_up(false);
+    w.web_end.set_up(false);
+    // Lines handed over now sit in the web server's socket buffer; destroying the socket loses
+    // them after hand-over (CONTRACTS §1: a TCP reset), which must show as a gap.
+    std::thread::sleep(Duration::from_millis(1000));
+    let out =
+        w.ns.command("ss")
+            .args(["-K", "-t", "dst", &w.lh_end.addr])
+            .output()
+            .expect("run ss -K");
+    let killed = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .count()
+        .saturating_sub(1);
+    if killed == 0 {
+        w.lh_end.set_up(true);
+        w.web_end.set_up(true);
+        let _ = loader.join();
+        return skip(
+            "farm_tcp_reset_during_outage",
+            "`ss -K` destroyed no socket (kernel without CONFIG_INET_DIAG_DESTROY?)",
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    w.lh_end.set_up(true);
+    w.web_end.set_up(true);
+    let stats = loader.join().expect("load");
+    assert_served(
+        std::slice::from_ref(&stats),
+        n,
+        Duration::from_secs(2),
+        &farm,
+    );
+    let acc = farm.settle(n, Duration::from_secs(30));
+    println!(
+        "farm TCP reset during outage: {killed} socket(s) destroyed, slowest request {:?}; {acc}",
+        stats.slowest
+    );
+    acc.assert_balanced(&farm.diagnostics());
+}
+
+#[test]
+fn farm_daemon_sigkill_over_tcp_losses_are_counted_as_gaps() {
+    if let Some(why) = unavailable() {
+        return skip("farm_daemon_sigkill_over_tcp", &why);
+    }
+    let mut farm = Farm::new("farm-kill", 2, apache::ONE_CHILD, "");
+    let n = 400;
+    let loader: Vec<_> = farm
+        .webs
+        .iter()
+        .map(|w| {
+            let (who, addr) = (w.who.clone(), w.apache.addr);
+            w.ns.spawn(move || http::load(addr, &who, 0..n, Duration::from_millis(5), ""))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    farm.daemon.proc.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    farm.daemon.restart(Some(&farm.lh));
+    farm.logd.wait_joined(2);
+    let stats: Vec<LoadStats> = loader
+        .into_iter()
+        .map(|h| h.join().expect("load"))
+        .collect();
+    assert_served(&stats, n, Duration::from_secs(3), &farm);
+    let acc = farm.settle(n, Duration::from_secs(30));
+    println!(
+        "farm daemon SIGKILL over TCP: 2 servers x {n}, slowest request {:?}; {acc}",
+        stats.iter().map(|s| s.slowest).max().unwrap_or_default()
+    );
+    acc.assert_balanced(&farm.diagnostics());
 }
