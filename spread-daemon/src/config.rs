@@ -69,6 +69,11 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Clean stop: give up delivering after this long.
     pub stop_deadline: Duration,
+    /// Input throttling: while a session whose queue is past half of MaxSessionMessages has made
+    /// write progress within this window, the daemon stops reading client requests (TCP/unix
+    /// back-pressure on senders). Zero disables throttling. Also the longest a stuck reader can
+    /// hold the others back.
+    pub throttle_window: Duration,
     /// Keys of a spread.conf we accepted but ignore (reported at start).
     pub ignored_conf_keys: Vec<String>,
 }
@@ -92,6 +97,7 @@ impl Default for Config {
             required_auth: Vec::new(),
             handshake_timeout: Duration::from_secs(1),
             stop_deadline: Duration::from_secs(3),
+            throttle_window: Duration::from_millis(100),
             ignored_conf_keys: Vec::new(),
         }
     }
@@ -170,6 +176,9 @@ USAGE: spread-daemon [OPTIONS]
       --max-queued-mb N      memory budget of all output queues together (default 512); past it
                              the blocked session with the longest queue is killed
       --stop-deadline SECS   clean stop: give up delivering after SECS (default 3)
+      --throttle-window-ms N input throttling: stop reading requests while a receiver that made
+                             write progress within N ms has more than MaxSessionMessages/2
+                             queued (default 100, max 10000; 0 = never throttle)
       --check                validate the configuration and exit
   -h, --help                 this text
 
@@ -283,6 +292,17 @@ impl Config {
                         });
                     }
                     cfg.stop_deadline = Duration::from_secs_f64(secs);
+                }
+                "--throttle-window-ms" => {
+                    let ms: u64 = parse_num(&opt, &value()?)?;
+                    if ms > 10_000 {
+                        return Err(ConfigError::BadValue {
+                            option: opt,
+                            value: ms.to_string(),
+                            reason: "must be 0..=10000 milliseconds".into(),
+                        });
+                    }
+                    cfg.throttle_window = Duration::from_millis(ms);
                 }
                 _ => return Err(ConfigError::UnknownOption(arg)),
             }
@@ -425,6 +445,12 @@ mod tests {
         assert_eq!(c.name, "localhost");
         assert_eq!(c.max_sessions, 997);
         assert_eq!(c.max_session_messages, 1000);
+        assert_eq!(c.throttle_window, Duration::from_millis(100));
+        assert_eq!(
+            run(&["--throttle-window-ms", "0"]).unwrap().throttle_window,
+            Duration::ZERO
+        );
+        assert!(run(&["--throttle-window-ms", "10001"]).is_err());
         assert_eq!(c.unix_mode, 0o666);
     }
 

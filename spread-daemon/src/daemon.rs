@@ -51,7 +51,8 @@ impl Daemon {
                 waker: EventFd::new()?,
             });
             let event_loop =
-                EventLoop::new(core, listeners, control.clone(), config.stop_deadline)?;
+                EventLoop::new(core, listeners, control.clone(), config.stop_deadline)?
+                    .with_throttle_window(config.throttle_window);
             Ok((control, event_loop))
         };
         let (control, event_loop) = match setup() {

@@ -235,9 +235,54 @@ fn slow_client_killed_past_the_limit_only_when_blocked() {
     );
     c.received(fast, &req, now);
     assert!(
-        !c.is_ready(slow2),
-        "the 1001st message kills a blocked session"
+        c.is_ready(slow2),
+        "the 1001st message alone does not kill: the blocked flag is from an earlier write, the \
+         reader may have emptied its socket since"
     );
+    let mut pressured = Vec::new();
+    c.take_pressured(&mut pressured);
+    assert!(
+        pressured.contains(&slow2),
+        "a queue past MaxSessionMessages/2 is reported for an immediate write"
+    );
+    // That write attempt takes a little but leaves it over the limit: now it is killed.
+    c.wrote(slow2, 10, true);
+    assert!(
+        !c.is_ready(slow2),
+        "still over the limit after a fresh write attempt: killed"
+    );
+    assert_eq!(c.stats().kills_slow, 2);
+
+    // A reader that empties its socket in time survives a burst past the limit.
+    let slow3 = connect(&mut c, "slow3", false, now);
+    take_output(&mut c, slow3);
+    let mut j = Vec::new();
+    encode_join(c.private_group(slow3).unwrap(), b"g", &mut j);
+    c.received(slow3, &j, now);
+    c.received(fast, &req, now);
+    c.wrote(slow3, 0, true);
+    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 1100).collect();
+    c.received(fast, &batch, now);
+    let out = c.pending_output(slow3).len();
+    c.wrote(slow3, out, false);
+    assert!(c.is_ready(slow3), "drained by the fresh write: alive");
+
+    // Backstop when nobody flushes: a blocked session is killed past twice the limit (>= +1024).
+    c.received(fast, &req, now);
+    c.wrote(slow3, 0, true);
+    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 2023).collect();
+    c.received(fast, &batch, now);
+    assert!(
+        c.is_ready(slow3),
+        "2024 queued = the backstop (max(2 x 1000, 1000 + 1024)): still alive"
+    );
+    c.received(fast, &req, now);
+    assert!(
+        !c.is_ready(slow3),
+        "past the backstop: killed without a write"
+    );
+    assert_eq!(c.stats().kills_slow, 3);
+    assert_eq!(c.stats().queued_bytes, c.pending_output(fast).len());
 }
 
 #[test]

@@ -445,6 +445,10 @@ fn slow_consumer_is_killed_and_logged_others_unaffected() {
     let st = d.stats();
     assert_eq!(st.kills_slow, 1);
     assert_eq!(st.queued_messages, 0);
+    assert_eq!(
+        st.queued_bytes, 0,
+        "the victim's bytes leave the memory budget's count"
+    );
 }
 
 #[test]

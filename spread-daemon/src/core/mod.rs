@@ -97,6 +97,8 @@ pub struct Stats {
     pub deliveries: u64,
     pub kills_slow: u64,
     pub kills_protocol: u64,
+    /// Times input throttling began (filled in by the event loop).
+    pub throttles: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +131,8 @@ struct Session {
     blocked: bool,
     /// Marked for killing after the current fan-out.
     doomed: bool,
+    /// In `pressured` (its queue passed the high-water mark since the event loop last looked).
+    pressured: bool,
     /// Clean stop: the peer's input is exhausted.
     input_done: bool,
 }
@@ -159,6 +163,9 @@ pub struct Core {
     actions: VecDeque<Action>,
     dirty: Vec<SessionId>,
     doomed: Vec<(SessionId, KillReason)>,
+    /// Sessions whose queue passed the high-water mark: the event loop flushes them right away
+    /// (and may throttle input) instead of waiting for the end of its turn.
+    pressured: Vec<SessionId>,
     /// Fan-out dedupe: `mark[id] == epoch` means already a receiver of the current message.
     mark: Vec<u64>,
     epoch: u64,
@@ -189,6 +196,7 @@ impl Core {
             actions: VecDeque::new(),
             dirty: Vec::new(),
             doomed: Vec::new(),
+            pressured: Vec::new(),
             mark: Vec::new(),
             epoch: 0,
             targets: Vec::new(),
@@ -239,13 +247,38 @@ impl Core {
         out.append(&mut self.dirty);
     }
 
+    /// Sessions whose queue passed the high-water mark since the last call (appended to `out`).
+    /// The event loop should try to write them at once: a session over MaxSessionMessages is only
+    /// killed by the `wrote(.., blocked = true)` that follows.
+    pub fn take_pressured(&mut self, out: &mut Vec<SessionId>) {
+        for &id in &self.pressured {
+            if let Some(s) = self.sessions.get_mut(id).and_then(Option::as_mut) {
+                s.pressured = false;
+            }
+        }
+        out.append(&mut self.pressured);
+    }
+
+    /// Messages queued for `id` and not completely written (0 for a gone session).
+    pub fn queued_messages(&self, id: SessionId) -> usize {
+        self.session(id).map_or(0, |s| s.out.messages())
+    }
+
+    /// The queue length past which a session is reported by `take_pressured`: half of
+    /// MaxSessionMessages (at least 1).
+    pub fn high_water(&self) -> usize {
+        (self.settings.max_session_messages / 2).max(1)
+    }
+
     /// Bytes waiting to be written to `id`.
     pub fn pending_output(&self, id: SessionId) -> &[u8] {
         self.session(id).map(|s| s.out.pending()).unwrap_or(&[])
     }
 
     /// The event loop wrote `n` bytes of `pending_output(id)`; `blocked` = the kernel took less than
-    /// offered. A session left with more than MaxSessionMessages unwritten messages is killed.
+    /// offered. A session left with more than MaxSessionMessages unwritten messages is killed: this
+    /// is the only place the limit is enforced (apart from the hard backstop in `enqueue`), so the
+    /// verdict always follows a fresh write attempt, never a stale one.
     pub fn wrote(&mut self, id: SessionId, n: usize, blocked: bool) {
         let max = self.settings.max_session_messages;
         let Some(s) = self.sessions.get_mut(id).and_then(Option::as_mut) else {
@@ -283,6 +316,7 @@ impl Core {
             dirty: false,
             blocked: false,
             doomed: false,
+            pressured: false,
             input_done: false,
         });
         self.live += 1;
@@ -440,6 +474,7 @@ impl Core {
         st.sessions = self.live;
         st.handshaking = self.handshaking;
         st.groups = self.groups.len();
+        st.queued_bytes = self.queued_bytes;
         st.queued_messages = self
             .sessions
             .iter()
@@ -527,6 +562,7 @@ impl Core {
         self.free.push(id);
         self.live -= 1;
         self.names.remove(&s.private_name);
+        self.queued_bytes -= s.out.pending_len();
         s.out.clear();
         self.actions.push_back(Action::Close {
             id,
@@ -549,10 +585,15 @@ impl Core {
         }
     }
 
-    /// Queue one message for `id` (skipped if it is being killed); a session that is already
-    /// blocked and over its limit is marked for killing (memory stays bounded).
+    /// Queue one message for `id` (skipped if it is being killed). A queue past the high-water
+    /// mark is reported through `take_pressured` so that the event loop writes it at once; the
+    /// MaxSessionMessages verdict is left to the `wrote` after that write attempt (a "blocked" flag
+    /// from an earlier attempt says nothing about a reader that has emptied its socket since).
+    /// Backstop for a core driven without prompt flushes: a blocked session past twice the limit
+    /// (at least limit + 1024) is killed here, so memory stays bounded whatever the caller does.
     fn enqueue(&mut self, id: SessionId, parts: &[&[u8]]) {
         let max = self.settings.max_session_messages;
+        let high = self.high_water();
         let Some(s) = self.sessions[id].as_mut() else {
             return;
         };
@@ -562,7 +603,11 @@ impl Core {
         s.out.push_message(parts);
         self.queued_bytes += parts.iter().map(|p| p.len()).sum::<usize>();
         let queued = s.out.messages();
-        if s.blocked && queued > max {
+        if queued > high && !s.pressured {
+            s.pressured = true;
+            self.pressured.push(id);
+        }
+        if s.blocked && queued > max.saturating_mul(2).max(max.saturating_add(1024)) {
             s.doomed = true;
             self.doomed.push((id, KillReason::Slow { queued }));
         }
