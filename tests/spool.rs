@@ -22,10 +22,11 @@ fn start(dir: &TempDir, socket: &str, extra: &str) -> Apache {
 fn spool_directory_is_created_for_the_apache_user() {
     let dir = TempDir::new("spooldir");
     let spool_dir = dir.join("deep/spool/dir");
+    // Relative to ServerRoot (the temp dir), like Apache's own file names.
     let apache = start(
         &dir,
         &format!("{}/absent", dir.path().display()),
-        &format!("SpreadSpool {}/lines", spool_dir.display()),
+        "SpreadSpool deep/spool/dir/lines",
     );
     for i in 0..5 {
         apache.get(&format!("/index.html?{i}"));

@@ -54,6 +54,9 @@ pub struct Config {
     pub name: String,
     pub max_sessions: usize,
     pub max_session_messages: usize,
+    /// Budget for all output queues together (bytes); past it the longest blocked queue's session
+    /// is killed as a slow consumer.
+    pub max_queued_bytes: usize,
     /// TCP peers beyond loopback must match one of these.
     pub allow: Vec<IpRule>,
     /// Explicit waiver: accept any TCP peer.
@@ -82,6 +85,7 @@ impl Default for Config {
             name: "localhost".to_owned(),
             max_sessions: MAX_SESSIONS,
             max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
+            max_queued_bytes: 512 * 1024 * 1024,
             allow: Vec::new(),
             allow_any: false,
             auth_methods: vec![AuthMethod::Null],
@@ -163,6 +167,8 @@ USAGE: spread-daemon [OPTIONS]
       --max-sessions N       session limit (default 997)
       --max-session-messages N
                              per-session queue limit before a slow client is killed (default 1000)
+      --max-queued-mb N      memory budget of all output queues together (default 512); past it
+                             the blocked session with the longest queue is killed
       --stop-deadline SECS   clean stop: give up delivering after SECS (default 3)
       --check                validate the configuration and exit
   -h, --help                 this text
@@ -263,6 +269,10 @@ impl Config {
                 "-n" | "--name" => cfg.name = value()?,
                 "--max-sessions" => cfg.max_sessions = parse_num(&opt, &value()?)?,
                 "--max-session-messages" => cfg.max_session_messages = parse_num(&opt, &value()?)?,
+                "--max-queued-mb" => {
+                    let mb: usize = parse_num(&opt, &value()?)?;
+                    cfg.max_queued_bytes = mb.saturating_mul(1024 * 1024);
+                }
                 "--stop-deadline" => {
                     let secs: f64 = parse_num(&opt, &value()?)?;
                     if !(0.0..=3600.0).contains(&secs) {

@@ -164,7 +164,7 @@ fn apply(
             D::HashSize => p.cfg.hash_size = config::parse_hash_size(a)?,
             D::HashPrefix => p.cfg.hash_prefix = config::parse_prefix(a)?,
             D::TrustHost => p.cfg.trust_host_header = on,
-            D::Spool => p.cfg.spool_path = a.into(),
+            D::Spool => p.cfg.spool_path = server_root_relative(cmd, a),
             D::SpoolSize => p.cfg.spool_cap = config::parse_size(a)?,
             D::StatsInterval => p.cfg.stats_interval = config::parse_stats_interval(a)?,
             D::ErrorLog => {
@@ -183,6 +183,18 @@ fn apply(
         Ok(())
     })
     .map_err(|e| e.to_string())
+}
+
+/// A path as Apache resolves file names in its configuration: relative to ServerRoot.
+fn server_root_relative(cmd: *mut cmd_parms, path: &str) -> std::path::PathBuf {
+    let Ok(c) = std::ffi::CString::new(path) else {
+        return path.into();
+    };
+    // SAFETY: cmd->pool is live during configuration; ap_server_root_relative copies into it and
+    // returns NULL for an invalid path.
+    let resolved = unsafe { apache::ap_server_root_relative((*cmd).pool, c.as_ptr()) };
+    // SAFETY: NULL or a NUL-terminated string in the pool.
+    unsafe { opt_str(resolved) }.map_or_else(|| path.into(), Into::into)
 }
 
 /// Shared body of every handler: context check, parse, store, error string into the pool.

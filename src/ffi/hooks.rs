@@ -217,28 +217,42 @@ unsafe extern "C" fn post_config(
 }
 
 /// Create the spool's directory (as root, before the children drop privileges) and give it to
-/// Apache's `User`, so children can create, rename and lock spool segments there.
+/// Apache's `User`, so children can create, rename and lock spool segments there. Spool files
+/// left by a process running as root (e.g. `apache2 -X` started by hand) are handed over too.
 fn prepare_spool_dir(cfg: &ModuleConfig) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let Some(dir) = cfg.spool_path.parent() else {
         return Ok(());
     };
-    if dir.as_os_str().is_empty() || dir.exists() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)?;
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
-        let (uid, gid) = unsafe {
-            (
-                apache::ap_unixd_config.user_id,
-                apache::ap_unixd_config.group_id,
-            )
-        };
-        std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+    let root = unsafe { libc::geteuid() } == 0;
+    // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
+    let (uid, gid) = unsafe {
+        (
+            apache::ap_unixd_config.user_id,
+            apache::ap_unixd_config.group_id,
+        )
+    };
+    if !dir.as_os_str().is_empty() && !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        if root {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
     }
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
+    if root {
+        for suffix in ["", ".lock", ".replay", ".replay.off"] {
+            let mut name = cfg.spool_path.clone().into_os_string();
+            name.push(suffix);
+            let path = std::path::PathBuf::from(name);
+            if let Ok(meta) = std::fs::metadata(&path)
+                && std::os::unix::fs::MetadataExt::uid(&meta) == 0
+            {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 type SetInitFn = unsafe extern "C" fn(Option<writer::InitFn>) -> Option<writer::InitFn>;
@@ -307,7 +321,7 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
-unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
+unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, _s: *mut server_rec) {
     guarded("child_init", (), || {
         let (cfg, handles, error_logs) =
             with_pending(|p| (p.finalized.clone(), p.handles.clone(), p.error_logs.clone()));
@@ -324,16 +338,13 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
             handles,
             error_logs,
             main_server: util::main_server() as usize,
-            stop: std::sync::atomic::AtomicBool::new(false),
+            replay: std::sync::OnceLock::new(),
         });
-        crate::replay::start(
-            (*cfg).clone(),
-            host,
-            pid,
-            &rt.transport.spool,
-            &rt.stop,
-            replay_log,
-        );
+        if let Some(thread) =
+            crate::replay::start((*cfg).clone(), host, pid, &rt.transport.spool, replay_log)
+        {
+            let _ = rt.replay.set(thread);
+        }
         // SAFETY: registering a static cleanup with NULL data on the child's pool.
         unsafe {
             apache::apr_pool_cleanup_register(
@@ -343,7 +354,6 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, s: *mut server_rec) {
                 Some(apache::apr_pool_cleanup_null),
             );
         }
-        let _ = s;
     })
 }
 
@@ -355,7 +365,16 @@ fn replay_log(message: &str) {
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     guarded("child exit", 0, || {
         if let Some(rt) = state::runtime() {
-            rt.stop.store(true, Ordering::Release);
+            // Before exit() unloads this DSO, no thread of ours may still run its code.
+            if let Some(thread) = rt.replay.get()
+                && !thread.stop_and_wait(Duration::from_secs(3))
+            {
+                log(
+                    util::main_server(),
+                    APLOG_ERR,
+                    "mod_log_spread: the spool replay thread did not stop within 3 s",
+                );
+            }
             rt.transport.close_all();
         }
         0

@@ -55,17 +55,32 @@ fn target_debug() -> PathBuf {
     }
 }
 
-/// The module under test (the cdylib cargo builds beside this test).
+/// The module under test. `cargo test` rebuilds the cdylib in `deps/` but only `cargo build`
+/// refreshes the copy in `target/debug/`, so the newer of the two is used.
 pub fn module_so() -> PathBuf {
-    let so = std::env::var_os("MOD_LOG_SPREAD_SO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_debug().join("libmod_log_spread.so"));
-    assert!(
-        so.exists(),
-        "{} is missing: run `cargo build -p mod_log_spread` first",
-        so.display()
-    );
-    so
+    if let Some(so) = std::env::var_os("MOD_LOG_SPREAD_SO") {
+        return PathBuf::from(so);
+    }
+    let candidates = [
+        target_debug().join("deps/libmod_log_spread.so"),
+        target_debug().join("libmod_log_spread.so"),
+    ];
+    candidates
+        .iter()
+        .filter_map(|p| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (t, p.clone()))
+        })
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| {
+            panic!(
+                "{} is missing: run `cargo build -p mod_log_spread` first",
+                candidates[1].display()
+            )
+        })
 }
 
 /// A binary of another workspace package (`SPREAD_BIN_DIR` or target/debug).
@@ -237,13 +252,18 @@ impl Apache {
         self.signal(libc::SIGUSR1);
     }
 
-    /// Stop (SIGTERM) and wait; children flush and exit.
+    /// Stop (SIGTERM) and wait; children flush and exit. Fails on any crashed child or
+    /// escaped panic in the error log.
     pub fn stop(mut self) -> String {
         self.signal(libc::SIGTERM);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(15) {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return self.error_log();
+                let log = self.error_log();
+                for bad in ["exit signal", "Segmentation fault", "panicked at"] {
+                    assert!(!log.contains(bad), "apache error log shows {bad:?}:\n{log}");
+                }
+                return log;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -58,6 +58,9 @@ pub struct CoreSettings {
     pub allow: Vec<IpRule>,
     pub allow_any: bool,
     pub handshake_timeout: Duration,
+    /// Memory budget for all output queues together: past it, the blocked session with the
+    /// longest queue is killed (per-receiver copies must not add up without bound).
+    pub max_queued_bytes: usize,
     /// After the first bytes of a handshake step arrived, how long to wait for the rest before judging
     /// what is there (Spread judges its first non-blocking read).
     pub handshake_grace: Duration,
@@ -74,6 +77,7 @@ impl CoreSettings {
             allow: c.allow.clone(),
             allow_any: c.allow_any,
             handshake_timeout: c.handshake_timeout,
+            max_queued_bytes: c.max_queued_bytes,
             handshake_grace: Duration::from_millis(100),
         }
     }
@@ -86,6 +90,7 @@ pub struct Stats {
     pub handshaking: usize,
     pub groups: usize,
     pub queued_messages: usize,
+    pub queued_bytes: usize,
     pub accepted_total: u64,
     pub rejected_connects: u64,
     pub messages_in: u64,
@@ -137,6 +142,10 @@ pub enum KillReason {
     Slow {
         queued: usize,
     },
+    /// All output queues together exceeded the memory budget; this one was the longest.
+    Memory {
+        queued_bytes: usize,
+    },
 }
 
 pub struct Core {
@@ -160,6 +169,8 @@ pub struct Core {
     stopping: bool,
     live: usize,
     handshaking: usize,
+    /// Sum of every session's unwritten output.
+    queued_bytes: usize,
     stats: Stats,
 }
 
@@ -187,6 +198,7 @@ impl Core {
             stopping: false,
             live: 0,
             handshaking: 0,
+            queued_bytes: 0,
             stats: Stats::default(),
         }
     }
@@ -236,10 +248,11 @@ impl Core {
     /// offered. A session left with more than MaxSessionMessages unwritten messages is killed.
     pub fn wrote(&mut self, id: SessionId, n: usize, blocked: bool) {
         let max = self.settings.max_session_messages;
-        let Some(s) = self.session_mut(id) else {
+        let Some(s) = self.sessions.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
         s.out.consume(n);
+        self.queued_bytes -= n;
         s.blocked = blocked && !s.out.is_empty();
         let queued = s.out.messages();
         if s.blocked && queued > max {
@@ -401,6 +414,7 @@ impl Core {
     pub fn close_all(&mut self) {
         for id in 0..self.sessions.len() {
             if let Some(mut s) = self.sessions[id].take() {
+                self.queued_bytes -= s.out.pending_len();
                 let last_words = s.out.take_pending();
                 self.actions.push_back(Action::Close { id, last_words });
             }
@@ -467,6 +481,7 @@ impl Core {
         if !s.private_name.is_empty() {
             self.names.remove(&s.private_name);
         }
+        self.queued_bytes -= s.out.pending_len();
         let mut last_words = s.out.take_pending();
         if let Some(b) = reject {
             self.stats.rejected_connects += 1;
@@ -490,6 +505,14 @@ impl Core {
                 self.stats.kills_protocol += 1;
                 self.log(format!(
                     "killed session {who} ({peer:?}): protocol violation: {why}"
+                ));
+            }
+            KillReason::Memory { queued_bytes } => {
+                self.stats.kills_slow += 1;
+                self.log(format!(
+                    "killed session {who} ({peer:?}): slow consumer, {queued_bytes} bytes queued while all queues \
+                     together exceeded the {}-byte budget",
+                    self.settings.max_queued_bytes
                 ));
             }
             KillReason::Slow { queued } => {
@@ -537,12 +560,36 @@ impl Core {
             return;
         }
         s.out.push_message(parts);
+        self.queued_bytes += parts.iter().map(|p| p.len()).sum::<usize>();
         let queued = s.out.messages();
         if s.blocked && queued > max {
             s.doomed = true;
             self.doomed.push((id, KillReason::Slow { queued }));
         }
         self.mark_dirty(id);
+        if self.queued_bytes > self.settings.max_queued_bytes {
+            self.shed_memory();
+        }
+    }
+
+    /// Over the memory budget: doom the blocked session with the longest queue (those that keep
+    /// up drain at the end of this turn anyway).
+    fn shed_memory(&mut self) {
+        let victim = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| {
+                s.as_ref()
+                    .filter(|s| s.blocked && !s.doomed)
+                    .map(|s| (s.out.pending_len(), id))
+            })
+            .max();
+        if let Some((queued_bytes, id)) = victim {
+            let s = self.sessions[id].as_mut().expect("found above");
+            s.doomed = true;
+            self.doomed.push((id, KillReason::Memory { queued_bytes }));
+        }
     }
 
     /// REG_MEMB with `cause` about `group` (which still has members) to its membership sessions.

@@ -148,8 +148,37 @@ impl LogLimit {
     }
 }
 
+/// One line of the daemon's own log on stderr, with a UTC timestamp (readable in a terminal;
+/// under systemd the journal adds its own).
 pub fn log_line(line: &str) {
-    eprintln!("spread-daemon[{}]: {line}", std::process::id());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    eprintln!(
+        "{} spread-daemon[{}]: {line}",
+        utc_timestamp(secs),
+        std::process::id()
+    );
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, days-from-civil inverse).
+fn utc_timestamp(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 impl EventLoop {
@@ -435,6 +464,11 @@ impl EventLoop {
                     break;
                 }
                 match c.stream.write(pending) {
+                    // A socket that takes nothing is full, whatever it says; wait for EPOLLOUT.
+                    Ok(0) => {
+                        self.core.wrote(id, 0, true);
+                        break;
+                    }
                     Ok(n) => self.core.wrote(id, n, false),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.core.wrote(id, 0, true);
@@ -518,4 +552,14 @@ pub fn bind(
         listeners.push(Listener::Tcp(l));
     }
     Ok((listeners, unix_path, tcp))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_timestamps() {
+        assert_eq!(super::utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc_timestamp(1_795_468_241), "2026-11-23T21:10:41Z");
+    }
 }

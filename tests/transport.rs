@@ -1,0 +1,140 @@
+//! The transport on its own (no Apache), against the real spread-daemon binary: numbering kept
+//! across a reconnect under the same private name, a taken name, and the bounded lock wait.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mod_log_spread::config::{self, ModuleConfig};
+use mod_log_spread::private_name::{self, Role};
+use mod_log_spread::transport::{SendFailure, Transport};
+use spread_sys::{ConnectOptions, Mailbox, seq};
+
+fn cfg(dir: &Path, socket: &Path, send_timeout_ms: u64) -> ModuleConfig {
+    let mut c = ModuleConfig {
+        spool_path: dir.join("spool"),
+        send_timeout: Duration::from_millis(send_timeout_ms),
+        retry_interval: Duration::from_millis(100),
+        ..ModuleConfig::default()
+    };
+    config::add_daemon(
+        &mut c.daemons,
+        config::parse_daemon(socket.to_str().unwrap(), None).unwrap(),
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn numbering_continues_across_a_reconnect_under_the_same_name() {
+    let dir = TempDir::new("t-seq");
+    let mut daemon = SpreadDaemon::start(dir.path(), free_port());
+    let t = Transport::new(
+        cfg(dir.path(), &daemon.socket, 200),
+        Role::Sender,
+        "web1".into(),
+        4242,
+    );
+    let rx = Receiver::join(&daemon.socket, "rx1", &["g"]);
+    for _ in 0..3 {
+        t.try_send(0, "g", b"line\n").unwrap();
+    }
+    let before = rx.collect(3, Duration::from_secs(5));
+    let seqs: Vec<u16> = before.iter().map(|m| seq::seq_of(m.2).unwrap()).collect();
+    assert_eq!(seqs, [0, 1, 2]);
+    let name = before[0].0.clone();
+
+    daemon.stop(libc::SIGTERM);
+    daemon.restart();
+    let rx = Receiver::join(&daemon.socket, "rx2", &["g"]);
+    // The stale connection fails once (the line would go to the spool), then the retry interval
+    // passes and the same name reconnects.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t.try_send(0, "g", b"again\n").is_err() {
+        assert!(Instant::now() < deadline, "never reconnected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let after = rx.collect(1, Duration::from_secs(5));
+    assert_eq!(after[0].0, name, "same private name after a reconnect");
+    assert_eq!(
+        seq::seq_of(after[0].2),
+        Some(3),
+        "numbering continues, so losses would show as gaps"
+    );
+}
+
+#[test]
+fn a_name_still_held_by_the_daemon_moves_to_the_next_and_restarts_at_zero() {
+    let dir = TempDir::new("t-name");
+    let daemon = SpreadDaemon::start(dir.path(), free_port());
+    let taken = private_name::derive(Role::Sender, "web1", 777, 0);
+    let _squatter = Mailbox::connect(
+        daemon.socket.to_str().unwrap(),
+        &ConnectOptions::named(&taken),
+    )
+    .unwrap();
+    let rx = Receiver::join(&daemon.socket, "rx", &["g"]);
+    let t = Transport::new(
+        cfg(dir.path(), &daemon.socket, 200),
+        Role::Sender,
+        "web1".into(),
+        777,
+    );
+    t.try_send(0, "g", b"x\n").unwrap();
+    let got = rx.collect(1, Duration::from_secs(5));
+    let next = private_name::derive(Role::Sender, "web1", 777, 1);
+    assert!(
+        got[0].0.starts_with(&format!("#{next}#")),
+        "{} should use {next}",
+        got[0].0
+    );
+    assert_eq!(seq::seq_of(got[0].2), Some(0));
+}
+
+#[test]
+fn a_busy_connection_is_given_up_within_the_send_timeout() {
+    let dir = TempDir::new("t-lock");
+    let daemon = SpreadDaemon::start(dir.path(), free_port());
+    let t: &'static Transport = Box::leak(Box::new(Transport::new(
+        cfg(dir.path(), &daemon.socket, 400),
+        Role::Sender,
+        "web1".into(),
+        9,
+    )));
+    t.try_send(0, "g", b"connect\n").unwrap();
+    daemon.signal(libc::SIGSTOP);
+    // Thread A fills the socket and then blocks inside a send, holding the connection's lock.
+    let big = vec![b'z'; 100_000];
+    let a = std::thread::spawn(move || {
+        for _ in 0..50 {
+            if t.try_send(0, "g", &big).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    // B waits for the lock at most SpreadSendTimeout; A holds it at most that long too, so B's
+    // call returns within the bound (its line refused, to go to the spool) instead of hanging.
+    let start = Instant::now();
+    let r = t.try_send(0, "g", b"small\n");
+    let took = start.elapsed();
+    a.join().unwrap();
+    daemon.signal(libc::SIGCONT);
+    // Generous margin for a loaded machine; an unbounded wait would be seconds.
+    assert!(
+        took < Duration::from_millis(400 + 600),
+        "waited {took:?} for a busy connection"
+    );
+    // B may also have slipped in between two of A's sends (then its line was simply sent).
+    if let Err(e) = &r {
+        assert!(
+            matches!(
+                e,
+                SendFailure::LockTimeout | SendFailure::BackingOff(_) | SendFailure::Send(_)
+            ),
+            "{e:?}"
+        );
+    }
+}
