@@ -5,7 +5,7 @@
 //! the replayer's own connection and sequence (CONTRACTS §2).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use spread_sys::spool::ReplayOutcome;
@@ -32,46 +32,95 @@ pub enum ReplayStop {
 /// How often the spool is looked at.
 pub const POLL: Duration = Duration::from_millis(500);
 
+/// The running replay thread. It must be stopped and waited for before the child exits: Apache
+/// unloads this DSO during `exit()`, and a thread still running its code would then crash.
+pub struct ReplayThread {
+    /// (stop requested, thread finished)
+    state: Arc<(Mutex<(bool, bool)>, Condvar)>,
+}
+
+impl ReplayThread {
+    /// Ask the thread to stop and wait up to `timeout` for it (a round in progress is bounded
+    /// by the connect/send timeouts and the probe's 2 s).
+    pub fn stop_and_wait(&self, timeout: Duration) -> bool {
+        let (lock, cvar) = &*self.state;
+        let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
+        st.0 = true;
+        cvar.notify_all();
+        let deadline = Instant::now() + timeout;
+        while !st.1 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            st = cvar
+                .wait_timeout(st, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// Sleep `d` unless a stop is requested; true when stopping.
+fn pause(state: &(Mutex<(bool, bool)>, Condvar), d: Duration) -> bool {
+    let (lock, cvar) = state;
+    let st = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if st.0 {
+        return true;
+    }
+    let (st, _) = cvar
+        .wait_timeout_while(st, d, |st| !st.0)
+        .unwrap_or_else(|p| p.into_inner());
+    st.0
+}
+
 /// Start the replay thread of this child. `log` reports problems (the error log, throttled).
 pub fn start(
     cfg: ModuleConfig,
     host: String,
     pid: u32,
     spool: &'static Spooler,
-    stop: &'static AtomicBool,
     log: fn(&str),
-) {
+) -> Option<ReplayThread> {
+    let state = Arc::new((Mutex::new((false, false)), Condvar::new()));
+    let shared = state.clone();
     let spawned = std::thread::Builder::new()
         .name("spread-replay".into())
         .spawn(move || {
             let sender = Transport::new(cfg.clone(), Role::Replayer, host.clone(), pid);
             let mut next_report = Instant::now();
-            while !stop.load(Ordering::Acquire) {
-                std::thread::sleep(POLL);
+            while !pause(&shared, POLL) {
                 // Never open (and so create) spool files as root: children of Apache's `User`
                 // could not use them afterwards. Children have dropped privileges by now.
                 // SAFETY: geteuid has no preconditions.
                 if unsafe { libc::geteuid() } == 0 || spool.pending() == 0 {
                     continue;
                 }
-                match replay_round(&cfg, &sender, spool, &host, pid) {
-                    Ok(_) => {}
-                    Err(why) => {
-                        // Nobody listening or daemon down: do not probe every half second.
-                        std::thread::sleep(POLL * 2);
-                        if Instant::now() >= next_report {
-                            log(&format!("mod_log_spread: spool replay paused: {why}"));
-                            next_report = Instant::now() + Duration::from_secs(30);
-                        }
+                if let Err(why) = replay_round(&cfg, &sender, spool, &host, pid) {
+                    if Instant::now() >= next_report {
+                        log(&format!("mod_log_spread: spool replay paused: {why}"));
+                        next_report = Instant::now() + Duration::from_secs(30);
+                    }
+                    // Nobody listening or daemon down: do not probe every half second.
+                    if pause(&shared, POLL * 2) {
+                        break;
                     }
                 }
             }
             sender.close_all();
+            let (lock, cvar) = &*shared;
+            lock.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+            cvar.notify_all();
         });
-    if let Err(e) = spawned {
-        log(&format!(
-            "mod_log_spread: cannot start the spool replay thread: {e}"
-        ));
+    match spawned {
+        Ok(_) => Some(ReplayThread { state }),
+        Err(e) => {
+            log(&format!(
+                "mod_log_spread: cannot start the spool replay thread: {e}"
+            ));
+            None
+        }
     }
 }
 

@@ -115,24 +115,26 @@ fn a_busy_connection_is_given_up_within_the_send_timeout() {
         }
     });
     std::thread::sleep(Duration::from_millis(150));
-    // B waits for the lock at most SpreadSendTimeout; A holds it at most that long too. Either
-    // way B's line is refused (to the spool) within the bound instead of hanging.
+    // B waits for the lock at most SpreadSendTimeout; A holds it at most that long too, so B's
+    // call returns within the bound (its line refused, to go to the spool) instead of hanging.
     let start = Instant::now();
     let r = t.try_send(0, "g", b"small\n");
     let took = start.elapsed();
     a.join().unwrap();
     daemon.signal(libc::SIGCONT);
+    // Generous margin for a loaded machine; an unbounded wait would be seconds.
     assert!(
-        took < Duration::from_millis(400 + 200),
+        took < Duration::from_millis(400 + 600),
         "waited {took:?} for a busy connection"
     );
-    assert!(
-        matches!(
-            r,
-            Err(SendFailure::LockTimeout)
-                | Err(SendFailure::BackingOff(_))
-                | Err(SendFailure::Send(_))
-        ),
-        "{r:?}"
-    );
+    // B may also have slipped in between two of A's sends (then its line was simply sent).
+    if let Err(e) = &r {
+        assert!(
+            matches!(
+                e,
+                SendFailure::LockTimeout | SendFailure::BackingOff(_) | SendFailure::Send(_)
+            ),
+            "{e:?}"
+        );
+    }
 }

@@ -338,16 +338,13 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, _s: *mut server_rec) {
             handles,
             error_logs,
             main_server: util::main_server() as usize,
-            stop: std::sync::atomic::AtomicBool::new(false),
+            replay: std::sync::OnceLock::new(),
         });
-        crate::replay::start(
-            (*cfg).clone(),
-            host,
-            pid,
-            &rt.transport.spool,
-            &rt.stop,
-            replay_log,
-        );
+        if let Some(thread) =
+            crate::replay::start((*cfg).clone(), host, pid, &rt.transport.spool, replay_log)
+        {
+            let _ = rt.replay.set(thread);
+        }
         // SAFETY: registering a static cleanup with NULL data on the child's pool.
         unsafe {
             apache::apr_pool_cleanup_register(
@@ -368,7 +365,16 @@ fn replay_log(message: &str) {
 unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
     guarded("child exit", 0, || {
         if let Some(rt) = state::runtime() {
-            rt.stop.store(true, Ordering::Release);
+            // Before exit() unloads this DSO, no thread of ours may still run its code.
+            if let Some(thread) = rt.replay.get()
+                && !thread.stop_and_wait(Duration::from_secs(3))
+            {
+                log(
+                    util::main_server(),
+                    APLOG_ERR,
+                    "mod_log_spread: the spool replay thread did not stop within 3 s",
+                );
+            }
             rt.transport.close_all();
         }
         0

@@ -2,7 +2,7 @@
 //! `check_config` freezes it; `child_init` builds the child's `Runtime` (connections, spool).
 //! The DSO is reloaded on restart, so every static starts fresh with each generation.
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::ModuleConfig;
@@ -51,7 +51,8 @@ pub struct Runtime {
     pub handles: Box<[usize]>,
     pub error_logs: Vec<(usize, ErrorLogConf)>,
     pub main_server: usize,
-    pub stop: AtomicBool,
+    /// Set once by child_init; stopped (and waited for) by the child-exit cleanup.
+    pub replay: std::sync::OnceLock<crate::replay::ReplayThread>,
 }
 
 impl Runtime {

@@ -252,13 +252,18 @@ impl Apache {
         self.signal(libc::SIGUSR1);
     }
 
-    /// Stop (SIGTERM) and wait; children flush and exit.
+    /// Stop (SIGTERM) and wait; children flush and exit. Fails on any crashed child or
+    /// escaped panic in the error log.
     pub fn stop(mut self) -> String {
         self.signal(libc::SIGTERM);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(15) {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return self.error_log();
+                let log = self.error_log();
+                for bad in ["exit signal", "Segmentation fault", "panicked at"] {
+                    assert!(!log.contains(bad), "apache error log shows {bad:?}:\n{log}");
+                }
+                return log;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
