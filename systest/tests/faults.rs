@@ -378,8 +378,6 @@ fn spool_disk_full_error_log_names_the_cause() {
 }
 
 #[test]
-#[ignore = "spread-sys bug: Spool::replay creates and writes an offset file (spread-sys/src/spool.rs, \
-            replay_segment) and fails with ENOSPC while the spool's disk is still full, so nothing drains"]
 fn spool_replays_while_its_disk_is_still_full() {
     spool_disk_full(false, false);
 }
