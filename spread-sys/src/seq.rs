@@ -3,11 +3,81 @@
 //! A numbered message has `mess_type = 0x8000 | seq` with `seq` in 0..=0x7FFF. `seq` 0 starts a new
 //! sequence; after 0x7FFF the counter wraps to 1, never to 0. Messages without the 0x8000 bit are
 //! unnumbered and never counted as gaps.
+//!
+//! # Sequence hand-over
+//!
+//! When a sender has to continue under a new private name while it still holds numbered state for
+//! its old one (the daemon still held the old name after an abrupt reconnect: REJECT_NOT_UNIQUE),
+//! the first message it sends on each such group, before any line, is an unnumbered message with
+//! `mess_type` [`HANDOVER_MESS_TYPE`] and the body `mls-seq-handover <old private group> <next seq>\n`
+//! ([`encode_handover`]). A receiver ([`decode_handover`]) checks `<next seq>` against what it
+//! expected from the old name exactly as for a numbered message (so lines lost at the old
+//! sequence's tail show as a gap), then forgets the old name's entry; it never logs the message
+//! itself. A body that does not match the format exactly is an ordinary unnumbered message.
 
 /// The `mess_type` bit that marks a numbered message.
 pub const NUMBERED: u16 = 0x8000;
 /// Largest sequence number.
 pub const MAX_SEQ: u16 = 0x7FFF;
+
+/// The reserved `mess_type` of a sequence hand-over message (unnumbered: the 0x8000 bit is clear).
+pub const HANDOVER_MESS_TYPE: i16 = 0x7F00;
+
+const HANDOVER_PREFIX: &[u8] = b"mls-seq-handover ";
+
+/// Longest private group name Spread carries (`#name#host`, at most 31 bytes).
+const MAX_PRIVATE_GROUP: usize = 31;
+
+/// Can `name` stand as the `<old private group>` of a hand-over: `#…#…`, 3..=31 printable bytes,
+/// no space.
+fn valid_private_group(name: &[u8]) -> bool {
+    (3..=MAX_PRIVATE_GROUP).contains(&name.len())
+        && name[0] == b'#'
+        && name[1..].contains(&b'#')
+        && name.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+/// Append the body of a hand-over message (send it with [`HANDOVER_MESS_TYPE`], to one group):
+/// `mls-seq-handover <old_private_group> <next_seq>\n`, `next_seq` being the number the old name
+/// would have used next for that group. Returns false and appends nothing if the name cannot be
+/// carried (not `#name#host` of at most 31 printable bytes) or `next_seq` > [`MAX_SEQ`]; names a
+/// [`crate::Mailbox`] reports as its private group always can.
+#[must_use]
+pub fn encode_handover(old_private_group: &[u8], next_seq: u16, out: &mut Vec<u8>) -> bool {
+    if !valid_private_group(old_private_group) || next_seq > MAX_SEQ {
+        return false;
+    }
+    out.extend_from_slice(HANDOVER_PREFIX);
+    out.extend_from_slice(old_private_group);
+    out.push(b' ');
+    out.extend_from_slice(next_seq.to_string().as_bytes());
+    out.push(b'\n');
+    true
+}
+
+/// If a received message is a hand-over, the old private group and the number it would have used
+/// next. Anything else (another `mess_type`, a body not exactly in the format, a number with
+/// leading zeros or above [`MAX_SEQ`]) is None: an ordinary message.
+pub fn decode_handover(mess_type: i16, body: &[u8]) -> Option<(&[u8], u16)> {
+    if mess_type != HANDOVER_MESS_TYPE {
+        return None;
+    }
+    let rest = body.strip_prefix(HANDOVER_PREFIX)?.strip_suffix(b"\n")?;
+    let space = rest.iter().position(|&b| b == b' ')?;
+    let (old, digits) = (&rest[..space], &rest[space + 1..]);
+    if !valid_private_group(old)
+        || digits.is_empty()
+        || digits.len() > 5
+        || !digits.iter().all(u8::is_ascii_digit)
+        || (digits[0] == b'0' && digits.len() > 1)
+    {
+        return None;
+    }
+    let n = digits
+        .iter()
+        .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    (n <= u32::from(MAX_SEQ)).then_some((old, n as u16))
+}
 
 /// The `mess_type` (as the signed 16-bit value the wire and libspread use) for `seq`.
 pub fn mess_type_for(seq: u16) -> i16 {
@@ -116,5 +186,81 @@ mod tests {
         assert_eq!(check(Some(1), 2), (SeqCheck::Gap { lost: 1 }, 3));
         assert_eq!(check(Some(50), 0), (SeqCheck::InOrder, 1));
         assert_eq!(check(Some(50), 40), (SeqCheck::Behind, 50));
+    }
+
+    #[test]
+    fn handover_format() {
+        let mut b = Vec::new();
+        assert!(encode_handover(b"#m1234#localhost", 42, &mut b));
+        assert_eq!(b, b"mls-seq-handover #m1234#localhost 42\n");
+        assert_eq!(
+            decode_handover(HANDOVER_MESS_TYPE, &b),
+            Some((&b"#m1234#localhost"[..], 42))
+        );
+        assert_eq!(
+            seq_of(HANDOVER_MESS_TYPE),
+            None,
+            "a hand-over is unnumbered"
+        );
+        // Appends to what is there.
+        let mut b = b"x".to_vec();
+        assert!(encode_handover(b"#a#h", MAX_SEQ, &mut b));
+        assert_eq!(b, b"xmls-seq-handover #a#h 32767\n");
+        // What cannot be carried is refused, nothing appended.
+        let mut b = Vec::new();
+        for bad in [
+            &b""[..],
+            b"#",
+            b"##",
+            b"m1234#h",
+            b"#m1234",
+            b"#a b#h",
+            b"#a\n#h",
+        ] {
+            assert!(!encode_handover(bad, 1, &mut b), "{bad:?}");
+        }
+        assert!(!encode_handover(&[b'#'; 32], 1, &mut b));
+        assert!(!encode_handover(b"#a#h", MAX_SEQ + 1, &mut b));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn handover_decode_is_exact() {
+        let t = HANDOVER_MESS_TYPE;
+        let ok: &[u8] = b"mls-seq-handover #a#h 7\n";
+        assert_eq!(decode_handover(t, ok), Some((&b"#a#h"[..], 7)));
+        assert_eq!(
+            decode_handover(t, b"mls-seq-handover #a#h 0\n"),
+            Some((&b"#a#h"[..], 0))
+        );
+        assert_eq!(decode_handover(0, ok), None);
+        assert_eq!(decode_handover(mess_type_for(7), ok), None);
+        for bad in [
+            &b"mls-seq-handover #a#h 7"[..],
+            b"mls-seq-handover #a#h 7\n\n",
+            b"mls-seq-handover #a#h 07\n",
+            b"mls-seq-handover #a#h 32768\n",
+            b"mls-seq-handover #a#h 99999999999\n",
+            b"mls-seq-handover #a#h -1\n",
+            b"mls-seq-handover #a#h +1\n",
+            b"mls-seq-handover #a#h  7\n",
+            b"mls-seq-handover  #a#h 7\n",
+            b"mls-seq-handover #a#h 7 \n",
+            b"mls-seq-handover #a#h\n",
+            b"mls-seq-handover a#h 7\n",
+            b"mls-seq-handover #ah 7\n",
+            b"mls-seq-handover #a#h 7\r\n",
+            b"MLS-SEQ-HANDOVER #a#h 7\n",
+            b" mls-seq-handover #a#h 7\n",
+            b"mls-seq-handover #a#h 1 2\n",
+            b"",
+        ] {
+            assert_eq!(
+                decode_handover(t, bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -23,9 +23,15 @@
 //! # Files and locking ([`Spool`])
 //!
 //! * `<path>`: the segment appenders write to.
+//! * `<path>.off`: the segment's progress file, 8 zero bytes written by the first append into a
+//!   segment (so its disk space is taken while there is space: an append is refused if it cannot be
+//!   written). It is renamed with the segment.
 //! * `<path>.replay`: the segment being replayed (renamed from `<path>`), `<path>.replay.off`: 8 bytes,
-//!   the offset of the first record not yet sent. A crash between sending a record and updating the
-//!   offset repeats that one record (at-least-once).
+//!   the offset of the first record not yet sent (renamed from `<path>.off`). A crash between
+//!   sending a record and updating the offset repeats that one record (at-least-once).
+//!   Replaying only overwrites those 8 bytes in place and deletes files, so a spool whose disk is
+//!   full still drains. (A segment without a progress file, left by an older version, gets one
+//!   when its replay starts, which needs a little space.)
 //! * `<path>.lock`: POSIX (fcntl) record locks, which belong to the process and are not inherited
 //!   through fork: byte 0 = "a replay is running" (taken without waiting; busy -> [`ReplayOutcome::Busy`]),
 //!   byte 1 = rename guard (appenders hold it shared for each append, the replayer exclusively while it
@@ -39,6 +45,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use crate::wire::constants::MAX_GROUP_NAME;
@@ -309,6 +316,8 @@ struct Segment {
     file: File,
     dev: u64,
     ino: u64,
+    /// This process made sure the segment's progress file (`<path>.off`) exists.
+    progress_ready: AtomicBool,
 }
 
 /// Open for appending, creating the file with mode 0640 whatever the umask (a file that already
@@ -338,7 +347,25 @@ fn open_segment(path: &Path) -> io::Result<Segment> {
         file,
         dev: meta.dev(),
         ino: meta.ino(),
+        progress_ready: AtomicBool::new(false),
     })
+}
+
+/// Make sure `path` exists with its 8 bytes really written (not a hole), so that replaying only
+/// ever overwrites them in place. Appenders call it under the rename guard, for the current
+/// segment, whose progress file nobody else writes anything but zeros to.
+fn ensure_progress_file(path: &Path) -> io::Result<()> {
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .mode(0o640)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)?;
+    if file.metadata()?.len() < 8 {
+        file.write_all_at(&[0; 8], 0)?;
+    }
+    Ok(())
 }
 
 /// A size-capped spool file shared by appenders (any thread or process) and one replayer at a time.
@@ -346,6 +373,8 @@ pub struct Spool {
     path: PathBuf,
     replay_path: PathBuf,
     offset_path: PathBuf,
+    /// The append segment's progress file, renamed to `offset_path` with the segment.
+    progress_path: PathBuf,
     cap: u64,
     segment: RwLock<Segment>,
     lock_file: File,
@@ -406,6 +435,7 @@ impl Spool {
         Ok(Spool {
             replay_path: with_suffix(&path, ".replay"),
             offset_path: with_suffix(&path, ".replay.off"),
+            progress_path: with_suffix(&path, ".off"),
             path,
             cap: cap_bytes,
             segment: RwLock::new(segment),
@@ -442,6 +472,10 @@ impl Spool {
             if current {
                 if self.pending_bytes() + rec.len() as u64 > self.cap {
                     return Ok(Appended::Full);
+                }
+                if !seg.progress_ready.load(Ordering::Relaxed) {
+                    ensure_progress_file(&self.progress_path)?;
+                    seg.progress_ready.store(true, Ordering::Relaxed);
                 }
                 let n = (&seg.file).write(&rec)?;
                 if n != rec.len() {
@@ -519,7 +553,22 @@ impl Spool {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(e),
         }
-        let _ = fs::remove_file(&self.offset_path);
+        // The progress file goes first: a crash in between leaves a zeroed `.replay.off` that the
+        // next take reuses in place.
+        match fs::rename(&self.progress_path, &self.offset_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // No progress file (an older version's segment, or a crash just after the rename
+                // above): reset a left-over one in place, which needs no new space.
+                match OpenOptions::new().write(true).open(&self.offset_path) {
+                    Ok(f) if f.metadata()?.len() >= 8 => f.write_all_at(&[0; 8], 0)?,
+                    Ok(_) => fs::remove_file(&self.offset_path)?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
         fs::rename(&self.path, &self.replay_path)?;
         Ok(true)
     }
@@ -533,11 +582,13 @@ impl Spool {
         let file = File::open(&self.replay_path)?;
         let size = file.metadata()?.len();
         let mut offset = read_offset(&self.offset_path).min(size);
+        // Normally the 8 bytes exist already (written by the first append): this only overwrites.
         let offset_file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(false)
             .mode(0o640)
+            .custom_flags(libc::O_CLOEXEC)
             .open(&self.offset_path)?;
         offset_file.write_all_at(&offset.to_le_bytes(), 0)?;
         let mut reader = BufReader::with_capacity(64 * 1024, &file);

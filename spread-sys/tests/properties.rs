@@ -192,3 +192,47 @@ proptest! {
         if let Some((at, _)) = c.torn_tail { prop_assert_eq!(at as usize, good); }
     }
 }
+
+/// Private group names as a daemon reports them: `#name#host`, at most 31 bytes.
+fn private_group() -> impl Strategy<Value = Vec<u8>> {
+    (name(10), proptest::collection::vec(0x21u8..=0x7e, 1..=19)).prop_map(|(n, h)| {
+        let mut g = vec![b'#'];
+        g.extend(n.into_iter().map(|b| if b == b'#' { b'x' } else { b }));
+        g.push(b'#');
+        g.extend(h);
+        g
+    })
+}
+
+proptest! {
+    #[test]
+    fn handover_round_trips(old in private_group(), next in 0u16..=spread_sys::seq::MAX_SEQ) {
+        use spread_sys::seq::{HANDOVER_MESS_TYPE, decode_handover, encode_handover};
+        let mut body = Vec::new();
+        prop_assert!(encode_handover(&old, next, &mut body));
+        prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE, &body), Some((&old[..], next)));
+        // Any other mess_type is an ordinary message.
+        prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE ^ 1, &body), None);
+        // Cutting or extending the body makes it an ordinary message.
+        for cut in 0..body.len() {
+            prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE, &body[..cut]), None);
+        }
+        let mut longer = body.clone();
+        longer.push(b'\n');
+        prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE, &longer), None);
+    }
+
+    #[test]
+    fn handover_decode_never_panics_and_only_accepts_canonical_bodies(body in proptest::collection::vec(any::<u8>(), 0..64), suffix in proptest::collection::vec(any::<u8>(), 0..40)) {
+        use spread_sys::seq::{HANDOVER_MESS_TYPE, decode_handover, encode_handover};
+        let mut b = b"mls-seq-handover ".to_vec();
+        b.extend_from_slice(&suffix);
+        for candidate in [&body, &b] {
+            if let Some((old, next)) = decode_handover(HANDOVER_MESS_TYPE, candidate) {
+                let mut again = Vec::new();
+                prop_assert!(encode_handover(old, next, &mut again));
+                prop_assert_eq!(&again, candidate);
+            }
+        }
+    }
+}

@@ -442,3 +442,154 @@ fn damaged_record_in_the_middle_is_skipped_and_later_records_survive() {
         (bad_at, (rec.len() / 2) as u64)
     );
 }
+
+/// A small tmpfs mounted for one test (root only), unmounted on drop.
+struct SmallFs {
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> Result<SmallFs, String> {
+        // SAFETY: geteuid has no memory effects.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("not root: cannot mount a tmpfs".into());
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(SmallFs { dir })
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn replays_from_a_full_filesystem() {
+    let fs = match SmallFs::mount("64k") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED replays_from_a_full_filesystem: {why}");
+            return;
+        }
+    };
+    let path = fs.dir.path().join("spool");
+    let spool = Spool::open(&path, 1 << 30).unwrap();
+    // Fill the disk: appends fail once it is full (a torn last record is allowed).
+    let mut written = Vec::new();
+    let mut full = None;
+    for i in 0..10_000 {
+        let line = format!("line {i} {}\n", "x".repeat(100));
+        match spool.append(0, b"g", line.as_bytes()) {
+            Ok(Appended::Written) => written.push(line.into_bytes()),
+            Ok(Appended::Full) => panic!("cap reached"),
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let e = full.expect("the tmpfs never filled up");
+    assert!(written.len() > 50, "only {} lines fit: {e}", written.len());
+    // Still full: not even 8 bytes more.
+    assert!(std::fs::write(fs.dir.path().join("probe"), [0u8; 8]).is_err());
+
+    // The first pass stops after some lines (a daemon going away), the second resumes there:
+    // progress is recorded in place while the disk is full.
+    let mut got = Vec::new();
+    let out = spool
+        .replay(|r: &SpoolRecord| {
+            if got.len() == 10 {
+                return Err("gone");
+            }
+            got.push(r.line.clone());
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        matches!(out, ReplayOutcome::Stopped { ref summary, .. } if summary.sent == 10),
+        "{out:?}"
+    );
+    let off = std::fs::read(format!("{}.replay.off", path.display())).unwrap();
+    assert_ne!(u64::from_le_bytes(off[..8].try_into().unwrap()), 0);
+    let mut rest = Vec::new();
+    let out = spool
+        .replay(|r: &SpoolRecord| -> Result<(), ()> {
+            rest.push(r.line.clone());
+            Ok(())
+        })
+        .unwrap();
+    let ReplayOutcome::Done(summary) = out else {
+        panic!("{out:?}")
+    };
+    got.extend(rest);
+    assert_eq!(got, written, "every spooled line, in order, once");
+    if let Some(cut) = summary.cut {
+        eprintln!("{cut}");
+    }
+    assert_eq!(spool.pending_bytes(), 0);
+    // The space is free again: appending works.
+    assert_eq!(
+        spool.append(0, b"g", b"after\n").unwrap(),
+        Appended::Written
+    );
+    assert_eq!(drain(&spool), vec![b"after\n".to_vec()]);
+}
+
+#[test]
+fn an_append_writes_the_progress_file_and_a_replay_only_overwrites_it() {
+    let (_d, path) = tmp();
+    let spool = Spool::open(&path, 1 << 20).unwrap();
+    let progress = PathBuf::from(format!("{}.off", path.display()));
+    let off = PathBuf::from(format!("{}.replay.off", path.display()));
+    assert!(!progress.exists(), "created before any append");
+    spool.append(0, b"g", b"1\n").unwrap();
+    assert_eq!(std::fs::read(&progress).unwrap(), [0u8; 8]);
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(&progress).unwrap().ino();
+    let mut seen = None;
+    let out = spool
+        .replay(|_: &SpoolRecord| -> Result<(), ()> {
+            seen = Some(std::fs::metadata(&off).unwrap().ino());
+            Err(())
+        })
+        .unwrap();
+    assert!(matches!(out, ReplayOutcome::Stopped { .. }));
+    assert_eq!(seen, Some(ino), "the replay uses the file the append wrote");
+    assert!(!progress.exists());
+    // A new segment gets its own progress file; the old one keeps its place.
+    spool.append(0, b"g", b"2\n").unwrap();
+    assert!(progress.exists());
+    assert_eq!(drain(&spool), vec![b"1\n".to_vec(), b"2\n".to_vec()]);
+    assert!(!progress.exists() && !off.exists());
+}
+
+#[test]
+fn a_left_over_replay_offset_is_reset_when_a_segment_is_taken() {
+    // An older version's segment has no progress file; a stale `.replay.off` must not apply to it.
+    let (_d, path) = tmp();
+    let off = format!("{}.replay.off", path.display());
+    let mut seg = Vec::new();
+    encode_record(0, b"g", b"a\n", &mut seg);
+    encode_record(0, b"g", b"b\n", &mut seg);
+    std::fs::write(&path, &seg).unwrap();
+    std::fs::write(&off, 5u64.to_le_bytes()).unwrap();
+    let spool = Spool::open(&path, 1 << 20).unwrap();
+    assert_eq!(drain(&spool), vec![b"a\n".to_vec(), b"b\n".to_vec()]);
+    assert!(!Path::new(&off).exists());
+}

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use spread_sys::seq;
 use spread_sys::spread_name::Endpoint;
 use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, SpreadName};
 
@@ -253,6 +254,34 @@ impl<'l> Collector<'l> {
                 }
                 let (mess_type, _) = m.header.mess_type();
                 let sender = m.sender();
+                // A sequence hand-over is bookkeeping, never a log line.
+                if let Some((old, next)) = seq::decode_handover(mess_type, m.body) {
+                    for gi in 0..m.group_count() {
+                        let Some(group) = m.group(gi) else { continue };
+                        if !router.knows(i, group) {
+                            continue;
+                        }
+                        let (old_s, new_s, group_s) = (
+                            String::from_utf8_lossy(old),
+                            String::from_utf8_lossy(sender),
+                            String::from_utf8_lossy(group),
+                        );
+                        match gaps.observe_handover(old, group, next) {
+                            Verdict::Gap(n) => log.warn(&format!(
+                                "sequence gap: {n} line(s) from {old_s} to group {group_s} lost \
+                                 (the sender continues as {new_s})"
+                            )),
+                            Verdict::UnknownGap => log.warn(&format!(
+                                "sequence gap of unknown size: {new_s} continues {old_s}'s sequence to \
+                                 group {group_s} at {next}, but nothing from {old_s} was seen"
+                            )),
+                            _ => log.info(&format!(
+                                "{new_s} continues {old_s}'s sequence to group {group_s} (at {next})"
+                            )),
+                        }
+                    }
+                    return;
+                }
                 for gi in 0..m.group_count() {
                     let Some(group) = m.group(gi) else { continue };
                     if !router.knows(i, group) {

@@ -2,6 +2,9 @@
 //! number; skipped numbers are counted as lost lines, unnumbered messages are never counted. The
 //! table is saved at exit and reloaded at start, so a restart reports what it missed.
 //!
+//! A sequence hand-over (a sender continuing under a new private name, `spread_sys::seq`) is
+//! checked against the old name's entry like a numbered message, then that entry is forgotten.
+//!
 //! File format (text, one entry a line): `sender<TAB>group<TAB>expected<TAB>last_seen_unix`.
 //! Names are printable ASCII without spaces (Spread names), so tabs cannot occur in them.
 
@@ -33,6 +36,8 @@ pub struct GapTable {
     pub gaps: u64,
     pub unknown_gaps: u64,
     pub behind: u64,
+    /// Sequence hand-over messages seen.
+    pub handovers: u64,
 }
 
 impl GapTable {
@@ -53,10 +58,7 @@ impl GapTable {
         let Some(s) = seq::seq_of(mess_type) else {
             return Verdict::Unnumbered;
         };
-        self.scratch.clear();
-        self.scratch.extend_from_slice(sender);
-        self.scratch.push(b'\t');
-        self.scratch.extend_from_slice(group);
+        self.set_key(sender, group);
         let check = match self.expected.get_mut(self.scratch.as_slice()) {
             Some(e) => {
                 let (check, next) = seq::check(Some(e.0), s);
@@ -69,6 +71,29 @@ impl GapTable {
                 check
             }
         };
+        self.count(check)
+    }
+
+    /// Account for a sequence hand-over received on `group`: `old_sender` continues under another
+    /// name and would have numbered its next message to `group` with `next`. Checked like a
+    /// numbered message from `old_sender` (a skipped tail is a gap), then the old entry is
+    /// forgotten.
+    pub fn observe_handover(&mut self, old_sender: &[u8], group: &[u8], next: u16) -> Verdict {
+        self.handovers += 1;
+        self.set_key(old_sender, group);
+        let expected = self.expected.remove(self.scratch.as_slice()).map(|e| e.0);
+        // (`next` 0: the old name never numbered anything for this group, nothing to check.)
+        self.count(seq::check(expected, next).0)
+    }
+
+    fn set_key(&mut self, sender: &[u8], group: &[u8]) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(sender);
+        self.scratch.push(b'\t');
+        self.scratch.extend_from_slice(group);
+    }
+
+    fn count(&mut self, check: SeqCheck) -> Verdict {
         match check {
             SeqCheck::InOrder => Verdict::InOrder,
             SeqCheck::Gap { lost } => {
@@ -169,6 +194,40 @@ mod tests {
             (t.lost_lines, t.gaps, t.unknown_gaps, t.behind),
             (3, 1, 1, 1)
         );
+    }
+
+    #[test]
+    fn handover_checks_the_old_sequence_then_forgets_it() {
+        let mut t = GapTable::new();
+        let m = seq::mess_type_for;
+        for s in 0..5 {
+            t.observe(b"#old#h", b"g", m(s), 1);
+            t.observe(b"#old#h", b"g2", m(s), 1);
+        }
+        // Lines 5..8 were handed over on the old name but never arrived.
+        assert_eq!(t.observe_handover(b"#old#h", b"g", 8), Verdict::Gap(3));
+        assert_eq!((t.gaps, t.lost_lines, t.handovers), (1, 3, 1));
+        // Nothing lost on g2; the entries are gone either way.
+        assert_eq!(t.observe_handover(b"#old#h", b"g2", 5), Verdict::InOrder);
+        assert!(t.is_empty());
+        // The new name starts at 0.
+        assert_eq!(t.observe(b"#new#h", b"g", m(0), 1), Verdict::InOrder);
+        // A hand-over from a name never seen on that group: lines went missing, how many is unknown.
+        assert_eq!(
+            t.observe_handover(b"#other#h", b"g", 4),
+            Verdict::UnknownGap
+        );
+        assert_eq!(t.observe_handover(b"#other#h", b"g", 0), Verdict::InOrder);
+        // A hand-over behind what was seen (a repeat) is no gap.
+        for s in 0..5 {
+            t.observe(b"#x#h", b"g", m(s), 1);
+        }
+        assert_eq!(t.observe_handover(b"#x#h", b"g", 3), Verdict::Behind);
+        assert_eq!(
+            (t.gaps, t.lost_lines, t.unknown_gaps, t.behind),
+            (1, 3, 1, 1)
+        );
+        assert_eq!(t.len(), 1, "only #new#h is left");
     }
 
     #[test]

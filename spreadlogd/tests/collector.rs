@@ -471,3 +471,80 @@ fn a_message_to_several_groups_reaches_every_log_of_each() {
     );
     assert_eq!(logd.term(), 0);
 }
+
+#[test]
+fn sequence_handover_counts_the_old_names_lost_tail_and_is_never_written() {
+    use spread_sys::seq::{HANDOVER_MESS_TYPE, encode_handover};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let log = d.join("a.log");
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = g File = {} }} }}",
+            daemon.spread_name(),
+            log.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut old = sender(&daemon.spread_name(), "hold");
+    for s in 0..10 {
+        send(
+            &mut old,
+            "g",
+            mess_type_for(s),
+            format!("old {s}\n").as_bytes(),
+        );
+    }
+    let old_name = old.private_group().to_owned();
+    // The old name handed over 10..15 too, but they never arrived: its sequence is at 15.
+    let mut new = sender(&daemon.spread_name(), "hnew");
+    let mut body = Vec::new();
+    assert!(encode_handover(old_name.as_bytes(), 15, &mut body));
+    send(&mut new, "g", HANDOVER_MESS_TYPE, &body);
+    // Not exactly the format: an ordinary unnumbered line.
+    send(
+        &mut new,
+        "g",
+        HANDOVER_MESS_TYPE,
+        b"mls-seq-handover oops\n",
+    );
+    for s in 0..3 {
+        send(
+            &mut new,
+            "g",
+            mess_type_for(s),
+            format!("new {s}\n").as_bytes(),
+        );
+    }
+    wait_for("all lines", || {
+        (read(&log).lines().count() == 14).then_some(())
+    });
+    let text = read(&log);
+    assert!(
+        !text.contains(&old_name),
+        "the hand-over was written: {text}"
+    );
+    assert!(text.contains("mls-seq-handover oops\n"), "{text}");
+    logd.signal(libc::SIGUSR1);
+    logd.wait_log("counters:", 1);
+    let l = logd.log();
+    assert!(
+        l.contains("sequence_gaps=1 ")
+            && l.contains("lines_lost_in_gaps=5 ")
+            && l.contains("unknown_gaps=0 "),
+        "the old name's lost tail is one gap of 5 lines: {l}"
+    );
+    assert!(
+        l.contains(&format!("5 line(s) from {old_name} to group g lost")),
+        "{l}"
+    );
+    assert_eq!(logd.term(), 0);
+    // The old name's entry is forgotten: the saved table only has the new one.
+    let saved = std::fs::read_to_string(d.join("gaps")).unwrap();
+    assert!(!saved.contains(&old_name), "{saved}");
+    assert!(saved.contains(new.private_group()), "{saved}");
+}

@@ -33,6 +33,14 @@ fn spread_tail_prints_every_line_of_its_groups() {
     });
     let mut s = sender(&daemon.spread_name(), "tsend");
     send(&mut s, "a", 0, b"one\n");
+    // A sequence hand-over is bookkeeping: never printed.
+    let mut handover = Vec::new();
+    assert!(spread_sys::seq::encode_handover(
+        b"#old#h",
+        3,
+        &mut handover
+    ));
+    send(&mut s, "a", spread_sys::seq::HANDOVER_MESS_TYPE, &handover);
     send(&mut s, "b", 0, b"two\n");
     send(&mut s, "c", 0, b"not joined\n");
     wait_for("tail output", || {
@@ -313,4 +321,121 @@ fn spread_pipe_exits_cleanly_on_sigterm_with_its_input_still_open() {
         .read_to_string(&mut err)
         .unwrap();
     assert!(err.contains("SIGTERM"), "{err}");
+}
+
+/// The name spread-pipe uses first (`pipe` and its pid, cut to 10 bytes).
+fn pipe_name(pid: u32) -> String {
+    let mut n = format!("pipe{pid}");
+    n.truncate(10);
+    n
+}
+
+#[test]
+fn spread_pipe_continues_its_sequence_across_a_daemon_restart_and_hands_it_over_to_a_new_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let start_daemon = || {
+        let _ = std::fs::remove_file(d.join("4803"));
+        let c = Command::new(bin("spread-daemon"))
+            .args(["--no-tcp", "--unix-dir"])
+            .arg(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("daemon socket", || d.join("4803").exists().then_some(()));
+        c
+    };
+    let mut dproc = start_daemon();
+    let name = d.join("4803").display().to_string();
+    let log = d.join("a.log");
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {name} Log {{ Group = errors File = {} }} }}",
+            log.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut pipe = Command::new(bin("spread-pipe"))
+        .args(["-s", &name, "-S"])
+        .arg(d.join("spool"))
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = pipe.stdin.take().unwrap();
+    let mut want = Vec::new();
+    let mut write = |stdin: &mut std::process::ChildStdin, l: String| {
+        stdin.write_all(format!("{l}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        want.push(l);
+    };
+    let mut restart = |n: usize| {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(dproc.id() as libc::pid_t, libc::SIGTERM) };
+        dproc.wait().unwrap();
+        logd.wait_log("lost the spread daemon", n);
+        dproc = start_daemon();
+        logd.wait_log("reconnected to spread daemon", n);
+    };
+    for i in 0..20 {
+        write(&mut stdin, format!("first {i}"));
+    }
+    wait_for("first lines", || {
+        (read(&log).lines().count() == 20).then_some(())
+    });
+    // 1. Same name after the restart: the sequence continues (a restart at 0 would hide a loss).
+    restart(1);
+    for i in 0..20 {
+        write(&mut stdin, format!("second {i}"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    wait_for("second lines", || {
+        (read(&log).lines().count() == 40).then_some(())
+    });
+    // 2. The daemon still holds spread-pipe's name (REJECT_NOT_UNIQUE): it takes another one and
+    //    hands its sequence over.
+    restart(2);
+    let squatter = sender(&name, &pipe_name(pipe.id()));
+    for i in 0..20 {
+        write(&mut stdin, format!("third {i}"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(stdin);
+    let status = pipe.wait().unwrap();
+    let mut err = String::new();
+    pipe.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("handed over"), "no hand-over: {err}");
+    wait_for("every line", || {
+        (read(&log).lines().count() >= 60).then_some(())
+    });
+    let got: Vec<String> = read(&log).lines().map(str::to_owned).collect();
+    assert_eq!(
+        got, want,
+        "every line exactly once and in order, no hand-over text"
+    );
+    logd.signal(libc::SIGUSR1);
+    logd.wait_log("counters:", 1);
+    let l = logd.log();
+    assert!(
+        l.contains("sequence_gaps=0 ") && l.contains("unknown_gaps=0 "),
+        "{l}\n{err}"
+    );
+    assert!(
+        l.contains("continues"),
+        "the collector saw no hand-over: {l}"
+    );
+    assert_eq!(logd.term(), 0);
+    drop(squatter);
+    dproc.kill().unwrap();
+    let _ = dproc.wait();
 }

@@ -328,9 +328,6 @@ fn spreadlogd_sighup_rotation_every_100ms(kind: Kind) {
 }
 
 #[test]
-#[ignore = "spread-pipe bug, intermittent: it restarts its sequence at 0 on every reconnect \
-            (spreadlogd/src/tools/pipe.rs, ensure_connected: self.seq.reset()), so a line the killed \
-            daemon had accepted is lost without a gap (seen: 1 of 600 missing, 0 counted, 1 run in 5)"]
 fn daemon_sigkill_restart_under_load_spread_pipe() {
     daemon_sigkill_restart_under_load(Kind::Pipe);
 }
@@ -378,8 +375,6 @@ fn spool_disk_full_error_log_names_the_cause() {
 }
 
 #[test]
-#[ignore = "spread-sys bug: Spool::replay creates and writes an offset file (spread-sys/src/spool.rs, \
-            replay_segment) and fails with ENOSPC while the spool's disk is still full, so nothing drains"]
 fn spool_replays_while_its_disk_is_still_full() {
     spool_disk_full(false, false);
 }

@@ -4,12 +4,13 @@
 //! never blocked; lines that cannot be handed over go to a spool file (CONTRACTS §5) and are replayed,
 //! in order, once the daemon is back and the group has a member.
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use spread_sys::seq::{SeqCounter, mess_type_for};
+use spread_sys::seq::{self, HANDOVER_MESS_TYPE, SeqCounter, mess_type_for};
 use spread_sys::spool::{Appended, ReplayOutcome, Spool};
 use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
 use spread_sys::{ConnectOptions, Mailbox, Message};
@@ -162,7 +163,11 @@ struct Sender {
     spool: Option<Spool>,
     spool_path: PathBuf,
     mb: Option<Mailbox>,
-    seq: SeqCounter,
+    /// Per group: the private group whose sequence this is, and its counter. A group is absent
+    /// until its first numbered message (which then carries 0). Kept across reconnects: a
+    /// session under the same private name continues the sequence; under another name the
+    /// sequence is handed over first (CONTRACTS §2, `spread_sys::seq`).
+    seqs: HashMap<String, (String, SeqCounter)>,
     next_try: Instant,
     backoff: Duration,
     next_probe: Instant,
@@ -192,7 +197,7 @@ impl Sender {
             spool,
             spool_path,
             mb: None,
-            seq: SeqCounter::default(),
+            seqs: HashMap::new(),
             next_try: now,
             backoff: Duration::from_millis(100),
             next_probe: now,
@@ -298,13 +303,58 @@ impl Sender {
     fn send(&mut self, batch: &[Vec<u8>]) -> spread_sys::Result<()> {
         let mb = self.mb.as_mut().expect("connected");
         let groups = [self.group.as_str()];
-        for block in batch {
-            for m in messages(block) {
-                mb.queue_multicast(AGREED_MESS, &groups, mess_type_for(self.seq.peek()), m)?;
-                self.seq.advance();
+        let counter = counter_for(&mut self.seqs, mb, &self.group);
+        let start = *counter;
+        let result = (|| {
+            for block in batch {
+                for m in messages(block) {
+                    mb.queue_multicast(AGREED_MESS, &groups, mess_type_for(counter.peek()), m)?;
+                    counter.advance();
+                }
+            }
+            mb.flush()
+        })();
+        if result.is_err() {
+            // The whole batch goes to the spool and gets these numbers again when it is replayed:
+            // a number is used only by a message that was handed over.
+            *counter = start;
+            if start.peek() == 0 {
+                self.seqs.remove(&self.group);
             }
         }
-        mb.flush()
+        result
+    }
+
+    /// After connecting: for every group whose sequence belongs to another private name (the
+    /// daemon refused the old one), send the hand-over before any line, then start afresh.
+    fn hand_over(&mut self) -> spread_sys::Result<()> {
+        let Some(mb) = self.mb.as_mut() else {
+            return Ok(());
+        };
+        let me = mb.private_group().to_owned();
+        let mut stale: Vec<String> = self
+            .seqs
+            .iter()
+            .filter(|(_, (owner, _))| *owner != me)
+            .map(|(g, _)| g.clone())
+            .collect();
+        stale.sort();
+        for group in stale {
+            let (owner, counter) = &self.seqs[&group];
+            let mut body = Vec::new();
+            // (Nothing numbered yet under the old name: nothing to hand over.)
+            if counter.peek() != 0
+                && seq::encode_handover(owner.as_bytes(), counter.peek(), &mut body)
+            {
+                mb.multicast(AGREED_MESS, &[group.as_str()], HANDOVER_MESS_TYPE, &body)?;
+                eprintln!(
+                    "spread-pipe: now {me}: handed over {owner}'s sequence to group {group} (next {})",
+                    counter.peek()
+                );
+            }
+            self.seqs.remove(&group);
+        }
+        Ok(())
     }
 
     fn connection_lost(&mut self) {
@@ -334,9 +384,12 @@ impl Sender {
                     );
                 }
                 self.mb = Some(mb);
-                // A new session starts a new sequence (CONTRACTS §2).
-                self.seq.reset();
                 self.backoff = Duration::from_millis(100);
+                // Same private name: the sequence simply continues. Another name: hand it over.
+                if let Err(e) = self.hand_over() {
+                    eprintln!("spread-pipe: lost {} again: {e}", self.spread);
+                    self.connection_lost();
+                }
             }
             Err(e) => {
                 if matches!(e, spread_sys::Error::RejectNotUnique(_)) {
@@ -431,17 +484,18 @@ impl Sender {
         let (Some(spool), Some(mb)) = (self.spool.as_ref(), self.mb.as_mut()) else {
             return;
         };
-        let seq = &mut self.seq;
+        let seqs = &mut self.seqs;
         // One write per replayed line: a record counts as sent only once it was handed over.
         let outcome = spool.replay(|r| {
             let g = String::from_utf8_lossy(&r.group);
+            let counter = counter_for(seqs, mb, &g);
             mb.multicast(
                 AGREED_MESS,
                 &[g.as_ref()],
-                mess_type_for(seq.peek()),
+                mess_type_for(counter.peek()),
                 &r.line,
             )?;
-            seq.advance();
+            counter.advance();
             Ok::<(), spread_sys::Error>(())
         });
         match outcome {
@@ -465,6 +519,20 @@ impl Sender {
             ),
         }
     }
+}
+
+/// The counter numbering the next message to `group` on `mb` (hand-overs are done on connect, so
+/// an existing entry belongs to `mb`'s private name).
+fn counter_for<'a>(
+    seqs: &'a mut HashMap<String, (String, SeqCounter)>,
+    mb: &Mailbox,
+    group: &str,
+) -> &'a mut SeqCounter {
+    let entry = seqs
+        .entry(group.to_owned())
+        .or_insert_with(|| (mb.private_group().to_owned(), SeqCounter::default()));
+    debug_assert_eq!(entry.0, mb.private_group());
+    &mut entry.1
 }
 
 fn name(attempt: u32) -> String {

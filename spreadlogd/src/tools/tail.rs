@@ -77,6 +77,10 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
                 if !m.is_regular() || write_err.is_some() {
                     return;
                 }
+                // A sequence hand-over is the senders' bookkeeping, not a line.
+                if spread_sys::seq::decode_handover(m.header.mess_type().0, m.body).is_some() {
+                    return;
+                }
                 if prefix {
                     let g = m.group(0).unwrap_or_default();
                     let _ = out.write_all(g).and_then(|_| out.write_all(b" "));
