@@ -37,6 +37,9 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub struct ReplayThread {
     /// (stop requested, thread finished)
     state: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    /// Joined once finished: the thread's own exit (std's epilogue, TLS destructors) also runs
+    /// code of this DSO, so "finished" alone is not enough before `exit()`.
+    handle: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl ReplayThread {
@@ -57,6 +60,10 @@ impl ReplayThread {
                 .wait_timeout(st, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+        }
+        drop(st);
+        if let Some(h) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
         }
         true
     }
@@ -114,7 +121,10 @@ pub fn start(
             cvar.notify_all();
         });
     match spawned {
-        Ok(_) => Some(ReplayThread { state }),
+        Ok(h) => Some(ReplayThread {
+            state,
+            handle: Mutex::new(Some(h)),
+        }),
         Err(e) => {
             log(&format!(
                 "mod_log_spread: cannot start the spool replay thread: {e}"

@@ -132,6 +132,9 @@ fn crashed_daemon_loses_only_handed_over_lines_and_spreadlogd_counts_them() {
     for i in 20..35 {
         request(&f, i);
     }
+    // mod_log_config writes a line after the response went out: make sure all 15 were handed
+    // over before the crash.
+    wait_for("35 lines handed over", Duration::from_secs(10), || f.apache.counter("sent") == 35);
     // ... and die with it.
     f.daemon.stop(libc::SIGKILL);
     f.daemon.restart();
