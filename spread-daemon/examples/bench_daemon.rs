@@ -108,6 +108,52 @@ fn through_daemon(n: usize, receivers: usize, batch: usize) -> (f64, u64) {
     (rate, kills)
 }
 
+/// 4 batching senders (64 per write) -> 1 receiver with the default MaxSessionMessages (1000):
+/// the case a log collector behind several busy web servers sees. Returns (messages/s received,
+/// messages received, slow kills); a killed receiver stops the count.
+fn four_to_one_default_limit(n: usize) -> (f64, usize, u64) {
+    let (dir, d) = start("s4r1", 1000);
+    let name = d.unix_path().unwrap().display().to_string();
+    let mut rx = Mailbox::connect(&name, &opts("rx", false)).unwrap();
+    rx.join("bench").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let per = n / 4;
+    let t = Instant::now();
+    let senders: Vec<_> = (0..4)
+        .map(|s| {
+            let name = name.clone();
+            std::thread::spawn(move || {
+                let mut tx = Mailbox::connect(&name, &opts(&format!("tx{s}"), false)).unwrap();
+                tx.set_send_timeout(Some(Duration::from_secs(5))).unwrap();
+                let body = [b'x'; BODY];
+                for i in 0..per {
+                    tx.queue_multicast(AGREED_MESS, &["bench"], 0, &body)
+                        .unwrap();
+                    if (i + 1) % 64 == 0 && tx.flush().is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.flush();
+            })
+        })
+        .collect();
+    let mut got = 0;
+    while got < per * 4 {
+        match rx.receive_batch(true, |_| {}) {
+            Ok(k) => got += k,
+            Err(_) => break,
+        }
+    }
+    let rate = got as f64 / t.elapsed().as_secs_f64();
+    for s in senders {
+        let _ = s.join();
+    }
+    let kills = d.stats().kills_slow;
+    d.stop().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    (rate, got, kills)
+}
+
 fn latency(rate: u64, secs: u64) -> (Duration, Duration, usize, u64) {
     let (dir, d) = start("lat", 1000);
     let name = d.unix_path().unwrap().display().to_string();
@@ -190,6 +236,13 @@ fn main() {
             }
         );
     }
+    let (rate, got, kills) = four_to_one_default_limit(n);
+    println!(
+        "{:<52} {:>12.0} {:>10.2}  (received {got} of {n}, slow kills {kills})",
+        "daemon 4 -> 1, batching senders, MaxSessionMessages 1000",
+        rate,
+        rate / raw
+    );
     let (p50, p99, samples, kills) = latency(10_000, 3);
     println!(
         "latency at 10k msg/s, 1 -> 1 ({samples} samples, MaxSessionMessages 1000, kills {kills}): p50 {:?}, p99 {:?}",

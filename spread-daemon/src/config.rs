@@ -54,6 +54,9 @@ pub struct Config {
     pub name: String,
     pub max_sessions: usize,
     pub max_session_messages: usize,
+    /// Budget for all output queues together (bytes); past it the longest blocked queue's session
+    /// is killed as a slow consumer.
+    pub max_queued_bytes: usize,
     /// TCP peers beyond loopback must match one of these.
     pub allow: Vec<IpRule>,
     /// Explicit waiver: accept any TCP peer.
@@ -66,6 +69,11 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Clean stop: give up delivering after this long.
     pub stop_deadline: Duration,
+    /// Input throttling: while a session whose queue is past half of MaxSessionMessages has made
+    /// write progress within this window, the daemon stops reading client requests (TCP/unix
+    /// back-pressure on senders). Zero disables throttling. Also the longest a stuck reader can
+    /// hold the others back.
+    pub throttle_window: Duration,
     /// Keys of a spread.conf we accepted but ignore (reported at start).
     pub ignored_conf_keys: Vec<String>,
 }
@@ -82,12 +90,14 @@ impl Default for Config {
             name: "localhost".to_owned(),
             max_sessions: MAX_SESSIONS,
             max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
+            max_queued_bytes: 512 * 1024 * 1024,
             allow: Vec::new(),
             allow_any: false,
             auth_methods: vec![AuthMethod::Null],
             required_auth: Vec::new(),
             handshake_timeout: Duration::from_secs(1),
             stop_deadline: Duration::from_secs(3),
+            throttle_window: Duration::from_millis(100),
             ignored_conf_keys: Vec::new(),
         }
     }
@@ -163,7 +173,12 @@ USAGE: spread-daemon [OPTIONS]
       --max-sessions N       session limit (default 997)
       --max-session-messages N
                              per-session queue limit before a slow client is killed (default 1000)
+      --max-queued-mb N      memory budget of all output queues together (default 512); past it
+                             the blocked session with the longest queue is killed
       --stop-deadline SECS   clean stop: give up delivering after SECS (default 3)
+      --throttle-window-ms N input throttling: stop reading requests while a receiver that made
+                             write progress within N ms has more than MaxSessionMessages/2
+                             queued (default 100, max 10000; 0 = never throttle)
       --check                validate the configuration and exit
   -h, --help                 this text
 
@@ -263,6 +278,10 @@ impl Config {
                 "-n" | "--name" => cfg.name = value()?,
                 "--max-sessions" => cfg.max_sessions = parse_num(&opt, &value()?)?,
                 "--max-session-messages" => cfg.max_session_messages = parse_num(&opt, &value()?)?,
+                "--max-queued-mb" => {
+                    let mb: usize = parse_num(&opt, &value()?)?;
+                    cfg.max_queued_bytes = mb.saturating_mul(1024 * 1024);
+                }
                 "--stop-deadline" => {
                     let secs: f64 = parse_num(&opt, &value()?)?;
                     if !(0.0..=3600.0).contains(&secs) {
@@ -273,6 +292,17 @@ impl Config {
                         });
                     }
                     cfg.stop_deadline = Duration::from_secs_f64(secs);
+                }
+                "--throttle-window-ms" => {
+                    let ms: u64 = parse_num(&opt, &value()?)?;
+                    if ms > 10_000 {
+                        return Err(ConfigError::BadValue {
+                            option: opt,
+                            value: ms.to_string(),
+                            reason: "must be 0..=10000 milliseconds".into(),
+                        });
+                    }
+                    cfg.throttle_window = Duration::from_millis(ms);
                 }
                 _ => return Err(ConfigError::UnknownOption(arg)),
             }
@@ -332,6 +362,8 @@ impl Config {
                 }
             }
         }
+        self.auth_methods.sort_by_key(|m| *m as u8);
+        self.auth_methods.dedup();
         self.ignored_conf_keys = conf.ignored;
         Ok(())
     }
@@ -413,6 +445,12 @@ mod tests {
         assert_eq!(c.name, "localhost");
         assert_eq!(c.max_sessions, 997);
         assert_eq!(c.max_session_messages, 1000);
+        assert_eq!(c.throttle_window, Duration::from_millis(100));
+        assert_eq!(
+            run(&["--throttle-window-ms", "0"]).unwrap().throttle_window,
+            Duration::ZERO
+        );
+        assert!(run(&["--throttle-window-ms", "10001"]).is_err());
         assert_eq!(c.unix_mode, 0o666);
     }
 

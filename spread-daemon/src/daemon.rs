@@ -29,25 +29,42 @@ impl Daemon {
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let (listeners, unix_path, tcp_addrs) = event_loop::bind(&config)?;
-        if let Some(file) = &config.tcp_port_file
-            && let Some(a) = tcp_addrs.first()
-        {
-            std::fs::write(file, format!("{}\n", a.port()))?;
-        }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let seed = now.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
-        let core = Core::new(
-            CoreSettings::from_config(&config),
-            now.as_secs() as u32,
-            seed,
-        );
-        let control = Arc::new(Control {
-            commands: Mutex::new(Vec::new()),
-            waker: EventFd::new()?,
-        });
-        let event_loop = EventLoop::new(core, listeners, control.clone(), config.stop_deadline)?;
+        let setup = || -> io::Result<(Arc<Control>, EventLoop)> {
+            if let Some(file) = &config.tcp_port_file
+                && let Some(a) = tcp_addrs.first()
+            {
+                std::fs::write(file, format!("{}\n", a.port())).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot write {}: {e}", file.display()))
+                })?;
+            }
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            let seed = now.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32);
+            let core = Core::new(
+                CoreSettings::from_config(&config),
+                now.as_secs() as u32,
+                seed,
+            );
+            let control = Arc::new(Control {
+                commands: Mutex::new(Vec::new()),
+                waker: EventFd::new()?,
+            });
+            let event_loop =
+                EventLoop::new(core, listeners, control.clone(), config.stop_deadline)?
+                    .with_throttle_window(config.throttle_window);
+            Ok((control, event_loop))
+        };
+        let (control, event_loop) = match setup() {
+            Ok(x) => x,
+            Err(e) => {
+                // Do not leave a socket file behind that nobody serves.
+                if let Some(p) = &unix_path {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
+            }
+        };
         for k in &config.ignored_conf_keys {
             log_line(&format!(
                 "spread.conf key {k} has no effect on a single-node daemon; ignored"

@@ -57,12 +57,12 @@ fn drain_all(c: &mut Core) -> Vec<Action> {
 }
 
 #[test]
-fn three_thousand_sessions_one_group() {
+fn two_thousand_sessions_one_group() {
     let now = Instant::now();
-    let mut c = core(3000, 1000);
+    let mut c = core(2000, 1000);
     let watcher = connect(&mut c, "watcher", true, now);
     let mut ids = Vec::new();
-    for i in 0..2999 {
+    for i in 0..1999 {
         ids.push(connect(&mut c, &format!("s{i}"), false, now));
     }
     let mut hs_bytes: Vec<usize> = Vec::new();
@@ -84,15 +84,15 @@ fn three_thousand_sessions_one_group() {
         memb_count += memb.len();
         assert_eq!(memb.last().unwrap().0.num_groups as usize, n + 2);
     }
-    assert_eq!(c.group_members(b"big").len(), 3000);
-    assert_eq!(memb_count, 3000);
+    assert_eq!(c.group_members(b"big").len(), 2000);
+    assert_eq!(memb_count, 2000);
     for &id in &ids {
         assert!(
             c.pending_output(id).is_empty(),
             "no membership to membership-less sessions"
         );
     }
-    // One data message from one member reaches all 3000 (sender included) exactly once.
+    // One data message from one member reaches all 2000 (sender included) exactly once.
     let sender = ids[17];
     req.clear();
     encode_multicast(
@@ -105,7 +105,7 @@ fn three_thousand_sessions_one_group() {
     )
     .unwrap();
     c.received(sender, &req, now);
-    assert_eq!(c.stats().deliveries, 3000);
+    assert_eq!(c.stats().deliveries, 2000);
     for &id in ids.iter().chain([&watcher]) {
         let msgs = split_messages(&take_output(&mut c, id));
         assert_eq!(msgs.len(), 1);
@@ -118,13 +118,13 @@ fn three_thousand_sessions_one_group() {
         c.closed(id);
     }
     let memb = split_messages(&take_output(&mut c, watcher));
-    assert_eq!(memb.len(), 1500);
+    assert_eq!(memb.len(), 1000);
     assert!(
         memb.iter()
             .all(|(h, _)| h.service_type == REG_MEMB_MESS | CAUSED_BY_DISCONNECT)
     );
-    assert_eq!(c.stats().sessions, 1500);
-    assert_eq!(c.group_members(b"big").len(), 1500);
+    assert_eq!(c.stats().sessions, 1000);
+    assert_eq!(c.group_members(b"big").len(), 1000);
 }
 
 #[test]
@@ -235,9 +235,54 @@ fn slow_client_killed_past_the_limit_only_when_blocked() {
     );
     c.received(fast, &req, now);
     assert!(
-        !c.is_ready(slow2),
-        "the 1001st message kills a blocked session"
+        c.is_ready(slow2),
+        "the 1001st message alone does not kill: the blocked flag is from an earlier write, the \
+         reader may have emptied its socket since"
     );
+    let mut pressured = Vec::new();
+    c.take_pressured(&mut pressured);
+    assert!(
+        pressured.contains(&slow2),
+        "a queue past MaxSessionMessages/2 is reported for an immediate write"
+    );
+    // That write attempt takes a little but leaves it over the limit: now it is killed.
+    c.wrote(slow2, 10, true);
+    assert!(
+        !c.is_ready(slow2),
+        "still over the limit after a fresh write attempt: killed"
+    );
+    assert_eq!(c.stats().kills_slow, 2);
+
+    // A reader that empties its socket in time survives a burst past the limit.
+    let slow3 = connect(&mut c, "slow3", false, now);
+    take_output(&mut c, slow3);
+    let mut j = Vec::new();
+    encode_join(c.private_group(slow3).unwrap(), b"g", &mut j);
+    c.received(slow3, &j, now);
+    c.received(fast, &req, now);
+    c.wrote(slow3, 0, true);
+    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 1100).collect();
+    c.received(fast, &batch, now);
+    let out = c.pending_output(slow3).len();
+    c.wrote(slow3, out, false);
+    assert!(c.is_ready(slow3), "drained by the fresh write: alive");
+
+    // Backstop when nobody flushes: a blocked session is killed past twice the limit (>= +1024).
+    c.received(fast, &req, now);
+    c.wrote(slow3, 0, true);
+    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 2023).collect();
+    c.received(fast, &batch, now);
+    assert!(
+        c.is_ready(slow3),
+        "2024 queued = the backstop (max(2 x 1000, 1000 + 1024)): still alive"
+    );
+    c.received(fast, &req, now);
+    assert!(
+        !c.is_ready(slow3),
+        "past the backstop: killed without a write"
+    );
+    assert_eq!(c.stats().kills_slow, 3);
+    assert_eq!(c.stats().queued_bytes, c.pending_output(fast).len());
 }
 
 #[test]
@@ -362,4 +407,57 @@ fn a_name_field_without_nul_is_its_first_31_bytes() {
         &[b'G'; 32],
         "destination field forwarded verbatim"
     );
+}
+
+#[test]
+fn memory_budget_sheds_the_longest_blocked_queue() {
+    let now = Instant::now();
+    let mut s = CoreSettings::from_config(&Config::default());
+    s.max_queued_bytes = 4 * 1024 * 1024;
+    let mut c = Core::new(s, 1, 1);
+    let tx = connect(&mut c, "tx", false, now);
+    let a = connect(&mut c, "a", false, now);
+    let b = connect(&mut c, "b", false, now);
+    for id in [tx, a, b] {
+        take_output(&mut c, id);
+    }
+    for id in [a, b] {
+        let mut j = Vec::new();
+        encode_join(c.private_group(id).unwrap(), b"g", &mut j);
+        c.received(id, &j, now);
+    }
+    let mut big = Vec::new();
+    encode_multicast(
+        c.private_group(tx).unwrap(),
+        AGREED_MESS,
+        &[b"g"],
+        0,
+        &[7u8; 100_000],
+        &mut big,
+    )
+    .unwrap();
+    // Both receivers stall; `a` drains a little, so `b` has the longer queue.
+    c.received(tx, &big, now);
+    c.wrote(a, 0, true);
+    c.wrote(b, 0, true);
+    let mut killed = None;
+    for i in 0..100 {
+        c.received(tx, &big, now);
+        if i % 2 == 0 && c.is_ready(a) {
+            c.wrote(a, 50_000, true);
+        }
+        if !c.is_ready(b) {
+            killed = Some(i);
+            break;
+        }
+    }
+    assert!(killed.is_some(), "the budget was enforced");
+    assert!(c.is_ready(a), "the shorter queue survives");
+    let st = c.stats();
+    assert!(st.queued_bytes <= 4 * 1024 * 1024 + 200_000, "{st:?}");
+    assert_eq!(st.kills_slow, 1);
+    let actions = drain_all(&mut c);
+    assert!(actions.iter().any(
+        |a| matches!(a, Action::Log(l) if l.contains("#b#localhost") && l.contains("budget"))
+    ));
 }

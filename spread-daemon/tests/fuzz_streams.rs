@@ -52,7 +52,7 @@ fn abuse(rng: &mut Rng, d: &spread_daemon::DaemonHandle, n: u64) {
     let mut raw_sock = None;
     if rng.below(3) > 0 {
         // Honest handshake, then abuse framed traffic.
-        let Ok(mut c) = RawClient::handshake(stream, &format!("z{n}"), rng.below(2) == 0) else {
+        let Ok(c) = RawClient::handshake(stream, &format!("z{n}"), rng.below(2) == 0) else {
             return;
         };
         for _ in 0..rng.below(6) + 1 {
@@ -97,7 +97,6 @@ fn abuse(rng: &mut Rng, d: &spread_daemon::DaemonHandle, n: u64) {
             let n = rng.below(500) as usize;
             payload.extend(rng.bytes(n));
         }
-        let _ = &mut c;
         client = Some(c);
     } else {
         // Garbage from the first byte on.

@@ -445,6 +445,10 @@ fn slow_consumer_is_killed_and_logged_others_unaffected() {
     let st = d.stats();
     assert_eq!(st.kills_slow, 1);
     assert_eq!(st.queued_messages, 0);
+    assert_eq!(
+        st.queued_bytes, 0,
+        "the victim's bytes leave the memory budget's count"
+    );
 }
 
 #[test]
@@ -563,4 +567,41 @@ fn eof_right_behind_partial_data_ends_the_session() {
             }
         }
     }
+}
+
+#[test]
+fn unix_socket_mode_is_configurable_and_a_stale_file_is_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("mode");
+    // A stale socket left by a killed daemon is replaced; a regular file is refused.
+    let stale = std::os::unix::net::UnixListener::bind(dir.path().join("4803")).unwrap();
+    drop(stale);
+    let mut cfg = spread_daemon::Config::for_test(dir.path());
+    cfg.unix_mode = 0o660;
+    let d = spread_daemon::Daemon::start(cfg.clone()).unwrap();
+    let mode = std::fs::metadata(d.unix_path().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o660);
+    d.stop().unwrap();
+    std::fs::write(dir.path().join("4803"), b"not a socket").unwrap();
+    let err = spread_daemon::Daemon::start(cfg).err().expect("refused");
+    assert!(err.to_string().contains("not a socket"), "{err}");
+}
+
+#[test]
+fn failed_start_leaves_no_socket_file() {
+    let dir = TempDir::new("failstart");
+    let mut cfg = spread_daemon::Config::for_test(dir.path());
+    cfg.tcp_port_file = Some(dir.path().join("no/such/dir/port"));
+    let err = spread_daemon::Daemon::start(cfg)
+        .err()
+        .expect("start fails");
+    assert!(err.to_string().contains("cannot write"), "{err}");
+    assert!(
+        !dir.path().join("4803").exists(),
+        "socket file removed after a failed start"
+    );
 }

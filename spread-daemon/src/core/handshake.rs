@@ -78,6 +78,7 @@ impl Core {
                     let mut list = Vec::new();
                     encode_auth_list(&methods, &mut list);
                     s.out.push_message(&[&list]);
+                    self.queued_bytes += list.len();
                     s.phase = Phase::AwaitAuth;
                     s.deadline = Some(now + self.settings.handshake_timeout);
                     self.mark_dirty(id);
@@ -171,6 +172,7 @@ impl Core {
         let mut bytes = Vec::new();
         accept.encode(&mut bytes);
         s.out.push_message(&[&bytes]);
+        self.queued_bytes += bytes.len();
         s.phase = Phase::Ready;
         s.deadline = None;
         self.handshaking -= 1;

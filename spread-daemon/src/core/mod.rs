@@ -58,6 +58,9 @@ pub struct CoreSettings {
     pub allow: Vec<IpRule>,
     pub allow_any: bool,
     pub handshake_timeout: Duration,
+    /// Memory budget for all output queues together: past it, the blocked session with the
+    /// longest queue is killed (per-receiver copies must not add up without bound).
+    pub max_queued_bytes: usize,
     /// After the first bytes of a handshake step arrived, how long to wait for the rest before judging
     /// what is there (Spread judges its first non-blocking read).
     pub handshake_grace: Duration,
@@ -74,6 +77,7 @@ impl CoreSettings {
             allow: c.allow.clone(),
             allow_any: c.allow_any,
             handshake_timeout: c.handshake_timeout,
+            max_queued_bytes: c.max_queued_bytes,
             handshake_grace: Duration::from_millis(100),
         }
     }
@@ -86,12 +90,15 @@ pub struct Stats {
     pub handshaking: usize,
     pub groups: usize,
     pub queued_messages: usize,
+    pub queued_bytes: usize,
     pub accepted_total: u64,
     pub rejected_connects: u64,
     pub messages_in: u64,
     pub deliveries: u64,
     pub kills_slow: u64,
     pub kills_protocol: u64,
+    /// Times input throttling began (filled in by the event loop).
+    pub throttles: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +131,8 @@ struct Session {
     blocked: bool,
     /// Marked for killing after the current fan-out.
     doomed: bool,
+    /// In `pressured` (its queue passed the high-water mark since the event loop last looked).
+    pressured: bool,
     /// Clean stop: the peer's input is exhausted.
     input_done: bool,
 }
@@ -136,6 +145,10 @@ pub enum KillReason {
     Protocol(String),
     Slow {
         queued: usize,
+    },
+    /// All output queues together exceeded the memory budget; this one was the longest.
+    Memory {
+        queued_bytes: usize,
     },
 }
 
@@ -150,6 +163,9 @@ pub struct Core {
     actions: VecDeque<Action>,
     dirty: Vec<SessionId>,
     doomed: Vec<(SessionId, KillReason)>,
+    /// Sessions whose queue passed the high-water mark: the event loop flushes them right away
+    /// (and may throttle input) instead of waiting for the end of its turn.
+    pressured: Vec<SessionId>,
     /// Fan-out dedupe: `mark[id] == epoch` means already a receiver of the current message.
     mark: Vec<u64>,
     epoch: u64,
@@ -160,6 +176,8 @@ pub struct Core {
     stopping: bool,
     live: usize,
     handshaking: usize,
+    /// Sum of every session's unwritten output.
+    queued_bytes: usize,
     stats: Stats,
 }
 
@@ -178,6 +196,7 @@ impl Core {
             actions: VecDeque::new(),
             dirty: Vec::new(),
             doomed: Vec::new(),
+            pressured: Vec::new(),
             mark: Vec::new(),
             epoch: 0,
             targets: Vec::new(),
@@ -187,6 +206,7 @@ impl Core {
             stopping: false,
             live: 0,
             handshaking: 0,
+            queued_bytes: 0,
             stats: Stats::default(),
         }
     }
@@ -227,19 +247,45 @@ impl Core {
         out.append(&mut self.dirty);
     }
 
+    /// Sessions whose queue passed the high-water mark since the last call (appended to `out`).
+    /// The event loop should try to write them at once: a session over MaxSessionMessages is only
+    /// killed by the `wrote(.., blocked = true)` that follows.
+    pub fn take_pressured(&mut self, out: &mut Vec<SessionId>) {
+        for &id in &self.pressured {
+            if let Some(s) = self.sessions.get_mut(id).and_then(Option::as_mut) {
+                s.pressured = false;
+            }
+        }
+        out.append(&mut self.pressured);
+    }
+
+    /// Messages queued for `id` and not completely written (0 for a gone session).
+    pub fn queued_messages(&self, id: SessionId) -> usize {
+        self.session(id).map_or(0, |s| s.out.messages())
+    }
+
+    /// The queue length past which a session is reported by `take_pressured`: half of
+    /// MaxSessionMessages (at least 1).
+    pub fn high_water(&self) -> usize {
+        (self.settings.max_session_messages / 2).max(1)
+    }
+
     /// Bytes waiting to be written to `id`.
     pub fn pending_output(&self, id: SessionId) -> &[u8] {
         self.session(id).map(|s| s.out.pending()).unwrap_or(&[])
     }
 
     /// The event loop wrote `n` bytes of `pending_output(id)`; `blocked` = the kernel took less than
-    /// offered. A session left with more than MaxSessionMessages unwritten messages is killed.
+    /// offered. A session left with more than MaxSessionMessages unwritten messages is killed: this
+    /// is the only place the limit is enforced (apart from the hard backstop in `enqueue`), so the
+    /// verdict always follows a fresh write attempt, never a stale one.
     pub fn wrote(&mut self, id: SessionId, n: usize, blocked: bool) {
         let max = self.settings.max_session_messages;
-        let Some(s) = self.session_mut(id) else {
+        let Some(s) = self.sessions.get_mut(id).and_then(Option::as_mut) else {
             return;
         };
         s.out.consume(n);
+        self.queued_bytes -= n;
         s.blocked = blocked && !s.out.is_empty();
         let queued = s.out.messages();
         if s.blocked && queued > max {
@@ -270,6 +316,7 @@ impl Core {
             dirty: false,
             blocked: false,
             doomed: false,
+            pressured: false,
             input_done: false,
         });
         self.live += 1;
@@ -401,6 +448,7 @@ impl Core {
     pub fn close_all(&mut self) {
         for id in 0..self.sessions.len() {
             if let Some(mut s) = self.sessions[id].take() {
+                self.queued_bytes -= s.out.pending_len();
                 let last_words = s.out.take_pending();
                 self.actions.push_back(Action::Close { id, last_words });
             }
@@ -426,6 +474,7 @@ impl Core {
         st.sessions = self.live;
         st.handshaking = self.handshaking;
         st.groups = self.groups.len();
+        st.queued_bytes = self.queued_bytes;
         st.queued_messages = self
             .sessions
             .iter()
@@ -467,6 +516,7 @@ impl Core {
         if !s.private_name.is_empty() {
             self.names.remove(&s.private_name);
         }
+        self.queued_bytes -= s.out.pending_len();
         let mut last_words = s.out.take_pending();
         if let Some(b) = reject {
             self.stats.rejected_connects += 1;
@@ -492,6 +542,14 @@ impl Core {
                     "killed session {who} ({peer:?}): protocol violation: {why}"
                 ));
             }
+            KillReason::Memory { queued_bytes } => {
+                self.stats.kills_slow += 1;
+                self.log(format!(
+                    "killed session {who} ({peer:?}): slow consumer, {queued_bytes} bytes queued while all queues \
+                     together exceeded the {}-byte budget",
+                    self.settings.max_queued_bytes
+                ));
+            }
             KillReason::Slow { queued } => {
                 self.stats.kills_slow += 1;
                 self.log(format!(
@@ -504,6 +562,7 @@ impl Core {
         self.free.push(id);
         self.live -= 1;
         self.names.remove(&s.private_name);
+        self.queued_bytes -= s.out.pending_len();
         s.out.clear();
         self.actions.push_back(Action::Close {
             id,
@@ -526,10 +585,15 @@ impl Core {
         }
     }
 
-    /// Queue one message for `id` (skipped if it is being killed); a session that is already
-    /// blocked and over its limit is marked for killing (memory stays bounded).
+    /// Queue one message for `id` (skipped if it is being killed). A queue past the high-water
+    /// mark is reported through `take_pressured` so that the event loop writes it at once; the
+    /// MaxSessionMessages verdict is left to the `wrote` after that write attempt (a "blocked" flag
+    /// from an earlier attempt says nothing about a reader that has emptied its socket since).
+    /// Backstop for a core driven without prompt flushes: a blocked session past twice the limit
+    /// (at least limit + 1024) is killed here, so memory stays bounded whatever the caller does.
     fn enqueue(&mut self, id: SessionId, parts: &[&[u8]]) {
         let max = self.settings.max_session_messages;
+        let high = self.high_water();
         let Some(s) = self.sessions[id].as_mut() else {
             return;
         };
@@ -537,12 +601,40 @@ impl Core {
             return;
         }
         s.out.push_message(parts);
+        self.queued_bytes += parts.iter().map(|p| p.len()).sum::<usize>();
         let queued = s.out.messages();
-        if s.blocked && queued > max {
+        if queued > high && !s.pressured {
+            s.pressured = true;
+            self.pressured.push(id);
+        }
+        if s.blocked && queued > max.saturating_mul(2).max(max.saturating_add(1024)) {
             s.doomed = true;
             self.doomed.push((id, KillReason::Slow { queued }));
         }
         self.mark_dirty(id);
+        if self.queued_bytes > self.settings.max_queued_bytes {
+            self.shed_memory();
+        }
+    }
+
+    /// Over the memory budget: doom the blocked session with the longest queue (those that keep
+    /// up drain at the end of this turn anyway).
+    fn shed_memory(&mut self) {
+        let victim = self
+            .sessions
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| {
+                s.as_ref()
+                    .filter(|s| s.blocked && !s.doomed)
+                    .map(|s| (s.out.pending_len(), id))
+            })
+            .max();
+        if let Some((queued_bytes, id)) = victim {
+            let s = self.sessions[id].as_mut().expect("found above");
+            s.doomed = true;
+            self.doomed.push((id, KillReason::Memory { queued_bytes }));
+        }
     }
 
     /// REG_MEMB with `cause` about `group` (which still has members) to its membership sessions.

@@ -57,6 +57,11 @@ impl OutQueue {
         self.ends.len()
     }
 
+    /// Unwritten bytes.
+    pub fn pending_len(&self) -> usize {
+        self.buf.len() - self.head
+    }
+
     pub fn is_empty(&self) -> bool {
         self.head == self.buf.len()
     }

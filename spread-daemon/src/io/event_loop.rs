@@ -1,5 +1,15 @@
 //! The event loop: accept, read (large reads), feed the core, carry out its actions, and at the end
 //! of every turn write each session's queued output with one write(2) where the kernel allows.
+//!
+//! Slow readers (PROTOCOL §9): what is read is handed to the core in slices of `FEED_SLICE`; a
+//! receiver whose queue passes half of MaxSessionMessages is written to at once, and is only killed
+//! if that fresh write attempt leaves it over the limit. If such a receiver has made write
+//! progress within the throttle window, reading requests stops (input throttling, pure back-pressure
+//! on the senders' sockets) until its queue is below a quarter of the limit; sockets skipped
+//! meanwhile stay on the ready list (edge-triggered epoll gives no second notice), and bytes
+//! already read but not yet handed over wait in their connection. A receiver over the mark that
+//! has made no progress for the window holds nobody back: reading resumes and it is killed once
+//! over the limit, as Spread does.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -23,6 +33,9 @@ const SESSION_BASE: u64 = 64;
 const READ_CHUNK: usize = 128 * 1024;
 /// Reads per session per turn before others get their turn (fairness; level is remembered).
 const READS_PER_TURN: usize = 1;
+/// What is read is handed to the core in slices of this size (~66 200-byte messages, at most ~200
+/// of the smallest multicasts), with pressured receivers flushed and throttling decided in between.
+const FEED_SLICE: usize = 16 * 1024;
 /// Spread raises socket buffers to 200 KiB.
 const SOCKET_BUFFER: libc::c_int = 200 * 1024;
 
@@ -92,6 +105,12 @@ struct Conn {
     eof: bool,
     /// The peer hung up: read until EOF even after a short read (no further edge will come).
     hup: bool,
+    /// Bytes read but not yet handed to the core (input throttling began in the middle of a read).
+    unfed: Vec<u8>,
+    /// The last time a write to this connection took bytes (or it was accepted).
+    last_progress: Instant,
+    /// In `EventLoop::heavy`.
+    heavy: bool,
 }
 
 pub struct EventLoop {
@@ -108,10 +127,87 @@ pub struct EventLoop {
     /// accept() failed for lack of descriptors: connections wait in the backlog and, edge-triggered,
     /// no new event would announce them; retry on a timer.
     accept_retry: bool,
+    log_limit: LogLimit,
+    /// See the module doc; zero disables input throttling.
+    throttle_window: Duration,
+    /// Sessions whose queue passed the high-water mark and is not back below the low-water mark.
+    heavy: Vec<SessionId>,
+    pressured: Vec<SessionId>,
+    /// Input throttling is on: only handshakes are read.
+    throttled: bool,
+    /// When the earliest throttling session's window runs out (re-evaluate then).
+    throttle_wake: Option<Instant>,
+    throttles: u64,
 }
 
+/// At most `LOG_BURST` core log lines per second (kills, refusals): a client storm must not turn
+/// into a log storm. What is suppressed is counted and reported.
+const LOG_BURST: u32 = 50;
+
+#[derive(Default)]
+struct LogLimit {
+    window: Option<Instant>,
+    lines: u32,
+    suppressed: u64,
+}
+
+impl LogLimit {
+    fn log(&mut self, line: &str) {
+        let now = Instant::now();
+        if self
+            .window
+            .is_none_or(|w| now.duration_since(w) >= Duration::from_secs(1))
+        {
+            if self.suppressed > 0 {
+                log_line(&format!(
+                    "({} similar log lines suppressed)",
+                    self.suppressed
+                ));
+            }
+            self.window = Some(now);
+            self.lines = 0;
+            self.suppressed = 0;
+        }
+        if self.lines < LOG_BURST {
+            self.lines += 1;
+            log_line(line);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+/// One line of the daemon's own log on stderr, with a UTC timestamp (readable in a terminal;
+/// under systemd the journal adds its own).
 pub fn log_line(line: &str) {
-    eprintln!("spread-daemon[{}]: {line}", std::process::id());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    eprintln!(
+        "{} spread-daemon[{}]: {line}",
+        utc_timestamp(secs),
+        std::process::id()
+    );
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the epoch (proleptic Gregorian, days-from-civil inverse).
+fn utc_timestamp(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 impl EventLoop {
@@ -142,7 +238,20 @@ impl EventLoop {
             stop_deadline,
             stopping_until: None,
             accept_retry: false,
+            log_limit: LogLimit::default(),
+            throttle_window: Duration::from_millis(100),
+            heavy: Vec::new(),
+            pressured: Vec::new(),
+            throttled: false,
+            throttle_wake: None,
+            throttles: 0,
         })
+    }
+
+    /// Input throttling window (see the module doc); zero disables throttling.
+    pub fn with_throttle_window(mut self, window: Duration) -> EventLoop {
+        self.throttle_window = window;
+        self
     }
 
     /// Run until a clean stop completes.
@@ -164,7 +273,19 @@ impl EventLoop {
                 let retry = Duration::from_millis(100);
                 timeout = Some(timeout.map_or(retry, |t| t.min(retry)));
             }
-            if !self.ready.is_empty() {
+            if self.throttled {
+                // Skipped sockets stay on the ready list; come back when a window runs out (or
+                // earlier, on EPOLLOUT from the reader that is draining).
+                if let Some(w) = self.throttle_wake {
+                    let left = w
+                        .saturating_duration_since(now)
+                        .max(Duration::from_millis(1));
+                    timeout = Some(timeout.map_or(left, |t| t.min(left)));
+                }
+            }
+            if !self.ready.is_empty()
+                && (!self.throttled || self.ready.iter().any(|&id| !self.core.is_ready(id)))
+            {
                 timeout = Some(Duration::ZERO);
             }
             events.clear();
@@ -199,6 +320,7 @@ impl EventLoop {
             self.core.tick(Instant::now());
             self.apply_actions();
             self.flush();
+            self.update_throttle(Instant::now());
             if let Some(until) = self.stopping_until
                 && (self.core.stop_complete() || Instant::now() >= until)
             {
@@ -237,9 +359,10 @@ impl EventLoop {
                 Command::Stop => self.begin_stop(),
                 Command::LogStats => {
                     let s = self.core.stats();
+                    let throttles = self.throttles;
                     log_line(&format!(
                         "stats: sessions {} (handshaking {}), groups {}, queued messages {}, accepted {}, \
-                         rejected {}, requests {}, deliveries {}, kills: slow {} protocol {}",
+                         rejected {}, requests {}, deliveries {}, kills: slow {} protocol {}, input throttled {throttles} times",
                         s.sessions,
                         s.handshaking,
                         s.groups,
@@ -253,7 +376,9 @@ impl EventLoop {
                     ));
                 }
                 Command::Stats(tx) => {
-                    let _ = tx.send(self.core.stats());
+                    let mut s = self.core.stats();
+                    s.throttles = self.throttles;
+                    let _ = tx.send(s);
                 }
             }
         }
@@ -337,6 +462,9 @@ impl EventLoop {
                 in_ready_list: false,
                 eof: false,
                 hup: false,
+                unfed: Vec::new(),
+                last_progress: Instant::now(),
+                heavy: false,
             });
             self.apply_actions();
             // Data may already be waiting (edge-triggered registration after it arrived).
@@ -345,8 +473,33 @@ impl EventLoop {
     }
 
     fn read_ready(&mut self) {
+        self.update_throttle(Instant::now());
         let ready = std::mem::take(&mut self.ready);
+        // Skipped because of throttling: first in line next time.
+        let mut deferred = Vec::new();
+        let mut again = Vec::new();
         for id in ready {
+            let Some(Some(c)) = self.conns.get_mut(id) else {
+                continue;
+            };
+            if self.throttled && self.core.is_ready(id) {
+                deferred.push(id);
+                continue;
+            }
+            if !c.unfed.is_empty() {
+                // Left over from a throttled turn: this is the session's read for this turn; its
+                // socket may hold more, so it stays on the list.
+                let bytes = std::mem::take(&mut c.unfed);
+                self.feed(id, &bytes, 0);
+                if let Some(Some(c)) = self.conns.get_mut(id) {
+                    if c.eof {
+                        c.in_ready_list = false;
+                    } else {
+                        again.push(id);
+                    }
+                }
+                continue;
+            }
             // `more`: the last read filled the buffer, so the socket may hold more (edge-triggered).
             let mut more = false;
             for _ in 0..READS_PER_TURN {
@@ -363,7 +516,12 @@ impl EventLoop {
                         // A short read drained the socket, unless the peer also hung up: then the
                         // EOF is still to be read and no new edge will announce it.
                         more = n == self.scratch.len() || c.hup;
-                        self.core.received(id, &self.scratch[..n], Instant::now());
+                        let scratch = std::mem::take(&mut self.scratch);
+                        let fed_all = self.feed(id, &scratch, n);
+                        self.scratch = scratch;
+                        if !fed_all {
+                            more = true;
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => more = false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => more = true,
@@ -374,50 +532,162 @@ impl EventLoop {
                     }
                 }
                 self.apply_actions();
-                if !more {
+                if !more || self.throttled {
                     break;
                 }
             }
             match self.conns.get_mut(id) {
-                Some(Some(c)) if more && !c.eof => self.ready.push(id),
+                Some(Some(c)) if more && !c.eof => again.push(id),
                 Some(Some(c)) => c.in_ready_list = false,
                 _ => {}
             }
         }
+        // Sessions accepted meanwhile may have been added; keep them.
+        deferred.append(&mut again);
+        deferred.append(&mut self.ready);
+        self.ready = deferred;
+    }
+
+    /// Hand `buf[..n]` (or all of `buf` if `n == 0`) to the core slice by slice, relieving pressure
+    /// in between. If throttling begins, the rest waits in the connection; returns false then.
+    fn feed(&mut self, id: SessionId, buf: &[u8], n: usize) -> bool {
+        let bytes = if n == 0 { buf } else { &buf[..n] };
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let end = (pos + FEED_SLICE).min(bytes.len());
+            self.core.received(id, &bytes[pos..end], Instant::now());
+            pos = end;
+            self.apply_actions();
+            self.relieve_pressure();
+            if self.throttled && pos < bytes.len() && self.core.is_ready(id) {
+                if let Some(Some(c)) = self.conns.get_mut(id) {
+                    c.unfed.extend_from_slice(&bytes[pos..]);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Write every receiver whose queue passed the high-water mark now (the core kills one that
+    /// is still over MaxSessionMessages after this attempt), then decide about throttling.
+    fn relieve_pressure(&mut self) {
+        self.core.take_pressured(&mut self.pressured);
+        if self.pressured.is_empty() {
+            return;
+        }
+        let list = std::mem::take(&mut self.pressured);
+        for &id in &list {
+            self.flush_one(id);
+            self.apply_actions();
+            self.note_heavy(id);
+        }
+        self.pressured = list;
+        self.pressured.clear();
+        self.update_throttle(Instant::now());
+    }
+
+    fn low_water(&self) -> usize {
+        self.core.settings().max_session_messages / 4
+    }
+
+    /// Track `id` while its queue is over the low-water mark.
+    fn note_heavy(&mut self, id: SessionId) {
+        if self.throttle_window.is_zero() {
+            return;
+        }
+        let low = self.low_water();
+        if let Some(Some(c)) = self.conns.get_mut(id)
+            && !c.heavy
+            && self.core.queued_messages(id) > low
+        {
+            c.heavy = true;
+            self.heavy.push(id);
+        }
+    }
+
+    /// Throttle while a heavy session (over the high-water mark, not yet back under the low one)
+    /// has made write progress within the window.
+    fn update_throttle(&mut self, now: Instant) {
+        let low = self.low_water();
+        let window = self.throttle_window;
+        let (conns, core) = (&mut self.conns, &self.core);
+        let mut wake: Option<Instant> = None;
+        self.heavy.retain(|&id| {
+            let Some(Some(c)) = conns.get_mut(id) else {
+                return false;
+            };
+            if core.queued_messages(id) <= low {
+                c.heavy = false;
+                return false;
+            }
+            let until = c.last_progress + window;
+            if until > now {
+                wake = Some(wake.map_or(until, |w| w.min(until)));
+            }
+            true
+        });
+        if wake.is_some() && !self.throttled {
+            self.throttles += 1;
+        }
+        self.throttled = wake.is_some();
+        self.throttle_wake = wake;
     }
 
     fn flush(&mut self) {
         self.core.take_dirty(&mut self.dirty);
         let dirty = std::mem::take(&mut self.dirty);
         for &id in &dirty {
-            while let Some(Some(c)) = self.conns.get_mut(id) {
-                let pending = self.core.pending_output(id);
-                if pending.is_empty() {
-                    break;
-                }
-                match c.stream.write(pending) {
-                    Ok(n) => self.core.wrote(id, n, false),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.core.wrote(id, 0, true);
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => {
-                        self.core.write_failed(id);
-                        break;
-                    }
-                }
-            }
+            self.flush_one(id);
             self.apply_actions();
         }
         self.dirty = dirty;
         self.dirty.clear();
+        // Queues that passed the high-water mark outside `feed` (membership traffic, handshakes)
+        // were just written; only track them.
+        self.core.take_pressured(&mut self.pressured);
+        let list = std::mem::take(&mut self.pressured);
+        for &id in &list {
+            self.note_heavy(id);
+        }
+        self.pressured = list;
+        self.pressured.clear();
+    }
+
+    /// Write `id`'s pending output until done or the kernel refuses; the core judges the result.
+    fn flush_one(&mut self, id: SessionId) {
+        while let Some(Some(c)) = self.conns.get_mut(id) {
+            let pending = self.core.pending_output(id);
+            if pending.is_empty() {
+                break;
+            }
+            match c.stream.write(pending) {
+                // A socket that takes nothing is full, whatever it says; wait for EPOLLOUT.
+                Ok(0) => {
+                    self.core.wrote(id, 0, true);
+                    break;
+                }
+                Ok(n) => {
+                    c.last_progress = Instant::now();
+                    self.core.wrote(id, n, false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.core.wrote(id, 0, true);
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.core.write_failed(id);
+                    break;
+                }
+            }
+        }
     }
 
     fn apply_actions(&mut self) {
         while let Some(a) = self.core.poll_action() {
             match a {
-                Action::Log(line) => log_line(&line),
+                Action::Log(line) => self.log_limit.log(&line),
                 Action::Close { id, last_words } => {
                     if let Some(Some(mut c)) = self.conns.get_mut(id).map(Option::take) {
                         if !last_words.is_empty() {
@@ -479,4 +749,14 @@ pub fn bind(
         listeners.push(Listener::Tcp(l));
     }
     Ok((listeners, unix_path, tcp))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_timestamps() {
+        assert_eq!(super::utc_timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::utc_timestamp(1_795_468_241), "2026-11-23T21:10:41Z");
+    }
 }
