@@ -98,6 +98,25 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         router.outputs.len(),
         router.vhosts.len()
     ));
+    for s in &cfg.spreads {
+        for l in &s.logs {
+            let dest = match (&l.file, &l.vhost_dir) {
+                (Some(crate::config::FileTarget::Path(p)), _) => p.display().to_string(),
+                (Some(crate::config::FileTarget::Pipe(c)), _) => format!("|{c}"),
+                (None, Some(d)) => format!("VhostDir {}", d.display()),
+                (None, None) => String::new(),
+            };
+            logger.info(&format!(
+                "{}:{}: daemon {} group {} -> {dest} ({} Match, timestamp rewrite: {})",
+                cfg.file,
+                l.line,
+                s.daemon_name(),
+                l.group,
+                l.matches.len(),
+                if l.rewrite.is_some() { "yes" } else { "no" }
+            ));
+        }
+    }
     let mut collector = Collector::new(
         &cfg,
         router,

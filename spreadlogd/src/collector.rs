@@ -19,6 +19,8 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// While a daemon stays unreachable, say so this often.
 pub const DOWN_REMINDER: Duration = Duration::from_secs(60);
+/// The gap table is saved this often while running, and at exit.
+pub const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counters reported on SIGUSR1 and at exit.
@@ -306,7 +308,7 @@ impl<'l> Collector<'l> {
 
     fn poll_timeout(&self) -> libc::c_int {
         let now = Instant::now();
-        let mut t = Duration::from_secs(60);
+        let mut t = STATE_SAVE_INTERVAL;
         for c in &self.conns {
             if let State::Down { next_try, .. } = c.state {
                 t = t.min(next_try.saturating_duration_since(now));
@@ -379,7 +381,13 @@ impl<'l> Collector<'l> {
     /// Run until SIGTERM/SIGINT. Returns the exit status.
     pub fn run(&mut self, signals: &Signals) -> i32 {
         self.connect_due();
+        let mut last_save = Instant::now();
         loop {
+            // Also save the gap table now and then, so a crash (not only a clean exit) keeps it.
+            if last_save.elapsed() >= STATE_SAVE_INTERVAL {
+                last_save = Instant::now();
+                self.save_state();
+            }
             let handled = self.drain();
             if handled > 0 {
                 self.router.flush(self.log);
@@ -430,6 +438,11 @@ impl<'l> Collector<'l> {
                 let _ = mb.disconnect();
             }
         }
+        self.save_state();
+        self.log.notice(&self.report());
+    }
+
+    fn save_state(&self) {
         if let Some(p) = &self.opts.state_file
             && let Err(e) = self.gaps.save(p, unix_now())
         {
@@ -438,7 +451,6 @@ impl<'l> Collector<'l> {
                 p.display()
             ));
         }
-        self.log.notice(&self.report());
     }
 }
 
@@ -462,6 +474,7 @@ fn connect_and_join(
         };
         match Mailbox::connect_endpoint(ep, &opts) {
             Ok(mut mb) => {
+                grow_receive_buffer(&mb);
                 for g in groups {
                     mb.join(g).map_err(|e| format!("join {g}: {e}"))?;
                 }
@@ -477,4 +490,28 @@ fn connect_and_join(
         }
     }
     Err("no unique private name accepted".into())
+}
+
+/// Over TCP the receive buffer adds to the slack the daemon allows a reader before it kills it as a
+/// slow client (MaxSessionMessages counts only what does not fit in the socket buffers). Ask for
+/// 8 MiB: SO_RCVBUFFORCE works as root (we connect before dropping privileges), SO_RCVBUF is capped
+/// by net.core.rmem_max. Unix sockets ignore it (the sender's buffer counts there).
+fn grow_receive_buffer(mb: &Mailbox) {
+    use std::os::fd::AsRawFd;
+    let bytes: libc::c_int = 8 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt reads a live c_int of the size given, on a socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                mb.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&bytes as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
 }

@@ -274,22 +274,12 @@ impl Output {
             }
             Kind::Pipe { child, .. } => {
                 if let Some((mut c, stdin)) = child.take() {
+                    // EOF tells the program to finish; it is waited for off the main loop so a slow
+                    // program never delays reading from the daemon (and never becomes a zombie).
                     drop(stdin);
-                    // Bounded: give it a moment to finish its input, then leave it to SIGCHLD.
-                    let deadline = Instant::now() + Duration::from_millis(500);
-                    while Instant::now() < deadline {
-                        if let Ok(Some(_)) = c.try_wait() {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    // Leaving an unreaped child would make a zombie; if it is still running, wait
-                    // for it in a small thread.
-                    if let Ok(None) = c.try_wait() {
-                        std::thread::spawn(move || {
-                            let _ = c.wait();
-                        });
-                    }
+                    std::thread::spawn(move || {
+                        let _ = c.wait();
+                    });
                 }
             }
         }

@@ -97,6 +97,11 @@ impl Signals {
         }
     }
 
+    /// Take (and clear) only the SIGTERM/SIGINT flag, for loops that ignore the others.
+    pub fn take_term() -> bool {
+        TERM.swap(false, Ordering::SeqCst)
+    }
+
     /// Cheap check for the hot loop (no syscall).
     pub fn any_pending() -> bool {
         HUP.load(Ordering::Relaxed)

@@ -427,3 +427,47 @@ fn shipped_sample_config_is_valid_and_uses_every_keyword() {
         );
     }
 }
+
+#[test]
+fn a_message_to_several_groups_reaches_every_log_of_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = a File = {d}/a.log }} Log {{ Group = b File = {d}/b.log }} }}",
+            daemon.spread_name(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "multi");
+    s.multicast(
+        spread_sys::service::AGREED_MESS,
+        &["a", "b", "unlogged"],
+        mess_type_for(0),
+        b"both\n",
+    )
+    .unwrap();
+    s.multicast(
+        spread_sys::service::AGREED_MESS,
+        &["b"],
+        mess_type_for(1),
+        b"only b\n",
+    )
+    .unwrap();
+    wait_for("b.log", || {
+        (read(&d.join("b.log")) == "both\nonly b\n").then_some(())
+    });
+    assert_eq!(read(&d.join("a.log")), "both\n");
+    logd.signal(libc::SIGUSR1);
+    logd.wait_log("counters:", 1);
+    assert!(
+        logd.log().contains("sequence_gaps=0 "),
+        "per-group sequences: {}",
+        logd.log()
+    );
+    assert_eq!(logd.term(), 0);
+}

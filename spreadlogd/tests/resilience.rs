@@ -30,6 +30,8 @@ fn sighup_rotation_while_lines_flow_loses_and_duplicates_nothing() {
     logd.wait_joined(1);
     const N: usize = 30_000;
     let name = daemon.spread_name();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sent_by_thread = sent.clone();
     let sending = std::thread::spawn(move || {
         let mut s = sender(&name, "rot");
         for i in 0..N {
@@ -39,7 +41,9 @@ fn sighup_rotation_while_lines_flow_loses_and_duplicates_nothing() {
                 mess_type_for(i as u16),
                 format!("line-{i:06}\n").as_bytes(),
             );
-            if i % 2000 == 0 {
+            sent_by_thread.store(i + 1, std::sync::atomic::Ordering::SeqCst);
+            // At least 0.3 s of sending in all, so the HUP lands in the middle of the flow.
+            if i % 500 == 0 {
                 std::thread::sleep(Duration::from_millis(5));
             }
         }
@@ -50,6 +54,8 @@ fn sighup_rotation_while_lines_flow_loses_and_duplicates_nothing() {
     let rotated = d.join("a.log.1");
     std::fs::rename(&log, &rotated).unwrap();
     logd.signal(libc::SIGHUP);
+    let sent_at_hup = sent.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent_at_hup < N, "the HUP came after the last line was sent");
     sending.join().unwrap();
     wait_for("all lines in old + new", || {
         (read(&rotated).lines().count() + read(&log).lines().count() == N).then_some(())
@@ -340,4 +346,42 @@ fn daemonised_with_pidfile_relative_paths_survive_chdir_and_hup() {
         d.join("state/gaps").exists().then_some(())
     });
     assert_eq!(read(&d.join("rel.log.1")), "one\n");
+}
+
+#[test]
+fn sighup_restarts_piped_programs_and_reopens_vhost_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let daemon = daemon(d);
+    let out = d.join("out");
+    std::fs::create_dir(d.join("vh")).unwrap();
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = g File = \"|cat >> {}\" }} Log {{ Group = v VhostDir = {d}/vh }} }}",
+            daemon.spread_name(),
+            out.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut s = sender(&daemon.spread_name(), "hp");
+    send(&mut s, "g", 0, b"a\n");
+    send(&mut s, "v", 0, b"h.example one\n");
+    wait_for("a", || (read(&out) == "a\n").then_some(()));
+    wait_for("one", || {
+        (read(&d.join("vh/h.example")) == "one\n").then_some(())
+    });
+    std::fs::rename(d.join("vh/h.example"), d.join("vh-old")).unwrap();
+    logd.signal(libc::SIGHUP);
+    logd.wait_log("SIGHUP: reopening log files", 1);
+    send(&mut s, "g", 0, b"b\n");
+    send(&mut s, "v", 0, b"h.example two\n");
+    wait_for("b", || (read(&out) == "a\nb\n").then_some(()));
+    wait_for("two", || {
+        (read(&d.join("vh/h.example")) == "two\n").then_some(())
+    });
+    assert_eq!(read(&d.join("vh-old")), "one\n");
+    assert_eq!(logd.term(), 0);
 }

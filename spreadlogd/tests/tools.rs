@@ -159,3 +159,158 @@ fn spread_pipe_spools_while_the_daemon_is_away_and_replays_in_order() {
     assert!(err.contains("replayed"), "{err}");
     assert_eq!(logd.term(), 0);
 }
+
+#[test]
+fn spread_pipe_never_blocks_its_writer_while_the_daemon_is_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut pipe = Command::new(bin("spread-pipe"))
+        .args(["-s", &d.join("4803").display().to_string(), "-S"])
+        .arg(d.join("spool"))
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = pipe.stdin.take().unwrap();
+    let line = format!("{}\n", "e".repeat(199));
+    let t = std::time::Instant::now();
+    for _ in 0..100_000 {
+        stdin.write_all(line.as_bytes()).unwrap();
+    }
+    drop(stdin);
+    // The writer got rid of 20 MB without waiting for the spool (the reader thread keeps reading).
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "writing 20 MB took {:?}",
+        t.elapsed()
+    );
+    let status = pipe.wait().unwrap();
+    assert!(status.success());
+    let records = spread_sys::spool::read_and_repair(&d.join("spool"))
+        .unwrap()
+        .records;
+    assert_eq!(records.len(), 100_000);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.line == line.as_bytes() && r.group == b"errors")
+    );
+}
+
+#[test]
+fn spread_pipe_and_spreadlogd_ride_through_a_daemon_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let start_daemon = || {
+        let _ = std::fs::remove_file(d.join("4803"));
+        let c = Command::new(bin("spread-daemon"))
+            .args(["--no-tcp", "--unix-dir"])
+            .arg(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("daemon socket", || d.join("4803").exists().then_some(()));
+        c
+    };
+    let mut dproc = start_daemon();
+    let name = d.join("4803").display().to_string();
+    let log = d.join("a.log");
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {name} Log {{ Group = errors File = {} }} }}",
+            log.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::start(d, &c, &[]);
+    logd.wait_joined(1);
+    let mut pipe = Command::new(bin("spread-pipe"))
+        .args(["-s", &name, "-S"])
+        .arg(d.join("spool"))
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = pipe.stdin.take().unwrap();
+    let mut want = Vec::new();
+    let mut write = |stdin: &mut std::process::ChildStdin, l: String| {
+        stdin.write_all(format!("{l}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        want.push(l);
+    };
+    for i in 0..50 {
+        write(&mut stdin, format!("before {i}"));
+    }
+    wait_for("before lines", || {
+        (read(&log).lines().count() == 50).then_some(())
+    });
+    // SAFETY: kill(2) on our own child (a clean stop: the daemon shuts its sockets for reading).
+    unsafe { libc::kill(dproc.id() as libc::pid_t, libc::SIGTERM) };
+    dproc.wait().unwrap();
+    logd.wait_log("lost the spread daemon", 1);
+    for i in 0..50 {
+        write(&mut stdin, format!("during {i}"));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    dproc = start_daemon();
+    logd.wait_log("reconnected to spread daemon", 1);
+    for i in 0..50 {
+        write(&mut stdin, format!("after {i}"));
+    }
+    drop(stdin);
+    assert!(pipe.wait().unwrap().success());
+    wait_for("every line", || {
+        (read(&log).lines().count() >= 150).then_some(())
+    });
+    let got: Vec<String> = read(&log).lines().map(str::to_owned).collect();
+    assert_eq!(got, want, "every line exactly once and in order");
+    assert_eq!(logd.term(), 0);
+    dproc.kill().unwrap();
+    let _ = dproc.wait();
+}
+
+#[test]
+fn spread_pipe_exits_cleanly_on_sigterm_with_its_input_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut pipe = Command::new(bin("spread-pipe"))
+        .args(["-s", &d.join("4803").display().to_string(), "-S"])
+        .arg(d.join("spool"))
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = pipe.stdin.take().unwrap();
+    for i in 0..1000 {
+        stdin.write_all(format!("l{i}\n").as_bytes()).unwrap();
+    }
+    stdin.flush().unwrap();
+    wait_for("spooled", || {
+        (spread_sys::spool::read_and_repair(&d.join("spool")).map_or(0, |c| c.records.len())
+            == 1000)
+            .then_some(())
+    });
+    // SIGHUP is ignored (Apache may signal its piped loggers); SIGTERM ends it cleanly.
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(pipe.id() as libc::pid_t, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(100));
+    // SAFETY: as above.
+    unsafe { libc::kill(pipe.id() as libc::pid_t, libc::SIGTERM) };
+    let t = std::time::Instant::now();
+    let status = wait_for("exit", || pipe.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    drop(stdin);
+    let mut err = String::new();
+    pipe.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("SIGTERM"), "{err}");
+}

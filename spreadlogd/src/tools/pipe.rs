@@ -14,6 +14,8 @@ use spread_sys::spool::{Appended, ReplayOutcome, Spool};
 use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
 use spread_sys::{ConnectOptions, Mailbox, Message};
 
+use crate::signals::Signals;
+
 pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] GROUP
   -s NAME   daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
   -S FILE   spool file for lines the daemon could not take
@@ -26,6 +28,8 @@ Each stdin line becomes one message to GROUP; a line longer than the largest Spr
 pub const MAX_BODY: usize = MAX_SAFE_MESSAGE_LEN - 32;
 /// Bytes of input handled per send batch.
 const BATCH_BYTES: usize = 4 << 20;
+/// How long spread-pipe keeps trying to send spooled lines after the end of its input.
+const FINAL_GRACE: Duration = Duration::from_secs(5);
 /// Default spool cap (`-C`).
 pub const DEFAULT_SPOOL_CAP: u64 = 256 << 20;
 
@@ -79,8 +83,15 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     if let Err(e) = spread_sys::SpreadName::parse(&spread) {
         return usage_error(&e.to_string());
     }
-    // SAFETY: ignoring SIGPIPE has no memory effects; a dead daemon socket then gives EPIPE.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SIGPIPE ignored (a dead daemon socket gives EPIPE); SIGTERM/SIGINT (Apache stopping its piped
+    // loggers) end the input: what was read is still sent or spooled; SIGHUP is ignored.
+    let _signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("spread-pipe: cannot install signal handlers: {e}");
+            return 1;
+        }
+    };
     let spool_path = spool_path.unwrap_or_else(|| default_spool(&group));
     let rx = spawn_reader();
     let mut s = Sender::new(spread, group, spool_path, cap);
@@ -158,6 +169,8 @@ struct Sender {
     name_attempt: u32,
     down_since: Option<Instant>,
     dropped: u64,
+    /// How long to keep trying to hand over spooled lines after the end of input.
+    grace: Duration,
 }
 
 impl Sender {
@@ -186,6 +199,7 @@ impl Sender {
             name_attempt: 0,
             down_since: None,
             dropped: 0,
+            grace: FINAL_GRACE,
         }
     }
 
@@ -197,11 +211,8 @@ impl Sender {
     fn run(&mut self, rx: Receiver<Vec<u8>>) -> i32 {
         let mut eof = false;
         while !eof {
-            let wait = if self.mb.is_none() || self.spool_pending() {
-                Duration::from_millis(200)
-            } else {
-                Duration::from_secs(5)
-            };
+            // Bounded so a SIGTERM is noticed soon even while stdin is quiet.
+            let wait = Duration::from_millis(200);
             let mut batch: Vec<Vec<u8>> = Vec::new();
             match rx.recv_timeout(wait) {
                 Ok(b) => batch.push(b),
@@ -209,7 +220,13 @@ impl Sender {
                 Err(RecvTimeoutError::Disconnected) => eof = true,
             }
             let mut bytes: usize = batch.iter().map(Vec::len).sum();
-            while bytes < BATCH_BYTES {
+            let stopping = Signals::any_pending() && Signals::take_term();
+            if stopping {
+                eprintln!("spread-pipe: SIGTERM: sending or spooling what was read, then exiting");
+                eof = true;
+                self.grace = Duration::from_secs(1);
+            }
+            while bytes < BATCH_BYTES || stopping {
                 match rx.try_recv() {
                     Ok(b) => {
                         bytes += b.len();
@@ -244,8 +261,20 @@ impl Sender {
                 self.spool_blocks(&batch);
             }
         }
-        if self.mb.is_some() && self.spool_pending() {
-            self.try_replay(true);
+        // End of input: give the daemon (and a collector) a bounded chance to take what is spooled,
+        // ignoring the reconnect backoff.
+        let deadline = Instant::now() + self.grace;
+        while self.spool_pending() && Instant::now() < deadline {
+            if self.mb.is_none() {
+                self.next_try = Instant::now();
+                self.ensure_connected();
+            }
+            if self.mb.is_some() {
+                self.try_replay(true);
+            }
+            if self.spool_pending() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
         if let Some(mb) = self.mb.take() {
             let _ = mb.disconnect();

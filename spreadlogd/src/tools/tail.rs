@@ -43,7 +43,8 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     let mut announced = false;
     loop {
         let opts = ConnectOptions {
-            private_name: format!("tail{}", std::process::id() % 100_000),
+            // Empty: the daemon picks a unique name, so any number of spread-tails can run.
+            private_name: String::new(),
             priority: false,
             group_membership: false,
             connect_timeout: Some(Duration::from_secs(2)),
