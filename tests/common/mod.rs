@@ -370,13 +370,30 @@ pub struct SpreadDaemon {
 
 impl SpreadDaemon {
     pub fn start(dir: &Path, port: u16) -> SpreadDaemon {
+        SpreadDaemon::start_with(dir, port, &["--no-tcp"])
+    }
+
+    /// Unix socket and TCP on 127.0.0.1:`port`.
+    pub fn start_tcp(dir: &Path, port: u16) -> SpreadDaemon {
+        let d = SpreadDaemon::start_with(dir, port, &[]);
+        wait_for(
+            "the spread-daemon TCP port",
+            Duration::from_secs(10),
+            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        d
+    }
+
+    fn start_with(dir: &Path, port: u16, extra: &[&str]) -> SpreadDaemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("spread-daemon.log"))
             .unwrap();
         let child = Command::new(bin("spread-daemon"))
-            .args(["-p", &port.to_string(), "--no-tcp", "--unix-dir"])
+            .args(["-p", &port.to_string()])
+            .args(extra)
+            .arg("--unix-dir")
             .process_group(0)
             .arg(dir)
             .stdin(Stdio::null())
