@@ -1,0 +1,207 @@
+//! A sandboxed Debian `apache2` (own ServerRoot, pid file, error log, mutex dir) loading
+//! `mod_log_spread.so`, optionally inside a network namespace. Every `/i/...` URL answers 200
+//! with a small file, so a request id can travel in `%U`.
+
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::bins::module_so;
+use crate::netns::Netns;
+use crate::procs::{Proc, tail};
+
+pub const APACHE: &str = "/usr/sbin/apache2";
+pub const MODULES: &str = "/usr/lib/apache2/modules";
+
+/// Why Apache cannot run here, or `None`.
+pub fn unavailable() -> Option<String> {
+    if !Path::new(APACHE).exists() {
+        return Some(format!(
+            "{APACHE} is not installed (apt-get install apache2)"
+        ));
+    }
+    if !crate::is_root() {
+        return Some("the sandboxed Apache runs its children as www-data: needs root".into());
+    }
+    None
+}
+
+/// Two children of four threads: requests spread over two Spread connections.
+pub const TWO_CHILDREN: &str = "StartServers 2\nServerLimit 2\nThreadLimit 4\nThreadsPerChild 4\n\
+    MinSpareThreads 4\nMaxSpareThreads 8\nMaxRequestWorkers 8\n";
+
+/// One active child (MaxRequestWorkers = ThreadsPerChild): one Spread connection and one sequence
+/// per server, so gap counts are exact. ServerLimit 2 leaves a slot for a replacement child while
+/// a recycled one drains.
+pub const ONE_CHILD: &str = "StartServers 1\nServerLimit 2\nThreadLimit 4\nThreadsPerChild 4\n\
+    MinSpareThreads 1\nMaxSpareThreads 4\nMaxRequestWorkers 4\n";
+
+/// The status handler of the module, for its counters.
+pub const STATUS: &str = "<Location /spread-status>\n  SetHandler log-spread-status\n</Location>\n";
+
+/// A CustomLog condition keeping the status handler's own requests out of the counted lines.
+pub const NOT_STATUS: &str = "\"expr=%{REQUEST_URI} !~ m#^/spread-status#\"";
+
+/// The whole httpd.conf: `body` carries the test's Spread directives and CustomLog lines.
+pub fn config(dir: &Path, listen: SocketAddr, tuning: &str, body: &str) -> String {
+    let d = dir.display();
+    let so = module_so();
+    format!(
+        "ServerRoot {d}\n\
+         LoadModule mpm_event_module {MODULES}/mod_mpm_event.so\n\
+         LoadModule authz_core_module {MODULES}/mod_authz_core.so\n\
+         LoadModule alias_module {MODULES}/mod_alias.so\n\
+         LoadModule log_spread_module {so}\n\
+         Listen {listen}\n\
+         ServerName localhost\n\
+         PidFile {d}/httpd.pid\n\
+         ErrorLog {d}/error.log\n\
+         LogLevel info\n\
+         DocumentRoot {d}/htdocs\n\
+         Mutex file:{d}\n\
+         User www-data\n\
+         Group www-data\n\
+         KeepAlive Off\n\
+         {tuning}\
+         AliasMatch ^/i/ {d}/htdocs/index.html\n\
+         {body}\n",
+        so = so.display()
+    )
+}
+
+pub struct Apache {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    ns_path: Option<PathBuf>,
+}
+
+impl Apache {
+    /// Write the config into `dir`, check it, start `apache2 -D FOREGROUND`, wait until it listens.
+    pub fn start(
+        dir: &Path,
+        ns: Option<&Netns>,
+        listen: SocketAddr,
+        tuning: &str,
+        body: &str,
+    ) -> Apache {
+        std::fs::create_dir_all(dir.join("htdocs")).expect("htdocs");
+        std::fs::write(dir.join("htdocs/index.html"), "hello\n").expect("index");
+        let conf = dir.join("httpd.conf");
+        std::fs::write(&conf, config(dir, listen, tuning, body)).expect("write httpd.conf");
+        let check = Command::new(APACHE)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-t")
+            .output()
+            .expect("run apache2 -t");
+        assert!(
+            check.status.success(),
+            "apache2 -t failed:\n{}{}",
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let mut cmd = match ns {
+            Some(ns) => ns.command(APACHE),
+            None => Command::new(APACHE),
+        };
+        // Its own process group: Apache signals its group when stopping, and the children can be
+        // killed together if the parent does not stop them.
+        cmd.arg("-f")
+            .arg(&conf)
+            .args(["-D", "FOREGROUND"])
+            .stdin(Stdio::null())
+            .process_group(0);
+        let proc = Proc::spawn("apache2", cmd, &dir.join("apache2.stderr"), true);
+        let mut a = Apache {
+            proc,
+            addr: listen,
+            dir: dir.to_owned(),
+            ns_path: ns.map(Netns::path),
+        };
+        let start = Instant::now();
+        while !a.listening() {
+            assert!(
+                a.proc.alive(),
+                "apache2 exited at start; error log:\n{}",
+                a.error_log()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "apache2 does not listen on {listen} after 15 s; error log:\n{}",
+                a.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        a
+    }
+
+    fn listening(&self) -> bool {
+        self.client(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+    }
+
+    /// Run `f` where Apache's sockets are (its namespace, or here).
+    pub fn client<T: Send + 'static>(&self, f: impl FnOnce(SocketAddr) -> T + Send + 'static) -> T {
+        let addr = self.addr;
+        match &self.ns_path {
+            None => f(addr),
+            Some(p) => {
+                let fd = std::fs::File::open(p).expect("open netns");
+                std::thread::spawn(move || {
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: joins Apache's namespace on this thread only.
+                    let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+                    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+                    f(addr)
+                })
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e))
+            }
+        }
+    }
+
+    /// The module's counters from its status handler (needs [`STATUS`] in the config).
+    pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        let r = self.client(|addr| crate::http::get(addr, "/spread-status"));
+        assert_eq!(r.status, 200, "status handler: {r:?}");
+        r.body
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter_map(|(k, v)| v.trim().parse().ok().map(|v| (k.trim().to_owned(), v)))
+            .collect()
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+    }
+
+    /// Stop (SIGTERM to the parent, which stops its children), then SIGKILL whatever is left of
+    /// its process group, so no child outlives the test.
+    pub fn stop(&mut self) {
+        let pgid = self.proc.pid();
+        if self.proc.alive() {
+            self.proc.signal(libc::SIGTERM);
+            let start = Instant::now();
+            while self.proc.alive() && start.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // SAFETY: kill(2) on the process group this Apache was started in (its own, pgid = the
+        // parent's pid); only its parent and children are in it.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+
+    pub fn error_log_tail(&self) -> String {
+        tail(&self.error_log(), 30)
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

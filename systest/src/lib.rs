@@ -1,0 +1,32 @@
+//! Shared helpers of the whole-system tests: real `spread-daemon`, `spreadlogd`, `spread-tail`,
+//! `spread-pipe` and a sandboxed Debian `apache2` with `mod_log_spread.so`, optionally inside
+//! network namespaces the tests create (and remove) themselves.
+//!
+//! Every process is owned by a guard that kills it on drop, every namespace and temp dir is removed
+//! on drop, so a failing assertion leaves nothing behind.
+
+pub mod accounting;
+pub mod apache;
+pub mod bins;
+pub mod http;
+pub mod mount;
+pub mod netns;
+pub mod procs;
+pub mod tally;
+pub mod tempdir;
+pub mod wait;
+
+pub use tempdir::TempDir;
+pub use wait::{wait_until, wait_value};
+
+/// True when the tests run as root (namespaces, tmpfs mounts, Apache's `User`).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Print why a test is skipped, in a way `cargo test` output shows plainly.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("SKIPPED {test}: {why}");
+    println!("SKIPPED {test}: {why}");
+}

@@ -1,0 +1,558 @@
+//! The farm in network namespaces: web-server namespaces running Apache with the module, one
+//! log-host namespace running `spread-daemon` (TCP) and `spreadlogd`, joined by veth links on
+//! private /30s of 10.213.0.0/16 that exist only inside the namespaces.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use systest::accounting::{Accounting, SenderBook};
+use systest::apache::{self, Apache};
+use systest::http::{self, LoadStats};
+use systest::netns::{self, Netns, VethEnd};
+use systest::procs::{Daemon, Listen, Logd, logd_conf, tail_to_file};
+use systest::tally::Tally;
+use systest::{TempDir, skip, wait_value};
+
+const GROUP: &str = "www";
+const SPREAD_PORT: u16 = 4803;
+
+struct Web {
+    who: String,
+    apache: Apache,
+    lh_end: VethEnd,
+    web_end: VethEnd,
+    ns: Netns,
+}
+
+/// Processes first, namespaces after, the directory last: fields drop in this order.
+struct Farm {
+    logd: Logd,
+    daemon: Daemon,
+    webs: Vec<Web>,
+    central: PathBuf,
+    lh: Netns,
+    t: TempDir,
+}
+
+fn unavailable() -> Option<String> {
+    netns::unavailable().or_else(apache::unavailable)
+}
+
+impl Farm {
+    fn new(tag: &str, n: usize, tuning: &str, extra: &str) -> Farm {
+        let t = TempDir::new(tag);
+        let lh = Netns::new("lh");
+        let mut links = Vec::new();
+        for k in 1..=n {
+            let ns = Netns::new("w");
+            let (lh_end, web_end) = netns::veth(&lh, &ns, &format!("10.213.{k}"));
+            links.push((ns, lh_end, web_end));
+        }
+        let daemon = Daemon::start(
+            &t.subdir("loghost"),
+            Some(&lh),
+            Listen::Tcp {
+                binds: links.iter().map(|(_, e, _)| e.addr.clone()).collect(),
+                port: SPREAD_PORT,
+                allow: vec!["10.213.0.0/16".into()],
+            },
+        );
+        let central = t.join("loghost/www.log");
+        let state = t.join("loghost/gaps");
+        let logd = Logd::start(
+            &t.join("loghost"),
+            Some(&lh),
+            &logd_conf(&daemon.spread_name(), &state, &[(GROUP, &central)]),
+        );
+        let mut webs = Vec::new();
+        for (k, (ns, lh_end, web_end)) in links.into_iter().enumerate() {
+            let who = format!("w{}", k + 1);
+            let dir = t.subdir(&who);
+            let spool = t.subdir(&format!("{who}/spool"));
+            let body = format!(
+                "SpreadDaemon {SPREAD_PORT}@{}\n\
+                 SpreadSpool {}/spool\n\
+                 SpreadConnectTimeout 200\n\
+                 SpreadRetryInterval 200\n\
+                 {}\
+                 {extra}\
+                 CustomLog \"${GROUP}\" \"%U %>s\" {}\n",
+                lh_end.addr,
+                spool.display(),
+                apache::STATUS,
+                apache::NOT_STATUS
+            );
+            let listen: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+            let apache = Apache::start(&dir, Some(&ns), listen, tuning, &body);
+            webs.push(Web {
+                who,
+                apache,
+                lh_end,
+                web_end,
+                ns,
+            });
+        }
+        Farm {
+            logd,
+            daemon,
+            webs,
+            central,
+            lh,
+            t,
+        }
+    }
+
+    /// Load every web server at once: ids `range` each, one request every `pause`.
+    fn load(&self, range: std::ops::Range<u64>, pause: Duration) -> Vec<LoadStats> {
+        let handles: Vec<_> = self
+            .webs
+            .iter()
+            .map(|w| {
+                let who = w.who.clone();
+                let range = range.clone();
+                let addr = w.apache.addr;
+                w.ns.spawn(move || http::load(addr, &who, range, pause, ""))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("load thread"))
+            .collect()
+    }
+
+    fn sent(&self, n: u64) -> Vec<(&str, u64)> {
+        self.webs.iter().map(|w| (w.who.as_str(), n)).collect()
+    }
+
+    /// Wait until the central file holds `n` distinct ids per server (or time out with counts).
+    fn wait_central(&self, n: u64, timeout: Duration) -> Tally {
+        let sent = self.sent(n);
+        wait_value("every line in the central file", timeout, || {
+            let t = Tally::of_file(&self.central);
+            if sent.iter().all(|(w, n)| t.count_of(w) as u64 >= *n) {
+                Ok(t)
+            } else {
+                Err(t.report(&sent))
+            }
+        })
+    }
+
+    /// The module's own account, summed over the web servers.
+    fn book(&self) -> SenderBook {
+        let mut total = SenderBook::default();
+        for w in &self.webs {
+            let m = w.apache.counters();
+            let g = |k: &str| m.get(k).copied().unwrap_or(0);
+            total.add(SenderBook {
+                spooled: g("spooled"),
+                replayed: g("replayed"),
+                dropped: g("dropped_spool_full") + g("dropped_spool_error"),
+            });
+        }
+        total
+    }
+
+    /// Poll until every line of `0..n` per server is accounted for, or `timeout`.
+    fn settle(&self, n: u64, timeout: Duration) -> Accounting {
+        let sent = self.sent(n);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let t = Tally::of_file(&self.central);
+            let acc = Accounting::new(&t, &sent, &self.logd.counters(), self.book());
+            if acc.balanced() || Instant::now() > deadline {
+                return acc;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn diagnostics(&self) -> String {
+        let mut s = format!(
+            "spreadlogd:\n{}\nspread-daemon:\n{}\n",
+            systest::procs::tail(&self.logd.proc.log(), 15),
+            systest::procs::tail(&self.daemon.proc.log(), 15)
+        );
+        for w in &self.webs {
+            s.push_str(&format!(
+                "{} error log:\n{}\n",
+                w.who,
+                w.apache.error_log_tail()
+            ));
+        }
+        s
+    }
+}
+
+fn assert_served(stats: &[LoadStats], n: u64, bound: Duration, farm: &Farm) {
+    for (w, st) in farm.webs.iter().zip(stats) {
+        assert_eq!(
+            st.ok,
+            n,
+            "{}: {} of {n} requests served, failures {:?}\n{}",
+            w.who,
+            st.ok,
+            &st.failed[..st.failed.len().min(10)],
+            farm.diagnostics()
+        );
+        assert!(
+            st.slowest < bound,
+            "{}: slowest request took {:?} (bound {bound:?})",
+            w.who,
+            st.slowest
+        );
+    }
+}
+
+#[test]
+fn farm_all_servers_lines_in_one_file_and_a_second_collector_has_the_same() {
+    if let Some(why) = unavailable() {
+        return skip("farm_all_servers_lines_in_one_file", &why);
+    }
+    let farm = Farm::new("farm-all", 3, apache::TWO_CHILDREN, "");
+    let tail_out = farm.t.join("loghost/tail.out");
+    let tail = tail_to_file(
+        &farm.t.join("loghost"),
+        Some(&farm.lh),
+        &farm.daemon.spread_name(),
+        GROUP,
+        &tail_out,
+    );
+    // spread-tail has joined once a warm-up line reaches it (Spread keeps nothing for late
+    // joiners, so keep sending until one does).
+    let mut k = 0;
+    wait_value(
+        "a warm-up line at spread-tail",
+        Duration::from_secs(15),
+        || {
+            let status = farm.webs[0]
+                .apache
+                .client(move |a| http::get(a, &systest::tally::id("warmup", k)).status);
+            assert_eq!(status, 200);
+            k += 1;
+            let seen = Tally::of_file(&tail_out).count_of("warmup");
+            if seen > 0 { Ok(()) } else { Err(k) }
+        },
+    );
+    let n = 300;
+    let started = Instant::now();
+    let stats = farm.load(0..n, Duration::ZERO);
+    let took = started.elapsed();
+    assert_served(&stats, n, Duration::from_secs(5), &farm);
+    let sent = farm.sent(n);
+    let central = farm.wait_central(n, Duration::from_secs(30));
+    let central_report = central.report(&sent);
+    assert!(central.duplicates().is_empty(), "{central_report}");
+    let servers = |t: &Tally| -> Vec<((String, u64), u32)> {
+        t.seen
+            .iter()
+            .filter(|((w, _), _)| w != "warmup")
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
+    assert_eq!(servers(&central).len() as u64, 3 * n, "{central_report}");
+    let tally_tail = wait_value("every line at spread-tail", Duration::from_secs(15), || {
+        let t = Tally::of_file(&tail_out);
+        if servers(&t).len() as u64 >= 3 * n {
+            Ok(t)
+        } else {
+            Err(t.report(&sent))
+        }
+    });
+    assert_eq!(
+        servers(&tally_tail),
+        servers(&central),
+        "spread-tail and spreadlogd differ: tail {} / central {central_report}",
+        tally_tail.report(&sent)
+    );
+    // Total order: both collectors saw the lines in the same order.
+    let order = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| l.split(' ').next().unwrap_or("").to_owned())
+            .filter(|u| !u.starts_with("/i/warmup/"))
+            .collect()
+    };
+    assert!(
+        order(&farm.central) == order(&tail_out),
+        "spreadlogd and spread-tail saw different orders"
+    );
+    let c = farm.logd.counters();
+    assert_eq!(c.get("lines_lost_in_gaps"), Some(&0), "{c:?}");
+    assert_eq!(c.get("unknown_gaps"), Some(&0), "{c:?}");
+    drop(tail);
+    println!(
+        "farm: 3 servers x {n} requests in {took:?}: central {} server lines (0 duplicates), \
+         spread-tail {} server lines, identical and in the same order, gaps 0",
+        servers(&central).len(),
+        servers(&tally_tail).len()
+    );
+}
+
+#[test]
+fn farm_log_host_unreachable_lines_spooled_and_replayed() {
+    if let Some(why) = unavailable() {
+        return skip("farm_log_host_unreachable", &why);
+    }
+    // Children are recycled every 25 connections, so new children must dial the log host
+    // during the outage: their lines cannot be handed over and go to the spool. (Established
+    // connections keep accepting writes into the kernel's buffer; TCP delivers them later.)
+    let farm = Farm::new(
+        "farm-outage",
+        2,
+        apache::ONE_CHILD,
+        "MaxConnectionsPerChild 25\n",
+    );
+    let n = 300;
+    let outage = Duration::from_secs(3);
+    let pause = Duration::from_millis(15);
+    // Requests flow before, during and after the outage.
+    let loader = {
+        let webs: Vec<_> = farm
+            .webs
+            .iter()
+            .map(|w| {
+                let who = w.who.clone();
+                let addr = w.apache.addr;
+                w.ns.spawn(move || http::load(addr, &who, 0..n, pause, ""))
+            })
+            .collect();
+        webs
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    for w in &farm.webs {
+        w.lh_end.set_up(false);
+        w.web_end.set_up(false);
+    }
+    let down_at = Instant::now();
+    std::thread::sleep(outage);
+    for w in &farm.webs {
+        w.lh_end.set_up(true);
+        w.web_end.set_up(true);
+    }
+    let down_for = down_at.elapsed();
+    let stats: Vec<LoadStats> = loader
+        .into_iter()
+        .map(|h| h.join().expect("load"))
+        .collect();
+    assert_served(&stats, n, Duration::from_secs(3), &farm);
+    let sent = farm.sent(n);
+    // Every line ends up in the central file or counted as lost after hand-over.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let (tally, counters) = loop {
+        let t = Tally::of_file(&farm.central);
+        let c = farm.logd.counters();
+        let missing: usize = sent.iter().map(|(w, n)| t.missing(w, *n).len()).sum();
+        let lost = c.get("lines_lost_in_gaps").copied().unwrap_or(0) as usize;
+        if missing <= lost || Instant::now() > deadline {
+            break (t, c);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let module: Vec<BTreeMap<String, u64>> =
+        farm.webs.iter().map(|w| w.apache.counters()).collect();
+    let missing: usize = sent.iter().map(|(w, n)| tally.missing(w, *n).len()).sum();
+    let lost = counters.get("lines_lost_in_gaps").copied().unwrap_or(0) as usize;
+    let report = format!(
+        "{}\nspreadlogd counters {counters:?}\nmodule counters {module:?}\n{}",
+        tally.report(&sent),
+        farm.diagnostics()
+    );
+    assert!(tally.duplicates().is_empty(), "{report}");
+    assert_eq!(
+        missing, lost,
+        "lines neither written nor counted as gaps: {report}"
+    );
+    assert_eq!(counters.get("unknown_gaps"), Some(&0), "{report}");
+    for m in &module {
+        let dropped = m.get("dropped_spool_full").copied().unwrap_or(0)
+            + m.get("dropped_spool_error").copied().unwrap_or(0);
+        assert_eq!(dropped, 0, "lines dropped before hand-over: {report}");
+        assert_eq!(
+            m.get("spooled"),
+            m.get("replayed"),
+            "spool not fully replayed: {report}"
+        );
+        assert!(
+            m.get("spooled").copied().unwrap_or(0) > 0,
+            "a web server spooled nothing during the outage (the spool path was not exercised): {report}"
+        );
+    }
+    let spooled: u64 = module
+        .iter()
+        .map(|m| m.get("spooled").copied().unwrap_or(0))
+        .sum();
+    println!(
+        "farm outage: 2 servers x {n} requests, link down {down_for:?}: all served (slowest {:?}); \
+         central {} distinct, {spooled} spooled and replayed (per server {:?}), {lost} lost after \
+         hand-over and counted as gaps, 0 duplicates",
+        stats.iter().map(|s| s.slowest).max().unwrap_or_default(),
+        tally.distinct(),
+        module
+            .iter()
+            .map(|m| m.get("spooled").copied().unwrap_or(0))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
+    if let Some(why) = unavailable() {
+        return skip("farm_spreadlogd_restart", &why);
+    }
+    let mut farm = Farm::new("farm-restart", 2, apache::ONE_CHILD, "");
+    let first = 100;
+    let stats = farm.load(0..first, Duration::ZERO);
+    assert_served(&stats, first, Duration::from_secs(5), &farm);
+    farm.wait_central(first, Duration::from_secs(20));
+    assert_eq!(farm.logd.term(), 0, "spreadlogd exit status");
+    // While no collector is joined Spread drops these after hand-over: they can only be gaps.
+    let missed = 50;
+    let stats = farm.load(first..first + missed, Duration::ZERO);
+    assert_served(&stats, missed, Duration::from_secs(5), &farm);
+    let conf = std::fs::read_to_string(farm.logd.conf()).expect("conf");
+    farm.logd = Logd::start(&farm.t.join("loghost"), Some(&farm.lh), &conf);
+    let after = 50;
+    let total = first + missed + after;
+    let stats = farm.load(first + missed..total, Duration::ZERO);
+    assert_served(&stats, after, Duration::from_secs(5), &farm);
+    let sent = farm.sent(total);
+    let tally = wait_value(
+        "the lines after the restart",
+        Duration::from_secs(20),
+        || {
+            let t = Tally::of_file(&farm.central);
+            let done = farm
+                .webs
+                .iter()
+                .all(|w| t.count_of(&w.who) as u64 >= first + after);
+            if done { Ok(t) } else { Err(t.report(&sent)) }
+        },
+    );
+    let c = farm.logd.counters();
+    let report = format!(
+        "{}\ncounters {c:?}\n{}",
+        tally.report(&sent),
+        farm.diagnostics()
+    );
+    assert!(tally.duplicates().is_empty(), "{report}");
+    for w in &farm.webs {
+        let miss = tally.missing(&w.who, total);
+        assert_eq!(
+            miss,
+            (first..first + missed).collect::<Vec<_>>(),
+            "{}: exactly the lines sent while spreadlogd was down are missing: {report}",
+            w.who
+        );
+    }
+    let expected_lost = missed * farm.webs.len() as u64;
+    assert_eq!(
+        c.get("lines_lost_in_gaps"),
+        Some(&expected_lost),
+        "{report}"
+    );
+    assert_eq!(
+        c.get("sequence_gaps"),
+        Some(&(farm.webs.len() as u64)),
+        "{report}"
+    );
+    assert_eq!(c.get("unknown_gaps"), Some(&0), "{report}");
+    println!(
+        "farm spreadlogd restart: 2 servers x {total} requests, {missed} per server sent while \
+         spreadlogd was down; central {} lines, gap counter lines_lost_in_gaps={expected_lost} \
+         in {} gaps (exact), 0 duplicates",
+        tally.total(),
+        farm.webs.len()
+    );
+}
+
+#[test]
+#[ignore = "CONTRACTS §1/§2 hole: lines in a reset TCP connection's buffer are lost after hand-over \
+            silently; the module's next session starts a new sequence at 0, so spreadlogd never sees \
+            the old sequence's tail as a gap (measured: 81 of 300 missing, 0 counted)"]
+fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
+    if let Some(why) = unavailable() {
+        return skip("farm_tcp_reset_during_outage", &why);
+    }
+    let farm = Farm::new("farm-reset", 1, apache::ONE_CHILD, "");
+    let w = &farm.webs[0];
+    let n = 300;
+    let (who, addr) = (w.who.clone(), w.apache.addr);
+    let loader =
+        w.ns.spawn(move || http::load(addr, &who, 0..n, Duration::from_millis(10), ""));
+    std::thread::sleep(Duration::from_millis(800));
+    w.lh_end.set_up(false);
+    w.web_end.set_up(false);
+    // Lines handed over now sit in the web server's socket buffer; destroying the socket loses
+    // them after hand-over (CONTRACTS §1: a TCP reset), which must show as a gap.
+    std::thread::sleep(Duration::from_millis(1000));
+    let out =
+        w.ns.command("ss")
+            .args(["-K", "-t", "dst", &w.lh_end.addr])
+            .output()
+            .expect("run ss -K");
+    let killed = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .count()
+        .saturating_sub(1);
+    if killed == 0 {
+        w.lh_end.set_up(true);
+        w.web_end.set_up(true);
+        let _ = loader.join();
+        return skip(
+            "farm_tcp_reset_during_outage",
+            "`ss -K` destroyed no socket (kernel without CONFIG_INET_DIAG_DESTROY?)",
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    w.lh_end.set_up(true);
+    w.web_end.set_up(true);
+    let stats = loader.join().expect("load");
+    assert_served(
+        std::slice::from_ref(&stats),
+        n,
+        Duration::from_secs(2),
+        &farm,
+    );
+    let acc = farm.settle(n, Duration::from_secs(30));
+    println!(
+        "farm TCP reset during outage: {killed} socket(s) destroyed, slowest request {:?}; {acc}",
+        stats.slowest
+    );
+    acc.assert_balanced(&farm.diagnostics());
+}
+
+#[test]
+fn farm_daemon_sigkill_over_tcp_losses_are_counted_as_gaps() {
+    if let Some(why) = unavailable() {
+        return skip("farm_daemon_sigkill_over_tcp", &why);
+    }
+    let mut farm = Farm::new("farm-kill", 2, apache::ONE_CHILD, "");
+    let n = 400;
+    let loader: Vec<_> = farm
+        .webs
+        .iter()
+        .map(|w| {
+            let (who, addr) = (w.who.clone(), w.apache.addr);
+            w.ns.spawn(move || http::load(addr, &who, 0..n, Duration::from_millis(5), ""))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    farm.daemon.proc.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    farm.daemon.restart(Some(&farm.lh));
+    farm.logd.wait_joined(2);
+    let stats: Vec<LoadStats> = loader
+        .into_iter()
+        .map(|h| h.join().expect("load"))
+        .collect();
+    assert_served(&stats, n, Duration::from_secs(3), &farm);
+    let acc = farm.settle(n, Duration::from_secs(30));
+    println!(
+        "farm daemon SIGKILL over TCP: 2 servers x {n}, slowest request {:?}; {acc}",
+        stats.iter().map(|s| s.slowest).max().unwrap_or_default()
+    );
+    acc.assert_balanced(&farm.diagnostics());
+}
