@@ -354,11 +354,15 @@ fn send_with<'a>(
         && !super::util::IN_ERROR_HOOK.with(|f| f.get())
     {
         let snap = c.snapshot();
+        let why = match transport.last_spool_error() {
+            Some(e) => format!("; last spool error: {e}"),
+            None => String::new(),
+        };
         log(
             super::util::main_server(),
             APLOG_ERR,
             &format!(
-                "mod_log_spread: LOST log lines for ${group}: no daemon took them and the spool {} refused them (spool full: {}, spool errors: {})",
+                "mod_log_spread: LOST log lines for ${group}: no daemon took them and the spool {} refused them (spool full: {}, spool errors: {}{why})",
                 cfg.spool_path.display(),
                 snap[5].1,
                 snap[6].1
