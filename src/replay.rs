@@ -31,12 +31,17 @@ pub enum ReplayStop {
 
 /// How often the spool is looked at.
 pub const POLL: Duration = Duration::from_millis(500);
+/// Longest wait between two replay attempts that failed (no daemon, no member).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
 /// The running replay thread. It must be stopped and waited for before the child exits: Apache
 /// unloads this DSO during `exit()`, and a thread still running its code would then crash.
 pub struct ReplayThread {
     /// (stop requested, thread finished)
     state: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    /// Joined once finished: the thread's own exit (std's epilogue, TLS destructors) also runs
+    /// code of this DSO, so "finished" alone is not enough before `exit()`.
+    handle: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl ReplayThread {
@@ -57,6 +62,10 @@ impl ReplayThread {
                 .wait_timeout(st, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+        }
+        drop(st);
+        if let Some(h) = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
         }
         true
     }
@@ -90,6 +99,7 @@ pub fn start(
         .spawn(move || {
             let sender = Transport::new(cfg.clone(), Role::Replayer, host.clone(), pid);
             let mut next_report = Instant::now();
+            let mut failures = 0u32;
             while !pause(&shared, POLL) {
                 // Never open (and so create) spool files as root: children of Apache's `User`
                 // could not use them afterwards. Children have dropped privileges by now.
@@ -97,14 +107,19 @@ pub fn start(
                 if unsafe { libc::geteuid() } == 0 || spool.pending() == 0 {
                     continue;
                 }
-                if let Err(why) = replay_round(&cfg, &sender, spool, &host, pid) {
-                    if Instant::now() >= next_report {
-                        log(&format!("mod_log_spread: spool replay paused: {why}"));
-                        next_report = Instant::now() + Duration::from_secs(30);
-                    }
-                    // Nobody listening or daemon down: do not probe every half second.
-                    if pause(&shared, POLL * 2) {
-                        break;
+                match replay_round(&cfg, &sender, spool, &host, pid) {
+                    Ok(_) => failures = 0,
+                    Err(why) => {
+                        if Instant::now() >= next_report {
+                            log(&format!("mod_log_spread: spool replay paused: {why}"));
+                            next_report = Instant::now() + Duration::from_secs(30);
+                        }
+                        // Nobody listening or daemon down: each round re-reads the spool and
+                        // dials a probe, so back off (1 s, 2 s, 4 s, ... at most MAX_BACKOFF).
+                        failures = (failures + 1).min(5);
+                        if pause(&shared, (POLL * (1 << failures)).min(MAX_BACKOFF)) {
+                            break;
+                        }
                     }
                 }
             }
@@ -114,7 +129,10 @@ pub fn start(
             cvar.notify_all();
         });
     match spawned {
-        Ok(_) => Some(ReplayThread { state }),
+        Ok(h) => Some(ReplayThread {
+            state,
+            handle: Mutex::new(Some(h)),
+        }),
         Err(e) => {
             log(&format!(
                 "mod_log_spread: cannot start the spool replay thread: {e}"

@@ -91,6 +91,8 @@ pub struct Transport {
     pid: u32,
     pub spool: Spooler,
     role: Role,
+    /// Why the spool last refused a line (for the error log: "No space left on device", ...).
+    last_spool_error: Mutex<Option<String>>,
 }
 
 /// A throttle for error-log messages from the request path: at most one per interval per kind.
@@ -145,6 +147,7 @@ impl Transport {
             pid,
             spool,
             role,
+            last_spool_error: Mutex::new(None),
         }
     }
 
@@ -291,6 +294,14 @@ impl Transport {
         }
     }
 
+    /// The last reason the spool refused a line, if it ever did.
+    pub fn last_spool_error(&self) -> Option<String> {
+        self.last_spool_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Close every connection (child exit): a KILL request so the daemon frees the name at once.
     pub fn close_all(&self) {
         for slot in &self.slots {
@@ -314,8 +325,11 @@ impl Transport {
                 Counters::add(&c.dropped_spool_full, 1);
                 Delivery::Dropped
             }
-            SpoolResult::Error(_) => {
+            SpoolResult::Error(why) => {
                 Counters::add(&c.dropped_spool_error, 1);
+                if let Ok(mut last) = self.last_spool_error.try_lock() {
+                    *last = Some(why);
+                }
                 Delivery::Dropped
             }
         }

@@ -130,3 +130,25 @@ fn transferlog_globallog_and_env_conditions_reach_spread() {
     });
     apache.stop();
 }
+
+#[test]
+fn lines_reach_a_daemon_over_tcp() {
+    let dir = TempDir::new("tcp");
+    let dport = free_port();
+    let daemon = SpreadDaemon::start_tcp(dir.path(), dport);
+    let receiver = Receiver::join(&daemon.socket, "tester", &["www"]);
+    let port = free_port();
+    let body = format!(
+        "SpreadDaemon {dport}@127.0.0.1\nSpreadSpool {d}/spool/lines\nCustomLog $www \"%U%q\" {NOT_STATUS}\n",
+        d = dir.path().display()
+    );
+    let conf = write_config(&dir, &config(dir.path(), port, Mpm::Event, &body));
+    let apache = Apache::start(&dir, port, &conf);
+    for i in 0..20 {
+        apache.get(&format!("/index.html?{i}"));
+    }
+    let got = receiver.collect(20, Duration::from_secs(10));
+    assert_eq!(got.len(), 20);
+    assert_eq!(apache.counter("spooled"), 0);
+    apache.stop();
+}

@@ -266,3 +266,57 @@ fn error_log_level_filter_applies() {
         "info line shipped despite `warn`"
     );
 }
+
+#[test]
+fn error_log_lines_of_a_vhost_go_to_its_own_group() {
+    let dir = TempDir::new("errvhost");
+    let daemon = SpreadDaemon::start(dir.path(), free_port());
+    let receiver = Receiver::join(
+        &daemon.socket,
+        "tester",
+        &["www.example.com", "main-errors"],
+    );
+    let port = free_port();
+    let body = format!(
+        "SpreadDaemon {sock}\nSpreadSpool {d}/spool/lines\nSpreadErrorLog $main-errors info\n\
+         <VirtualHost 127.0.0.1:*>\n  ServerName default.example\n</VirtualHost>\n\
+         <VirtualHost 127.0.0.1:*>\n  ServerName www.example.com\n  SpreadErrorLog $#hostname info\n</VirtualHost>\n",
+        sock = daemon.socket.display(),
+        d = dir.path().display()
+    );
+    let conf = write_config(&dir, &config(dir.path(), port, Mpm::Event, &body));
+    let apache = Apache::start(&dir, port, &conf);
+    assert_eq!(
+        http_get(port, "/missing-in-www", "www.example.com").status,
+        404
+    );
+    assert_eq!(
+        http_get(port, "/missing-in-default", "default.example").status,
+        404
+    );
+    let got = receiver.collect(2, Duration::from_secs(10));
+    let www: Vec<String> = got
+        .iter()
+        .filter(|m| m.1 == "www.example.com")
+        .map(|m| String::from_utf8_lossy(&m.3).into_owned())
+        .collect();
+    let main: Vec<String> = got
+        .iter()
+        .filter(|m| m.1 == "main-errors")
+        .map(|m| String::from_utf8_lossy(&m.3).into_owned())
+        .collect();
+    assert!(
+        www.iter()
+            .any(|l| l.contains("[www.example.com]") && l.contains("missing-in-www")),
+        "{www:?}"
+    );
+    assert!(
+        www.iter().all(|l| !l.contains("missing-in-default")),
+        "{www:?}"
+    );
+    assert!(
+        main.iter().any(|l| l.contains("missing-in-default")),
+        "a vhost without its own uses the main server's: {main:?}"
+    );
+    apache.stop();
+}

@@ -98,6 +98,7 @@ unsafe fn collect_targets(
     while !node.is_null() {
         // SAFETY: `node` is a valid tree node (caller contract); its strings are NUL-terminated.
         let n = unsafe { &*node };
+        // SAFETY: directive names in the tree are NUL-terminated strings.
         let name = unsafe { opt_str(n.directive) }.unwrap_or("");
         if ["CustomLog", "TransferLog", "GlobalLog"]
             .iter()
@@ -107,12 +108,15 @@ unsafe fn collect_targets(
             let mut args = n.args;
             // SAFETY: ap_getword_conf reads a NUL-terminated string, handles quotes, copies into pool.
             let first = unsafe { apache::ap_getword_conf(pool, &mut args) };
+            // SAFETY: ap_getword_conf returns a NUL-terminated copy in the pool.
             if let Some(t) = unsafe { opt_str(first) }
                 && target::is_spread_target(t)
             {
+                // SAFETY: the node's file name is NULL or a NUL-terminated string.
+                let file = unsafe { opt_str(n.filename) }.unwrap_or("?").to_owned();
                 out.push(FoundTarget {
                     target: t.to_owned(),
-                    file: unsafe { opt_str(n.filename) }.unwrap_or("?").to_owned(),
+                    file,
                     line: n.line_num,
                     directive: name.to_owned(),
                 });

@@ -277,7 +277,9 @@ fn send_with<'a>(
     let c = counters::get();
     let mut bucket_buf = [0u8; 48];
     let mut built_with_prefix: Option<bool> = None;
-    let mut first: Option<(u32, String)> = None;
+    // The first alternative's daemon and group, kept for the spool without allocating.
+    let mut first: Option<(u32, usize)> = None;
+    let mut first_group = [0u8; 48];
     for (i, alt) in target.alternatives.iter().enumerate() {
         let with_prefix = alt.group == GroupSpec::Vhost;
         if built_with_prefix != Some(with_prefix) {
@@ -325,13 +327,16 @@ fn send_with<'a>(
                     );
                 }
                 if first.is_none() {
-                    first = Some((alt.daemon_id, group.to_owned()));
+                    let n = group.len().min(first_group.len());
+                    first_group[..n].copy_from_slice(&group.as_bytes()[..n]);
+                    first = Some((alt.daemon_id, n));
                 }
             }
         }
     }
     // Spool under the first alternative, with the line as that alternative would have sent it.
-    let (daemon_id, group) = first.unwrap_or((0, String::new()));
+    let (daemon_id, n) = first.unwrap_or((0, 0));
+    let group = std::str::from_utf8(&first_group[..n]).unwrap_or("");
     let first_prefixed = target
         .alternatives
         .first()
@@ -343,17 +348,21 @@ fn send_with<'a>(
         };
         line::assemble(buf, &host_prefix, pieces, line::MAX_BODY);
     }
-    let outcome = transport.spool_line(daemon_id, &group, buf);
+    let outcome = transport.spool_line(daemon_id, group, buf);
     if outcome == Delivery::Dropped
         && DROP_NOTICE.allow()
         && !super::util::IN_ERROR_HOOK.with(|f| f.get())
     {
         let snap = c.snapshot();
+        let why = match transport.last_spool_error() {
+            Some(e) => format!("; last spool error: {e}"),
+            None => String::new(),
+        };
         log(
             super::util::main_server(),
             APLOG_ERR,
             &format!(
-                "mod_log_spread: LOST log lines for ${group}: no daemon took them and the spool {} refused them (spool full: {}, spool errors: {})",
+                "mod_log_spread: LOST log lines for ${group}: no daemon took them and the spool {} refused them (spool full: {}, spool errors: {}{why})",
                 cfg.spool_path.display(),
                 snap[5].1,
                 snap[6].1
