@@ -78,10 +78,25 @@ pub unsafe extern "C" fn writer_init(
             target,
         }));
         with_pending(|pending| pending.handles.push(handle as usize));
+        // The handle must be freed before this DSO is unloaded. mod_log_config hands us `plog`,
+        // which Apache clears *after* `pconf` has already dlclose()d the modules (a cleanup on
+        // `plog` then calls into unmapped code; seen with mod_deflate loaded first). Cleanups
+        // registered on `pconf` now run before the DSO unload cleanup registered at LoadModule
+        // time (pool cleanups run in reverse order of registration).
+        // SAFETY: `s` is the live server_rec mod_log_config passed; its process record and pconf
+        // outlive this configuration generation.
+        let pool = unsafe {
+            let process = (*s).process;
+            if process.is_null() || (*process).pconf.is_null() {
+                p
+            } else {
+                (*process).pconf
+            }
+        };
         // SAFETY: the cleanup frees exactly this Box when the configuration pool goes away.
         unsafe {
             apache::apr_pool_cleanup_register(
-                p,
+                pool,
                 handle.cast(),
                 Some(free_handle),
                 Some(apache::apr_pool_cleanup_null),
