@@ -13,6 +13,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Why namespaces cannot be used here, or `None` when they can.
 pub fn unavailable() -> Option<String> {
+    // Probed once per test process: the tests of one binary run on parallel threads, and
+    // concurrent probes under one name raced each other ("File exists") into a false skip.
+    static VERDICT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    VERDICT.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
     if !crate::is_root() {
         return Some("network namespaces need root (CI runs as root)".into());
     }
