@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use spread_sys::seq::{HANDOVER_MESS_TYPE, SeqCounter, encode_handover, mess_type_for};
 use spread_sys::spread_name::Endpoint;
-use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox};
+use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, MulticastTemplate};
 
 use crate::config::ModuleConfig;
 use crate::counters::{self, Counters};
@@ -66,7 +66,15 @@ impl Hasher for Fnv64 {
     }
 }
 
-type SeqTable = HashMap<Box<str>, SeqCounter, BuildHasherDefault<Fnv64>>;
+/// Per (connection, group): the sequence counter, and the message header for this connection
+/// built once (sender, service and group checked and encoded on the first line after a connect).
+#[derive(Default)]
+struct GroupState {
+    counter: SeqCounter,
+    template: Option<MulticastTemplate>,
+}
+
+type SeqTable = HashMap<Box<str>, GroupState, BuildHasherDefault<Fnv64>>;
 
 /// One connection's state; numbering is kept across reconnects under the same private name so a
 /// daemon crash shows as a gap at the collector.
@@ -100,7 +108,10 @@ impl Conn {
     fn retire_name(&mut self) {
         let seqs = std::mem::take(&mut self.seqs);
         // Only counters that numbered something have anything to hand over.
-        let seqs: SeqTable = seqs.into_iter().filter(|(_, c)| c.peek() != 0).collect();
+        let seqs: SeqTable = seqs
+            .into_iter()
+            .filter(|(_, g)| g.counter.peek() != 0)
+            .collect();
         if let Some(owner) = self.owner.take()
             && !seqs.is_empty()
         {
@@ -119,7 +130,7 @@ fn hand_over(
 ) -> Result<(), SpreadError> {
     let mut body = Vec::new();
     for (owner, seqs) in stale.iter_mut() {
-        let Some(counter) = seqs.get(group) else {
+        let Some(GroupState { counter, .. }) = seqs.get(group) else {
             continue;
         };
         body.clear();
@@ -264,6 +275,10 @@ impl Transport {
             match Mailbox::connect_endpoint(&slot.endpoint, &opts) {
                 Ok(mb) => {
                     conn.owner = Some(mb.private_group().into());
+                    // Headers are per connection.
+                    for g in conn.seqs.values_mut() {
+                        g.template = None;
+                    }
                     conn.mailbox = Some(mb);
                     conn.retry_at = None;
                     return Ok(());
@@ -291,6 +306,18 @@ impl Transport {
     /// Try to hand `line` over to `group` on daemon `daemon_id`, within SpreadSendTimeout
     /// (plus SpreadConnectTimeout when a connection has to be opened).
     pub fn try_send(&self, daemon_id: u32, group: &str, line: &[u8]) -> Result<(), SendFailure> {
+        self.try_send_parts(daemon_id, group, [line])
+    }
+
+    /// [`Transport::try_send`] of the line `parts` concatenated, written straight from the parts
+    /// (one sendmsg, no copy). A body longer than one message (`line::MAX_BODY`) is refused
+    /// with `Send(MessageTooLong)` before anything is written, the connection kept.
+    pub fn try_send_parts<'p>(
+        &self,
+        daemon_id: u32,
+        group: &str,
+        parts: impl IntoIterator<Item = &'p [u8]>,
+    ) -> Result<(), SendFailure> {
         let slot = self
             .slots
             .iter()
@@ -308,13 +335,23 @@ impl Transport {
             ..
         } = &mut *conn;
         // One table lookup per line; a new group allocates its key once.
-        let counter = match seqs.get_mut(group) {
+        let state = match seqs.get_mut(group) {
             Some(c) => c,
             None => seqs.entry(group.into()).or_default(),
         };
-        let seq = counter.peek();
+        let seq = state.counter.peek();
         let Some(mb) = mailbox.as_mut() else {
             return Err(SendFailure::Send(SpreadError::NetErrorOnSession));
+        };
+        let template = match &mut state.template {
+            Some(t) => t,
+            None => {
+                // A group or service the wire cannot carry: refused, the connection stays.
+                let t = mb
+                    .multicast_template(self.cfg.service_type, group)
+                    .map_err(SendFailure::Send)?;
+                state.template.insert(t)
+            }
         };
         // The send bound includes the wait for the lock: shorten the socket timeout only when
         // the wait was noticeable (a setsockopt per line would cost more than the wait).
@@ -333,14 +370,25 @@ impl Transport {
         } else {
             hand_over(mb, self.cfg.service_type, stale, group)
         }
-        .and_then(|()| mb.multicast(self.cfg.service_type, &[group], mess_type_for(seq), line));
+        .and_then(|()| mb.multicast_parts(template, mess_type_for(seq), parts));
         match result {
             Ok(_) => {
                 if shortened {
                     let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
                 }
-                counter.advance();
+                state.counter.advance();
                 Ok(())
+            }
+            Err(e) if mb.is_usable() => {
+                // Refused before anything was written (too long): the connection is fine.
+                if shortened {
+                    let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
+                }
+                // (A line too long for one message is not a send error: the caller cuts it.)
+                if !matches!(e, SpreadError::MessageTooLong { .. }) {
+                    Counters::add(&self.counters().send_errors, 1);
+                }
+                Err(SendFailure::Send(e))
             }
             Err(e) => {
                 // The stream may hold part of a message: never reuse it.
@@ -362,7 +410,7 @@ impl Transport {
             let Ok(mut conn) = slot.conn.try_lock() else {
                 continue;
             };
-            let numbered = conn.seqs.values().any(|c| c.peek() != 0);
+            let numbered = conn.seqs.values().any(|g| g.counter.peek() != 0);
             if conn.mailbox.is_none()
                 && (numbered || !conn.stale.is_empty())
                 && self.connect(slot, &mut conn).is_err()

@@ -79,7 +79,7 @@ pub struct Mailbox {
 
 /// Largest number of buffers [`Mailbox::multicast_parts`] hands to one sendmsg; more parts are
 /// copied together into the last one.
-pub const MAX_PARTS: usize = 62;
+pub const MAX_PARTS: usize = 30;
 
 static NEXT_MAILBOX_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
@@ -418,15 +418,16 @@ impl Mailbox {
             iov_base: header.as_ptr().cast_mut().cast(),
             iov_len: header.len(),
         };
-        let result = self.send_iov(&mut iov[..n]);
+        let result = self.send_iov(&mut iov[..n], header.len() + body_len);
         self.out.clear();
         result.map(|()| body_len)
     }
 
     /// Write all of `iov` (sendmsg, then the rest after a partial write), bounded by the send
     /// timeout; any failure closes the stream.
-    fn send_iov(&mut self, mut iov: &mut [libc::iovec]) -> Result<()> {
+    fn send_iov(&mut self, mut iov: &mut [libc::iovec], total: usize) -> Result<()> {
         let mut deadline = None;
+        let mut left = total;
         loop {
             let mut n = match socket::send_vectored(self.fd.as_raw_fd(), iov) {
                 Ok(n) => n,
@@ -437,6 +438,10 @@ impl Mailbox {
                 }
                 Err(e) => return Err(self.fail(closed("send", e))),
             };
+            if n == left {
+                return Ok(());
+            }
+            left -= n;
             // Skip what was written.
             while let Some(first) = iov.first_mut() {
                 if n < first.iov_len {
