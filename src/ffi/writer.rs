@@ -322,10 +322,16 @@ fn send_with<'a>(
             transport.try_send_parts(
                 alt.daemon_id,
                 group,
-                prefix.iter().copied().chain(pieces.clone().map(|p| -> &[u8] { p })),
+                prefix
+                    .iter()
+                    .copied()
+                    .chain(pieces.clone().map(|p| -> &[u8] { p })),
             )
         } else {
-            Err(SendFailure::Send(SpreadError::MessageTooLong { len: 0, max: 0 }))
+            Err(SendFailure::Send(SpreadError::MessageTooLong {
+                len: 0,
+                max: 0,
+            }))
         };
         if let Err(SendFailure::Send(SpreadError::MessageTooLong { .. })) = sent {
             if built_with_prefix != Some(with_prefix) {
