@@ -84,14 +84,17 @@ fn pause(state: &(Mutex<(bool, bool)>, Condvar), d: Duration) -> bool {
     st.0
 }
 
-/// Start the replay thread of this child. `log` reports problems (the error log, throttled).
+/// Start the replay thread of this child, replaying `requests`' spool and keeping its
+/// connections' sequences accounted for ([`Transport::maintain`]). `log` reports problems (the
+/// error log, throttled).
 pub fn start(
     cfg: ModuleConfig,
     host: String,
     pid: u32,
-    spool: &'static Spooler,
+    requests: &'static Transport,
     log: fn(&str),
 ) -> Option<ReplayThread> {
+    let spool = &requests.spool;
     let state = Arc::new((Mutex::new((false, false)), Condvar::new()));
     let shared = state.clone();
     let spawned = std::thread::Builder::new()
@@ -101,6 +104,10 @@ pub fn start(
             let mut next_report = Instant::now();
             let mut failures = 0u32;
             while !pause(&shared, POLL) {
+                // Broken connections that numbered lines: reconnect and hand their sequences
+                // over (off the request path), for both the request threads' and our own.
+                requests.maintain();
+                sender.maintain();
                 // Never open (and so create) spool files as root: children of Apache's `User`
                 // could not use them afterwards. Children have dropped privileges by now.
                 // SAFETY: geteuid has no preconditions.

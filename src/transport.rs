@@ -8,9 +8,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use spread_sys::seq::{SeqCounter, mess_type_for};
+use spread_sys::seq::{HANDOVER_MESS_TYPE, SeqCounter, encode_handover, mess_type_for};
 use spread_sys::spread_name::Endpoint;
-use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox};
+use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, MulticastTemplate};
 
 use crate::config::ModuleConfig;
 use crate::counters::{self, Counters};
@@ -66,7 +66,15 @@ impl Hasher for Fnv64 {
     }
 }
 
-type SeqTable = HashMap<Box<str>, SeqCounter, BuildHasherDefault<Fnv64>>;
+/// Per (connection, group): the sequence counter, and the message header for this connection
+/// built once (sender, service and group checked and encoded on the first line after a connect).
+#[derive(Default)]
+struct GroupState {
+    counter: SeqCounter,
+    template: Option<MulticastTemplate>,
+}
+
+type SeqTable = HashMap<Box<str>, GroupState, BuildHasherDefault<Fnv64>>;
 
 /// One connection's state; numbering is kept across reconnects under the same private name so a
 /// daemon crash shows as a gap at the collector.
@@ -75,6 +83,64 @@ struct Conn {
     attempt: u32,
     seqs: SeqTable,
     retry_at: Option<Instant>,
+    /// The private group (`#name#host`) the last successful connection had: the owner of `seqs`.
+    owner: Option<Box<str>>,
+    /// Sequences of earlier private names the daemon refused (still held by a dead session),
+    /// waiting for their hand-over (CONTRACTS §2 "Hand-over to a new private name"): per group,
+    /// sent before the first line to that group under the current name; an entry is dropped
+    /// only once its hand-over was written.
+    stale: Vec<(Box<str>, SeqTable)>,
+}
+
+impl Conn {
+    fn new() -> Conn {
+        Conn {
+            mailbox: None,
+            attempt: 0,
+            seqs: SeqTable::default(),
+            retry_at: None,
+            owner: None,
+            stale: Vec::new(),
+        }
+    }
+
+    /// The daemon refused our name: the current sequences belong to the old name from now on.
+    fn retire_name(&mut self) {
+        let seqs = std::mem::take(&mut self.seqs);
+        // Only counters that numbered something have anything to hand over.
+        let seqs: SeqTable = seqs
+            .into_iter()
+            .filter(|(_, g)| g.counter.peek() != 0)
+            .collect();
+        if let Some(owner) = self.owner.take()
+            && !seqs.is_empty()
+        {
+            self.stale.push((owner, seqs));
+        }
+    }
+}
+
+/// Send the pending hand-overs for `group` (oldest name first) on `mb`, dropping each entry once
+/// its message was written. On an error the rest stay for the next connection.
+fn hand_over(
+    mb: &mut Mailbox,
+    service: u32,
+    stale: &mut Vec<(Box<str>, SeqTable)>,
+    group: &str,
+) -> Result<(), SpreadError> {
+    let mut body = Vec::new();
+    for (owner, seqs) in stale.iter_mut() {
+        let Some(GroupState { counter, .. }) = seqs.get(group) else {
+            continue;
+        };
+        body.clear();
+        if counter.peek() != 0 && encode_handover(owner.as_bytes(), counter.peek(), &mut body) {
+            mb.multicast(service, &[group], HANDOVER_MESS_TYPE, &body)?;
+        }
+        seqs.remove(group);
+    }
+    stale.retain(|(_, seqs)| !seqs.is_empty());
+    Ok(())
 }
 
 struct Slot {
@@ -131,12 +197,7 @@ impl Transport {
             .map(|d| Slot {
                 id: d.id,
                 endpoint: d.endpoint.clone(),
-                conn: Mutex::new(Conn {
-                    mailbox: None,
-                    attempt: 0,
-                    seqs: SeqTable::default(),
-                    retry_at: None,
-                }),
+                conn: Mutex::new(Conn::new()),
             })
             .collect();
         let spool = Spooler::new(cfg.spool_path.clone(), cfg.spool_cap);
@@ -213,14 +274,20 @@ impl Transport {
             };
             match Mailbox::connect_endpoint(&slot.endpoint, &opts) {
                 Ok(mb) => {
+                    conn.owner = Some(mb.private_group().into());
+                    // Headers are per connection.
+                    for g in conn.seqs.values_mut() {
+                        g.template = None;
+                    }
                     conn.mailbox = Some(mb);
                     conn.retry_at = None;
                     return Ok(());
                 }
                 Err(SpreadError::RejectNotUnique(_)) => {
                     conn.attempt += 1;
-                    // A new name starts new sequences (CONTRACTS §2).
-                    conn.seqs.clear();
+                    // A new name starts new sequences (CONTRACTS §2); the old name's are handed
+                    // over before the next line to each of their groups.
+                    conn.retire_name();
                 }
                 Err(e) => {
                     Counters::add(&self.counters().connect_errors, 1);
@@ -239,6 +306,18 @@ impl Transport {
     /// Try to hand `line` over to `group` on daemon `daemon_id`, within SpreadSendTimeout
     /// (plus SpreadConnectTimeout when a connection has to be opened).
     pub fn try_send(&self, daemon_id: u32, group: &str, line: &[u8]) -> Result<(), SendFailure> {
+        self.try_send_parts(daemon_id, group, [line])
+    }
+
+    /// [`Transport::try_send`] of the line `parts` concatenated, written straight from the parts
+    /// (one sendmsg, no copy). A body longer than one message (`line::MAX_BODY`) is refused
+    /// with `Send(MessageTooLong)` before anything is written, the connection kept.
+    pub fn try_send_parts<'p>(
+        &self,
+        daemon_id: u32,
+        group: &str,
+        parts: impl IntoIterator<Item = &'p [u8]>,
+    ) -> Result<(), SendFailure> {
         let slot = self
             .slots
             .iter()
@@ -252,16 +331,27 @@ impl Transport {
             mailbox,
             seqs,
             retry_at,
+            stale,
             ..
         } = &mut *conn;
         // One table lookup per line; a new group allocates its key once.
-        let counter = match seqs.get_mut(group) {
+        let state = match seqs.get_mut(group) {
             Some(c) => c,
             None => seqs.entry(group.into()).or_default(),
         };
-        let seq = counter.peek();
+        let seq = state.counter.peek();
         let Some(mb) = mailbox.as_mut() else {
             return Err(SendFailure::Send(SpreadError::NetErrorOnSession));
+        };
+        let template = match &mut state.template {
+            Some(t) => t,
+            None => {
+                // A group or service the wire cannot carry: refused, the connection stays.
+                let t = mb
+                    .multicast_template(self.cfg.service_type, group)
+                    .map_err(SendFailure::Send)?;
+                state.template.insert(t)
+            }
         };
         // The send bound includes the wait for the lock: shorten the socket timeout only when
         // the wait was noticeable (a setsockopt per line would cost more than the wait).
@@ -275,14 +365,30 @@ impl Transport {
                 .max(Duration::from_millis(1));
             let _ = mb.set_send_timeout(Some(left));
         }
-        let result = mb.multicast(self.cfg.service_type, &[group], mess_type_for(seq), line);
+        let result = if stale.is_empty() {
+            Ok(())
+        } else {
+            hand_over(mb, self.cfg.service_type, stale, group)
+        }
+        .and_then(|()| mb.multicast_parts(template, mess_type_for(seq), parts));
         match result {
             Ok(_) => {
                 if shortened {
                     let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
                 }
-                counter.advance();
+                state.counter.advance();
                 Ok(())
+            }
+            Err(e) if mb.is_usable() => {
+                // Refused before anything was written (too long): the connection is fine.
+                if shortened {
+                    let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
+                }
+                // (A line too long for one message is not a send error: the caller cuts it.)
+                if !matches!(e, SpreadError::MessageTooLong { .. }) {
+                    Counters::add(&self.counters().send_errors, 1);
+                }
+                Err(SendFailure::Send(e))
             }
             Err(e) => {
                 // The stream may hold part of a message: never reuse it.
@@ -290,6 +396,52 @@ impl Transport {
                 *retry_at = Some(Instant::now() + self.cfg.retry_interval);
                 Counters::add(&self.counters().send_errors, 1);
                 Err(SendFailure::Send(e))
+            }
+        }
+    }
+
+    /// Off the request path (the replay thread, every poll): a connection that broke after
+    /// numbering lines is re-opened once its retry interval has passed, and every pending
+    /// hand-over is sent at once. Otherwise, when no further line comes (the load stopped during
+    /// the outage), the tail lost on the dead session would never be seen as a gap. A connection
+    /// busy on a request thread is left alone (never waits for the lock).
+    pub fn maintain(&self) {
+        for slot in &self.slots {
+            let Ok(mut conn) = slot.conn.try_lock() else {
+                continue;
+            };
+            let numbered = conn.seqs.values().any(|g| g.counter.peek() != 0);
+            if conn.mailbox.is_none()
+                && (numbered || !conn.stale.is_empty())
+                && self.connect(slot, &mut conn).is_err()
+            {
+                continue;
+            }
+            if conn.stale.is_empty() {
+                continue;
+            }
+            let Conn {
+                mailbox,
+                stale,
+                retry_at,
+                ..
+            } = &mut *conn;
+            let Some(mb) = mailbox.as_mut() else {
+                continue;
+            };
+            let mut groups: Vec<Box<str>> = stale
+                .iter()
+                .flat_map(|(_, seqs)| seqs.keys().cloned())
+                .collect();
+            groups.sort();
+            groups.dedup();
+            for group in groups {
+                if let Err(_e) = hand_over(mb, self.cfg.service_type, stale, &group) {
+                    *mailbox = None;
+                    *retry_at = Some(Instant::now() + self.cfg.retry_interval);
+                    Counters::add(&self.counters().send_errors, 1);
+                    break;
+                }
             }
         }
     }

@@ -54,7 +54,7 @@ pub mod spread_name;
 pub mod wire;
 
 pub use error::{Error, Result};
-pub use mailbox::{ConnectOptions, Mailbox};
+pub use mailbox::{ConnectOptions, Mailbox, MulticastTemplate};
 pub use spread_name::SpreadName;
 pub use wire::constants::{self as service, code};
 pub use wire::message::{DataMessage, GroupId, MembershipMessage, Message, MessageRef};

@@ -22,7 +22,7 @@ use crate::wire::handshake::{
     parse_auth_list,
 };
 use crate::wire::message::{
-    Message, MessageRef, encode_join, encode_kill, encode_leave, encode_multicast,
+    Message, MessageRef, OneGroupHeader, encode_join, encode_kill, encode_leave, encode_multicast,
 };
 use crate::wire::name::{check_group_name, check_private_name};
 use crate::{Error, Result};
@@ -73,6 +73,23 @@ pub struct Mailbox {
     broken: bool,
     /// An error met after `receive_batch` had already delivered messages: reported by the next call.
     deferred: Option<Error>,
+    /// Unique per connection in this process: ties a [`MulticastTemplate`] to its connection.
+    id: u64,
+}
+
+/// Largest number of buffers [`Mailbox::multicast_parts`] hands to one sendmsg; more parts are
+/// copied together into the last one.
+pub const MAX_PARTS: usize = 30;
+
+static NEXT_MAILBOX_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// The header of a one-group message from one connection, built once
+/// ([`Mailbox::multicast_template`]): sender, service and group are checked and encoded then, and
+/// each [`Mailbox::multicast_parts`] only patches `mess_type` and the length.
+#[derive(Clone, Debug)]
+pub struct MulticastTemplate {
+    header: OneGroupHeader,
+    mailbox: u64,
 }
 
 fn check_timeout(t: Option<Duration>) -> Result<()> {
@@ -255,6 +272,7 @@ impl Mailbox {
             send_timeout: opts.send_timeout,
             broken: false,
             deferred: None,
+            id: NEXT_MAILBOX_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -320,6 +338,132 @@ impl Mailbox {
         self.queue_multicast(service_type, groups, mess_type, data)?;
         self.flush()?;
         Ok(data.len())
+    }
+
+    /// A header template for one-group messages from this connection to `group` with
+    /// `service_type`, for [`Mailbox::multicast_parts`]. Checks what `multicast` checks per message.
+    pub fn multicast_template(&self, service_type: u32, group: &str) -> Result<MulticastTemplate> {
+        Ok(MulticastTemplate {
+            header: OneGroupHeader::new(
+                self.private_group.as_bytes(),
+                service_type,
+                group.as_bytes(),
+            )?,
+            mailbox: self.id,
+        })
+    }
+
+    /// One message to the template's group whose body is `parts` concatenated: the same bytes on
+    /// the wire as [`Mailbox::multicast`] with that body, written with ONE sendmsg(2) straight
+    /// from the parts (no copy of the body; beyond [`MAX_PARTS`] parts the rest is copied into
+    /// one buffer). Bounded by the send timeout like `multicast`; a short or timed-out write
+    /// closes the stream. Returns the body length. `template` must come from this connection
+    /// (else `IllegalMessage`, nothing sent).
+    pub fn multicast_parts<'p>(
+        &mut self,
+        template: &mut MulticastTemplate,
+        mess_type: i16,
+        parts: impl IntoIterator<Item = &'p [u8]>,
+    ) -> Result<usize> {
+        self.check_usable()?;
+        if template.mailbox != self.id {
+            return Err(Error::IllegalMessage(
+                "template from another connection".into(),
+            ));
+        }
+        if !self.out.is_empty() {
+            self.flush()?;
+        }
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut iov = [empty; MAX_PARTS + 2];
+        let mut n = 1;
+        let mut body_len = 0usize;
+        let mut parts = parts.into_iter();
+        for p in parts.by_ref() {
+            if p.is_empty() {
+                continue;
+            }
+            body_len += p.len();
+            if n == MAX_PARTS + 1 {
+                // Too many parts: the rest go through the (reused) outgoing buffer.
+                self.out.extend_from_slice(p);
+                break;
+            }
+            iov[n] = libc::iovec {
+                iov_base: p.as_ptr().cast_mut().cast(),
+                iov_len: p.len(),
+            };
+            n += 1;
+        }
+        if n == MAX_PARTS + 1 && !self.out.is_empty() {
+            for p in parts {
+                body_len += p.len();
+                self.out.extend_from_slice(p);
+            }
+            iov[n] = libc::iovec {
+                iov_base: self.out.as_mut_ptr().cast(),
+                iov_len: self.out.len(),
+            };
+            n += 1;
+        }
+        if let Err(e) = template.header.set(mess_type, body_len) {
+            self.out.clear();
+            return Err(e);
+        }
+        let header = template.header.bytes();
+        iov[0] = libc::iovec {
+            iov_base: header.as_ptr().cast_mut().cast(),
+            iov_len: header.len(),
+        };
+        let result = self.send_iov(&mut iov[..n], header.len() + body_len);
+        self.out.clear();
+        result.map(|()| body_len)
+    }
+
+    /// Write all of `iov` (sendmsg, then the rest after a partial write), bounded by the send
+    /// timeout; any failure closes the stream.
+    fn send_iov(&mut self, mut iov: &mut [libc::iovec], total: usize) -> Result<()> {
+        let mut deadline = None;
+        let mut left = total;
+        loop {
+            let mut n = match socket::send_vectored(self.fd.as_raw_fd(), iov) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let t = self.send_timeout.unwrap_or_default();
+                    return Err(self.fail(Error::Timeout(t)));
+                }
+                Err(e) => return Err(self.fail(closed("send", e))),
+            };
+            if n == left {
+                return Ok(());
+            }
+            left -= n;
+            // Skip what was written.
+            while let Some(first) = iov.first_mut() {
+                if n < first.iov_len {
+                    // SAFETY: `n` < the buffer's length: the pointer stays inside it.
+                    first.iov_base = unsafe { first.iov_base.cast::<u8>().add(n) }.cast();
+                    first.iov_len -= n;
+                    break;
+                }
+                n -= first.iov_len;
+                iov = &mut iov[1..];
+            }
+            if iov.is_empty() {
+                return Ok(());
+            }
+            if let Some(t) = self.send_timeout {
+                // A partial write: SO_SNDTIMEO restarts per call, so bound the total ourselves.
+                let d = *deadline.get_or_insert_with(|| Instant::now() + t);
+                if Instant::now() >= d {
+                    return Err(self.fail(Error::Timeout(t)));
+                }
+            }
+        }
     }
 
     /// Queue a message in the mailbox's outgoing buffer without writing (batching senders).

@@ -16,7 +16,8 @@
 //!
 //! A record is written with one write(2) on an `O_APPEND` descriptor, so concurrent appenders (threads
 //! or processes) never interleave. A crash can leave a torn last record, a full disk a short one
-//! followed by good records. [`decode_all`] stops at the first record whose magic, length or
+//! followed by good records (an append that gets a short write tries the rest once, to report the
+//! OS's reason, e.g. `ENOSPC`, and completes the record only if nothing landed in between). [`decode_all`] stops at the first record whose magic, length or
 //! checksum is wrong and reports that tail; [`Spool::replay`] skips to the next intact record (if
 //! any) and reports what it dropped in [`ReplaySummary::cut`].
 //!
@@ -111,15 +112,43 @@ pub fn encode_record(daemon_id: u32, group: &[u8], line: &[u8], out: &mut Vec<u8
 pub fn append(file: &File, daemon_id: u32, group: &[u8], line: &[u8]) -> io::Result<()> {
     let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + 5 + group.len() + line.len());
     encode_record(daemon_id, group, line, &mut rec);
-    let n = (&*file).write(&rec)?;
-    if n != rec.len() {
-        // The rest of the record is lost (disk full?); readers will cut the torn tail.
-        return Err(io::Error::new(
-            io::ErrorKind::WriteZero,
-            format!("short spool write: {n} of {} bytes", rec.len()),
-        ));
+    write_record(file, &rec)
+}
+
+/// Write one encoded record on an `O_APPEND` descriptor with one write(2). On a short write (a
+/// full disk takes what fits) the rest is tried once more, so the caller gets the real reason
+/// (`ENOSPC`, `EDQUOT`, `EIO`, ...) rather than a byte count. The rest completes the record only
+/// if it lands right after the first part (nothing appended in between); otherwise, and whenever
+/// it fails, the record is torn: its checksum cannot match, so replay skips it with what follows
+/// up to the next intact record ([`Spool::replay`]; [`decode_all`] cuts it as a torn tail) and no
+/// part of it is ever replayed. (It is not truncated away: another appender, in this or another
+/// process, may already have written a record after it.)
+fn write_record(file: &File, rec: &[u8]) -> io::Result<()> {
+    let mut f = file;
+    let n = f.write(rec)?;
+    if n == rec.len() {
+        return Ok(());
     }
-    Ok(())
+    let torn = |why: String| {
+        io::Error::other(format!(
+            "{why} (short spool write: {n} of {} bytes; the torn record is skipped on replay)",
+            rec.len()
+        ))
+    };
+    if n == 0 {
+        return Err(torn("the file system took no byte".into()));
+    }
+    // Where our first part ended (an O_APPEND write leaves the offset after its bytes).
+    let end = io::Seek::stream_position(&mut f)?;
+    match f.write(&rec[n..]) {
+        Err(e) => Err(io::Error::new(e.kind(), torn(e.to_string()))),
+        Ok(m) if m == rec.len() - n && io::Seek::stream_position(&mut f)? == end + m as u64 => {
+            Ok(())
+        }
+        Ok(_) => Err(torn(
+            "the rest of the record could not be written after it".into(),
+        )),
+    }
 }
 
 /// Why decoding stopped before the end of the bytes.
@@ -477,11 +506,7 @@ impl Spool {
                     ensure_progress_file(&self.progress_path)?;
                     seg.progress_ready.store(true, Ordering::Relaxed);
                 }
-                let n = (&seg.file).write(&rec)?;
-                if n != rec.len() {
-                    let msg = format!("short spool write: {n} of {} bytes", rec.len());
-                    return Err(io::Error::new(io::ErrorKind::WriteZero, msg));
-                }
+                write_record(&seg.file, &rec)?;
                 return Ok(Appended::Written);
             }
             drop(seg);

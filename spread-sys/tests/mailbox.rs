@@ -502,3 +502,140 @@ fn tcp_over_ipv6_loopback() {
     mb.join("g").unwrap();
     t.join().unwrap();
 }
+
+/// Every byte the daemon reads until the client closes.
+fn read_all(mut c: UnixStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    c.read_to_end(&mut all).unwrap();
+    all
+}
+
+#[test]
+fn multicast_parts_puts_the_same_bytes_on_the_wire_as_multicast() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (mut mb, _s, t) = connect_with("parts", move |c, _| tx.send(read_all(c)).unwrap());
+    // A spread of shapes: empty body, empty parts, many small parts (beyond MAX_PARTS: the rest
+    // is copied), a large body, negative and numbered mess_types, another service.
+    let many: Vec<Vec<u8>> = (0..200).map(|i| format!("{i} ").into_bytes()).collect();
+    let big = vec![b'b'; 100_000];
+    let cases: Vec<(u32, &str, i16, Vec<&[u8]>)> = vec![
+        (AGREED_MESS, "www", 0, vec![]),
+        (AGREED_MESS, "www", -2, vec![b"", b"GET /", b"", b" 200\n"]),
+        (
+            SAFE_MESS,
+            "a-31-byte-group-name-xxxxxxxxxx",
+            0x7F00u16 as i16,
+            vec![b"x"],
+        ),
+        (
+            FIFO_MESS,
+            "g",
+            (0x8000u16 | 1234) as i16,
+            many.iter().map(|v| &v[..]).collect(),
+        ),
+        (AGREED_MESS, "www", 7, vec![&big[..50_000], &big[50_000..]]),
+    ];
+    let mut expected = Vec::new();
+    let mut templates: Vec<_> = cases
+        .iter()
+        .map(|(svc, g, _, _)| mb.multicast_template(*svc, g).unwrap())
+        .collect();
+    for ((svc, g, mt, parts), tpl) in cases.iter().zip(&mut templates) {
+        let body = parts.concat();
+        // Reference bytes: what `multicast` writes for the same message.
+        let mut one = Vec::new();
+        spread_sys::wire::message::encode_multicast(
+            mb.private_group().as_bytes(),
+            *svc,
+            &[g.as_bytes()],
+            *mt,
+            &body,
+            &mut one,
+        )
+        .unwrap();
+        expected.extend_from_slice(&one);
+        assert_eq!(
+            mb.multicast_parts(tpl, *mt, parts.iter().copied()).unwrap(),
+            body.len()
+        );
+        // The same template again, interleaved with plain multicast.
+        expected.extend_from_slice(&one);
+        mb.multicast(*svc, &[g], *mt, &body).unwrap();
+    }
+    // Too long: refused locally, nothing sent, the connection stays usable.
+    let huge = vec![b'h'; MAX_SAFE_MESSAGE_LEN];
+    let err = mb
+        .multicast_parts(&mut templates[0], 0, [&huge[..]])
+        .unwrap_err();
+    assert_eq!(err.code(), code::MESSAGE_TOO_LONG, "{err}");
+    assert!(mb.is_usable());
+    drop(mb);
+    t.join().unwrap();
+    let got = rx.recv().unwrap();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "wire bytes differ from multicast's");
+}
+
+#[test]
+fn a_template_from_another_connection_is_refused() {
+    let (mb1, _s1, t1) = connect_with("one", |c, _| drop(read_all(c)));
+    let (mut mb2, _s2, t2) = connect_with("two", |c, _| assert!(read_all(c).is_empty()));
+    let mut tpl = mb1.multicast_template(AGREED_MESS, "g").unwrap();
+    assert_eq!(
+        mb2.multicast_parts(&mut tpl, 0, [&b"x"[..]])
+            .unwrap_err()
+            .code(),
+        code::ILLEGAL_MESSAGE
+    );
+    assert!(
+        mb2.multicast_template(AGREED_MESS | SAFE_MESS, "g")
+            .is_err()
+    );
+    assert!(
+        mb2.multicast_template(AGREED_MESS, "a-32-byte-group-name-xxxxxxxxxxx")
+            .is_err()
+    );
+    drop((mb1, mb2));
+    t1.join().unwrap();
+    t2.join().unwrap();
+}
+
+#[test]
+fn multicast_parts_to_a_daemon_that_never_reads_times_out_and_closes() {
+    let (keep_tx, keep_rx) = std::sync::mpsc::channel::<()>();
+    let (mut mb, _s, t) = connect_with("slowparts", move |c, _| {
+        let _ = keep_rx.recv(); // hold the socket open without reading
+        drop(c);
+    });
+    let timeout = Duration::from_millis(200);
+    mb.set_send_timeout(Some(timeout)).unwrap();
+    let mut tpl = mb.multicast_template(AGREED_MESS, "logs").unwrap();
+    let body = vec![b'x'; 5_000];
+    let mut sent = 0;
+    let err = loop {
+        let t0 = Instant::now();
+        match mb.multicast_parts(&mut tpl, 0, [&body[..], &body[..], b"\n"]) {
+            Ok(n) => {
+                assert_eq!(n, 10_001);
+                sent += 1
+            }
+            Err(e) => break (e, t0.elapsed()),
+        }
+        assert!(sent < 100_000, "the socket never filled");
+    };
+    assert!(matches!(err.0, Error::Timeout(_)), "{}", err.0);
+    assert!(
+        err.1 < timeout * 3 + Duration::from_millis(300),
+        "took {:?}",
+        err.1
+    );
+    assert!(!mb.is_usable(), "a short write closes the stream");
+    assert_eq!(
+        mb.multicast_parts(&mut tpl, 0, [&b"x"[..]])
+            .unwrap_err()
+            .code(),
+        code::NET_ERROR_ON_SESSION
+    );
+    keep_tx.send(()).unwrap();
+    t.join().unwrap();
+}

@@ -1,4 +1,5 @@
-//! The hot paths do not allocate once warm: `multicast` (module) and `receive_batch` (spreadlogd).
+//! The hot paths do not allocate once warm: `multicast` and `multicast_parts` (module) and
+//! `receive_batch` (spreadlogd).
 //! A counting global allocator (this test binary only) checks it.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -94,7 +95,7 @@ fn multicast_and_receive_batch_do_not_allocate_once_warm() {
         let (mut s, _) = l.accept().unwrap();
         handshake(&mut s);
         let mut buf = vec![0u8; 1 << 16];
-        let mut want = 1010 * (48 + 32 + 200);
+        let mut want = 2010 * (48 + 32 + 200);
         while want > 0 {
             want -= s.read(&mut buf).unwrap();
         }
@@ -117,6 +118,19 @@ fn multicast_and_receive_batch_do_not_allocate_once_warm() {
     }
     counting(false);
     assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "multicast allocated");
+    // The module's path: a template built once, then the line's pieces.
+    let mut tpl = mb.multicast_template(AGREED_MESS, "logs").unwrap();
+    counting(true);
+    for i in 0..1000 {
+        let parts: [&[u8]; 3] = [&body[..10], &body[10..150], &body[150..]];
+        mb.multicast_parts(&mut tpl, i, parts).unwrap();
+    }
+    counting(false);
+    assert_eq!(
+        ALLOCS.load(Ordering::SeqCst),
+        0,
+        "multicast_parts allocated"
+    );
 
     go_tx.send(()).unwrap();
     // Warm the receive buffer with the first batch, then count the rest.

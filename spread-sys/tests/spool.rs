@@ -593,3 +593,69 @@ fn a_left_over_replay_offset_is_reset_when_a_segment_is_taken() {
     assert_eq!(drain(&spool), vec![b"a\n".to_vec(), b"b\n".to_vec()]);
     assert!(!Path::new(&off).exists());
 }
+
+#[test]
+fn a_full_disk_reports_enospc_and_its_torn_record_is_never_replayed() {
+    let fs = match SmallFs::mount("64k") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIPPED a_full_disk_reports_enospc_...: {why}");
+            return;
+        }
+    };
+    let ballast = fs.dir.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 16 * 1024]).unwrap();
+    let path = fs.dir.path().join("spool");
+    let spool = Spool::open(&path, 1 << 30).unwrap();
+    // Lines of an odd size, so the last one only partly fits (a short write) on most runs.
+    let mut written = Vec::new();
+    let mut full = None;
+    for i in 0..10_000 {
+        let line = format!("line {i} {}\n", "x".repeat(1500));
+        match spool.append(0, b"g", line.as_bytes()) {
+            Ok(Appended::Written) => written.push(line.into_bytes()),
+            Ok(Appended::Full) => panic!("cap reached"),
+            Err(e) => {
+                full = Some(e);
+                break;
+            }
+        }
+    }
+    let e = full.expect("the tmpfs never filled up");
+    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+    assert!(
+        e.to_string().contains("No space left on device"),
+        "the OS reason, not a byte count: {e}"
+    );
+    let torn = std::fs::metadata(&path).unwrap().len()
+        - written
+            .iter()
+            .map(|l| (12 + 5 + 1 + l.len()) as u64)
+            .sum::<u64>();
+    eprintln!("full after {} lines, {torn} torn bytes: {e}", written.len());
+    // Space comes back; later lines land after the torn record.
+    std::fs::remove_file(&ballast).unwrap();
+    for i in 0..3 {
+        let line = format!("after {i}\n").into_bytes();
+        assert_eq!(spool.append(0, b"g", &line).unwrap(), Appended::Written);
+        written.push(line);
+    }
+    let mut got = Vec::new();
+    let out = spool
+        .replay(|r: &SpoolRecord| -> Result<(), ()> {
+            got.push(r.line.clone());
+            Ok(())
+        })
+        .unwrap();
+    let ReplayOutcome::Done(summary) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        got, written,
+        "every whole record once, in order; no part of the torn one"
+    );
+    match summary.cut {
+        Some(cut) => assert_eq!(cut.dropped_bytes, torn, "{cut}"),
+        None => assert_eq!(torn, 0),
+    }
+}

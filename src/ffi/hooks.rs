@@ -345,7 +345,7 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, _s: *mut server_rec) {
             replay: std::sync::OnceLock::new(),
         });
         if let Some(thread) =
-            crate::replay::start((*cfg).clone(), host, pid, &rt.transport.spool, replay_log)
+            crate::replay::start((*cfg).clone(), host, pid, &rt.transport, replay_log)
         {
             let _ = rt.replay.set(thread);
         }

@@ -13,7 +13,8 @@ use crate::counters::{self, Counters};
 use crate::host;
 use crate::line;
 use crate::target::{GroupSpec, Target};
-use crate::transport::{Delivery, Throttle, Transport};
+use crate::transport::{Delivery, SendFailure, Throttle, Transport};
+use spread_sys::Error as SpreadError;
 
 use super::state::{self, PREV_INIT, PREV_WRITER, with_pending};
 use super::util::{APLOG_ERR, guarded, log, opt_bytes, opt_str};
@@ -292,23 +293,20 @@ fn send_with<'a>(
     let c = counters::get();
     let mut bucket_buf = [0u8; 48];
     let mut built_with_prefix: Option<bool> = None;
+    let mut truncation_counted = false;
     // The first alternative's daemon and group, kept for the spool without allocating.
     let mut first: Option<(u32, usize)> = None;
     let mut first_group = [0u8; 48];
+    // The line goes out straight from mod_log_config's pieces (one sendmsg, no copy), behind
+    // the `host ` prefix for `$#vhost` alternatives. A line too long for one message is refused
+    // before anything is written; it is then copied and cut into `buf`, as is a line that goes
+    // to the spool.
+    let prefix: [&[u8]; 2] = match clean {
+        Some(h) => [h.as_str().as_bytes(), b" "],
+        None => [b"", b""],
+    };
     for (i, alt) in target.alternatives.iter().enumerate() {
         let with_prefix = alt.group == GroupSpec::Vhost;
-        if built_with_prefix != Some(with_prefix) {
-            let host_prefix: [&[u8]; 2] = match (with_prefix, clean) {
-                (true, Some(h)) => [h.as_str().as_bytes(), b" "],
-                _ => [b"", b""],
-            };
-            if line::assemble(buf, &host_prefix, pieces.clone(), line::MAX_BODY)
-                && built_with_prefix.is_none()
-            {
-                Counters::add(&c.truncated, 1);
-            }
-            built_with_prefix = Some(with_prefix);
-        }
         let group: &str = match &alt.group {
             GroupSpec::Named(g) => g,
             GroupSpec::Hostname => clean.map(|h| h.as_str()).unwrap_or("unknown-host"),
@@ -319,7 +317,39 @@ fn send_with<'a>(
                 host::bucket_group(&cfg.hash_prefix, bucket, &mut bucket_buf)
             }
         };
-        match transport.try_send(alt.daemon_id, group, buf) {
+        let prefix = if with_prefix { &prefix[..] } else { &[] };
+        let mut sent = if built_with_prefix.is_none() {
+            transport.try_send_parts(
+                alt.daemon_id,
+                group,
+                prefix
+                    .iter()
+                    .copied()
+                    .chain(pieces.clone().map(|p| -> &[u8] { p })),
+            )
+        } else {
+            Err(SendFailure::Send(SpreadError::MessageTooLong {
+                len: 0,
+                max: 0,
+            }))
+        };
+        if let Err(SendFailure::Send(SpreadError::MessageTooLong { .. })) = sent {
+            if built_with_prefix != Some(with_prefix) {
+                let host_prefix: [&[u8]; 2] = match (with_prefix, clean) {
+                    (true, Some(h)) => [h.as_str().as_bytes(), b" "],
+                    _ => [b"", b""],
+                };
+                if line::assemble(buf, &host_prefix, pieces.clone(), line::MAX_BODY)
+                    && !truncation_counted
+                {
+                    Counters::add(&c.truncated, 1);
+                    truncation_counted = true;
+                }
+                built_with_prefix = Some(with_prefix);
+            }
+            sent = transport.try_send(alt.daemon_id, group, buf);
+        }
+        match sent {
             Ok(()) => {
                 Counters::add(&c.sent, 1);
                 if i > 0 {

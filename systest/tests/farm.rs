@@ -469,10 +469,6 @@ fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
 }
 
 #[test]
-#[ignore = "waits for the module side of the sequence hand-over (CONTRACTS §2 refinement, \
-            docs/contracts.md; spread_sys::seq::encode_handover): src/transport.rs still clears its \
-            sequences on REJECT_NOT_UNIQUE, so the old name's lost tail is never seen as a gap \
-            (measured before: 81 of 300 missing, 0 counted). spreadlogd and spread-pipe implement it"]
 fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
     if let Some(why) = unavailable() {
         return skip("farm_tcp_reset_during_outage", &why);

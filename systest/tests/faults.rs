@@ -368,8 +368,6 @@ fn spool_disk_full_apache_keeps_serving_and_says_so() {
 }
 
 #[test]
-#[ignore = "module: the LOST line (src/ffi/writer.rs, send_line) gives counts but drops the \
-            SpoolResult::Error reason, so the error log never says 'No space left on device'"]
 fn spool_disk_full_error_log_names_the_cause() {
     spool_disk_full(true, true);
 }

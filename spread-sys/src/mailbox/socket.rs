@@ -281,6 +281,22 @@ pub fn send(fd: RawFd, buf: &[u8], dont_wait: bool) -> io::Result<usize> {
     }
 }
 
+/// One sendmsg(2) of the buffers `iov` describes (gather write), without SIGPIPE.
+pub fn send_vectored(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr().cast_mut();
+    msg.msg_iovlen = iov.len() as _;
+    // SAFETY: `msg` points at `iov`, whose entries the caller built from live slices (checked in
+    // `Mailbox::multicast_parts`); sendmsg only reads them.
+    let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// One recv(2); `dont_wait` makes it non-blocking whatever the descriptor's mode.
 pub fn recv(fd: RawFd, buf: &mut [u8], dont_wait: bool) -> io::Result<usize> {
     let flags = if dont_wait { libc::MSG_DONTWAIT } else { 0 };

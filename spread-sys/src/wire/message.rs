@@ -296,6 +296,60 @@ pub fn encode_multicast(
     Ok(())
 }
 
+/// The header and group field of a one-group data message, built once per (sender, service,
+/// group) and patched per message: only the hint (`mess_type`) and the body length change.
+/// `bytes()` followed by the body is exactly what [`encode_multicast`] writes for that message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneGroupHeader {
+    bytes: [u8; HEADER_LEN + MAX_GROUP_NAME],
+}
+
+impl OneGroupHeader {
+    /// Offset of the hint in the header.
+    const HINT_AT: usize = 40;
+    /// Offset of the body length in the header.
+    const LEN_AT: usize = 44;
+    /// The largest body a one-group message carries (CONTRACTS §3).
+    pub const MAX_BODY: usize = MAX_SAFE_MESSAGE_LEN - MAX_GROUP_NAME;
+
+    /// Checks the service and the group name once (as [`encode_multicast`] does per message).
+    pub fn new(sender: &[u8], service_type: u32, group: &[u8]) -> Result<OneGroupHeader> {
+        check_multicast(service_type, &[group], 0)?;
+        let mut v = Vec::with_capacity(HEADER_LEN + MAX_GROUP_NAME);
+        push_header(
+            &mut v,
+            service_type & !ENDIAN_MARKER,
+            sender,
+            1,
+            hint_for_mess_type(0),
+            0,
+        );
+        push_name(&mut v, group);
+        let mut bytes = [0u8; HEADER_LEN + MAX_GROUP_NAME];
+        bytes.copy_from_slice(&v);
+        Ok(OneGroupHeader { bytes })
+    }
+
+    /// Set `mess_type` and the body length; `body_len` must be at most [`Self::MAX_BODY`].
+    pub fn set(&mut self, mess_type: i16, body_len: usize) -> Result<()> {
+        if body_len > Self::MAX_BODY {
+            return Err(Error::MessageTooLong {
+                len: body_len + MAX_GROUP_NAME,
+                max: MAX_SAFE_MESSAGE_LEN,
+            });
+        }
+        self.bytes[Self::HINT_AT..Self::HINT_AT + 4]
+            .copy_from_slice(&hint_for_mess_type(mess_type));
+        self.bytes[Self::LEN_AT..Self::LEN_AT + 4]
+            .copy_from_slice(&(body_len as u32).to_le_bytes());
+        Ok(())
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
