@@ -61,21 +61,34 @@ unsafe impl<const N: usize> Sync for CommandTable<N> {}
 
 const RSRC: c_int = apache::RSRC_CONF as c_int;
 
-const fn take1(
+/// One `command_rec`, as Apache's `AP_INIT_*` macros build them: every directive is
+/// server-config only and carries its `Directive` in `cmd_data`.
+const fn entry(
     name: &'static std::ffi::CStr,
+    func: cmd_func,
+    args_how: apache::cmd_how,
     d: Directive,
     help: &'static std::ffi::CStr,
 ) -> command_rec {
     command_rec {
         name: name.as_ptr(),
-        func: cmd_func {
-            take1: Some(on_take1),
-        },
+        func,
         cmd_data: d as usize as *mut c_void,
         req_override: RSRC,
-        args_how: apache::cmd_how_TAKE1,
+        args_how,
         errmsg: help.as_ptr(),
     }
+}
+
+const fn take1(
+    name: &'static std::ffi::CStr,
+    d: Directive,
+    help: &'static std::ffi::CStr,
+) -> command_rec {
+    let func = cmd_func {
+        take1: Some(on_take1),
+    };
+    entry(name, func, apache::cmd_how_TAKE1, d, help)
 }
 
 const fn take12(
@@ -83,16 +96,10 @@ const fn take12(
     d: Directive,
     help: &'static std::ffi::CStr,
 ) -> command_rec {
-    command_rec {
-        name: name.as_ptr(),
-        func: cmd_func {
-            take2: Some(on_take12),
-        },
-        cmd_data: d as usize as *mut c_void,
-        req_override: RSRC,
-        args_how: apache::cmd_how_TAKE12,
-        errmsg: help.as_ptr(),
-    }
+    let func = cmd_func {
+        take2: Some(on_take12),
+    };
+    entry(name, func, apache::cmd_how_TAKE12, d, help)
 }
 
 const fn flag(
@@ -100,16 +107,10 @@ const fn flag(
     d: Directive,
     help: &'static std::ffi::CStr,
 ) -> command_rec {
-    command_rec {
-        name: name.as_ptr(),
-        func: cmd_func {
-            flag: Some(on_flag),
-        },
-        cmd_data: d as usize as *mut c_void,
-        req_override: RSRC,
-        args_how: apache::cmd_how_FLAG,
-        errmsg: help.as_ptr(),
-    }
+    let func = cmd_func {
+        flag: Some(on_flag),
+    };
+    entry(name, func, apache::cmd_how_FLAG, d, help)
 }
 
 const END: command_rec = command_rec {
