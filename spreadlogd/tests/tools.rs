@@ -3,7 +3,8 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -206,11 +207,61 @@ fn spread_pipe_never_blocks_its_writer_while_the_daemon_is_away() {
     );
 }
 
-#[test]
-fn spread_pipe_and_spreadlogd_ride_through_a_daemon_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let start_daemon = || {
+/// The fixture of the daemon-restart tests: a restartable `spread-daemon` process on a unix
+/// socket, spreadlogd writing group `errors` to `a.log`, and spread-pipe (with a spool) feeding
+/// that group from our writes. `want` is every line written, in order.
+struct PipeRig {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    name: String,
+    log: PathBuf,
+    logd: Option<Logd>,
+    daemon: Child,
+    pipe: Child,
+    stdin: Option<ChildStdin>,
+    want: Vec<String>,
+}
+
+impl PipeRig {
+    fn start(pipe_stderr: Stdio) -> PipeRig {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_path_buf();
+        let daemon = Self::spawn_daemon(&d);
+        let name = d.join("4803").display().to_string();
+        let log = d.join("a.log");
+        let c = conf(
+            &d,
+            &format!(
+                "StateFile = {d}/gaps\nSpread {{ Port = {name} Log {{ Group = errors File = {} }} }}",
+                log.display(),
+                d = d.display()
+            ),
+        );
+        let logd = Logd::start(&d, &c, &[]);
+        logd.wait_joined(1);
+        let mut pipe = Command::new(bin("spread-pipe"))
+            .args(["-s", &name, "-S"])
+            .arg(d.join("spool"))
+            .arg("errors")
+            .stdin(Stdio::piped())
+            .stderr(pipe_stderr)
+            .spawn()
+            .unwrap();
+        let stdin = pipe.stdin.take();
+        PipeRig {
+            _dir: dir,
+            dir: d,
+            name,
+            log,
+            logd: Some(logd),
+            daemon,
+            pipe,
+            stdin,
+            want: Vec::new(),
+        }
+    }
+
+    fn spawn_daemon(d: &Path) -> Child {
         let _ = std::fs::remove_file(d.join("4803"));
         let c = Command::new(bin("spread-daemon"))
             .args(["--no-tcp", "--unix-dir"])
@@ -221,64 +272,94 @@ fn spread_pipe_and_spreadlogd_ride_through_a_daemon_restart() {
             .unwrap();
         wait_for("daemon socket", || d.join("4803").exists().then_some(()));
         c
-    };
-    let mut dproc = start_daemon();
-    let name = d.join("4803").display().to_string();
-    let log = d.join("a.log");
-    let c = conf(
-        d,
-        &format!(
-            "StateFile = {d}/gaps\nSpread {{ Port = {name} Log {{ Group = errors File = {} }} }}",
-            log.display(),
-            d = d.display()
-        ),
-    );
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
-    let mut pipe = Command::new(bin("spread-pipe"))
-        .args(["-s", &name, "-S"])
-        .arg(d.join("spool"))
-        .arg("errors")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = pipe.stdin.take().unwrap();
-    let mut want = Vec::new();
-    let mut write = |stdin: &mut std::process::ChildStdin, l: String| {
-        stdin.write_all(format!("{l}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        want.push(l);
-    };
-    for i in 0..50 {
-        write(&mut stdin, format!("before {i}"));
     }
-    wait_for("before lines", || {
-        (read(&log).lines().count() == 50).then_some(())
-    });
-    // SAFETY: kill(2) on our own child (a clean stop: the daemon shuts its sockets for reading).
-    unsafe { libc::kill(dproc.id() as libc::pid_t, libc::SIGTERM) };
-    dproc.wait().unwrap();
-    logd.wait_log("lost the spread daemon", 1);
+
+    fn logd(&self) -> &Logd {
+        self.logd.as_ref().unwrap()
+    }
+
+    fn write(&mut self, line: String) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        self.want.push(line);
+    }
+
+    /// A clean stop (the daemon shuts its sockets for reading); waits until spreadlogd noticed
+    /// for the `n`-th time.
+    fn stop_daemon(&mut self, n: usize) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.daemon.id() as libc::pid_t, libc::SIGTERM) };
+        self.daemon.wait().unwrap();
+        self.logd().wait_log("lost the spread daemon", n);
+    }
+
+    fn start_daemon(&mut self, n: usize) {
+        self.daemon = Self::spawn_daemon(&self.dir);
+        self.logd().wait_log("reconnected to spread daemon", n);
+    }
+
+    fn wait_lines(&self, what: &str, n: usize) {
+        wait_for(what, || {
+            (read(&self.log).lines().count() >= n).then_some(())
+        });
+    }
+
+    fn lines(&self) -> Vec<String> {
+        read(&self.log).lines().map(str::to_owned).collect()
+    }
+
+    /// Close spread-pipe's input and wait for it: its exit status and what it said on stderr.
+    fn close_pipe(&mut self) -> (std::process::ExitStatus, String) {
+        drop(self.stdin.take());
+        let status = self.pipe.wait().unwrap();
+        let mut err = String::new();
+        if let Some(mut e) = self.pipe.stderr.take() {
+            e.read_to_string(&mut err).unwrap();
+        }
+        (status, err)
+    }
+
+    /// spreadlogd's exit code after SIGTERM.
+    fn term_logd(&mut self) -> i32 {
+        self.logd.take().unwrap().term()
+    }
+}
+
+impl Drop for PipeRig {
+    fn drop(&mut self) {
+        let _ = self.pipe.kill();
+        let _ = self.pipe.wait();
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+#[test]
+fn spread_pipe_and_spreadlogd_ride_through_a_daemon_restart() {
+    let mut rig = PipeRig::start(Stdio::null());
     for i in 0..50 {
-        write(&mut stdin, format!("during {i}"));
+        rig.write(format!("before {i}"));
+    }
+    rig.wait_lines("before lines", 50);
+    rig.stop_daemon(1);
+    for i in 0..50 {
+        rig.write(format!("during {i}"));
         std::thread::sleep(Duration::from_millis(5));
     }
-    dproc = start_daemon();
-    logd.wait_log("reconnected to spread daemon", 1);
+    rig.start_daemon(1);
     for i in 0..50 {
-        write(&mut stdin, format!("after {i}"));
+        rig.write(format!("after {i}"));
     }
-    drop(stdin);
-    assert!(pipe.wait().unwrap().success());
-    wait_for("every line", || {
-        (read(&log).lines().count() >= 150).then_some(())
-    });
-    let got: Vec<String> = read(&log).lines().map(str::to_owned).collect();
-    assert_eq!(got, want, "every line exactly once and in order");
-    assert_eq!(logd.term(), 0);
-    dproc.kill().unwrap();
-    let _ = dproc.wait();
+    let (status, _) = rig.close_pipe();
+    assert!(status.success());
+    rig.wait_lines("every line", 150);
+    assert_eq!(
+        rig.lines(),
+        rig.want,
+        "every line exactly once and in order"
+    );
+    assert_eq!(rig.term_logd(), 0);
 }
 
 #[test]
@@ -332,100 +413,42 @@ fn pipe_name(pid: u32) -> String {
 
 #[test]
 fn spread_pipe_continues_its_sequence_across_a_daemon_restart_and_hands_it_over_to_a_new_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let start_daemon = || {
-        let _ = std::fs::remove_file(d.join("4803"));
-        let c = Command::new(bin("spread-daemon"))
-            .args(["--no-tcp", "--unix-dir"])
-            .arg(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for("daemon socket", || d.join("4803").exists().then_some(()));
-        c
-    };
-    let mut dproc = start_daemon();
-    let name = d.join("4803").display().to_string();
-    let log = d.join("a.log");
-    let c = conf(
-        d,
-        &format!(
-            "StateFile = {d}/gaps\nSpread {{ Port = {name} Log {{ Group = errors File = {} }} }}",
-            log.display(),
-            d = d.display()
-        ),
-    );
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
-    let mut pipe = Command::new(bin("spread-pipe"))
-        .args(["-s", &name, "-S"])
-        .arg(d.join("spool"))
-        .arg("errors")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = pipe.stdin.take().unwrap();
-    let mut want = Vec::new();
-    let mut write = |stdin: &mut std::process::ChildStdin, l: String| {
-        stdin.write_all(format!("{l}\n").as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        want.push(l);
-    };
-    let mut restart = |n: usize| {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(dproc.id() as libc::pid_t, libc::SIGTERM) };
-        dproc.wait().unwrap();
-        logd.wait_log("lost the spread daemon", n);
-        dproc = start_daemon();
-        logd.wait_log("reconnected to spread daemon", n);
+    let mut rig = PipeRig::start(Stdio::piped());
+    let restart = |rig: &mut PipeRig, n: usize| {
+        rig.stop_daemon(n);
+        rig.start_daemon(n);
     };
     for i in 0..20 {
-        write(&mut stdin, format!("first {i}"));
+        rig.write(format!("first {i}"));
     }
-    wait_for("first lines", || {
-        (read(&log).lines().count() == 20).then_some(())
-    });
+    rig.wait_lines("first lines", 20);
     // 1. Same name after the restart: the sequence continues (a restart at 0 would hide a loss).
-    restart(1);
+    restart(&mut rig, 1);
     for i in 0..20 {
-        write(&mut stdin, format!("second {i}"));
+        rig.write(format!("second {i}"));
         std::thread::sleep(Duration::from_millis(5));
     }
-    wait_for("second lines", || {
-        (read(&log).lines().count() == 40).then_some(())
-    });
+    rig.wait_lines("second lines", 40);
     // 2. The daemon still holds spread-pipe's name (REJECT_NOT_UNIQUE): it takes another one and
     //    hands its sequence over.
-    restart(2);
-    let squatter = sender(&name, &pipe_name(pipe.id()));
+    restart(&mut rig, 2);
+    let _squatter = sender(&rig.name, &pipe_name(rig.pipe.id()));
     for i in 0..20 {
-        write(&mut stdin, format!("third {i}"));
+        rig.write(format!("third {i}"));
         std::thread::sleep(Duration::from_millis(5));
     }
-    drop(stdin);
-    let status = pipe.wait().unwrap();
-    let mut err = String::new();
-    pipe.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = rig.close_pipe();
     assert!(status.success(), "{err}");
     assert!(err.contains("handed over"), "no hand-over: {err}");
-    wait_for("every line", || {
-        (read(&log).lines().count() >= 60).then_some(())
-    });
-    let got: Vec<String> = read(&log).lines().map(str::to_owned).collect();
+    rig.wait_lines("every line", 60);
     assert_eq!(
-        got, want,
+        rig.lines(),
+        rig.want,
         "every line exactly once and in order, no hand-over text"
     );
-    logd.signal(libc::SIGUSR1);
-    logd.wait_log("counters:", 1);
-    let l = logd.log();
+    rig.logd().signal(libc::SIGUSR1);
+    rig.logd().wait_log("counters:", 1);
+    let l = rig.logd().log();
     assert!(
         l.contains("sequence_gaps=0 ") && l.contains("unknown_gaps=0 "),
         "{l}\n{err}"
@@ -434,8 +457,5 @@ fn spread_pipe_continues_its_sequence_across_a_daemon_restart_and_hands_it_over_
         l.contains("continues"),
         "the collector saw no hand-over: {l}"
     );
-    assert_eq!(logd.term(), 0);
-    drop(squatter);
-    dproc.kill().unwrap();
-    let _ = dproc.wait();
+    assert_eq!(rig.term_logd(), 0);
 }
