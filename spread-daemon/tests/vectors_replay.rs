@@ -1,5 +1,5 @@
 //! Daemon-side replay of every transcript recorded from a real Spread 5.0.1 daemon
-//! (`shared/spread/vectors`): each recorded client's bytes are fed to our core in the recorded order
+//! (`spread-sys/tests/vectors`): each recorded client's bytes are fed to our core in the recorded order
 //! (with the recorded timing, so the 1 s handshake timeout fires where it did), and everything our
 //! daemon writes to each client must equal what the real daemon wrote, after normalisation (ring
 //! time = the recorded one, daemon-invented names = the recorded ones). Where the real daemon closed
@@ -15,7 +15,7 @@ use spread_daemon::Config;
 use spread_daemon::core::{Action, Core, CoreSettings, Peer, SessionId};
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spread/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spread-sys/tests/vectors")
 }
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -96,7 +96,7 @@ fn replay(file: &str) {
     let path = vectors_dir().join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {} (shared/ must be beside the repo): {e}",
+            "cannot read {} (the transcripts are part of the repository: spread-sys/tests/vectors): {e}",
             path.display()
         )
     });

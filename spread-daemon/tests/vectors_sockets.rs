@@ -101,7 +101,7 @@ fn read_to_eof(c: &mut Client) -> bool {
 
 fn replay(file: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/spread/vectors")
+        .join("../spread-sys/tests/vectors")
         .join(file);
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let unix = v["transport"].as_str().unwrap().starts_with("unix");

@@ -1,5 +1,5 @@
 //! Client-side (and codec-level daemon-side) replay of every transcript recorded from a real
-//! Spread 5.0.1 daemon (`shared/spread/vectors`, format in its README.md):
+//! Spread 5.0.1 daemon (`tests/vectors`, format in its README.md):
 //! * every daemon reply decodes, and re-encodes to the same bytes where we are the encoder too
 //!   (auth list, accept, membership and self-leave messages, data messages after name normalising);
 //! * every libspread request equals what our encoders produce for the same call (name tails after

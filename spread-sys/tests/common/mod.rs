@@ -1,4 +1,4 @@
-//! Shared helpers for the tests that read the recorded transcripts (`shared/spread/vectors`).
+//! Shared helpers for the tests that read the recorded transcripts (`spread-sys/tests/vectors`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -7,12 +7,9 @@ use std::path::PathBuf;
 use serde_json::Value;
 use spread_sys::Message;
 
-/// Where the transcripts live: `$SPREAD_VECTORS_DIR`, else `<workspace>/../shared/spread/vectors`.
+/// Where the transcripts live: inside the repo, beside these tests. A missing file fails the test.
 pub fn vectors_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("SPREAD_VECTORS_DIR") {
-        return PathBuf::from(d);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/spread/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
 pub struct Vector {
@@ -37,7 +34,7 @@ pub fn load_all() -> Vec<Vector> {
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
         panic!(
             "the recorded Spread transcripts are missing: cannot read {} ({e}); \
-             they belong in shared/spread/vectors next to the workspace (or set SPREAD_VECTORS_DIR)",
+             they are part of the repository (spread-sys/tests/vectors)",
             dir.display()
         )
     });
