@@ -29,6 +29,8 @@ pub struct Counters {
     pub lock_timeouts: AtomicU64,
     /// Error-log lines shipped.
     pub error_lines: AtomicU64,
+    /// Control messages announcing the next numbers (after a reconnect, while idle, at exit).
+    pub announcements: AtomicU64,
 }
 
 impl Counters {
@@ -36,7 +38,7 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub fn snapshot(&self) -> [(&'static str, u64); 11] {
+    pub fn snapshot(&self) -> [(&'static str, u64); 12] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             ("sent", g(&self.sent)),
@@ -50,6 +52,7 @@ impl Counters {
             ("send_errors", g(&self.send_errors)),
             ("lock_timeouts", g(&self.lock_timeouts)),
             ("error_lines", g(&self.error_lines)),
+            ("announcements", g(&self.announcements)),
         ]
     }
 }
@@ -67,6 +70,7 @@ static LOCAL: Counters = Counters {
     send_errors: AtomicU64::new(0),
     lock_timeouts: AtomicU64::new(0),
     error_lines: AtomicU64::new(0),
+    announcements: AtomicU64::new(0),
 };
 
 static SHARED: AtomicPtr<Counters> = AtomicPtr::new(std::ptr::null_mut());

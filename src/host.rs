@@ -67,6 +67,10 @@ pub fn clean(raw: &[u8]) -> Option<CleanHost> {
     if previous == b'.' {
         return None;
     }
+    // A host of that name must not reach the control channel as a `$#hostname` group.
+    if spread_sys::control::is_reserved_group(out.as_str().as_bytes()) {
+        return None;
+    }
     Some(out)
 }
 
@@ -121,6 +125,12 @@ pub fn bucket_group<'a>(prefix: &str, bucket: u32, out: &'a mut [u8; 48]) -> &'a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_control_group_is_no_host_group() {
+        assert!(clean(b"mls.control").is_none());
+        assert!(clean(b"MLS.Control:80").is_none());
+    }
 
     #[test]
     fn cleans_ordinary_hosts() {

@@ -103,15 +103,21 @@ pub fn start(
             let sender = Transport::new(cfg.clone(), Role::Replayer, host.clone(), pid);
             let mut next_report = Instant::now();
             let mut failures = 0u32;
+            // Replay attempts back off while they fail; the connections' upkeep does not.
+            let mut next_replay = Instant::now();
             while !pause(&shared, POLL) {
-                // Broken connections that numbered lines: reconnect and hand their sequences
-                // over (off the request path), for both the request threads' and our own.
+                // Broken connections that numbered lines: reconnect, hand their sequences over
+                // and announce where they stand (off the request path), for both the request
+                // threads' and our own.
                 requests.maintain();
                 sender.maintain();
                 // Never open (and so create) spool files as root: children of Apache's `User`
                 // could not use them afterwards. Children have dropped privileges by now.
                 // SAFETY: geteuid has no preconditions.
-                if unsafe { libc::geteuid() } == 0 || spool.pending() == 0 {
+                if unsafe { libc::geteuid() } == 0
+                    || Instant::now() < next_replay
+                    || spool.pending() == 0
+                {
                     continue;
                 }
                 match replay_round(&cfg, &sender, spool, &host, pid) {
@@ -124,9 +130,7 @@ pub fn start(
                         // Nobody listening or daemon down: each round re-reads the spool and
                         // dials a probe, so back off (1 s, 2 s, 4 s, ... at most MAX_BACKOFF).
                         failures = (failures + 1).min(5);
-                        if pause(&shared, (POLL * (1 << failures)).min(MAX_BACKOFF)) {
-                            break;
-                        }
+                        next_replay = Instant::now() + (POLL * (1 << failures)).min(MAX_BACKOFF);
                     }
                 }
             }

@@ -45,6 +45,8 @@ pub enum TargetError {
         "group name {name:?} contains {byte:?}; allowed are printable ASCII from '$' to '~' except ',', '#' and '/'"
     )]
     BadGroupByte { name: String, byte: char },
+    #[error("group {0:?} is the control channel between senders and collectors, not a log group")]
+    ReservedGroup(String),
     #[error("magic group {0:?} is unknown (only #hostname and #vhost exist)")]
     UnknownMagic(String),
     #[error("daemon id {0:?} in a target is not a non-negative integer")]
@@ -120,6 +122,9 @@ pub fn validate_group_name(name: &str) -> Result<(), TargetError> {
             name: name.to_owned(),
             byte: bad as char,
         });
+    }
+    if spread_sys::control::is_reserved_group(name.as_bytes()) {
+        return Err(TargetError::ReservedGroup(name.to_owned()));
     }
     Ok(())
 }
@@ -198,6 +203,15 @@ mod tests {
             parse("$caf\u{e9}"),
             Err(TargetError::BadGroupByte { .. })
         ));
+    }
+
+    #[test]
+    fn the_control_group_is_no_target() {
+        assert_eq!(
+            parse("$mls.control"),
+            Err(TargetError::ReservedGroup("mls.control".into()))
+        );
+        assert!(parse("$www,$mls.control#1").is_err());
     }
 
     #[test]

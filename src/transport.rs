@@ -8,7 +8,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use spread_sys::seq::{HANDOVER_MESS_TYPE, SeqCounter, encode_handover, mess_type_for};
+use spread_sys::announce::Announcer;
+use spread_sys::control::{self, CONTROL_GROUP, CONTROL_MESS_TYPE, Record};
+use spread_sys::seq::{SeqCounter, mess_type_for};
 use spread_sys::spread_name::Endpoint;
 use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, MulticastTemplate};
 
@@ -86,10 +88,11 @@ struct Conn {
     /// The private group (`#name#host`) the last successful connection had: the owner of `seqs`.
     owner: Option<Box<str>>,
     /// Sequences of earlier private names the daemon refused (still held by a dead session),
-    /// waiting for their hand-over (CONTRACTS §2 "Hand-over to a new private name"): per group,
-    /// sent before the first line to that group under the current name; an entry is dropped
-    /// only once its hand-over was written.
+    /// waiting for their hand-over on the control channel (CONTRACTS "Control channel"), sent
+    /// right after the next connect, before any line; dropped once written.
     stale: Vec<(Box<str>, SeqTable)>,
+    /// When to announce the next numbers (after a reconnect, while idle).
+    announcer: Announcer,
 }
 
 impl Conn {
@@ -101,6 +104,7 @@ impl Conn {
             retry_at: None,
             owner: None,
             stale: Vec::new(),
+            announcer: Announcer::new(),
         }
     }
 
@@ -110,7 +114,7 @@ impl Conn {
         // Only counters that numbered something have anything to hand over.
         let seqs: SeqTable = seqs
             .into_iter()
-            .filter(|(_, g)| g.counter.peek() != 0)
+            .filter(|(_, g)| g.counter.issued() != 0)
             .collect();
         if let Some(owner) = self.owner.take()
             && !seqs.is_empty()
@@ -118,28 +122,52 @@ impl Conn {
             self.stale.push((owner, seqs));
         }
     }
+
+    /// Lines numbered on this connection so far (the announcer's notion of "busy").
+    fn numbered_total(&self) -> u64 {
+        self.seqs.values().map(|g| g.counter.issued()).sum()
+    }
 }
 
-/// Send the pending hand-overs for `group` (oldest name first) on `mb`, dropping each entry once
-/// its message was written. On an error the rest stay for the next connection.
+/// Send every pending hand-over on the control channel; on success nothing is pending any more.
 fn hand_over(
     mb: &mut Mailbox,
     service: u32,
     stale: &mut Vec<(Box<str>, SeqTable)>,
-    group: &str,
 ) -> Result<(), SpreadError> {
-    let mut body = Vec::new();
-    for (owner, seqs) in stale.iter_mut() {
-        let Some(GroupState { counter, .. }) = seqs.get(group) else {
-            continue;
-        };
-        body.clear();
-        if counter.peek() != 0 && encode_handover(owner.as_bytes(), counter.peek(), &mut body) {
-            mb.multicast(service, &[group], HANDOVER_MESS_TYPE, &body)?;
-        }
-        seqs.remove(group);
+    let records = stale.iter().flat_map(|(owner, seqs)| {
+        seqs.iter().map(|(group, g)| Record::Handover {
+            old: owner.as_bytes(),
+            group: group.as_bytes(),
+            next: g.counter.issued(),
+        })
+    });
+    for body in control::bodies(records) {
+        mb.multicast(
+            control::service_for(service),
+            &[CONTROL_GROUP],
+            CONTROL_MESS_TYPE,
+            &body,
+        )?;
     }
-    stale.retain(|(_, seqs)| !seqs.is_empty());
+    stale.clear();
+    Ok(())
+}
+
+/// Announce the next number of every group this connection numbered lines for.
+fn announce(mb: &mut Mailbox, service: u32, seqs: &SeqTable) -> Result<(), SpreadError> {
+    let bodies = control::next_bodies(seqs.iter().map(|(g, s)| (g.as_bytes(), s.counter.issued())));
+    for body in &bodies {
+        mb.multicast(
+            control::service_for(service),
+            &[CONTROL_GROUP],
+            CONTROL_MESS_TYPE,
+            body,
+        )?;
+    }
+    if !bodies.is_empty() {
+        Counters::add(&counters::get().announcements, 1);
+    }
     Ok(())
 }
 
@@ -273,7 +301,15 @@ impl Transport {
                 send_timeout: Some(self.cfg.send_timeout),
             };
             match Mailbox::connect_endpoint(&slot.endpoint, &opts) {
-                Ok(mb) => {
+                Ok(mut mb) => {
+                    // Before any line under the new name: the old names' sequences, handed over.
+                    if !conn.stale.is_empty()
+                        && let Err(e) = hand_over(&mut mb, self.cfg.service_type, &mut conn.stale)
+                    {
+                        Counters::add(&self.counters().send_errors, 1);
+                        conn.retry_at = Some(now + self.cfg.retry_interval);
+                        return Err(SendFailure::Send(e));
+                    }
                     conn.owner = Some(mb.private_group().into());
                     // Headers are per connection.
                     for g in conn.seqs.values_mut() {
@@ -281,6 +317,8 @@ impl Transport {
                     }
                     conn.mailbox = Some(mb);
                     conn.retry_at = None;
+                    // Lines in flight on the old session may be lost: say where we stand.
+                    conn.announcer.reconnected(now);
                     return Ok(());
                 }
                 Err(SpreadError::RejectNotUnique(_)) => {
@@ -331,7 +369,6 @@ impl Transport {
             mailbox,
             seqs,
             retry_at,
-            stale,
             ..
         } = &mut *conn;
         // One table lookup per line; a new group allocates its key once.
@@ -365,12 +402,7 @@ impl Transport {
                 .max(Duration::from_millis(1));
             let _ = mb.set_send_timeout(Some(left));
         }
-        let result = if stale.is_empty() {
-            Ok(())
-        } else {
-            hand_over(mb, self.cfg.service_type, stale, group)
-        }
-        .and_then(|()| mb.multicast_parts(template, mess_type_for(seq), parts));
+        let result = mb.multicast_parts(template, mess_type_for(seq), parts);
         match result {
             Ok(_) => {
                 if shortened {
@@ -401,46 +433,43 @@ impl Transport {
     }
 
     /// Off the request path (the replay thread, every poll): a connection that broke after
-    /// numbering lines is re-opened once its retry interval has passed, and every pending
-    /// hand-over is sent at once. Otherwise, when no further line comes (the load stopped during
-    /// the outage), the tail lost on the dead session would never be seen as a gap. A connection
-    /// busy on a request thread is left alone (never waits for the lock).
+    /// numbering lines is re-opened once its retry interval has passed (handing over old names'
+    /// sequences), and the next numbers are announced when the schedule says so
+    /// (`spread_sys::announce`). Otherwise, when no further line comes (the load stopped during
+    /// an outage), lines lost at a sequence's tail would never be counted. A connection busy on a
+    /// request thread is left alone (never waits for the lock).
     pub fn maintain(&self) {
+        let now = Instant::now();
         for slot in &self.slots {
             let Ok(mut conn) = slot.conn.try_lock() else {
                 continue;
             };
-            let numbered = conn.seqs.values().any(|g| g.counter.peek() != 0);
+            let total = conn.numbered_total();
             if conn.mailbox.is_none()
-                && (numbered || !conn.stale.is_empty())
+                && (total > 0 || !conn.stale.is_empty())
                 && self.connect(slot, &mut conn).is_err()
             {
                 continue;
             }
-            if conn.stale.is_empty() {
-                continue;
-            }
             let Conn {
                 mailbox,
-                stale,
+                seqs,
                 retry_at,
+                announcer,
                 ..
             } = &mut *conn;
+            if !announcer.tick(now, total) {
+                continue;
+            }
             let Some(mb) = mailbox.as_mut() else {
                 continue;
             };
-            let mut groups: Vec<Box<str>> = stale
-                .iter()
-                .flat_map(|(_, seqs)| seqs.keys().cloned())
-                .collect();
-            groups.sort();
-            groups.dedup();
-            for group in groups {
-                if let Err(_e) = hand_over(mb, self.cfg.service_type, stale, &group) {
+            match announce(mb, self.cfg.service_type, seqs) {
+                Ok(()) => announcer.announced(now),
+                Err(_) => {
                     *mailbox = None;
-                    *retry_at = Some(Instant::now() + self.cfg.retry_interval);
+                    *retry_at = Some(now + self.cfg.retry_interval);
                     Counters::add(&self.counters().send_errors, 1);
-                    break;
                 }
             }
         }
@@ -454,12 +483,22 @@ impl Transport {
             .clone()
     }
 
-    /// Close every connection (child exit): a KILL request so the daemon frees the name at once.
+    /// Close every connection (child exit): announce the next numbers (the last lines may have
+    /// been lost in flight, and nothing numbered follows them), then a KILL request so the daemon
+    /// frees the name at once.
+    /// A connection that broke after numbering lines gets one last connect attempt (bounded by
+    /// SpreadConnectTimeout): this is the last chance to have that tail counted.
     pub fn close_all(&self) {
         for slot in &self.slots {
-            if let Ok(mut conn) = slot.conn.try_lock()
-                && let Some(mb) = conn.mailbox.take()
-            {
+            let Ok(mut conn) = slot.conn.try_lock() else {
+                continue;
+            };
+            if conn.mailbox.is_none() && conn.numbered_total() > 0 {
+                conn.retry_at = None;
+                let _ = self.connect(slot, &mut conn);
+            }
+            if let Some(mut mb) = conn.mailbox.take() {
+                let _ = announce(&mut mb, self.cfg.service_type, &conn.seqs);
                 let _ = mb.disconnect();
             }
         }

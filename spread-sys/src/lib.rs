@@ -2,11 +2,13 @@
 //!
 //! * [`wire`] is the sans-IO core: pure encode/decode functions over byte slices for both sides of the
 //!   connection (client and daemon). It never touches a socket, so it is replayed byte for byte against
-//!   the transcripts recorded from a real Spread 5.0.1 daemon (`shared/spread/vectors/`).
+//!   the transcripts recorded from a real Spread 5.0.1 daemon (`spread-sys/tests/vectors/`).
 //! * [`Mailbox`] is a thin blocking client on top (libsp semantics: connect, join, leave, multicast,
 //!   receive, disconnect), with connect and send timeouts so a caller can bound its time.
 //! * [`spread_name`] parses the `4803` / `4803@host` / `/path` daemon names every part accepts.
 //! * [`spool`] is the one on-disk spool record format every part uses (CONTRACTS §5).
+//! * [`seq`] numbers lines; [`control`] is the control channel's format (next-number
+//!   announcements, hand-overs) and [`announce`] the senders' schedule for announcing.
 //!
 //! Receiving the way a collector does (zero-copy, everything readable at once), and the guarantees
 //! the senders rely on (one `send(2)` per message, bounded time, at-least-once spool):
@@ -46,6 +48,8 @@
 //! # }
 //! ```
 
+pub mod announce;
+pub mod control;
 pub mod error;
 pub mod mailbox;
 pub mod seq;

@@ -4,16 +4,20 @@
 //! sequence; after 0x7FFF the counter wraps to 1, never to 0. Messages without the 0x8000 bit are
 //! unnumbered and never counted as gaps.
 //!
-//! # Sequence hand-over
+//! A sender counts the lines it numbered on each group with a wide, never-wrapping count
+//! ([`SeqCounter::issued`]); the wire carries only its 15-bit image ([`wire_seq`]). The count is
+//! what the sender announces on the control channel (`crate::control`), so a receiver can tell
+//! exactly how many lines it missed even at the tail of a sequence.
 //!
-//! When a sender has to continue under a new private name while it still holds numbered state for
-//! its old one (the daemon still held the old name after an abrupt reconnect: REJECT_NOT_UNIQUE),
-//! the first message it sends on each such group, before any line, is an unnumbered message with
-//! `mess_type` [`HANDOVER_MESS_TYPE`] and the body `mls-seq-handover <old private group> <next seq>\n`
-//! ([`encode_handover`]). A receiver ([`decode_handover`]) checks `<next seq>` against what it
-//! expected from the old name exactly as for a numbered message (so lines lost at the old
-//! sequence's tail show as a gap), then forgets the old name's entry; it never logs the message
-//! itself. A body that does not match the format exactly is an ordinary unnumbered message.
+//! # The previous release's hand-over
+//!
+//! Senders before the control channel sent a sequence hand-over to the log group itself, as an
+//! unnumbered message with `mess_type` [`HANDOVER_MESS_TYPE`] and the body
+//! `mls-seq-handover <old private group> <next seq>\n`. Collectors still recognise it
+//! ([`decode_handover`]) so that such a message is accounted for and never written to a log file;
+//! nothing sends it any more.
+
+use crate::wire::name::is_private_group;
 
 /// The `mess_type` bit that marks a numbered message.
 pub const NUMBERED: u16 = 0x8000;
@@ -25,36 +29,6 @@ pub const HANDOVER_MESS_TYPE: i16 = 0x7F00;
 
 const HANDOVER_PREFIX: &[u8] = b"mls-seq-handover ";
 
-/// Longest private group name Spread carries (`#name#host`, at most 31 bytes).
-const MAX_PRIVATE_GROUP: usize = 31;
-
-/// Can `name` stand as the `<old private group>` of a hand-over: `#…#…`, 3..=31 printable bytes,
-/// no space.
-fn valid_private_group(name: &[u8]) -> bool {
-    (3..=MAX_PRIVATE_GROUP).contains(&name.len())
-        && name[0] == b'#'
-        && name[1..].contains(&b'#')
-        && name.iter().all(|b| (0x21..=0x7e).contains(b))
-}
-
-/// Append the body of a hand-over message (send it with [`HANDOVER_MESS_TYPE`], to one group):
-/// `mls-seq-handover <old_private_group> <next_seq>\n`, `next_seq` being the number the old name
-/// would have used next for that group. Returns false and appends nothing if the name cannot be
-/// carried (not `#name#host` of at most 31 printable bytes) or `next_seq` > [`MAX_SEQ`]; names a
-/// [`crate::Mailbox`] reports as its private group always can.
-#[must_use]
-pub fn encode_handover(old_private_group: &[u8], next_seq: u16, out: &mut Vec<u8>) -> bool {
-    if !valid_private_group(old_private_group) || next_seq > MAX_SEQ {
-        return false;
-    }
-    out.extend_from_slice(HANDOVER_PREFIX);
-    out.extend_from_slice(old_private_group);
-    out.push(b' ');
-    out.extend_from_slice(next_seq.to_string().as_bytes());
-    out.push(b'\n');
-    true
-}
-
 /// If a received message is a hand-over, the old private group and the number it would have used
 /// next. Anything else (another `mess_type`, a body not exactly in the format, a number with
 /// leading zeros or above [`MAX_SEQ`]) is None: an ordinary message.
@@ -65,7 +39,7 @@ pub fn decode_handover(mess_type: i16, body: &[u8]) -> Option<(&[u8], u16)> {
     let rest = body.strip_prefix(HANDOVER_PREFIX)?.strip_suffix(b"\n")?;
     let space = rest.iter().position(|&b| b == b' ')?;
     let (old, digits) = (&rest[..space], &rest[space + 1..]);
-    if !valid_private_group(old)
+    if !is_private_group(old)
         || digits.is_empty()
         || digits.len() > 5
         || !digits.iter().all(u8::is_ascii_digit)
@@ -95,25 +69,39 @@ pub fn next_seq(seq: u16) -> u16 {
     if seq >= MAX_SEQ { 1 } else { seq + 1 }
 }
 
+/// The wire number of line `index` of a sequence (0-based): 0 for the first line, then 1, 2, ...
+/// 0x7FFF, 1, 2, ... (0 only ever starts a sequence).
+pub fn wire_seq(index: u64) -> u16 {
+    if index == 0 {
+        0
+    } else {
+        ((index - 1) % u64::from(MAX_SEQ) + 1) as u16
+    }
+}
+
 /// A sender's counter for one (connection, group): hands out 0 first, then 1, 2, ...
 /// Advance it only for a message that was handed over.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeqCounter {
-    next: u16,
+    issued: u64,
 }
 
 impl SeqCounter {
-    /// The number the next handed-over message carries.
+    /// The wire number the next handed-over message carries.
     pub fn peek(&self) -> u16 {
-        self.next
+        wire_seq(self.issued)
+    }
+    /// How many lines this sequence numbered so far (never wraps): the `next` a sender announces.
+    pub fn issued(&self) -> u64 {
+        self.issued
     }
     /// Record that the message numbered `peek()` was handed over.
     pub fn advance(&mut self) {
-        self.next = next_seq(self.next);
+        self.issued += 1;
     }
     /// Forget state: the next message starts a new sequence (seq 0).
     pub fn reset(&mut self) {
-        self.next = 0;
+        self.issued = 0;
     }
 }
 
@@ -171,9 +159,27 @@ mod tests {
         assert_eq!(c.peek(), 0);
         c.advance();
         assert_eq!(c.peek(), 1);
-        let mut c = SeqCounter { next: MAX_SEQ };
+        let mut c = SeqCounter {
+            issued: u64::from(MAX_SEQ),
+        };
+        assert_eq!(c.peek(), MAX_SEQ);
         c.advance();
         assert_eq!(c.peek(), 1);
+        assert_eq!(c.issued(), u64::from(MAX_SEQ) + 1);
+    }
+
+    #[test]
+    fn wire_seq_follows_the_counter() {
+        let mut c = SeqCounter::default();
+        let mut expected = None;
+        for i in 0..70_000u64 {
+            assert_eq!(wire_seq(i), c.peek());
+            let (verdict, next) = check(expected, c.peek());
+            assert_eq!(verdict, SeqCheck::InOrder, "line {i}");
+            expected = Some(next);
+            c.advance();
+        }
+        assert_eq!(wire_seq(u64::MAX), ((u64::MAX - 1) % 0x7FFF + 1) as u16);
     }
 
     #[test]
@@ -189,39 +195,8 @@ mod tests {
     }
 
     #[test]
-    fn handover_format() {
-        let mut b = Vec::new();
-        assert!(encode_handover(b"#m1234#localhost", 42, &mut b));
-        assert_eq!(b, b"mls-seq-handover #m1234#localhost 42\n");
-        assert_eq!(
-            decode_handover(HANDOVER_MESS_TYPE, &b),
-            Some((&b"#m1234#localhost"[..], 42))
-        );
-        assert_eq!(
-            seq_of(HANDOVER_MESS_TYPE),
-            None,
-            "a hand-over is unnumbered"
-        );
-        // Appends to what is there.
-        let mut b = b"x".to_vec();
-        assert!(encode_handover(b"#a#h", MAX_SEQ, &mut b));
-        assert_eq!(b, b"xmls-seq-handover #a#h 32767\n");
-        // What cannot be carried is refused, nothing appended.
-        let mut b = Vec::new();
-        for bad in [
-            &b""[..],
-            b"#",
-            b"##",
-            b"m1234#h",
-            b"#m1234",
-            b"#a b#h",
-            b"#a\n#h",
-        ] {
-            assert!(!encode_handover(bad, 1, &mut b), "{bad:?}");
-        }
-        assert!(!encode_handover(&[b'#'; 32], 1, &mut b));
-        assert!(!encode_handover(b"#a#h", MAX_SEQ + 1, &mut b));
-        assert!(b.is_empty());
+    fn legacy_handover_is_unnumbered() {
+        assert_eq!(seq_of(HANDOVER_MESS_TYPE), None);
     }
 
     #[test]

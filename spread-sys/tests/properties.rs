@@ -195,7 +195,7 @@ proptest! {
 
 /// Private group names as a daemon reports them: `#name#host`, at most 31 bytes.
 fn private_group() -> impl Strategy<Value = Vec<u8>> {
-    (name(10), proptest::collection::vec(0x21u8..=0x7e, 1..=19)).prop_map(|(n, h)| {
+    (name(10), proptest::collection::vec(0x24u8..=0x7e, 1..=19)).prop_map(|(n, h)| {
         let mut g = vec![b'#'];
         g.extend(n.into_iter().map(|b| if b == b'#' { b'x' } else { b }));
         g.push(b'#');
@@ -206,33 +206,75 @@ fn private_group() -> impl Strategy<Value = Vec<u8>> {
 
 proptest! {
     #[test]
-    fn handover_round_trips(old in private_group(), next in 0u16..=spread_sys::seq::MAX_SEQ) {
-        use spread_sys::seq::{HANDOVER_MESS_TYPE, decode_handover, encode_handover};
+    fn control_records_round_trip(old in private_group(), group in name(31), next in any::<u64>()) {
+        use spread_sys::control::{CONTROL_MESS_TYPE, Record, decode, encode};
+        let records = [
+            Record::Next { group: &group, next },
+            Record::Handover { old: &old, group: &group, next },
+        ];
         let mut body = Vec::new();
-        prop_assert!(encode_handover(&old, next, &mut body));
-        prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE, &body), Some((&old[..], next)));
-        // Any other mess_type is an ordinary message.
-        prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE ^ 1, &body), None);
-        // Cutting or extending the body makes it an ordinary message.
-        for cut in 0..body.len() {
-            prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE, &body[..cut]), None);
+        for r in &records {
+            prop_assert!(encode(r, &mut body));
         }
-        let mut longer = body.clone();
-        longer.push(b'\n');
-        prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE, &longer), None);
+        let back: Vec<_> = decode(CONTROL_MESS_TYPE, &body).unwrap().collect();
+        prop_assert_eq!(back, records.iter().map(|r| Ok(*r)).collect::<Vec<_>>());
+        // Any other mess_type is no control message.
+        prop_assert!(decode(CONTROL_MESS_TYPE ^ 1, &body).is_none());
+        // A cut body never reads as the whole: its last record is malformed or missing.
+        for cut in 0..body.len() {
+            let back: Vec<_> = decode(CONTROL_MESS_TYPE, &body[..cut]).unwrap().collect();
+            prop_assert!(back.len() < 2 || back[1] != Ok(records[1]));
+        }
     }
 
     #[test]
-    fn handover_decode_never_panics_and_only_accepts_canonical_bodies(body in proptest::collection::vec(any::<u8>(), 0..64), suffix in proptest::collection::vec(any::<u8>(), 0..40)) {
-        use spread_sys::seq::{HANDOVER_MESS_TYPE, decode_handover, encode_handover};
+    fn control_decode_never_panics_and_reads_only_canonical_records(
+        body in proptest::collection::vec(any::<u8>(), 0..96),
+        suffix in proptest::collection::vec(0x20u8..=0x7e, 0..48),
+    ) {
+        use spread_sys::control::{CONTROL_MESS_TYPE, decode, encode};
+        let mut b = b"mls1 next ".to_vec();
+        b.extend_from_slice(&suffix);
+        b.push(b'\n');
+        for candidate in [&body, &b] {
+            let lines: Vec<&[u8]> = candidate.split_inclusive(|&c| c == b'\n').collect();
+            let records: Vec<_> = decode(CONTROL_MESS_TYPE, candidate).unwrap().collect();
+            prop_assert_eq!(records.len(), lines.len());
+            for (r, line) in records.iter().zip(lines) {
+                if let Ok(r) = r {
+                    let mut again = Vec::new();
+                    prop_assert!(encode(r, &mut again));
+                    prop_assert_eq!(&again[..], line);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn previous_handover_decode_never_panics_and_only_accepts_canonical_bodies(body in proptest::collection::vec(any::<u8>(), 0..64), suffix in proptest::collection::vec(any::<u8>(), 0..40)) {
+        use spread_sys::seq::{HANDOVER_MESS_TYPE, decode_handover};
         let mut b = b"mls-seq-handover ".to_vec();
         b.extend_from_slice(&suffix);
         for candidate in [&body, &b] {
             if let Some((old, next)) = decode_handover(HANDOVER_MESS_TYPE, candidate) {
-                let mut again = Vec::new();
-                prop_assert!(encode_handover(old, next, &mut again));
+                let mut again = b"mls-seq-handover ".to_vec();
+                again.extend_from_slice(old);
+                again.extend_from_slice(format!(" {next}\n").as_bytes());
                 prop_assert_eq!(&again, candidate);
             }
+        }
+    }
+
+    #[test]
+    fn previous_handover_decodes(old in private_group(), next in 0u16..=spread_sys::seq::MAX_SEQ) {
+        use spread_sys::seq::{HANDOVER_MESS_TYPE, decode_handover};
+        let mut body = b"mls-seq-handover ".to_vec();
+        body.extend_from_slice(&old);
+        body.extend_from_slice(format!(" {next}\n").as_bytes());
+        prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE, &body), Some((&old[..], next)));
+        prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE ^ 1, &body), None);
+        for cut in 0..body.len() {
+            prop_assert_eq!(decode_handover(HANDOVER_MESS_TYPE, &body[..cut]), None);
         }
     }
 }

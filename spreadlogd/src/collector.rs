@@ -6,12 +6,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use spread_sys::seq;
+use spread_sys::control::CONTROL_GROUP;
 use spread_sys::spread_name::Endpoint;
 use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, SpreadName};
 
 use crate::config::{Config, SpreadConf};
-use crate::gaps::{GapTable, Verdict};
+use crate::gaps::GapTable;
+use crate::intake::{Intake, Note, Received};
 use crate::logger::Logger;
 use crate::routing::Router;
 use crate::signals::Signals;
@@ -66,7 +67,7 @@ pub struct CollectorOptions {
 pub struct Collector<'l> {
     conns: Vec<Conn>,
     pub router: Router,
-    pub gaps: GapTable,
+    pub intake: Intake,
     pub counters: Counters,
     log: &'l Logger,
     opts: CollectorOptions,
@@ -140,7 +141,7 @@ impl<'l> Collector<'l> {
         Collector {
             conns: conns.collect(),
             router,
-            gaps,
+            intake: Intake::new(gaps),
             counters: Counters::default(),
             log,
             opts,
@@ -230,7 +231,7 @@ impl<'l> Collector<'l> {
                 continue;
             };
             let router = &mut self.router;
-            let gaps = &mut self.gaps;
+            let intake = &mut self.intake;
             let counters = &mut self.counters;
             let log = self.log;
             let limit = self.opts.buffer_size;
@@ -252,60 +253,30 @@ impl<'l> Collector<'l> {
                         ));
                     }
                 }
-                let (mess_type, _) = m.header.mess_type();
-                let sender = m.sender();
-                // A sequence hand-over is bookkeeping, never a log line.
-                if let Some((old, next)) = seq::decode_handover(mess_type, m.body) {
-                    for gi in 0..m.group_count() {
-                        let Some(group) = m.group(gi) else { continue };
-                        if !router.knows(i, group) {
-                            continue;
-                        }
-                        let (old_s, new_s, group_s) = (
-                            String::from_utf8_lossy(old),
-                            String::from_utf8_lossy(sender),
-                            String::from_utf8_lossy(group),
-                        );
-                        match gaps.observe_handover(old, group, next) {
-                            Verdict::Gap(n) => log.warn(&format!(
-                                "sequence gap: {n} line(s) from {old_s} to group {group_s} lost \
-                                 (the sender continues as {new_s})"
-                            )),
-                            Verdict::UnknownGap => log.warn(&format!(
-                                "sequence gap of unknown size: {new_s} continues {old_s}'s sequence to \
-                                 group {group_s} at {next}, but nothing from {old_s} was seen"
-                            )),
-                            _ => log.info(&format!(
-                                "{new_s} continues {old_s}'s sequence to group {group_s} (at {next})"
-                            )),
-                        }
-                    }
-                    return;
-                }
-                for gi in 0..m.group_count() {
-                    let Some(group) = m.group(gi) else { continue };
-                    if !router.knows(i, group) {
-                        continue;
-                    }
-                    match gaps.observe(sender, group, mess_type, unow) {
-                        Verdict::Gap(n) => log.warn(&format!(
-                            "sequence gap: {n} line(s) from {} to group {} lost",
-                            String::from_utf8_lossy(sender),
-                            String::from_utf8_lossy(group)
-                        )),
-                        Verdict::UnknownGap => log.warn(&format!(
-                            "sequence gap of unknown size: first line seen from {} to group {} is not the first it sent",
-                            String::from_utf8_lossy(sender),
-                            String::from_utf8_lossy(group)
-                        )),
-                        Verdict::Behind => log.info(&format!(
-                            "repeated sequence number from {} to group {} (at-least-once replay?)",
-                            String::from_utf8_lossy(sender),
-                            String::from_utf8_lossy(group)
-                        )),
-                        Verdict::InOrder | Verdict::Unnumbered => {}
-                    }
-                    router.route(i, group, m.body, now, log);
+                let received = Received {
+                    sender: m.sender(),
+                    mess_type: m.header.mess_type().0,
+                    body: m.body,
+                    groups: (0..m.group_count()).filter_map(|gi| m.group(gi)),
+                };
+                let mut routed: [Option<&[u8]>; 4] = [None; 4];
+                let mut more: Vec<&[u8]> = Vec::new();
+                intake.accept(
+                    received,
+                    |g| router.knows(i, g),
+                    unow,
+                    |note| match note {
+                        Note::Gap { .. } | Note::UnknownGap { .. } => log.warn(&note.to_string()),
+                        Note::BadControl { .. } => log.warn(&note.to_string()),
+                        Note::Repeat { .. } | Note::Continued { .. } => log.info(&note.to_string()),
+                    },
+                    |g| match routed.iter_mut().find(|r| r.is_none()) {
+                        Some(slot) => *slot = Some(g),
+                        None => more.push(g),
+                    },
+                );
+                for g in routed.iter().flatten().chain(more.iter()) {
+                    router.route(i, g, m.body, now, log);
                 }
             });
             match result {
@@ -384,17 +355,22 @@ impl<'l> Collector<'l> {
         let r = &self.router.stats;
         format!(
             "counters: messages={} bytes={} lines_written={} lines_lost_on_write={} write_errors={} \
-             sequence_gaps={} lines_lost_in_gaps={} unknown_gaps={} repeats={} oversized={} filtered={} \
+             sequence_gaps={} lines_lost_in_gaps={} unknown_gaps={} repeats={} announcements={} handovers={} \
+             control_messages={} control_skipped={} oversized={} filtered={} \
              bad_hosts={} pipe_restarts={} disconnects={} reconnects={} batches={} connected={}/{}",
             c.messages,
             c.bytes,
             written,
             lost,
             write_errors,
-            self.gaps.gaps,
-            self.gaps.lost_lines,
-            self.gaps.unknown_gaps,
-            self.gaps.behind,
+            self.intake.gaps.gaps,
+            self.intake.gaps.lost_lines,
+            self.intake.gaps.unknown_gaps,
+            self.intake.gaps.behind,
+            self.intake.gaps.announcements,
+            self.intake.gaps.handovers,
+            self.intake.control.messages,
+            self.intake.control.skipped,
             c.oversized,
             r.filtered,
             r.bad_hosts,
@@ -473,7 +449,7 @@ impl<'l> Collector<'l> {
 
     fn save_state(&self) {
         if let Some(p) = &self.opts.state_file
-            && let Err(e) = self.gaps.save(p, unix_now())
+            && let Err(e) = self.intake.gaps.save(p, unix_now())
         {
             self.log.error(&format!(
                 "cannot save the gap table to {}: {e}",
@@ -504,7 +480,8 @@ fn connect_and_join(
         match Mailbox::connect_endpoint(ep, &opts) {
             Ok(mut mb) => {
                 grow_receive_buffer(&mb);
-                for g in groups {
+                // The log groups, and the control channel where senders account for their lines.
+                for g in groups.iter().map(String::as_str).chain([CONTROL_GROUP]) {
                     mb.join(g).map_err(|e| format!("join {g}: {e}"))?;
                 }
                 return Ok(mb);

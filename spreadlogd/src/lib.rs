@@ -8,6 +8,7 @@
 //! * [`vhost`] / [`vhost_files`] – host cleaning and a bounded LRU cache of open vhost files;
 //! * [`timestamp`] – `RewriteTimestamp`;
 //! * [`gaps`] – the sequence-number gap table (CONTRACTS §2);
+//! * [`intake`] – what each received message means: a log line to route, or control bookkeeping;
 //! * [`output`] – files and piped programs with batched writes;
 //! * [`signals`] – a self-pipe so the loop wakes on signals;
 //! * [`collector`] – the transport loop over `spread_sys::Mailbox`;
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod gaps;
+pub mod intake;
 pub mod logger;
 pub mod output;
 pub mod process;

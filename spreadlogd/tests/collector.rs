@@ -473,8 +473,35 @@ fn a_message_to_several_groups_reaches_every_log_of_each() {
 }
 
 #[test]
-fn sequence_handover_counts_the_old_names_lost_tail_and_is_never_written() {
-    use spread_sys::seq::{HANDOVER_MESS_TYPE, encode_handover};
+fn sequence_handover_on_the_control_channel_counts_the_old_names_lost_tail() {
+    use spread_sys::control::{CONTROL_GROUP, CONTROL_MESS_TYPE};
+    sequence_handover_counts_the_old_names_lost_tail(|old| {
+        (
+            CONTROL_GROUP,
+            CONTROL_MESS_TYPE,
+            format!("mls1 handover {old} g 15\n"),
+        )
+    });
+}
+
+#[test]
+fn previous_releases_handover_counts_the_old_names_lost_tail_and_is_never_written() {
+    use spread_sys::seq::HANDOVER_MESS_TYPE;
+    sequence_handover_counts_the_old_names_lost_tail(|old| {
+        (
+            "g",
+            HANDOVER_MESS_TYPE,
+            format!("mls-seq-handover {old} 15\n"),
+        )
+    });
+}
+
+/// A sender (`old`) numbers 10 lines, 5 more are lost, and another name hands its sequence over
+/// with the message `handover(old name)` gives: (group, mess_type, body).
+fn sequence_handover_counts_the_old_names_lost_tail(
+    handover: impl Fn(&str) -> (&'static str, i16, String),
+) {
+    use spread_sys::seq::HANDOVER_MESS_TYPE;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let daemon = daemon(d);
@@ -502,9 +529,8 @@ fn sequence_handover_counts_the_old_names_lost_tail_and_is_never_written() {
     let old_name = old.private_group().to_owned();
     // The old name handed over 10..15 too, but they never arrived: its sequence is at 15.
     let mut new = sender(&daemon.spread_name(), "hnew");
-    let mut body = Vec::new();
-    assert!(encode_handover(old_name.as_bytes(), 15, &mut body));
-    send(&mut new, "g", HANDOVER_MESS_TYPE, &body);
+    let (group, mess_type, body) = handover(&old_name);
+    send(&mut new, group, mess_type, body.as_bytes());
     // Not exactly the format: an ordinary unnumbered line.
     send(
         &mut new,

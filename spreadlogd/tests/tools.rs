@@ -34,14 +34,14 @@ fn spread_tail_prints_every_line_of_its_groups() {
     });
     let mut s = sender(&daemon.spread_name(), "tsend");
     send(&mut s, "a", 0, b"one\n");
-    // A sequence hand-over is bookkeeping: never printed.
-    let mut handover = Vec::new();
-    assert!(spread_sys::seq::encode_handover(
-        b"#old#h",
-        3,
-        &mut handover
-    ));
-    send(&mut s, "a", spread_sys::seq::HANDOVER_MESS_TYPE, &handover);
+    // The previous release's sequence hand-over (sent to the log group) is bookkeeping: never
+    // printed.
+    send(
+        &mut s,
+        "a",
+        spread_sys::seq::HANDOVER_MESS_TYPE,
+        b"mls-seq-handover #old#h 3\n",
+    );
     send(&mut s, "b", 0, b"two\n");
     send(&mut s, "c", 0, b"not joined\n");
     wait_for("tail output", || {

@@ -8,6 +8,7 @@
 pub mod accounting;
 pub mod apache;
 pub mod bins;
+pub mod c_collector;
 pub mod http;
 pub mod mount;
 pub mod netns;

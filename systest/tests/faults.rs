@@ -249,7 +249,14 @@ fn daemon_sigkill_restart_under_load(kind: Kind) {
     assert_load(&st, n, Duration::from_secs(2), &rig);
     let central = rig.central.clone();
     let acc = rig.settle(&|| vec![central.clone()], n, Duration::from_secs(25));
-    println!("{name}: {kills} SIGKILL+restart, {acc}");
+    let announced = rig
+        .logd
+        .proc
+        .log()
+        .lines()
+        .filter(|l| l.contains("sequence gap") && l.contains("announced by the sender"))
+        .count();
+    println!("{name}: {kills} SIGKILL+restart, {acc}; gaps found by an announcement: {announced}");
     acc.assert_balanced(&rig.diagnostics());
 }
 

@@ -52,6 +52,15 @@ pub fn is_name_byte(b: u8) -> bool {
     (0x24..=0x7e).contains(&b)
 }
 
+/// Whether `name` is a session's private group as a daemon reports it (`#private#daemon`,
+/// 3..=31 name bytes): the form a sender's identity takes in control records.
+pub fn is_private_group(name: &[u8]) -> bool {
+    (3..MAX_GROUP_NAME).contains(&name.len())
+        && name[0] == b'#'
+        && name[1..].contains(&b'#')
+        && name[1..].iter().all(|&b| b == b'#' || is_name_byte(b))
+}
+
 fn check_name(name: &[u8], max: usize) -> Result<(), NameError> {
     if name.is_empty() {
         return Err(NameError::Empty);

@@ -462,6 +462,12 @@ fn check_group(g: &str) -> Result<(), String> {
             "byte {c:#04x} is not allowed in a Spread group name"
         ));
     }
+    if spread_sys::control::is_reserved_group(g.as_bytes()) {
+        return Err(format!(
+            "{g} is the control channel between senders and collectors (spreadlogd joins it by \
+             itself), not a log group"
+        ));
+    }
     Ok(())
 }
 
@@ -589,6 +595,8 @@ Spread {
         assert!(e.contains("at least one Spread"), "{e}");
         let e = err("Spread { Log { Group = \"bad group\" File = f } }");
         assert!(e.contains("not allowed in a Spread group"), "{e}");
+        let e = err("Spread { Log { Group = mls.control File = f } }");
+        assert!(e.contains("control channel"), "{e}");
         let e = err("Spread { Log { Group = g File = f }\n");
         assert!(e.contains("end of file"), "{e}");
         let e = err(

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use spread_sys::seq::{self, HANDOVER_MESS_TYPE, SeqCounter, mess_type_for};
+use spread_sys::announce::Announcer;
+use spread_sys::control::{self, CONTROL_GROUP, CONTROL_MESS_TYPE, Record};
+use spread_sys::seq::{SeqCounter, mess_type_for};
 use spread_sys::spool::{Appended, ReplayOutcome, Spool};
 use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
 use spread_sys::{ConnectOptions, Mailbox, Message};
@@ -76,9 +78,12 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     let Some(group) = group else {
         return usage_error("no group given");
     };
-    if group.is_empty() || group.len() > 31 || !group.bytes().all(|b| (0x24..=0x7e).contains(&b)) {
+    if let Err(e) = spread_sys::wire::name::check_group_name(group.as_bytes()) {
+        return usage_error(&format!("illegal group name {group:?}: {e}"));
+    }
+    if control::is_reserved_group(group.as_bytes()) {
         return usage_error(&format!(
-            "illegal group name {group:?} (1-31 bytes in 0x24..0x7E)"
+            "group {group:?} is the control channel, not a log group"
         ));
     }
     if let Err(e) = spread_sys::SpreadName::parse(&spread) {
@@ -176,6 +181,8 @@ struct Sender {
     dropped: u64,
     /// How long to keep trying to hand over spooled lines after the end of input.
     grace: Duration,
+    /// When to announce the next numbers on the control channel (after a reconnect, while idle).
+    announcer: Announcer,
 }
 
 impl Sender {
@@ -205,6 +212,7 @@ impl Sender {
             down_since: None,
             dropped: 0,
             grace: FINAL_GRACE,
+            announcer: Announcer::new(),
         }
     }
 
@@ -248,6 +256,7 @@ impl Sender {
             if self.mb.is_some() && self.spool_pending() {
                 self.try_replay(false);
             }
+            self.announce_if_due();
             if batch.is_empty() {
                 continue;
             }
@@ -281,7 +290,13 @@ impl Sender {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        if let Some(mb) = self.mb.take() {
+        // At exit: where our sequences stand, since nothing numbered follows the last lines.
+        if self.mb.is_none() && self.numbered_total() > 0 {
+            self.next_try = Instant::now();
+            self.ensure_connected();
+        }
+        if let Some(mut mb) = self.mb.take() {
+            let _ = announce(&mut mb, &self.seqs);
             let _ = mb.disconnect();
         }
         if self.spool_pending() {
@@ -318,43 +333,64 @@ impl Sender {
             // The whole batch goes to the spool and gets these numbers again when it is replayed:
             // a number is used only by a message that was handed over.
             *counter = start;
-            if start.peek() == 0 {
+            if start.issued() == 0 {
                 self.seqs.remove(&self.group);
             }
         }
         result
     }
 
-    /// After connecting: for every group whose sequence belongs to another private name (the
-    /// daemon refused the old one), send the hand-over before any line, then start afresh.
+    /// After connecting: every sequence that belongs to another private name (the daemon refused
+    /// the old one) is handed over on the control channel before any line, then starts afresh.
     fn hand_over(&mut self) -> spread_sys::Result<()> {
         let Some(mb) = self.mb.as_mut() else {
             return Ok(());
         };
         let me = mb.private_group().to_owned();
-        let mut stale: Vec<String> = self
+        // (Nothing numbered yet under the old name: nothing to hand over.)
+        let stale = self
             .seqs
             .iter()
-            .filter(|(_, (owner, _))| *owner != me)
-            .map(|(g, _)| g.clone())
-            .collect();
-        stale.sort();
-        for group in stale {
-            let (owner, counter) = &self.seqs[&group];
-            let mut body = Vec::new();
-            // (Nothing numbered yet under the old name: nothing to hand over.)
-            if counter.peek() != 0
-                && seq::encode_handover(owner.as_bytes(), counter.peek(), &mut body)
-            {
-                mb.multicast(AGREED_MESS, &[group.as_str()], HANDOVER_MESS_TYPE, &body)?;
-                eprintln!(
-                    "spread-pipe: now {me}: handed over {owner}'s sequence to group {group} (next {})",
-                    counter.peek()
-                );
-            }
-            self.seqs.remove(&group);
+            .filter(|(_, (owner, counter))| *owner != me && counter.issued() != 0)
+            .map(|(g, (owner, counter))| Record::Handover {
+                old: owner.as_bytes(),
+                group: g.as_bytes(),
+                next: counter.issued(),
+            });
+        for body in control::bodies(stale) {
+            mb.multicast(AGREED_MESS, &[CONTROL_GROUP], CONTROL_MESS_TYPE, &body)?;
+            eprintln!(
+                "spread-pipe: now {me}: handed over {}",
+                String::from_utf8_lossy(&body)
+                    .trim_end()
+                    .replace('\n', "; ")
+            );
         }
+        self.seqs.retain(|_, (owner, _)| *owner == me);
         Ok(())
+    }
+
+    fn numbered_total(&self) -> u64 {
+        self.seqs.values().map(|(_, c)| c.issued()).sum()
+    }
+
+    /// Announce the next numbers when the schedule says so (`spread_sys::announce`).
+    fn announce_if_due(&mut self) {
+        let now = Instant::now();
+        let total = self.numbered_total();
+        if !self.announcer.tick(now, total) {
+            return;
+        }
+        let Some(mb) = self.mb.as_mut() else {
+            return;
+        };
+        match announce(mb, &self.seqs) {
+            Ok(()) => self.announcer.announced(now),
+            Err(e) => {
+                eprintln!("spread-pipe: lost {}: {e}", self.spread);
+                self.connection_lost();
+            }
+        }
     }
 
     fn connection_lost(&mut self) {
@@ -385,6 +421,8 @@ impl Sender {
                 }
                 self.mb = Some(mb);
                 self.backoff = Duration::from_millis(100);
+                // Lines in flight on the old session may be lost: say where we stand.
+                self.announcer.reconnected(Instant::now());
                 // Same private name: the sequence simply continues. Another name: hand it over.
                 if let Err(e) = self.hand_over() {
                     eprintln!("spread-pipe: lost {} again: {e}", self.spread);
@@ -519,6 +557,17 @@ impl Sender {
             ),
         }
     }
+}
+
+/// Announce the next number of every group numbered on this connection.
+fn announce(
+    mb: &mut Mailbox,
+    seqs: &HashMap<String, (String, SeqCounter)>,
+) -> spread_sys::Result<()> {
+    for body in control::next_bodies(seqs.iter().map(|(g, (_, c))| (g.as_bytes(), c.issued()))) {
+        mb.multicast(AGREED_MESS, &[CONTROL_GROUP], CONTROL_MESS_TYPE, &body)?;
+    }
+    Ok(())
 }
 
 /// The counter numbering the next message to `group` on `mb` (hand-overs are done on connect, so

@@ -77,7 +77,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
                 if !m.is_regular() || write_err.is_some() {
                     return;
                 }
-                // A sequence hand-over is the senders' bookkeeping, not a line.
+                // The previous release's sequence hand-over (sent to log groups) is no line.
                 if spread_sys::seq::decode_handover(m.header.mess_type().0, m.body).is_some() {
                     return;
                 }

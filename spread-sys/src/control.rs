@@ -1,0 +1,318 @@
+//! The control channel (CONTRACTS "Control channel"): bookkeeping between senders and our
+//! collectors travels on one group of its own, [`CONTROL_GROUP`], so that a log group carries log
+//! lines only. Any collector that writes every body it receives (the original C spreadlogd,
+//! `spuser`, `spread-tail`) never sees a control message, because no log configuration names this
+//! group ([`is_reserved_group`]).
+//!
+//! A control message has `mess_type` [`CONTROL_MESS_TYPE`] and a text body of one or more
+//! records, each a line `mls1 <verb> <args…>\n` (`mls1` is the format's version):
+//!
+//! * `mls1 next <group> <n>` — the sending session has numbered `n` lines to `<group>` since its
+//!   sequence started, so the next one will be line `n` (its wire number is [`seq::wire_seq`]).
+//!   A collector that expected a smaller number counts the difference as lost: this is how a lost
+//!   *tail* (nothing numbered follows it) becomes visible.
+//! * `mls1 handover <old private group> <group> <n>` — the sending session continues the sender
+//!   `<old private group>` under a new name; the old name had numbered `n` lines to `<group>`. The
+//!   collector checks `n` like a `next` of the old name, then forgets the old name.
+//!
+//! `n` is a decimal count (no sign, no leading zeros, at most 20 digits) that never wraps. A
+//! reader skips records of a version or verb it does not know (newer senders may add some), so
+//! the format can grow without breaking older collectors.
+
+use crate::wire::name::{check_group_name, is_private_group};
+
+/// The group senders multicast control records to and our collectors join.
+pub const CONTROL_GROUP: &str = "mls.control";
+
+/// The `mess_type` of a control message (unnumbered: the 0x8000 bit is clear).
+pub const CONTROL_MESS_TYPE: i16 = 0x7F01;
+
+/// Version token that starts every record this code writes.
+const VERSION: &[u8] = b"mls1";
+
+/// Longest body a sender puts in one control message; more records go into further messages.
+/// Far below Spread's largest message, so a control message is never cut.
+pub const MAX_CONTROL_BODY: usize = 16 * 1024;
+
+/// The service a sender's control messages use: the data's own when it keeps per-sender order
+/// (FIFO or stronger), else FIFO. A `next` overtaking the lines it counts would report them lost.
+pub fn service_for(data_service: u32) -> u32 {
+    use crate::wire::constants::{
+        AGREED_MESS, CAUSAL_MESS, FIFO_MESS, RELIABLE_MESS, SAFE_MESS, UNRELIABLE_MESS,
+    };
+    if data_service & (FIFO_MESS | CAUSAL_MESS | AGREED_MESS | SAFE_MESS) != 0 {
+        data_service
+    } else {
+        (data_service & !(UNRELIABLE_MESS | RELIABLE_MESS)) | FIFO_MESS
+    }
+}
+
+/// A name no log configuration may use: it is the control channel.
+pub fn is_reserved_group(group: &[u8]) -> bool {
+    group == CONTROL_GROUP.as_bytes()
+}
+
+/// One control record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// The sender's next line to `group` is line number `next` (0-based count).
+    Next { group: &'a [u8], next: u64 },
+    /// The sender continues `old`'s sequence: `old` had numbered `next` lines to `group`.
+    Handover {
+        old: &'a [u8],
+        group: &'a [u8],
+        next: u64,
+    },
+}
+
+/// A record that could not be read (reported by the collector; the rest of the message counts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skipped {
+    /// Another version or an unknown verb: from a newer sender, ignored by design.
+    Unknown,
+    /// A record of our version that is not well formed.
+    Malformed,
+}
+
+fn is_group(name: &[u8]) -> bool {
+    check_group_name(name).is_ok()
+}
+
+/// Append one record as a line. Returns false, appending nothing, for names a record cannot
+/// carry (a group that is no legal group name, an old sender that is no private group).
+#[must_use]
+pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) -> bool {
+    let (verb, old, group, next): (&[u8], Option<&[u8]>, &[u8], u64) = match *record {
+        Record::Next { group, next } => (b"next", None, group, next),
+        Record::Handover { old, group, next } => (b"handover", Some(old), group, next),
+    };
+    if !is_group(group) || old.is_some_and(|o| !is_private_group(o)) {
+        return false;
+    }
+    out.extend_from_slice(VERSION);
+    out.push(b' ');
+    out.extend_from_slice(verb);
+    if let Some(old) = old {
+        out.push(b' ');
+        out.extend_from_slice(old);
+    }
+    out.push(b' ');
+    out.extend_from_slice(group);
+    out.push(b' ');
+    out.extend_from_slice(next.to_string().as_bytes());
+    out.push(b'\n');
+    true
+}
+
+fn number(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty()
+        || digits.len() > 20
+        || !digits.iter().all(u8::is_ascii_digit)
+        || (digits[0] == b'0' && digits.len() > 1)
+    {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+fn decode_line(line: &[u8]) -> Result<Record<'_>, Skipped> {
+    let mut words = line.split(|&b| b == b' ');
+    if words.next() != Some(VERSION) {
+        return Err(Skipped::Unknown);
+    }
+    let verb = words.next().ok_or(Skipped::Malformed)?;
+    let args: Vec<&[u8]> = words.collect();
+    let record = match (verb, args.as_slice()) {
+        (b"next", [group, n]) if is_group(group) => Record::Next {
+            group,
+            next: number(n).ok_or(Skipped::Malformed)?,
+        },
+        (b"handover", [old, group, n]) if is_private_group(old) && is_group(group) => {
+            Record::Handover {
+                old,
+                group,
+                next: number(n).ok_or(Skipped::Malformed)?,
+            }
+        }
+        (b"next" | b"handover", _) => return Err(Skipped::Malformed),
+        _ => return Err(Skipped::Unknown),
+    };
+    Ok(record)
+}
+
+/// The records of a received message, or None when it is no control message (another
+/// `mess_type`). Each line is one record or one [`Skipped`]; a final line without its newline
+/// is malformed.
+pub fn decode(
+    mess_type: i16,
+    body: &[u8],
+) -> Option<impl Iterator<Item = Result<Record<'_>, Skipped>>> {
+    (mess_type == CONTROL_MESS_TYPE).then(|| {
+        body.split_inclusive(|&b| b == b'\n')
+            .map(|line| match line.strip_suffix(b"\n") {
+                Some(line) => decode_line(line),
+                None => Err(Skipped::Malformed),
+            })
+    })
+}
+
+/// Bodies for the `next` records of `groups` ((group, lines numbered so far)), groups that
+/// numbered nothing left out, split so that no body exceeds [`MAX_CONTROL_BODY`].
+pub fn next_bodies<'g>(groups: impl IntoIterator<Item = (&'g [u8], u64)>) -> Vec<Vec<u8>> {
+    bodies(
+        groups
+            .into_iter()
+            .filter(|&(_, next)| next > 0)
+            .map(|(group, next)| Record::Next { group, next }),
+    )
+}
+
+/// Pack records into as few bodies as fit [`MAX_CONTROL_BODY`]; records that cannot be encoded
+/// are left out.
+pub fn bodies<'r>(records: impl IntoIterator<Item = Record<'r>>) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut line = Vec::new();
+    for r in records {
+        line.clear();
+        if !encode(&r, &mut line) {
+            continue;
+        }
+        match out.last_mut() {
+            Some(b) if b.len() + line.len() <= MAX_CONTROL_BODY => b.extend_from_slice(&line),
+            _ => out.push(line.clone()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seq;
+
+    fn all(body: &[u8]) -> Vec<Result<Record<'_>, Skipped>> {
+        decode(CONTROL_MESS_TYPE, body).expect("control").collect()
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let mut b = Vec::new();
+        assert!(encode(
+            &Record::Next {
+                group: b"www",
+                next: 42
+            },
+            &mut b
+        ));
+        assert!(encode(
+            &Record::Handover {
+                old: b"#a1b2c#web1",
+                group: b"www",
+                next: u64::MAX
+            },
+            &mut b
+        ));
+        assert_eq!(
+            b,
+            b"mls1 next www 42\nmls1 handover #a1b2c#web1 www 18446744073709551615\n"
+        );
+        assert_eq!(
+            all(&b),
+            vec![
+                Ok(Record::Next {
+                    group: b"www",
+                    next: 42
+                }),
+                Ok(Record::Handover {
+                    old: b"#a1b2c#web1",
+                    group: b"www",
+                    next: u64::MAX
+                })
+            ]
+        );
+        assert!(decode(0, &b).is_none(), "only its mess_type is control");
+        assert!(decode(seq::mess_type_for(3), &b).is_none());
+    }
+
+    #[test]
+    fn what_cannot_be_carried_is_refused() {
+        let mut b = Vec::new();
+        for group in [&b""[..], b"a b", b"#priv", &[b'g'; 32]] {
+            assert!(
+                !encode(&Record::Next { group, next: 1 }, &mut b),
+                "{group:?}"
+            );
+        }
+        for old in [&b"plain"[..], b"#", b"#a b#h", &[b'#'; 33]] {
+            let r = Record::Handover {
+                old,
+                group: b"g",
+                next: 1,
+            };
+            assert!(!encode(&r, &mut b), "{old:?}");
+        }
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn unknown_is_skipped_malformed_is_reported() {
+        let body = b"mls2 next www 5\nmls1 frobnicate x\nmls1 next www 07\nmls1 next www\n\
+                     mls1 next www 5 6\nmls1 next www -1\nmls1 next www 99999999999999999999999\n\
+                     mls1 handover nothash www 3\nmls1 next www 9\nmls1 next www 10";
+        let got = all(body);
+        assert_eq!(
+            got,
+            vec![
+                Err(Skipped::Unknown),
+                Err(Skipped::Unknown),
+                Err(Skipped::Malformed),
+                Err(Skipped::Malformed),
+                Err(Skipped::Malformed),
+                Err(Skipped::Malformed),
+                Err(Skipped::Malformed),
+                Err(Skipped::Malformed),
+                Ok(Record::Next {
+                    group: b"www",
+                    next: 9
+                }),
+                Err(Skipped::Malformed),
+            ]
+        );
+    }
+
+    #[test]
+    fn next_bodies_skip_idle_groups_and_split_large_sets() {
+        assert!(next_bodies([(&b"a"[..], 0)]).is_empty());
+        let b = next_bodies([(&b"a"[..], 3), (b"b", 0), (b"c", 1)]);
+        assert_eq!(b, vec![b"mls1 next a 3\nmls1 next c 1\n".to_vec()]);
+        let names: Vec<String> = (0..2000).map(|i| format!("group-{i:05}")).collect();
+        let b = next_bodies(names.iter().map(|n| (n.as_bytes(), 1u64 << 40)));
+        assert!(b.len() > 1);
+        assert!(b.iter().all(|x| x.len() <= MAX_CONTROL_BODY));
+        let n: usize = b.iter().map(|x| all(x).len()).sum();
+        assert_eq!(n, 2000);
+    }
+
+    #[test]
+    fn control_keeps_per_sender_order() {
+        use crate::wire::constants::*;
+        assert_eq!(service_for(AGREED_MESS), AGREED_MESS);
+        assert_eq!(
+            service_for(SAFE_MESS | SELF_DISCARD),
+            SAFE_MESS | SELF_DISCARD
+        );
+        assert_eq!(service_for(RELIABLE_MESS), FIFO_MESS);
+        assert_eq!(
+            service_for(UNRELIABLE_MESS | SELF_DISCARD),
+            FIFO_MESS | SELF_DISCARD
+        );
+    }
+
+    #[test]
+    fn the_control_group_is_a_legal_reserved_group() {
+        assert!(is_group(CONTROL_GROUP.as_bytes()));
+        assert!(is_reserved_group(b"mls.control"));
+        assert!(!is_reserved_group(b"www"));
+        assert_eq!(seq::seq_of(CONTROL_MESS_TYPE), None);
+    }
+}

@@ -1,0 +1,415 @@
+//! The per-message decisions of the collector, without I/O: is a received message a log line to
+//! route, or bookkeeping (a control record, the previous release's hand-over)? What does it mean
+//! for the gap table? The receive loop (`collector`) feeds every regular message through
+//! [`Intake::accept`], logs the [`Note`]s and routes the groups it is handed.
+//!
+//! Control messages (`spread_sys::control`) are recognised by their `mess_type` wherever they
+//! arrive and are never written to a log file. Their records speak of a log group in their text;
+//! only groups this collector logs are accounted for.
+
+use spread_sys::control::{self, Record, Skipped};
+use spread_sys::seq;
+
+use crate::gaps::{GapTable, Verdict};
+
+/// How a gap was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found<'a> {
+    /// A numbered line arrived with a number further on than expected.
+    Line,
+    /// The sender announced its next number on the control channel.
+    Announced,
+    /// A sender that continues `old`'s sequence under a new name said where `old` stopped
+    /// (the `sender` of the note is `old`).
+    HandedOver { new: &'a [u8] },
+}
+
+/// Something worth telling the operator, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note<'a> {
+    Gap {
+        sender: &'a [u8],
+        group: &'a [u8],
+        lost: u64,
+        found: Found<'a>,
+    },
+    UnknownGap {
+        sender: &'a [u8],
+        group: &'a [u8],
+        found: Found<'a>,
+    },
+    Repeat {
+        sender: &'a [u8],
+        group: &'a [u8],
+    },
+    /// A hand-over that lost nothing.
+    Continued {
+        old: &'a [u8],
+        new: &'a [u8],
+        group: &'a [u8],
+    },
+    /// A control record of our version that is not well formed (the rest of its message counts).
+    BadControl {
+        sender: &'a [u8],
+    },
+}
+
+impl std::fmt::Display for Note<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let how = |found: &Found<'_>| match found {
+            Found::Line => String::new(),
+            Found::Announced => " (announced by the sender)".to_owned(),
+            Found::HandedOver { new } => format!(" (the sender continues as {})", s(new)),
+        };
+        match self {
+            Note::Gap {
+                sender,
+                group,
+                lost,
+                found,
+            } => write!(
+                f,
+                "sequence gap: {lost} line(s) from {} to group {} lost{}",
+                s(sender),
+                s(group),
+                how(found)
+            ),
+            Note::UnknownGap {
+                sender,
+                group,
+                found,
+            } => write!(
+                f,
+                "sequence gap of unknown size: lines from {} to group {} were sent before any \
+                 reached this collector{}",
+                s(sender),
+                s(group),
+                how(found)
+            ),
+            Note::Repeat { sender, group } => write!(
+                f,
+                "repeated sequence number from {} to group {} (at-least-once replay?)",
+                s(sender),
+                s(group)
+            ),
+            Note::Continued { old, new, group } => write!(
+                f,
+                "{} continues {}'s sequence to group {}",
+                s(new),
+                s(old),
+                s(group)
+            ),
+            Note::BadControl { sender } => {
+                write!(f, "malformed control record from {} ignored", s(sender))
+            }
+        }
+    }
+}
+
+/// One received regular message, as the intake needs it.
+pub struct Received<'m, G> {
+    pub sender: &'m [u8],
+    pub mess_type: i16,
+    pub body: &'m [u8],
+    /// The groups it was sent to.
+    pub groups: G,
+}
+
+/// Counts of control traffic (the gap counts live in [`GapTable`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ControlCounters {
+    /// Control messages received (any group).
+    pub messages: u64,
+    /// Records skipped as unknown (a newer version or verb) or malformed.
+    pub skipped: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Intake {
+    pub gaps: GapTable,
+    pub control: ControlCounters,
+}
+
+impl Intake {
+    pub fn new(gaps: GapTable) -> Intake {
+        Intake {
+            gaps,
+            control: ControlCounters::default(),
+        }
+    }
+
+    /// Account for one regular message. `logs(group)` says whether this collector writes that
+    /// group; `route(group)` is called for each such group the message is a log line for; `note`
+    /// hears what the operator should be told. `now` is Unix seconds.
+    pub fn accept<'m, G>(
+        &mut self,
+        m: Received<'m, G>,
+        logs: impl Fn(&[u8]) -> bool,
+        now: u64,
+        mut note: impl FnMut(Note<'m>),
+        mut route: impl FnMut(&'m [u8]),
+    ) where
+        G: Iterator<Item = &'m [u8]>,
+    {
+        if let Some(records) = control::decode(m.mess_type, m.body) {
+            self.control.messages += 1;
+            for r in records {
+                self.record(m.sender, r, &logs, now, &mut note);
+            }
+            return;
+        }
+        if let Some((old, next)) = seq::decode_handover(m.mess_type, m.body) {
+            for group in m.groups.filter(|g| logs(g)) {
+                let v = self.gaps.observe_legacy_handover(old, group, next);
+                note_verdict(
+                    v,
+                    old,
+                    group,
+                    Found::HandedOver { new: m.sender },
+                    &mut note,
+                );
+            }
+            return;
+        }
+        for group in m.groups.filter(|g| logs(g)) {
+            let v = self.gaps.observe(m.sender, group, m.mess_type, now);
+            note_verdict(v, m.sender, group, Found::Line, &mut note);
+            route(group);
+        }
+    }
+
+    fn record<'m>(
+        &mut self,
+        sender: &'m [u8],
+        r: Result<Record<'m>, Skipped>,
+        logs: &impl Fn(&[u8]) -> bool,
+        now: u64,
+        note: &mut impl FnMut(Note<'m>),
+    ) {
+        match r {
+            Ok(Record::Next { group, next }) if logs(group) => {
+                let v = self.gaps.observe_next(sender, group, next, now);
+                note_verdict(v, sender, group, Found::Announced, note);
+            }
+            Ok(Record::Handover { old, group, next }) if logs(group) => {
+                match self.gaps.observe_handover(old, group, next) {
+                    Verdict::InOrder => note(Note::Continued {
+                        old,
+                        new: sender,
+                        group,
+                    }),
+                    v => note_verdict(v, old, group, Found::HandedOver { new: sender }, note),
+                }
+            }
+            Ok(_) => {}
+            Err(Skipped::Unknown) => self.control.skipped += 1,
+            Err(Skipped::Malformed) => {
+                self.control.skipped += 1;
+                note(Note::BadControl { sender });
+            }
+        }
+    }
+}
+
+fn note_verdict<'m>(
+    v: Verdict,
+    sender: &'m [u8],
+    group: &'m [u8],
+    found: Found<'m>,
+    note: &mut impl FnMut(Note<'m>),
+) {
+    match v {
+        Verdict::Gap(lost) => note(Note::Gap {
+            sender,
+            group,
+            lost,
+            found,
+        }),
+        Verdict::UnknownGap => note(Note::UnknownGap {
+            sender,
+            group,
+            found,
+        }),
+        // An announcement behind what arrived repeats no line.
+        Verdict::Behind if found == Found::Line => note(Note::Repeat { sender, group }),
+        Verdict::Behind | Verdict::InOrder | Verdict::Unnumbered => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use spread_sys::control::{CONTROL_GROUP, CONTROL_MESS_TYPE};
+    use spread_sys::seq::{HANDOVER_MESS_TYPE, mess_type_for};
+
+    use super::*;
+
+    /// Feed one message; what was routed and what was noted (as text).
+    fn feed(
+        intake: &mut Intake,
+        sender: &str,
+        groups: &[&str],
+        mess_type: i16,
+        body: &[u8],
+    ) -> (Vec<String>, Vec<String>) {
+        let mut routed = Vec::new();
+        let mut notes = Vec::new();
+        let m = Received {
+            sender: sender.as_bytes(),
+            mess_type,
+            body,
+            groups: groups.iter().map(|g| g.as_bytes()),
+        };
+        intake.accept(
+            m,
+            |g| g == b"www" || g == b"err",
+            1,
+            |n| notes.push(n.to_string()),
+            |g| routed.push(String::from_utf8_lossy(g).into_owned()),
+        );
+        (routed, notes)
+    }
+
+    fn with_history() -> Intake {
+        let mut gaps = GapTable::new();
+        gaps.knows_history = true;
+        Intake::new(gaps)
+    }
+
+    #[test]
+    fn log_lines_are_routed_to_the_groups_this_collector_logs() {
+        let mut i = with_history();
+        let (r, n) = feed(&mut i, "#a#h", &["www", "other"], mess_type_for(0), b"l\n");
+        assert_eq!((r, n), (vec!["www".to_owned()], vec![]));
+        let (r, n) = feed(&mut i, "#a#h", &["www"], 0, b"unnumbered\n");
+        assert_eq!((r, n), (vec!["www".to_owned()], vec![]));
+        let (r, n) = feed(&mut i, "#a#h", &["www"], mess_type_for(3), b"l\n");
+        assert_eq!(r, vec!["www".to_owned()]);
+        assert_eq!(
+            n,
+            vec!["sequence gap: 2 line(s) from #a#h to group www lost"]
+        );
+        let (_, n) = feed(&mut i, "#a#h", &["www"], mess_type_for(1), b"l\n");
+        assert_eq!(
+            n,
+            vec!["repeated sequence number from #a#h to group www (at-least-once replay?)"]
+        );
+    }
+
+    #[test]
+    fn control_messages_are_never_routed_and_count_a_lost_tail() {
+        let mut i = with_history();
+        for s in 0..3 {
+            feed(&mut i, "#a#h", &["www"], mess_type_for(s), b"l\n");
+        }
+        let body = b"mls1 next www 7\nmls1 next nobody 4\n";
+        let (r, n) = feed(&mut i, "#a#h", &[CONTROL_GROUP], CONTROL_MESS_TYPE, body);
+        assert!(r.is_empty());
+        assert_eq!(
+            n,
+            vec!["sequence gap: 4 line(s) from #a#h to group www lost (announced by the sender)"]
+        );
+        // Wherever it arrives (a confused sender's log group), control is never a log line.
+        let (r, _) = feed(&mut i, "#a#h", &["www"], CONTROL_MESS_TYPE, body);
+        assert!(r.is_empty());
+        assert_eq!((i.gaps.lost_lines, i.gaps.announcements), (4, 2));
+        // A sender never seen, with the whole history known: exactly its lines were lost.
+        let (_, n) = feed(
+            &mut i,
+            "#b#h",
+            &[CONTROL_GROUP],
+            CONTROL_MESS_TYPE,
+            b"mls1 next err 5\n",
+        );
+        assert_eq!(
+            n,
+            vec!["sequence gap: 5 line(s) from #b#h to group err lost (announced by the sender)"]
+        );
+        assert_eq!(i.control.messages, 3);
+    }
+
+    #[test]
+    fn handovers_account_for_the_old_name() {
+        let mut i = with_history();
+        for s in 0..4 {
+            feed(&mut i, "#old#h", &["www"], mess_type_for(s), b"l\n");
+        }
+        let (r, n) = feed(
+            &mut i,
+            "#new#h",
+            &[CONTROL_GROUP],
+            CONTROL_MESS_TYPE,
+            b"mls1 handover #old#h www 6\n",
+        );
+        assert!(r.is_empty());
+        assert_eq!(
+            n,
+            vec![
+                "sequence gap: 2 line(s) from #old#h to group www lost (the sender continues as #new#h)"
+            ]
+        );
+        for s in 0..2 {
+            feed(&mut i, "#o2#h", &["www"], mess_type_for(s), b"l\n");
+        }
+        let (_, n) = feed(
+            &mut i,
+            "#n2#h",
+            &[CONTROL_GROUP],
+            CONTROL_MESS_TYPE,
+            b"mls1 handover #o2#h www 2\n",
+        );
+        assert_eq!(n, vec!["#n2#h continues #o2#h's sequence to group www"]);
+        assert_eq!(i.gaps.handovers, 2);
+    }
+
+    #[test]
+    fn the_previous_releases_handover_is_accounted_and_never_written() {
+        let mut i = with_history();
+        for s in 0..4 {
+            feed(&mut i, "#old#h", &["www"], mess_type_for(s), b"l\n");
+        }
+        let (r, n) = feed(
+            &mut i,
+            "#new#h",
+            &["www"],
+            HANDOVER_MESS_TYPE,
+            b"mls-seq-handover #old#h 5\n",
+        );
+        assert!(r.is_empty());
+        assert_eq!(
+            n,
+            vec![
+                "sequence gap: 1 line(s) from #old#h to group www lost (the sender continues as #new#h)"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_records_are_skipped_malformed_ones_said() {
+        let mut i = with_history();
+        let (r, n) = feed(
+            &mut i,
+            "#a#h",
+            &[CONTROL_GROUP],
+            CONTROL_MESS_TYPE,
+            b"mls2 whatever\nmls1 next www x\nmls1 next www 1\n",
+        );
+        assert!(r.is_empty());
+        assert_eq!(
+            n,
+            vec![
+                "malformed control record from #a#h ignored".to_owned(),
+                "sequence gap: 1 line(s) from #a#h to group www lost (announced by the sender)"
+                    .to_owned()
+            ]
+        );
+        assert_eq!(i.control.skipped, 2);
+    }
+
+    #[test]
+    fn other_traffic_on_the_control_group_is_ignored() {
+        let mut i = with_history();
+        let (r, n) = feed(&mut i, "#a#h", &[CONTROL_GROUP], 0, b"hello\n");
+        assert!(r.is_empty() && n.is_empty());
+    }
+}
