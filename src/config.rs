@@ -70,7 +70,7 @@ impl ModuleConfig {
     /// Checks that need the whole configuration (run before Apache accepts it).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let widest = (self.hash_size - 1).to_string();
-        if self.hash_prefix.len() + widest.len() > target::MAX_GROUP_NAME {
+        if self.hash_prefix.len() + widest.len() > spread_sys::names::MAX_GROUP_LEN {
             return Err(ConfigError::PrefixTooLong {
                 prefix: self.hash_prefix.clone(),
                 size: self.hash_size,

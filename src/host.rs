@@ -3,12 +3,12 @@
 //!
 //! Everything works on a fixed stack buffer: the request path allocates nothing here.
 
-use crate::target::MAX_GROUP_NAME;
+use spread_sys::names::{self, MAX_GROUP_LEN};
 
 /// A cleaned host: lower-case letters, digits, `-` and `.`, 1..=31 bytes, no empty label.
 #[derive(Clone, Copy)]
 pub struct CleanHost {
-    buf: [u8; MAX_GROUP_NAME],
+    buf: [u8; MAX_GROUP_LEN],
     len: u8,
 }
 
@@ -31,46 +31,18 @@ impl PartialEq<&str> for CleanHost {
     }
 }
 
-/// Clean a raw `Host` header (or a ServerName): drop a `:port`, one trailing dot, lower-case, and
-/// refuse anything that is not a plain DNS name of at most 31 bytes. IPv6 literals, `..`, control
-/// bytes and non-ASCII are refused (the caller falls back to the vhost's ServerName).
+/// Clean a raw `Host` header (or a ServerName) for use as a group: the shared host rule
+/// (`spread_sys::names::clean_host`: `:port` and one trailing dot dropped, lower-case, DNS labels,
+/// none starting with `-`), at most 31 bytes, and a legal log group (never the control channel).
+/// The caller falls back to the vhost's ServerName.
 pub fn clean(raw: &[u8]) -> Option<CleanHost> {
-    let mut host = raw;
-    if let Some(colon) = host.iter().rposition(|&b| b == b':') {
-        let port = &host[colon + 1..];
-        if !port.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        host = &host[..colon];
-    }
-    if let Some(stripped) = host.strip_suffix(b".") {
-        host = stripped;
-    }
-    if host.is_empty() || host.len() > MAX_GROUP_NAME {
-        return None;
-    }
     let mut out = CleanHost {
-        buf: [0; MAX_GROUP_NAME],
-        len: host.len() as u8,
+        buf: [0; MAX_GROUP_LEN],
+        len: 0,
     };
-    let mut previous = b'.';
-    for (slot, &b) in out.buf.iter_mut().zip(host) {
-        let b = b.to_ascii_lowercase();
-        let ok = b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.';
-        // No empty label (leading dot, "..") and no label starting with '-'.
-        if !ok || (b == b'.' && previous == b'.') || (b == b'-' && previous == b'.') {
-            return None;
-        }
-        *slot = b;
-        previous = b;
-    }
-    if previous == b'.' {
-        return None;
-    }
-    // A host of that name must not reach the control channel as a `$#hostname` group.
-    if spread_sys::control::is_reserved_group(out.as_str().as_bytes()) {
-        return None;
-    }
+    let len = names::clean_host(raw, MAX_GROUP_LEN, &mut out.buf)?.len();
+    names::check_log_group(&out.buf[..len]).ok()?;
+    out.len = len as u8;
     Some(out)
 }
 

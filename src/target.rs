@@ -2,8 +2,7 @@
 //! `target := alt ("," alt)*`, `alt := "$" name ["#" id]`, `name := group | "#hostname" | "#vhost"`.
 //! The first alternative is used; each further one only when the previous could not be handed over.
 
-/// Longest Spread group name (bytes).
-pub const MAX_GROUP_NAME: usize = 31;
+use spread_sys::names::{self, MAX_GROUP_LEN, NameError};
 
 /// Where one alternative sends its lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +38,7 @@ pub enum TargetError {
     MissingDollar(String),
     #[error("alternative {0:?} has an empty group name")]
     EmptyGroup(String),
-    #[error("group name {name:?} is longer than {MAX_GROUP_NAME} bytes")]
+    #[error("group name {name:?} is longer than {MAX_GROUP_LEN} bytes")]
     GroupTooLong { name: String },
     #[error(
         "group name {name:?} contains {byte:?}; allowed are printable ASCII from '$' to '~' except ',', '#' and '/'"
@@ -106,27 +105,24 @@ fn parse_alternative(alt: &str) -> Result<Alternative, TargetError> {
 
 /// A group name we can put on the wire and in a target (Spread: 1-31 bytes in 0x24..=0x7E).
 pub fn validate_group_name(name: &str) -> Result<(), TargetError> {
-    if name.is_empty() {
-        return Err(TargetError::EmptyGroup(name.to_owned()));
-    }
-    if name.len() > MAX_GROUP_NAME {
-        return Err(TargetError::GroupTooLong {
-            name: name.to_owned(),
-        });
-    }
-    if let Some(bad) = name
-        .bytes()
-        .find(|&b| !(0x24..=0x7e).contains(&b) || b == b',' || b == b'#' || b == b'/')
-    {
+    // The target grammar's own separators first: ',' between alternatives, '#' before an id.
+    if let Some(bad) = name.bytes().find(|&b| b == b',' || b == b'#' || b == b'/') {
         return Err(TargetError::BadGroupByte {
             name: name.to_owned(),
             byte: bad as char,
         });
     }
-    if spread_sys::control::is_reserved_group(name.as_bytes()) {
-        return Err(TargetError::ReservedGroup(name.to_owned()));
-    }
-    Ok(())
+    names::check_log_group(name.as_bytes()).map_err(|e| match e {
+        NameError::Empty => TargetError::EmptyGroup(name.to_owned()),
+        NameError::TooLong { .. } => TargetError::GroupTooLong {
+            name: name.to_owned(),
+        },
+        NameError::IllegalByte { byte, .. } => TargetError::BadGroupByte {
+            name: name.to_owned(),
+            byte: byte as char,
+        },
+        NameError::Reserved => TargetError::ReservedGroup(name.to_owned()),
+    })
 }
 
 #[cfg(test)]

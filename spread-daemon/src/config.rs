@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use spread_sys::names::check_daemon;
 use spread_sys::wire::constants::{DEFAULT_MAX_SESSION_MESSAGES, DEFAULT_PORT, MAX_SESSIONS};
-use spread_sys::wire::name::check_daemon_name;
 
 use crate::allow_list::{IpRule, IpRuleError};
 use crate::spread_conf::{self, SpreadConfError};
@@ -370,7 +370,7 @@ impl Config {
 
     /// Check the settings make sense together.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_daemon_name(self.name.as_bytes()).map_err(|e| ConfigError::BadName {
+        check_daemon(self.name.as_bytes()).map_err(|e| ConfigError::BadName {
             name: self.name.clone(),
             reason: e.to_string(),
         })?;

@@ -2,7 +2,7 @@
 //! collectors travels on one group of its own, [`CONTROL_GROUP`], so that a log group carries log
 //! lines only. Any collector that writes every body it receives (the original C spreadlogd,
 //! `spuser`, `spread-tail`) never sees a control message, because no log configuration names this
-//! group ([`is_reserved_group`]).
+//! group (`crate::names::is_reserved_group`).
 //!
 //! A control message has `mess_type` [`CONTROL_MESS_TYPE`] and a text body of one or more
 //! records, each a line `mls1 <verb> <args…>\n` (`mls1` is the format's version):
@@ -19,7 +19,7 @@
 //! reader skips records of a version or verb it does not know (newer senders may add some), so
 //! the format can grow without breaking older collectors.
 
-use crate::wire::name::{check_group_name, is_private_group};
+use crate::names::{check_group, is_private_group};
 
 /// The group senders multicast control records to and our collectors join.
 pub const CONTROL_GROUP: &str = "mls.control";
@@ -47,11 +47,6 @@ pub fn service_for(data_service: u32) -> u32 {
     }
 }
 
-/// A name no log configuration may use: it is the control channel.
-pub fn is_reserved_group(group: &[u8]) -> bool {
-    group == CONTROL_GROUP.as_bytes()
-}
-
 /// One control record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -75,7 +70,7 @@ pub enum Skipped {
 }
 
 fn is_group(name: &[u8]) -> bool {
-    check_group_name(name).is_ok()
+    check_group(name).is_ok()
 }
 
 /// Append one record as a line. Returns false, appending nothing, for names a record cannot
@@ -311,8 +306,8 @@ mod tests {
     #[test]
     fn the_control_group_is_a_legal_reserved_group() {
         assert!(is_group(CONTROL_GROUP.as_bytes()));
-        assert!(is_reserved_group(b"mls.control"));
-        assert!(!is_reserved_group(b"www"));
+        assert!(crate::names::is_reserved_group(b"mls.control"));
+        assert!(!crate::names::is_reserved_group(b"www"));
         assert_eq!(seq::seq_of(CONTROL_MESS_TYPE), None);
     }
 }

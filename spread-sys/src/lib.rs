@@ -5,6 +5,7 @@
 //!   the transcripts recorded from a real Spread 5.0.1 daemon (`spread-sys/tests/vectors/`).
 //! * [`Mailbox`] is a thin blocking client on top (libsp semantics: connect, join, leave, multicast,
 //!   receive, disconnect), with connect and send timeouts so a caller can bound its time.
+//! * [`names`] holds the one set of name rules (groups, private and daemon names, hosts).
 //! * [`spread_name`] parses the `4803` / `4803@host` / `/path` daemon names every part accepts.
 //! * [`spool`] is the one on-disk spool record format every part uses (CONTRACTS §5).
 //! * [`seq`] numbers lines; [`control`] is the control channel's format (next-number
@@ -52,6 +53,7 @@ pub mod announce;
 pub mod control;
 pub mod error;
 pub mod mailbox;
+pub mod names;
 pub mod seq;
 pub mod spool;
 pub mod spread_name;

@@ -14,6 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use crate::names::{check_group, check_private};
 use crate::spread_name::{Endpoint, SpreadName};
 use crate::wire::constants::{AUTH_CHOICE_LEN, DAEMON_KILL_LEN, MAX_GROUP_NAME, code};
 use crate::wire::deframer::Deframer;
@@ -24,7 +25,6 @@ use crate::wire::handshake::{
 use crate::wire::message::{
     Message, MessageRef, OneGroupHeader, encode_join, encode_kill, encode_leave, encode_multicast,
 };
-use crate::wire::name::{check_group_name, check_private_name};
 use crate::{Error, Result};
 
 /// The only authentication method our client offers (the one every stock daemon enables).
@@ -237,7 +237,7 @@ impl Mailbox {
     pub fn connect_endpoint(endpoint: &Endpoint, opts: &ConnectOptions) -> Result<Mailbox> {
         // Refuse a bad name before touching the network (the daemon would answer REJECT_ILLEGAL_NAME).
         if !opts.private_name.is_empty() {
-            check_private_name(opts.private_name.as_bytes())
+            check_private(opts.private_name.as_bytes())
                 .map_err(|_| Error::RejectIllegalName(opts.private_name.clone()))?;
         }
         check_timeout(opts.connect_timeout)?;
@@ -307,7 +307,7 @@ impl Mailbox {
 
     pub fn join(&mut self, group: &str) -> Result<()> {
         self.check_usable()?;
-        check_group_name(group.as_bytes()).map_err(|_| Error::IllegalGroup(group.to_owned()))?;
+        check_group(group.as_bytes()).map_err(|_| Error::IllegalGroup(group.to_owned()))?;
         encode_join(
             self.private_group.as_bytes(),
             group.as_bytes(),
@@ -318,7 +318,7 @@ impl Mailbox {
 
     pub fn leave(&mut self, group: &str) -> Result<()> {
         self.check_usable()?;
-        check_group_name(group.as_bytes()).map_err(|_| Error::IllegalGroup(group.to_owned()))?;
+        check_group(group.as_bytes()).map_err(|_| Error::IllegalGroup(group.to_owned()))?;
         encode_leave(
             self.private_group.as_bytes(),
             group.as_bytes(),

@@ -17,7 +17,7 @@
 //! ([`decode_handover`]) so that such a message is accounted for and never written to a log file;
 //! nothing sends it any more.
 
-use crate::wire::name::is_private_group;
+use crate::names::is_private_group;
 
 /// The `mess_type` bit that marks a numbered message.
 pub const NUMBERED: u16 = 0x8000;

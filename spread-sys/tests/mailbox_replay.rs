@@ -19,7 +19,7 @@ use spread_sys::wire::constants::{AUTH_CHOICE_LEN, HEADER_LEN};
 use spread_sys::wire::handshake::{ConnectParse, ConnectRequest, parse_connect};
 use spread_sys::wire::header::Header;
 use spread_sys::wire::message::MessageRef;
-use spread_sys::wire::name::check_private_name;
+use spread_sys::names::check_private;
 use spread_sys::{ConnectOptions, Mailbox};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -223,7 +223,7 @@ impl Replay {
             send_timeout: Some(IO_TIMEOUT),
         };
         let want = a["ret"].as_i64().unwrap() as i32;
-        if !name.is_empty() && check_private_name(name.as_bytes()).is_err() {
+        if !name.is_empty() && check_private(name.as_bytes()).is_err() {
             // We refuse an illegal name locally with the code the daemon would give; nothing is sent.
             let e = Mailbox::connect_endpoint(&self.listener.endpoint(), &opts).unwrap_err();
             assert_eq!(e.code(), want, "{}", self.v.name);

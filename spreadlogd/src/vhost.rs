@@ -1,8 +1,10 @@
 //! Vhost splitting (`VhostDir`): the first space-separated token of a line is the host; the rest is
-//! written to `VhostDir/<host>`. The host is cleaned so that no name can leave the directory:
-//! lower-cased, `:port` stripped, and then it must be a valid host name (letters, digits, `-`, `.`,
-//! labels not empty, at most 253 bytes). Anything else goes to [`FALLBACK_FILE`] inside VhostDir, a
-//! name no cleaned host can have (it contains `_`).
+//! written to `VhostDir/<host>`. The host is cleaned by the shared host rule
+//! (`spread_sys::names::clean_host`: lower-cased, `:port` stripped, DNS labels, none starting with
+//! `-`, at most 253 bytes), so no name can leave the directory or look like an option. Anything
+//! else goes to [`FALLBACK_FILE`] inside VhostDir, a name no cleaned host can have (it contains `_`).
+
+use spread_sys::names::{self, MAX_HOST_FILE_LEN};
 
 /// Where lines with an unusable host go, inside VhostDir. `_` never appears in a cleaned host.
 pub const FALLBACK_FILE: &str = "_invalid_host_";
@@ -24,28 +26,7 @@ pub fn file_name_for(host: Option<&[u8]>) -> String {
 
 /// Lower-case, strip `:port`, validate. `None` if it is not a host name we can use as a file name.
 pub fn clean_host(raw: &[u8]) -> Option<String> {
-    let host = match raw.iter().rposition(|&b| b == b':') {
-        Some(i) if i > 0 && raw[i + 1..].iter().all(u8::is_ascii_digit) => &raw[..i],
-        Some(_) => return None,
-        None => raw,
-    };
-    // One trailing dot (fully qualified form) names the same host.
-    let host = host.strip_suffix(b".").unwrap_or(host);
-    if host.is_empty() || host.len() > 253 {
-        return None;
-    }
-    for label in host.split(|&b| b == b'.') {
-        if label.is_empty() || label.len() > 63 {
-            return None;
-        }
-        if !label
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return None;
-        }
-    }
-    Some(String::from_utf8_lossy(host).to_ascii_lowercase())
+    names::clean_host(raw, MAX_HOST_FILE_LEN, &mut [0u8; MAX_HOST_FILE_LEN]).map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -90,6 +71,8 @@ mod tests {
             b"x y",
             long.as_bytes(),
             b"\xff\xfe",
+            b"-x",
+            b"a.-rf",
         ];
         for h in bad {
             assert_eq!(clean_host(h), None, "{:?}", String::from_utf8_lossy(h));

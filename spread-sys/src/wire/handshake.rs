@@ -7,7 +7,8 @@
 //! clients below 3.16 skip the auth exchange (§3.8).
 
 use super::constants::{AUTH_CHOICE_LEN, MAX_AUTH_NAME, MAX_GROUP_NAME, MAX_PRIVATE_NAME, VERSION};
-use super::name::{is_name_byte, until_nul};
+use super::name::until_nul;
+use crate::names::is_name_byte;
 
 /// Version numbers at which the protocol changed (major*10000 + minor*100 + patch).
 const FIRST_WITH_PATCH_BYTE: i32 = 31400; // strictly above: the patch byte is sent

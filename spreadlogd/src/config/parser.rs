@@ -452,23 +452,12 @@ impl Parser<'_> {
     }
 }
 
-/// Spread group names: 1..=31 bytes in 0x24..0x7E (what the daemon and CONTRACTS §3 accept).
+/// A Log block's group: the shared rule for log groups (`spread_sys::names`).
 fn check_group(g: &str) -> Result<(), String> {
-    if g.is_empty() || g.len() > 31 {
-        return Err("a Spread group name has 1 to 31 bytes".into());
-    }
-    if let Some(c) = g.bytes().find(|b| !(0x24..=0x7e).contains(b)) {
-        return Err(format!(
-            "byte {c:#04x} is not allowed in a Spread group name"
-        ));
-    }
-    if spread_sys::control::is_reserved_group(g.as_bytes()) {
-        return Err(format!(
-            "{g} is the control channel between senders and collectors (spreadlogd joins it by \
-             itself), not a log group"
-        ));
-    }
-    Ok(())
+    spread_sys::names::check_log_group(g.as_bytes()).map_err(|e| match e {
+        spread_sys::names::NameError::Reserved => format!("{e} (spreadlogd joins it by itself)"),
+        e => format!("not allowed in a Spread group name: {e}"),
+    })
 }
 
 #[cfg(test)]

@@ -78,13 +78,8 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     let Some(group) = group else {
         return usage_error("no group given");
     };
-    if let Err(e) = spread_sys::wire::name::check_group_name(group.as_bytes()) {
+    if let Err(e) = spread_sys::names::check_log_group(group.as_bytes()) {
         return usage_error(&format!("illegal group name {group:?}: {e}"));
-    }
-    if control::is_reserved_group(group.as_bytes()) {
-        return usage_error(&format!(
-            "group {group:?} is the control channel, not a log group"
-        ));
     }
     if let Err(e) = spread_sys::SpreadName::parse(&spread) {
         return usage_error(&e.to_string());
