@@ -245,14 +245,11 @@ fn prepare_spool_dir(cfg: &ModuleConfig) -> std::io::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
     }
     if root {
-        for suffix in ["", ".lock", ".replay", ".replay.off"] {
-            let mut name = cfg.spool_path.clone().into_os_string();
-            name.push(suffix);
-            let path = std::path::PathBuf::from(name);
-            if let Ok(meta) = std::fs::metadata(&path)
+        for path in spread_sys::spool::files_for(&cfg.spool_path).all() {
+            if let Ok(meta) = std::fs::metadata(path)
                 && std::os::unix::fs::MetadataExt::uid(&meta) == 0
             {
-                std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+                std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
             }
         }
     }

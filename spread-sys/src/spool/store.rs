@@ -1,25 +1,5 @@
-//! The spool: lines not handed over to a daemon, kept on disk to be replayed (CONTRACTS §5).
-//! Append-only records, each with a length, a checksum, the daemon id, the group and the line.
-//! A torn or corrupt tail is cut off (and reported), never fatal.
-//!
-//! # Record format (all integers little-endian)
-//!
-//! | Offset | Size | Field |
-//! |---|---|---|
-//! | 0 | 4 | magic `b"MLS1"` |
-//! | 4 | 4 | `len`: payload length (bytes 12 .. 12+len) |
-//! | 8 | 4 | CRC-32 (IEEE, as zlib) of the payload |
-//! | 12 | 4 | daemon id (which configured daemon/target the line was meant for) |
-//! | 16 | 1 | `group_len` (0..=31) |
-//! | 17 | group_len | group name |
-//! | 17+group_len | rest | the line, as given (usually with its `\n`) |
-//!
-//! A record is written with one write(2) on an `O_APPEND` descriptor, so concurrent appenders (threads
-//! or processes) never interleave. A crash can leave a torn last record, a full disk a short one
-//! followed by good records (an append that gets a short write tries the rest once, to report the
-//! OS's reason, e.g. `ENOSPC`, and completes the record only if nothing landed in between). [`decode_all`] stops at the first record whose magic, length or
-//! checksum is wrong and reports that tail; [`Spool::replay`] skips to the next intact record (if
-//! any) and reports what it dropped in [`ReplaySummary::cut`].
+//! The spool's files: segments, progress, locks, size cap and replay (CONTRACTS §5), over the
+//! record format of [`super::record`].
 //!
 //! # Files and locking ([`Spool`])
 //!
@@ -49,64 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use crate::wire::constants::MAX_GROUP_NAME;
-
-const MAGIC: [u8; 4] = *b"MLS1";
-/// Bytes before the payload: magic, length, checksum.
-pub const RECORD_HEADER_LEN: usize = 12;
-/// Largest payload accepted when reading: a longer length field means corruption.
-pub const MAX_PAYLOAD: usize = 4 + 1 + MAX_GROUP_NAME + 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpoolRecord {
-    pub daemon_id: u32,
-    pub group: Vec<u8>,
-    pub line: Vec<u8>,
-}
-
-const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
-/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
-pub fn crc32(bytes: &[u8]) -> u32 {
-    !bytes.iter().fold(!0u32, |c, &b| {
-        CRC_TABLE[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8)
-    })
-}
-
-/// Encode one record (the caller writes it with one write(2) on an O_APPEND file). A group longer
-/// than 31 bytes is cut (group names never are: the wire cannot carry them).
-pub fn encode_record(daemon_id: u32, group: &[u8], line: &[u8], out: &mut Vec<u8>) {
-    let group = &group[..group.len().min(MAX_GROUP_NAME - 1)];
-    let payload_len = 4 + 1 + group.len() + line.len();
-    let start = out.len();
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&(payload_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&daemon_id.to_le_bytes());
-    out.push(group.len() as u8);
-    out.extend_from_slice(group);
-    out.extend_from_slice(line);
-    let crc = crc32(&out[start + RECORD_HEADER_LEN..]);
-    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
-}
+use super::record::*;
 
 /// Append one record with a single write.
 pub fn append(file: &File, daemon_id: u32, group: &[u8], line: &[u8]) -> io::Result<()> {
@@ -148,74 +71,6 @@ fn write_record(file: &File, rec: &[u8]) -> io::Result<()> {
         Ok(_) => Err(torn(
             "the rest of the record could not be written after it".into(),
         )),
-    }
-}
-
-/// Why decoding stopped before the end of the bytes.
-fn decode_one(bytes: &[u8]) -> Result<Option<(SpoolRecord, usize)>, String> {
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    let Some(head) = bytes.get(..RECORD_HEADER_LEN) else {
-        return Err(format!("torn record header ({} bytes)", bytes.len()));
-    };
-    if head[..4] != MAGIC {
-        return Err("bad record magic".into());
-    }
-    let len = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
-    if !(5..=MAX_PAYLOAD).contains(&len) {
-        return Err(format!("implausible record length {len}"));
-    }
-    let Some(payload) = bytes.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len) else {
-        return Err(format!(
-            "torn record: {} of {len} payload bytes",
-            bytes.len() - RECORD_HEADER_LEN
-        ));
-    };
-    if crc32(payload) != u32::from_le_bytes(head[8..12].try_into().unwrap()) {
-        return Err("checksum mismatch".into());
-    }
-    let group_len = payload[4] as usize;
-    if group_len >= MAX_GROUP_NAME || 5 + group_len > len {
-        return Err(format!("bad group length {group_len}"));
-    }
-    let record = SpoolRecord {
-        daemon_id: u32::from_le_bytes(payload[..4].try_into().unwrap()),
-        group: payload[5..5 + group_len].to_vec(),
-        line: payload[5 + group_len..].to_vec(),
-    };
-    Ok(Some((record, RECORD_HEADER_LEN + len)))
-}
-
-/// Decode one record at the start of `bytes`: Ok(None) = empty, Err = torn or corrupt (why).
-pub fn decode_record(bytes: &[u8]) -> Result<Option<(SpoolRecord, usize)>, String> {
-    decode_one(bytes)
-}
-
-/// What reading a spool segment found.
-#[derive(Debug, Default)]
-pub struct SpoolContents {
-    pub records: Vec<SpoolRecord>,
-    /// Offset where a torn or corrupt tail starts (the good records end there) and why.
-    pub torn_tail: Option<(u64, String)>,
-}
-
-/// Decode records from bytes (stops at the first bad record).
-pub fn decode_all(bytes: &[u8]) -> SpoolContents {
-    let mut contents = SpoolContents::default();
-    let mut at = 0;
-    loop {
-        match decode_one(&bytes[at..]) {
-            Ok(None) => return contents,
-            Ok(Some((rec, used))) => {
-                contents.records.push(rec);
-                at += used;
-            }
-            Err(why) => {
-                contents.torn_tail = Some((at as u64, why));
-                return contents;
-            }
-        }
     }
 }
 
@@ -278,6 +133,44 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s: OsString = path.as_os_str().to_owned();
     s.push(suffix);
     PathBuf::from(s)
+}
+
+/// Every file a spool at one path uses (module docs): the one place their names are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolFiles {
+    /// `<path>`: the segment appenders write to.
+    pub segment: PathBuf,
+    /// `<path>.off`: its progress file.
+    pub progress: PathBuf,
+    /// `<path>.replay`: the segment being replayed.
+    pub replay: PathBuf,
+    /// `<path>.replay.off`: its progress (offset of the first record not yet sent).
+    pub replay_progress: PathBuf,
+    /// `<path>.lock`: the fcntl locks.
+    pub lock: PathBuf,
+}
+
+impl SpoolFiles {
+    pub fn all(&self) -> [&Path; 5] {
+        [
+            &self.segment,
+            &self.progress,
+            &self.replay,
+            &self.replay_progress,
+            &self.lock,
+        ]
+    }
+}
+
+/// The files of the spool at `path` (e.g. to give them to another user before it runs).
+pub fn files_for(path: &Path) -> SpoolFiles {
+    SpoolFiles {
+        segment: path.to_owned(),
+        progress: with_suffix(path, ".off"),
+        replay: with_suffix(path, ".replay"),
+        replay_progress: with_suffix(path, ".replay.off"),
+        lock: with_suffix(path, ".lock"),
+    }
 }
 
 /// A POSIX record lock on one byte of the lock file; released on drop.
@@ -451,8 +344,8 @@ impl Spool {
     /// Open (creating with mode 0640; the parent directory must exist) the spool at `path`, capped at
     /// `cap_bytes` of pending data (both segments).
     pub fn open(path: impl AsRef<Path>, cap_bytes: u64) -> io::Result<Spool> {
-        let path = path.as_ref().to_path_buf();
-        let segment = open_segment(&path)?;
+        let files = files_for(path.as_ref());
+        let segment = open_segment(&files.segment)?;
         let lock_file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -460,12 +353,12 @@ impl Spool {
             .truncate(false)
             .mode(0o640)
             .custom_flags(libc::O_CLOEXEC)
-            .open(with_suffix(&path, ".lock"))?;
+            .open(&files.lock)?;
         Ok(Spool {
-            replay_path: with_suffix(&path, ".replay"),
-            offset_path: with_suffix(&path, ".replay.off"),
-            progress_path: with_suffix(&path, ".off"),
-            path,
+            replay_path: files.replay,
+            offset_path: files.replay_progress,
+            progress_path: files.progress,
+            path: files.segment,
             cap: cap_bytes,
             segment: RwLock::new(segment),
             lock_file,
@@ -721,88 +614,4 @@ fn read_record(
         Ok(None) => Err("empty record".into()),
         Err(why) => Err(why),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc32_known_values() {
-        assert_eq!(crc32(b""), 0);
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        assert_eq!(
-            crc32(b"The quick brown fox jumps over the lazy dog"),
-            0x414F_A339
-        );
-    }
-
-    #[test]
-    fn record_round_trip_and_layout() {
-        let mut v = Vec::new();
-        encode_record(7, b"logs", b"GET /\n", &mut v);
-        assert_eq!(&v[..4], b"MLS1");
-        assert_eq!(
-            u32::from_le_bytes(v[4..8].try_into().unwrap()),
-            4 + 1 + 4 + 6
-        );
-        assert_eq!(&v[12..16], &7u32.to_le_bytes());
-        assert_eq!(v[16], 4);
-        let c = decode_all(&v);
-        assert_eq!(
-            c.records,
-            vec![SpoolRecord {
-                daemon_id: 7,
-                group: b"logs".to_vec(),
-                line: b"GET /\n".to_vec()
-            }]
-        );
-        assert!(c.torn_tail.is_none());
-    }
-
-    #[test]
-    fn torn_tail_at_every_offset() {
-        let mut v = Vec::new();
-        encode_record(1, b"a", b"first line\n", &mut v);
-        let first = v.len();
-        encode_record(2, b"b", b"second line\n", &mut v);
-        for cut in 0..v.len() {
-            let c = decode_all(&v[..cut]);
-            let whole = usize::from(cut >= first);
-            assert_eq!(c.records.len(), whole, "cut at {cut}");
-            let boundary = cut == 0 || cut == first;
-            assert_eq!(c.torn_tail.is_some(), !boundary, "cut at {cut}");
-            if let Some((at, _)) = c.torn_tail {
-                assert_eq!(at as usize, if cut > first { first } else { 0 });
-            }
-        }
-        assert_eq!(decode_all(&v).records.len(), 2);
-    }
-
-    #[test]
-    fn corrupt_checksum_and_magic() {
-        let mut v = Vec::new();
-        encode_record(1, b"a", b"x\n", &mut v);
-        let good = v.len();
-        encode_record(1, b"a", b"y\n", &mut v);
-        let mut bad = v.clone();
-        *bad.last_mut().unwrap() ^= 1;
-        let c = decode_all(&bad);
-        assert_eq!(
-            (c.records.len(), c.torn_tail.clone().unwrap()),
-            (1, (good as u64, "checksum mismatch".into()))
-        );
-        let mut bad = v.clone();
-        bad[good] = b'X';
-        assert_eq!(decode_all(&bad).torn_tail.unwrap().1, "bad record magic");
-        let mut bad = v;
-        bad[good + 4..good + 8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(
-            decode_all(&bad)
-                .torn_tail
-                .unwrap()
-                .1
-                .contains("implausible")
-        );
-    }
 }
