@@ -62,6 +62,16 @@ impl Default for ModuleConfig {
     }
 }
 
+/// A Spread target found in Apache's configuration tree (CustomLog, TransferLog, GlobalLog),
+/// with where it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundTarget {
+    pub target: String,
+    pub file: String,
+    pub line: i32,
+    pub directive: String,
+}
+
 impl ModuleConfig {
     pub fn daemon(&self, id: u32) -> Option<&DaemonSpec> {
         self.daemons.iter().find(|d| d.id == id)
@@ -77,6 +87,45 @@ impl ModuleConfig {
             });
         }
         Ok(())
+    }
+
+    /// Complete and check the configuration as read, before Apache accepts it (configtest): the
+    /// default daemon when none was named, the whole-configuration checks, every Spread target
+    /// `logs` found in the configuration tree, and the SpreadErrorLog targets. Every problem is
+    /// reported, each as a readable message naming where it was written.
+    pub fn finalize<'t>(
+        &mut self,
+        logs: &[FoundTarget],
+        error_logs: impl IntoIterator<Item = &'t Target>,
+    ) -> Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        if self.daemons.is_empty() {
+            match parse_daemon(DEFAULT_DAEMON, None) {
+                Ok(spec) => self.daemons.push(spec),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if let Err(e) = self.validate() {
+            errors.push(e.to_string());
+        }
+        for f in logs {
+            if let Err(e) = parse_target(&f.target).and_then(|t| self.check_target(&t)) {
+                errors.push(format!(
+                    "{} on line {} of {}: {e}",
+                    f.directive, f.line, f.file
+                ));
+            }
+        }
+        for t in error_logs {
+            if let Err(e) = self.check_target(t) {
+                errors.push(format!("SpreadErrorLog: {e}"));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// Every daemon id a target uses must be configured.
@@ -358,5 +407,42 @@ mod tests {
             parse_daemon("4803", Some("x")),
             Err(ConfigError::BadDaemonId(_))
         ));
+    }
+
+    #[test]
+    fn finalize_adds_the_default_daemon_and_reports_every_problem_with_its_place() {
+        let found = |target: &str, line| FoundTarget {
+            target: target.into(),
+            file: "/etc/apache2/sites-enabled/a.conf".into(),
+            line,
+            directive: "CustomLog".into(),
+        };
+        let mut cfg = ModuleConfig::default();
+        cfg.finalize(&[found("$www", 3)], []).unwrap();
+        assert_eq!(cfg.daemons.len(), 1, "the default daemon");
+        assert!(cfg.daemon(0).is_some());
+
+        let mut cfg = ModuleConfig {
+            hash_prefix: "p".repeat(40),
+            ..ModuleConfig::default()
+        };
+        let bad_error_log = parse_target("$errors#7").unwrap();
+        let errors = cfg
+            .finalize(
+                &[found("$www#2", 5), found("$ok", 6), found("$a b", 9)],
+                [&bad_error_log],
+            )
+            .unwrap_err();
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors[0].starts_with("VhostLogGroupPrefix"), "{errors:?}");
+        assert!(
+            errors[1].starts_with("CustomLog on line 5 of /etc/apache2/sites-enabled/a.conf"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].starts_with("CustomLog on line 9 of"),
+            "{errors:?}"
+        );
+        assert!(errors[3].starts_with("SpreadErrorLog: "), "{errors:?}");
     }
 }

@@ -38,6 +38,10 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    pub fn value(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self) -> [(&'static str, u64); 12] {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [

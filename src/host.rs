@@ -69,6 +69,26 @@ pub fn wildcard_match(pattern: &str, host: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
+/// The host for `$#hostname`/`$#vhost` (and SpreadErrorLog): the request's host, cleaned, if
+/// it names the line's virtual host (`names_vhost`) or the admin trusts the raw Host header;
+/// else the vhost's ServerName; else `unknown-host`.
+pub fn resolve(
+    raw: Option<&[u8]>,
+    trust_raw: bool,
+    names_vhost: impl Fn(&str) -> bool,
+    server_name: Option<&[u8]>,
+) -> CleanHost {
+    if let Some(h) = raw.and_then(clean)
+        && (trust_raw || names_vhost(h.as_str()))
+    {
+        return h;
+    }
+    server_name
+        .and_then(clean)
+        .or_else(|| clean(b"unknown-host"))
+        .expect("unknown-host is a clean host")
+}
+
 /// The stable `$#vhost` hash: 32-bit FNV-1a over the cleaned host's bytes (offset basis
 /// 2166136261, prime 16777619). Same result on every machine, architecture and version.
 pub fn fnv1a32(bytes: &[u8]) -> u32 {
@@ -97,6 +117,29 @@ pub fn bucket_group<'a>(prefix: &str, bucket: u32, out: &'a mut [u8; 48]) -> &'a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolve_prefers_a_host_of_the_vhost_then_its_server_name() {
+        let vhost = |h: &str| h == "www.example.com";
+        assert_eq!(
+            resolve(Some(b"WWW.example.com:80"), false, vhost, Some(b"main")),
+            "www.example.com"
+        );
+        assert_eq!(
+            resolve(Some(b"other.example"), false, vhost, Some(b"Main.Example")),
+            "main.example"
+        );
+        assert_eq!(
+            resolve(Some(b"other.example"), true, vhost, Some(b"main")),
+            "other.example"
+        );
+        assert_eq!(resolve(Some(b"../x"), true, vhost, Some(b"main")), "main");
+        assert_eq!(resolve(None, false, vhost, None), "unknown-host");
+        assert_eq!(
+            resolve(Some(b"mls.control"), true, vhost, Some(b"bad host")),
+            "unknown-host"
+        );
+    }
 
     #[test]
     fn the_control_group_is_no_host_group() {

@@ -3,7 +3,8 @@
 //!
 //! Layout: pure, unit-tested modules decide everything ([`target`] grammar, [`host`] cleaning
 //! and the `$#vhost` hash, [`line`] building and truncation, [`private_name`], [`config`]
-//! parsing, [`counters`], the [`transport`] with failover and spool); [`ffi`] is the thin Apache
+//! parsing, [`counters`], the delivery policy in [`deliver`] (failover, truncation, spool), the
+//! [`transport`] (connections, numbering, announcements)); [`ffi`] is the thin Apache
 //! edge (module record, directive table, hooks, writer, error-log hook, status page).
 
 pub mod apache {
@@ -21,6 +22,7 @@ pub mod apache {
 
 pub mod config;
 pub mod counters;
+pub mod deliver;
 pub mod ffi;
 pub mod host;
 pub mod line;

@@ -1,10 +1,38 @@
 //! The process's handle on the spool file (CONTRACTS §5): opened lazily in the child (after it
 //! dropped privileges), shared by the request threads (append) and the replay thread.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use spread_sys::spool::{Appended, Spool};
+
+/// Create the spool's directory (as root, before the children drop privileges) and give it to
+/// Apache's `User` (`uid`, `gid`), so children can create, rename and lock spool segments there.
+/// Spool files left by a process running as root (e.g. `apache2 -X` started by hand) are handed
+/// over too. Not root: only the directory is created, if missing.
+pub fn prepare_dir(spool: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
+    let Some(dir) = spool.parent() else {
+        return Ok(());
+    };
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !dir.as_os_str().is_empty() && !dir.exists() {
+        std::fs::create_dir_all(dir)?;
+        if root {
+            chown(dir, Some(uid), Some(gid))?;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
+    }
+    if root {
+        for path in spread_sys::spool::files_for(spool).all() {
+            if std::fs::metadata(path).is_ok_and(|m| m.uid() == 0) {
+                chown(path, Some(uid), Some(gid))?;
+            }
+        }
+    }
+    Ok(())
+}
 
 pub enum SpoolResult {
     Written,

@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use common::{Vector, check_recv, hex_u32, normalise_names};
 use serde_json::Value;
+use spread_sys::names::check_private;
 use spread_sys::spread_name::Endpoint;
 use spread_sys::wire::constants::{AUTH_CHOICE_LEN, HEADER_LEN};
 use spread_sys::wire::handshake::{ConnectParse, ConnectRequest, parse_connect};
 use spread_sys::wire::header::Header;
 use spread_sys::wire::message::MessageRef;
-use spread_sys::names::check_private;
 use spread_sys::{ConnectOptions, Mailbox};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);

@@ -10,11 +10,12 @@ use std::io::Write;
 use crate::apache::ap_errorlog_info;
 use crate::config::level_name;
 use crate::counters::{self, Counters};
+use crate::deliver;
 use crate::transport::Delivery;
 
+use super::server;
 use super::state;
-use super::util::{IN_ERROR_HOOK, guarded, opt_bytes, opt_str};
-use super::writer;
+use super::util::{IN_ERROR_HOOK, guarded, log_notice, opt_bytes, opt_str};
 
 thread_local! {
     static PREFIX: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
@@ -66,12 +67,15 @@ unsafe fn ship(info: &ap_errorlog_info, errstr: *const c_char) {
             client
         );
         let pieces = [&prefix[..], message, b"\n"];
-        let outcome = writer::send(
+        let clean = deliver::needs_host(&conf.target).then(|| {
+            server::resolve_host(raw_host, info.s, rt.transport.config().trust_host_header)
+        });
+        let outcome = deliver::deliver(
             &rt.transport,
             &conf.target,
-            || raw_host,
-            info.s,
+            clean.as_ref(),
             pieces.into_iter(),
+            &mut log_notice,
         );
         if outcome != Delivery::Dropped {
             Counters::add(&counters::get().error_lines, 1);

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::apache::{self, apr_pool_t, server_rec};
-use crate::config::{self, ModuleConfig};
+use crate::config::{FoundTarget, ModuleConfig};
 use crate::counters;
 use crate::private_name::Role;
 use crate::target;
@@ -25,8 +25,8 @@ const DECLINED: c_int = apache::DECLINED as c_int;
 const CONFIG_FAILED: c_int = apache::HTTP_INTERNAL_SERVER_ERROR as c_int;
 
 /// # Safety
-/// Called once by httpd when the module is loaded, with the configuration pool.
-pub unsafe extern "C" fn register_hooks(_p: *mut apr_pool_t) {
+/// Called once (from the module record's `register_hooks`) with the configuration pool.
+pub unsafe fn register(_p: *mut apr_pool_t) {
     let middle = apache::APR_HOOK_MIDDLE as c_int;
     // SAFETY: registering static functions with the documented signatures; NULL pre/succ lists.
     unsafe {
@@ -78,14 +78,6 @@ unsafe extern "C" fn pre_config(
     })
 }
 
-/// A `$` target found in the configuration tree, with where it was written.
-struct FoundTarget {
-    target: String,
-    file: String,
-    line: i32,
-    directive: String,
-}
-
 /// Walk the parsed configuration for CustomLog/TransferLog/GlobalLog with a Spread target.
 ///
 /// # Safety
@@ -130,36 +122,12 @@ unsafe fn collect_targets(
     }
 }
 
-/// Everything configtest must refuse, as readable messages.
+/// Everything configtest must refuse, as readable messages; on success the configuration is
+/// frozen for the children.
 fn finalize(found: &[FoundTarget]) -> Result<Arc<ModuleConfig>, Vec<String>> {
     with_pending(|p| {
-        let mut errors = Vec::new();
-        if p.cfg.daemons.is_empty() {
-            match config::parse_daemon(config::DEFAULT_DAEMON, None) {
-                Ok(spec) => p.cfg.daemons.push(spec),
-                Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if let Err(e) = p.cfg.validate() {
-            errors.push(e.to_string());
-        }
-        for f in found {
-            let checked = config::parse_target(&f.target).and_then(|t| p.cfg.check_target(&t));
-            if let Err(e) = checked {
-                errors.push(format!(
-                    "{} on line {} of {}: {e}",
-                    f.directive, f.line, f.file
-                ));
-            }
-        }
-        for (_, el) in &p.error_logs {
-            if let Err(e) = p.cfg.check_target(&el.target) {
-                errors.push(format!("SpreadErrorLog: {e}"));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        p.cfg
+            .finalize(found, p.error_logs.iter().map(|(_, el)| &el.target))?;
         let frozen = Arc::new(p.cfg.clone());
         p.finalized = Some(frozen.clone());
         Ok(frozen)
@@ -207,8 +175,15 @@ unsafe extern "C" fn post_config(
             );
         }
         let cfg = with_pending(|p| p.finalized.clone());
+        // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
+        let (uid, gid) = unsafe {
+            (
+                apache::ap_unixd_config.user_id,
+                apache::ap_unixd_config.group_id,
+            )
+        };
         if let Some(cfg) = cfg
-            && let Err(e) = prepare_spool_dir(&cfg)
+            && let Err(e) = crate::spooler::prepare_dir(&cfg.spool_path, uid, gid)
         {
             log(
                 s,
@@ -218,42 +193,6 @@ unsafe extern "C" fn post_config(
         }
         OK
     })
-}
-
-/// Create the spool's directory (as root, before the children drop privileges) and give it to
-/// Apache's `User`, so children can create, rename and lock spool segments there. Spool files
-/// left by a process running as root (e.g. `apache2 -X` started by hand) are handed over too.
-fn prepare_spool_dir(cfg: &ModuleConfig) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let Some(dir) = cfg.spool_path.parent() else {
-        return Ok(());
-    };
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
-    let (uid, gid) = unsafe {
-        (
-            apache::ap_unixd_config.user_id,
-            apache::ap_unixd_config.group_id,
-        )
-    };
-    if !dir.as_os_str().is_empty() && !dir.exists() {
-        std::fs::create_dir_all(dir)?;
-        if root {
-            std::os::unix::fs::chown(dir, Some(uid), Some(gid))?;
-        }
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
-    }
-    if root {
-        for path in spread_sys::spool::files_for(&cfg.spool_path).all() {
-            if let Ok(meta) = std::fs::metadata(path)
-                && std::os::unix::fs::MetadataExt::uid(&meta) == 0
-            {
-                std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 type SetInitFn = unsafe extern "C" fn(Option<writer::InitFn>) -> Option<writer::InitFn>;

@@ -5,6 +5,7 @@ pub mod directives;
 pub mod errorlog;
 pub mod hooks;
 pub mod module_def;
+pub mod server;
 pub mod state;
 pub mod status;
 pub mod util;

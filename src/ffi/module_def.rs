@@ -6,7 +6,18 @@ use std::ffi::{c_int, c_ulong};
 use crate::apache::{self, module};
 
 use super::directives::COMMANDS;
-use super::hooks::register_hooks;
+use super::{hooks, util};
+
+/// httpd's `register_hooks`: it has assigned our module index by now.
+///
+/// # Safety
+/// Called once by httpd when the module is loaded, with the configuration pool.
+unsafe extern "C" fn register_hooks(p: *mut apache::apr_pool_t) {
+    // SAFETY: reading one int field of our own module struct, which httpd wrote before this call.
+    util::set_module_index(unsafe { (*std::ptr::addr_of!(log_spread_module)).module_index });
+    // SAFETY: forwarding httpd's call.
+    unsafe { hooks::register(p) }
+}
 
 #[unsafe(no_mangle)]
 pub static mut log_spread_module: module = module {

@@ -3,6 +3,7 @@
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use crate::apache;
 
@@ -45,10 +46,16 @@ pub unsafe fn pool_str(pool: *mut apache::apr_pool_t, s: &str) -> *const c_char 
     unsafe { apache::apr_pstrmemdup(pool, s.as_ptr().cast(), s.len() as apache::apr_size_t) }
 }
 
-/// This module's index, for per-module LogLevel.
+/// This module's index (for per-module LogLevel), as httpd assigned it at load time.
+static MODULE_INDEX: AtomicI32 = AtomicI32::new(-1);
+
+/// Record the module's index (once, when httpd registers our hooks).
+pub fn set_module_index(index: c_int) {
+    MODULE_INDEX.store(index, Ordering::Relaxed);
+}
+
 pub fn module_index() -> c_int {
-    // SAFETY: reading one int field of our own module struct; httpd writes it once at load time.
-    unsafe { (*std::ptr::addr_of!(super::module_def::log_spread_module)).module_index }
+    MODULE_INDEX.load(Ordering::Relaxed)
 }
 
 /// One line in Apache's error log (through `ap_log_error_`, `"%s"` so no format injection).
@@ -74,6 +81,20 @@ pub(crate) fn log(s: *const apache::server_rec, level: c_int, message: &str) {
 pub fn main_server() -> *const apache::server_rec {
     // SAFETY: a plain read of Apache's global pointer (NULL before config is read).
     unsafe { apache::ap_server_conf }
+}
+
+/// A delivery notice (`crate::deliver::Notice`) in the main server's error log, unless this
+/// thread is inside our error-log hook (logging there would recurse).
+pub fn log_notice(n: crate::deliver::Notice<'_>) {
+    if IN_ERROR_HOOK.with(|f| f.get()) {
+        return;
+    }
+    let level = if n.is_error() {
+        APLOG_ERR
+    } else {
+        APLOG_WARNING
+    };
+    log(main_server(), level, &n.to_string());
 }
 
 thread_local! {

@@ -1,0 +1,230 @@
+//! The delivery policy for one formatted line (access log or error log): the target's
+//! alternatives in order (failover), a line too long for one message cut with a marker, then the
+//! spool. Plain Rust without C types: the FFI writer and the error-log hook convert what Apache
+//! hands them and call [`deliver`]; what the operator must hear comes back as a [`Notice`],
+//! already rate-limited.
+//!
+//! The request path allocates nothing here: the line goes out straight from mod_log_config's
+//! pieces (one sendmsg); only a line that must be cut or spooled is copied, into a buffer of the
+//! thread reused for every line.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use spread_sys::Error as SpreadError;
+
+use crate::counters::{self, Counters};
+use crate::host::{self, CleanHost};
+use crate::line;
+use crate::target::{GroupSpec, Target};
+use crate::transport::{Delivery, SendFailure, Throttle, Transport};
+
+/// Something to tell the operator (the caller writes it to Apache's error log).
+#[derive(Debug)]
+pub enum Notice<'a> {
+    /// An alternative could not take the line; the next one (or the spool) is tried.
+    FailedOver {
+        group: &'a str,
+        daemon_id: u32,
+        why: &'a SendFailure,
+    },
+    /// No alternative took the line and the spool refused it: the line is lost (and counted).
+    Lost {
+        group: &'a str,
+        spool: &'a std::path::Path,
+        spool_full: u64,
+        spool_errors: u64,
+        last_error: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Notice<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::FailedOver {
+                group,
+                daemon_id,
+                why,
+            } => write!(
+                f,
+                "mod_log_spread: ${group}#{daemon_id}: {why}; trying the next alternative or the spool"
+            ),
+            Notice::Lost {
+                group,
+                spool,
+                spool_full,
+                spool_errors,
+                last_error,
+            } => {
+                let why = match last_error {
+                    Some(e) => format!("; last spool error: {e}"),
+                    None => String::new(),
+                };
+                write!(
+                    f,
+                    "mod_log_spread: LOST log lines for ${group}: no daemon took them and the spool {} \
+                     refused them (spool full: {spool_full}, spool errors: {spool_errors}{why})",
+                    spool.display()
+                )
+            }
+        }
+    }
+}
+
+/// The error-log level a notice deserves.
+impl Notice<'_> {
+    pub fn is_error(&self) -> bool {
+        matches!(self, Notice::Lost { .. })
+    }
+}
+
+thread_local! {
+    /// The line buffer of this thread, reused for every line (no allocation per line).
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+}
+
+static DROP_NOTICE: Throttle = Throttle::new(Duration::from_secs(10));
+static FAILOVER_NOTICE: Throttle = Throttle::new(Duration::from_secs(10));
+
+/// Deliver one line, given as `pieces` to be concatenated, to `target`. `clean` is the request's
+/// host when the target needs one (`$#hostname`, `$#vhost`; see [`needs_host`]).
+pub fn deliver<'a>(
+    transport: &Transport,
+    target: &Target,
+    clean: Option<&CleanHost>,
+    pieces: impl Iterator<Item = &'a [u8]> + Clone,
+    notice: &mut dyn FnMut(Notice<'_>),
+) -> Delivery {
+    LINE.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => deliver_with(&mut buf, transport, target, clean, pieces, notice),
+        // Re-entered on this thread (cannot happen from mod_log_config): a fresh buffer.
+        Err(_) => deliver_with(&mut Vec::new(), transport, target, clean, pieces, notice),
+    })
+}
+
+/// Does any alternative of `target` need the request's host?
+pub fn needs_host(target: &Target) -> bool {
+    target
+        .alternatives
+        .iter()
+        .any(|a| !matches!(a.group, GroupSpec::Named(_)))
+}
+
+fn deliver_with<'a>(
+    buf: &mut Vec<u8>,
+    transport: &Transport,
+    target: &Target,
+    clean: Option<&CleanHost>,
+    pieces: impl Iterator<Item = &'a [u8]> + Clone,
+    notice: &mut dyn FnMut(Notice<'_>),
+) -> Delivery {
+    let cfg = transport.config();
+    let c = counters::get();
+    let mut bucket_buf = [0u8; 48];
+    let mut built_with_prefix: Option<bool> = None;
+    let mut truncation_counted = false;
+    // The first alternative's daemon and group, kept for the spool without allocating.
+    let mut first: Option<(u32, usize)> = None;
+    let mut first_group = [0u8; 48];
+    // The line goes out straight from mod_log_config's pieces (one sendmsg, no copy), behind
+    // the `host ` prefix for `$#vhost` alternatives. A line too long for one message is refused
+    // before anything is written; it is then copied and cut into `buf`, as is a line that goes
+    // to the spool.
+    let prefix: [&[u8]; 2] = match clean {
+        Some(h) => [h.as_str().as_bytes(), b" "],
+        None => [b"", b""],
+    };
+    for (i, alt) in target.alternatives.iter().enumerate() {
+        let with_prefix = alt.group == GroupSpec::Vhost;
+        let group: &str = match &alt.group {
+            GroupSpec::Named(g) => g,
+            GroupSpec::Hostname => clean.map(|h| h.as_str()).unwrap_or("unknown-host"),
+            GroupSpec::Vhost => {
+                let bucket = clean
+                    .map(|h| host::vhost_bucket(h, cfg.hash_size))
+                    .unwrap_or(0);
+                host::bucket_group(&cfg.hash_prefix, bucket, &mut bucket_buf)
+            }
+        };
+        let prefix = if with_prefix { &prefix[..] } else { &[] };
+        let mut sent = if built_with_prefix.is_none() {
+            transport.try_send_parts(
+                alt.daemon_id,
+                group,
+                prefix
+                    .iter()
+                    .copied()
+                    .chain(pieces.clone().map(|p| -> &[u8] { p })),
+            )
+        } else {
+            Err(SendFailure::Send(SpreadError::MessageTooLong {
+                len: 0,
+                max: 0,
+            }))
+        };
+        if let Err(SendFailure::Send(SpreadError::MessageTooLong { .. })) = sent {
+            if built_with_prefix != Some(with_prefix) {
+                let host_prefix: [&[u8]; 2] = match (with_prefix, clean) {
+                    (true, Some(h)) => [h.as_str().as_bytes(), b" "],
+                    _ => [b"", b""],
+                };
+                if line::assemble(buf, &host_prefix, pieces.clone(), line::MAX_BODY)
+                    && !truncation_counted
+                {
+                    Counters::add(&c.truncated, 1);
+                    truncation_counted = true;
+                }
+                built_with_prefix = Some(with_prefix);
+            }
+            sent = transport.try_send(alt.daemon_id, group, buf);
+        }
+        match sent {
+            Ok(()) => {
+                Counters::add(&c.sent, 1);
+                if i > 0 {
+                    Counters::add(&c.failed_over, 1);
+                }
+                return Delivery::Sent(i);
+            }
+            Err(e) => {
+                if target.alternatives.len() > 1 && FAILOVER_NOTICE.allow() {
+                    notice(Notice::FailedOver {
+                        group,
+                        daemon_id: alt.daemon_id,
+                        why: &e,
+                    });
+                }
+                if first.is_none() {
+                    let n = group.len().min(first_group.len());
+                    first_group[..n].copy_from_slice(&group.as_bytes()[..n]);
+                    first = Some((alt.daemon_id, n));
+                }
+            }
+        }
+    }
+    // Spool under the first alternative, with the line as that alternative would have sent it.
+    let (daemon_id, n) = first.unwrap_or((0, 0));
+    let group = std::str::from_utf8(&first_group[..n]).unwrap_or("");
+    let first_prefixed = target
+        .alternatives
+        .first()
+        .is_some_and(|a| a.group == GroupSpec::Vhost);
+    if built_with_prefix != Some(first_prefixed) {
+        let host_prefix: [&[u8]; 2] = match (first_prefixed, clean) {
+            (true, Some(h)) => [h.as_str().as_bytes(), b" "],
+            _ => [b"", b""],
+        };
+        line::assemble(buf, &host_prefix, pieces, line::MAX_BODY);
+    }
+    let outcome = transport.spool_line(daemon_id, group, buf);
+    if outcome == Delivery::Dropped && DROP_NOTICE.allow() {
+        notice(Notice::Lost {
+            group,
+            spool: &cfg.spool_path,
+            spool_full: Counters::value(&c.dropped_spool_full),
+            spool_errors: Counters::value(&c.dropped_spool_error),
+            last_error: transport.last_spool_error(),
+        });
+    }
+    outcome
+}
