@@ -228,7 +228,7 @@ fn piped_target_that_dies_is_restarted_and_never_kills_spreadlogd() {
         logd.log()
     );
     // Dead children are reaped: no zombies among spreadlogd's children.
-    let pid = logd.child.id();
+    let pid = logd.proc.child.id();
     let zombies = Command::new("ps")
         .args(["-o", "stat=", "--ppid", &pid.to_string()])
         .output()

@@ -44,13 +44,32 @@ pub const STATUS: &str = "<Location /spread-status>\n  SetHandler log-spread-sta
 /// A CustomLog condition keeping the status handler's own requests out of the counted lines.
 pub const NOT_STATUS: &str = "\"expr=%{REQUEST_URI} !~ m#^/spread-status#\"";
 
-/// The whole httpd.conf: `body` carries the test's Spread directives and CustomLog lines.
-pub fn config(dir: &Path, listen: SocketAddr, tuning: &str, body: &str) -> String {
+/// The MPMs Debian ships.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mpm {
+    Event,
+    Prefork,
+    Worker,
+}
+
+impl Mpm {
+    fn name(self) -> &'static str {
+        match self {
+            Mpm::Event => "event",
+            Mpm::Prefork => "prefork",
+            Mpm::Worker => "worker",
+        }
+    }
+}
+
+/// The head every test's httpd.conf shares (its own ServerRoot, pid file, error log, mutex dir,
+/// the module under test), then `tuning` and `body`.
+pub fn config_with(dir: &Path, listen: SocketAddr, mpm: Mpm, tuning: &str, body: &str) -> String {
     let d = dir.display();
     let so = module_so();
     format!(
         "ServerRoot {d}\n\
-         LoadModule mpm_event_module {MODULES}/mod_mpm_event.so\n\
+         LoadModule mpm_{mpm}_module {MODULES}/mod_mpm_{mpm}.so\n\
          LoadModule authz_core_module {MODULES}/mod_authz_core.so\n\
          LoadModule alias_module {MODULES}/mod_alias.so\n\
          LoadModule log_spread_module {so}\n\
@@ -63,12 +82,51 @@ pub fn config(dir: &Path, listen: SocketAddr, tuning: &str, body: &str) -> Strin
          Mutex file:{d}\n\
          User www-data\n\
          Group www-data\n\
-         KeepAlive Off\n\
          {tuning}\
-         AliasMatch ^/i/ {d}/htdocs/index.html\n\
          {body}\n",
+        mpm = mpm.name(),
         so = so.display()
     )
+}
+
+/// The whole httpd.conf of the system tests (event MPM, no keep-alive, every `/i/...` URL
+/// answered): `body` carries the test's Spread directives and CustomLog lines.
+pub fn config(dir: &Path, listen: SocketAddr, tuning: &str, body: &str) -> String {
+    config_with(
+        dir,
+        listen,
+        Mpm::Event,
+        &format!("KeepAlive Off\n{tuning}"),
+        &format!(
+            "AliasMatch ^/i/ {}/htdocs/index.html\n{body}",
+            dir.display()
+        ),
+    )
+}
+
+/// Write `text` as `dir/httpd.conf`, with the document it serves; the config's path.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("htdocs")).expect("htdocs");
+    std::fs::write(dir.join("htdocs/index.html"), "hello\n").expect("index");
+    let conf = dir.join("httpd.conf");
+    std::fs::write(&conf, text).expect("write httpd.conf");
+    conf
+}
+
+/// `apache2 -t`: (success, stdout and stderr).
+pub fn configtest(conf: &Path) -> (bool, String) {
+    let out = Command::new(APACHE)
+        .arg("-f")
+        .arg(conf)
+        .arg("-t")
+        .output()
+        .expect("run apache2 -t");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
 }
 
 pub struct Apache {
@@ -87,22 +145,9 @@ impl Apache {
         tuning: &str,
         body: &str,
     ) -> Apache {
-        std::fs::create_dir_all(dir.join("htdocs")).expect("htdocs");
-        std::fs::write(dir.join("htdocs/index.html"), "hello\n").expect("index");
-        let conf = dir.join("httpd.conf");
-        std::fs::write(&conf, config(dir, listen, tuning, body)).expect("write httpd.conf");
-        let check = Command::new(APACHE)
-            .arg("-f")
-            .arg(&conf)
-            .arg("-t")
-            .output()
-            .expect("run apache2 -t");
-        assert!(
-            check.status.success(),
-            "apache2 -t failed:\n{}{}",
-            String::from_utf8_lossy(&check.stdout),
-            String::from_utf8_lossy(&check.stderr)
-        );
+        let conf = write_config(dir, &config(dir, listen, tuning, body));
+        let (ok, text) = configtest(&conf);
+        assert!(ok, "apache2 -t failed:\n{text}");
         let mut cmd = match ns {
             Some(ns) => ns.command(APACHE),
             None => Command::new(APACHE),

@@ -30,17 +30,24 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-/// The Apache module under test.
+/// The Apache module under test: `MOD_LOG_SPREAD_SO` if set, else the newest build of it.
+/// (`cargo test` rebuilds the cdylib in `deps/` but only `cargo build` refreshes the copy in
+/// `target/debug/`, so the newer one is the one just built.)
 pub fn module_so() -> PathBuf {
+    if let Some(so) = std::env::var_os("MOD_LOG_SPREAD_SO") {
+        return PathBuf::from(so);
+    }
     let candidates = [
-        std::env::var_os("MOD_LOG_SPREAD_SO").map(PathBuf::from),
         std::env::var_os("SPREAD_BIN_DIR").map(|d| PathBuf::from(d).join("libmod_log_spread.so")),
         Some(target_debug().join("libmod_log_spread.so")),
+        Some(target_debug().join("deps/libmod_log_spread.so")),
     ];
     candidates
         .into_iter()
         .flatten()
-        .find(|p| p.exists())
+        .filter_map(|p| Some((std::fs::metadata(&p).and_then(|m| m.modified()).ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
         .unwrap_or_else(|| {
             panic!(
                 "libmod_log_spread.so is missing: build it with `cargo build -p mod_log_spread` \

@@ -13,15 +13,20 @@ pub struct Response {
 
 /// GET `path` from `addr` with `Host: localhost`; a failure to connect or read is status 0.
 pub fn get(addr: SocketAddr, path: &str) -> Response {
+    get_raw(addr, path, b"localhost")
+}
+
+/// GET `path` on a fresh connection with a raw `Host` header value (bytes as given).
+pub fn get_raw(addr: SocketAddr, path: &str, host: &[u8]) -> Response {
     let start = Instant::now();
     let result = (|| -> std::io::Result<String> {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
         s.set_read_timeout(Some(Duration::from_secs(30)))?;
         s.set_write_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )?;
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: ").into_bytes();
+        req.extend_from_slice(host);
+        req.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+        s.write_all(&req)?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf)?;
         Ok(String::from_utf8_lossy(&buf).into_owned())

@@ -20,6 +20,18 @@ pub mod wait;
 pub use tempdir::TempDir;
 pub use wait::{wait_until, wait_value};
 
+/// A free TCP address on 127.0.0.1 (the kernel's choice; free at the time of asking).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+}
+
+/// The port of [`free_addr`].
+pub fn free_port() -> u16 {
+    free_addr().port()
+}
+
 /// True when the tests run as root (namespaces, tmpfs mounts, Apache's `User`).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.

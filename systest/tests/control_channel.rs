@@ -10,7 +10,6 @@
 //!
 //! Each runs with Apache and the module as the sender, and with `spread-pipe`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,18 +18,12 @@ use systest::c_collector::CStyleCollector;
 use systest::http;
 use systest::procs::{Daemon, Listen, Logd, Pipe, logd_conf};
 use systest::tally::id;
-use systest::{TempDir, skip, wait_value};
+use systest::{TempDir, free_addr, skip, wait_value};
 
 const GROUP: &str = "www";
 /// Lines numbered while nobody listens, then lines sent while both collectors listen.
 const LOST: u64 = 37;
 const LATER: u64 = 23;
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-}
 
 /// The lines of a file, sorted (the comparison the fault suite uses: central == file log).
 fn sorted_lines(text: &str) -> Vec<String> {

@@ -6,7 +6,6 @@
 //! (+ spooled-and-replayed) + lines lost after hand-over and counted as gaps.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use systest::http::{self, LoadStats};
 use systest::mount::Tmpfs;
 use systest::procs::{Daemon, Listen, Logd, Pipe, logd_conf, tail, tail_piped};
 use systest::tally::{Tally, id};
-use systest::{TempDir, skip, wait_until};
+use systest::{TempDir, free_addr, skip, wait_until};
 
 const GROUP: &str = "www";
 
@@ -43,12 +42,6 @@ struct Rig {
     daemon: Daemon,
     central: PathBuf,
     t: TempDir,
-}
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
 }
 
 fn unavailable(kind: Kind) -> Option<String> {

@@ -1,18 +1,11 @@
 //! One Apache, one daemon, one spreadlogd on this machine: every request's line arrives once.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use systest::apache::{self, Apache};
 use systest::procs::{Daemon, Listen, Logd, logd_conf};
 use systest::tally::Tally;
-use systest::{TempDir, http, skip, wait_value};
-
-fn free_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-}
+use systest::{TempDir, free_addr, http, skip, wait_value};
 
 #[test]
 fn apache_lines_reach_spreadlogd_once() {

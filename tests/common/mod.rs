@@ -1,137 +1,28 @@
-//! Test harness: a real Debian apache2 in a fresh temp dir on a free 127.0.0.1 port, real
-//! spread-daemon and spreadlogd processes, and a tiny raw-socket HTTP client.
-#![allow(dead_code)]
+//! Test harness of the module's end-to-end tests: a real Debian apache2 in a fresh temp dir on a
+//! free 127.0.0.1 port (any MPM), real spread-daemon and spreadlogd processes. Built on the
+//! workspace's one test harness, `systest`; what is here is only what these tests add to it.
+#![allow(dead_code, unused_imports)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const APACHE: &str = "/usr/sbin/apache2";
-pub const MODULES: &str = "/usr/lib/apache2/modules";
+pub use systest::TempDir;
+pub use systest::apache::{APACHE, MODULES, Mpm, configtest};
+pub use systest::bins::bin;
+pub use systest::free_port;
+pub use systest::http::Response;
+pub use systest::procs::Proc;
+pub use systest::wait_until as wait_for;
 
-/// A fresh directory, world-writable so Apache's `User` (www-data) can write spools there.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        let base = std::env::temp_dir();
-        for i in 0..1000u32 {
-            let p = base.join(format!("mls-{tag}-{}-{i}", std::process::id()));
-            if std::fs::create_dir(&p).is_ok() {
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
-                return TempDir(p);
-            }
-        }
-        panic!("cannot create a temp dir under {}", base.display());
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn join(&self, p: &str) -> PathBuf {
-        self.0.join(p)
-    }
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::env::var_os("KEEP_TEST_DIRS").is_none() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_debug() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) => PathBuf::from(d).join("debug"),
-        None => workspace_root().join("target/debug"),
-    }
-}
-
-/// The module under test. `cargo test` rebuilds the cdylib in `deps/` but only `cargo build`
-/// refreshes the copy in `target/debug/`, so the newer of the two is used.
-pub fn module_so() -> PathBuf {
-    if let Some(so) = std::env::var_os("MOD_LOG_SPREAD_SO") {
-        return PathBuf::from(so);
-    }
-    let candidates = [
-        target_debug().join("deps/libmod_log_spread.so"),
-        target_debug().join("libmod_log_spread.so"),
-    ];
-    candidates
-        .iter()
-        .filter_map(|p| {
-            std::fs::metadata(p)
-                .and_then(|m| m.modified())
-                .ok()
-                .map(|t| (t, p.clone()))
-        })
-        .max()
-        .map(|(_, p)| p)
-        .unwrap_or_else(|| {
-            panic!(
-                "{} is missing: run `cargo build -p mod_log_spread` first",
-                candidates[1].display()
-            )
-        })
-}
-
-/// A binary of another workspace package (`SPREAD_BIN_DIR` or target/debug).
-pub fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SPREAD_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(target_debug);
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build it with `cargo build --workspace --bins` (or set SPREAD_BIN_DIR)",
-        p.display()
-    );
-    p
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mpm {
-    Event,
-    Prefork,
-    Worker,
-}
-
-/// The head of a config: modules, port, dirs, user. `body` is appended.
+/// The whole config: the shared head, the MPM's tuning, the status handler, then `body`.
 pub fn config(dir: &Path, port: u16, mpm: Mpm, body: &str) -> String {
-    let mpm_name = match mpm {
-        Mpm::Event => "event",
-        Mpm::Prefork => "prefork",
-        Mpm::Worker => "worker",
-    };
-    let d = dir.display();
-    let so = module_so();
     let tuning = match mpm {
         Mpm::Prefork => {
             "StartServers 2\nMinSpareServers 2\nMaxSpareServers 4\nMaxRequestWorkers 8\n"
@@ -140,56 +31,22 @@ pub fn config(dir: &Path, port: u16, mpm: Mpm, body: &str) -> String {
             "StartServers 2\nThreadsPerChild 4\nMinSpareThreads 4\nMaxSpareThreads 8\nMaxRequestWorkers 8\nServerLimit 2\nThreadLimit 4\n"
         }
     };
-    format!(
-        "ServerRoot {d}\n\
-         LoadModule mpm_{mpm_name}_module {MODULES}/mod_mpm_{mpm_name}.so\n\
-         LoadModule authz_core_module {MODULES}/mod_authz_core.so\n\
-         LoadModule log_spread_module {so}\n\
-         Listen 127.0.0.1:{port}\n\
-         ServerName localhost\n\
-         PidFile {d}/httpd.pid\n\
-         ErrorLog {d}/error.log\n\
-         LogLevel info\n\
-         DocumentRoot {d}/htdocs\n\
-         Mutex file:{d}\n\
-         User www-data\n\
-         Group www-data\n\
-         KeepAlive On\n\
-         GracefulShutdownTimeout 5\n\
-         {tuning}\
-         <Location /spread-status>\n  SetHandler log-spread-status\n</Location>\n\
-         {body}\n",
-        so = so.display()
+    systest::apache::config_with(
+        dir,
+        local(port),
+        mpm,
+        &format!("KeepAlive On\nGracefulShutdownTimeout 5\n{tuning}"),
+        &format!("{}{body}", systest::apache::STATUS),
     )
 }
 
 pub fn write_config(dir: &TempDir, text: &str) -> PathBuf {
-    std::fs::create_dir_all(dir.join("htdocs")).unwrap();
-    std::fs::write(dir.join("htdocs/index.html"), "hello\n").unwrap();
-    let path = dir.join("httpd.conf");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// `apache2 -t`: (success, stdout+stderr).
-pub fn configtest(conf: &Path) -> (bool, String) {
-    let out = Command::new(APACHE)
-        .arg("-f")
-        .arg(conf)
-        .arg("-t")
-        .output()
-        .expect("run apache2 -t");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    systest::apache::write_config(dir.path(), text)
 }
 
 /// A running Apache (parent in the foreground, children forked).
 pub struct Apache {
-    pub child: Child,
+    pub proc: Proc,
     pub port: u16,
     pub dir: PathBuf,
     pub conf: PathBuf,
@@ -199,8 +56,8 @@ impl Apache {
     pub fn start(dir: &TempDir, port: u16, conf: &Path) -> Apache {
         let (ok, text) = configtest(conf);
         assert!(ok, "configtest failed:\n{text}");
-        let child = Command::new(APACHE)
-            .arg("-f")
+        let mut cmd = Command::new(APACHE);
+        cmd.arg("-f")
             .arg(conf)
             .args(["-D", "FOREGROUND"])
             // Apache's parent signals its whole process group on shutdown (prefork): keep the
@@ -208,13 +65,10 @@ impl Apache {
             .process_group(0)
             .env_remove("RUST_BACKTRACE")
             .env_remove("RUST_LIB_BACKTRACE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start apache2");
+            .stdin(Stdio::null());
+        let proc = Proc::spawn("apache2", cmd, &dir.join("apache2.stderr"), true);
         let mut a = Apache {
-            child,
+            proc,
             port,
             dir: dir.path().to_owned(),
             conf: conf.to_owned(),
@@ -224,7 +78,7 @@ impl Apache {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break;
             }
-            if let Ok(Some(status)) = a.child.try_wait() {
+            if let Ok(Some(status)) = a.proc.child.try_wait() {
                 panic!(
                     "apache2 exited with {status}; error log:\n{}",
                     a.error_log()
@@ -245,8 +99,7 @@ impl Apache {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.proc.signal(sig);
     }
 
     pub fn graceful(&self) {
@@ -260,7 +113,7 @@ impl Apache {
         self.signal(libc::SIGWINCH);
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(15) {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = self.proc.child.try_wait() {
                 let log = self.error_log();
                 for bad in ["exit signal", "Segmentation fault", "panicked at"] {
                     assert!(!log.contains(bad), "apache error log shows {bad:?}:\n{log}");
@@ -269,8 +122,7 @@ impl Apache {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.kill();
         panic!("apache2 did not stop within 15 s");
     }
 
@@ -298,54 +150,22 @@ impl Apache {
 }
 
 impl Drop for Apache {
+    /// A clean stop if it still runs, then whatever is left of its process group is killed, so
+    /// no child outlives the test.
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.signal(libc::SIGTERM);
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if self.proc.alive() {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.proc.stop_with(libc::SIGTERM, Duration::from_secs(10))
+            }));
         }
+        // SAFETY: kill(2) on the process group this Apache was started in (its own).
+        unsafe { libc::kill(-self.proc.pid(), libc::SIGKILL) };
     }
-}
-
-pub struct Response {
-    pub status: u16,
-    pub body: String,
-    pub elapsed: Duration,
 }
 
 /// One GET on a fresh connection with a raw Host header value (bytes as given).
 pub fn http_get_raw(port: u16, path: &str, host: &[u8]) -> Response {
-    let start = Instant::now();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to apache");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: ").into_bytes();
-    req.extend_from_slice(host);
-    req.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
-    s.write_all(&req).unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Response {
-        status,
-        body,
-        elapsed: start.elapsed(),
-    }
+    systest::http::get_raw(local(port), path, host)
 }
 
 pub fn http_get(port: u16, path: &str, host: &str) -> Response {
@@ -362,7 +182,7 @@ pub fn read_lines(path: &Path) -> Vec<String> {
 
 /// A spread-daemon on a unix socket in `dir` (no TCP). The socket path is `<dir>/<port>`.
 pub struct SpreadDaemon {
-    pub child: Child,
+    pub proc: Proc,
     pub socket: PathBuf,
     dir: PathBuf,
     port: u16,
@@ -385,63 +205,36 @@ impl SpreadDaemon {
     }
 
     fn start_with(dir: &Path, port: u16, extra: &[&str]) -> SpreadDaemon {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("spread-daemon.log"))
-            .unwrap();
-        let child = Command::new(bin("spread-daemon"))
-            .args(["-p", &port.to_string()])
+        let mut cmd = Command::new(bin("spread-daemon"));
+        cmd.args(["-p", &port.to_string()])
             .args(extra)
             .arg("--unix-dir")
-            .process_group(0)
             .arg(dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start spread-daemon");
+            .process_group(0)
+            .stdin(Stdio::null());
+        let proc = Proc::spawn("spread-daemon", cmd, &dir.join("spread-daemon.log"), true);
         let socket = dir.join(port.to_string());
-        let d = SpreadDaemon {
-            child,
-            socket: socket.clone(),
-            dir: dir.to_owned(),
-            port,
-        };
         wait_for("the spread-daemon socket", Duration::from_secs(10), || {
             std::os::unix::net::UnixStream::connect(&socket).is_ok()
         });
-        d
+        SpreadDaemon {
+            proc,
+            socket,
+            dir: dir.to_owned(),
+            port,
+        }
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.proc.signal(sig);
     }
 
     pub fn stop(&mut self, sig: i32) {
-        self.signal(sig);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.stop_with(sig, Duration::from_secs(10));
     }
 
     pub fn restart(&mut self) {
         *self = SpreadDaemon::start(&self.dir.clone(), self.port);
-    }
-}
-
-impl Drop for SpreadDaemon {
-    fn drop(&mut self) {
-        self.signal(libc::SIGCONT);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -495,7 +288,7 @@ impl Receiver {
 
 /// A real spreadlogd writing group `www` to `central.log` in `dir` (foreground, stderr to a file).
 pub struct Spreadlogd {
-    pub child: Child,
+    pub proc: Proc,
     pub stderr: PathBuf,
     pub central: PathBuf,
 }
@@ -517,22 +310,14 @@ impl Spreadlogd {
         let conf_path = dir.join("spreadlogd.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let stderr = dir.join("spreadlogd.stderr");
-        let err = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&stderr)
-            .unwrap();
-        let child = Command::new(bin("spreadlogd"))
-            .args(["-D", "-v", "-c"])
+        let mut cmd = Command::new(bin("spreadlogd"));
+        cmd.args(["-D", "-v", "-c"])
             .arg(&conf_path)
             .process_group(0)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("start spreadlogd");
+            .stdout(Stdio::null());
         let s = Spreadlogd {
-            child,
+            proc: Proc::spawn("spreadlogd", cmd, &stderr, false),
             stderr,
             central: dir.join(format!("central-{}.log", groups[0])),
         };
@@ -541,7 +326,7 @@ impl Spreadlogd {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        self.proc.log()
     }
 
     pub fn wait_log(&self, needle: &str, count: usize) {
@@ -553,46 +338,21 @@ impl Spreadlogd {
     }
 
     pub fn signal(&self, sig: i32) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, sig) };
+        self.proc.signal(sig);
     }
 
     /// The counters line spreadlogd logs on SIGUSR1, as key -> value.
-    pub fn counters(&self) -> std::collections::HashMap<String, u64> {
+    pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
         let before = self.log().matches("counters:").count();
         self.signal(libc::SIGUSR1);
         wait_for("spreadlogd's counters", Duration::from_secs(10), || {
             self.log().matches("counters:").count() > before
         });
         let log = self.log();
-        let line = log
-            .lines()
-            .rev()
-            .find(|l| l.contains("counters:"))
-            .unwrap()
-            .to_owned();
-        line.split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_owned(), v)))
-            .collect()
+        systest::procs::parse_counters(log.lines().rev().find(|l| l.contains("counters:")).unwrap())
     }
 
     pub fn lines(&self) -> Vec<String> {
         read_lines(&self.central)
-    }
-}
-
-impl Drop for Spreadlogd {
-    fn drop(&mut self) {
-        self.signal(libc::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -1,11 +1,9 @@
 //! Test helpers: private temp dirs, in-process daemons, and a raw client built on
 //! `spread_sys::wire` (so tests can also send what no well-behaved client sends).
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use spread_daemon::{Config, Daemon, DaemonHandle};
@@ -14,31 +12,8 @@ use spread_sys::wire::handshake::{ConnectRequest, encode_auth_choice};
 use spread_sys::wire::header::Header;
 use spread_sys::wire::message::{Message, MessageRef, encode_join, encode_leave, encode_multicast};
 
-/// A fresh directory, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "spread-daemon-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use systest::TempDir;
+pub use systest::bins::bin as bin_path;
 
 /// An in-process daemon in its own dir (unix socket) with TCP on an ephemeral loopback port.
 pub fn daemon(tag: &str, tweak: impl FnOnce(&mut Config)) -> (TempDir, DaemonHandle) {
@@ -233,20 +208,6 @@ fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> usize {
         }
     }
     n
-}
-
-/// Path of a workspace binary (env SPREAD_BIN_DIR, else <workspace>/target/debug).
-pub fn bin_path(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SPREAD_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} not found: build it first with `cargo build --workspace --bins` (or set SPREAD_BIN_DIR)",
-        p.display()
-    );
-    p
 }
 
 pub fn membership(m: &Message) -> &spread_sys::MembershipMessage {

@@ -1,29 +1,17 @@
 //! Helpers for spreadlogd's integration tests: an in-process spread-daemon per test, spreadlogd and
 //! the tools as real child processes, and senders speaking through spread-sys.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use spread_daemon::{Config as DaemonConfig, Daemon, DaemonHandle};
 use spread_sys::{ConnectOptions, Mailbox, service};
+pub use systest::bins::bin;
+use systest::procs::Proc;
 
 pub const WAIT: Duration = Duration::from_secs(15);
-
-/// A binary of this workspace: `$SPREAD_BIN_DIR/<name>` or `<workspace>/target/debug/<name>`.
-pub fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SPREAD_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: build it first with `cargo build --workspace --bins` (or set SPREAD_BIN_DIR)",
-        p.display()
-    );
-    p
-}
 
 pub fn daemon(dir: &Path) -> DaemonHandle {
     Daemon::start(DaemonConfig::for_test(dir)).expect("start in-process spread-daemon")
@@ -31,23 +19,16 @@ pub fn daemon(dir: &Path) -> DaemonHandle {
 
 /// Poll `f` until it returns Some or the deadline passes.
 pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    systest::wait_value(what, WAIT, || f().ok_or("not yet"))
 }
 
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
 
-/// A running spreadlogd (`-D -v`), stderr captured in a file.
+/// A running spreadlogd (`-D -v`), stderr captured in a file; killed if a test fails half-way.
 pub struct Logd {
-    pub child: Child,
+    pub proc: Proc,
     pub stderr: PathBuf,
 }
 
@@ -61,24 +42,24 @@ impl Logd {
             "spreadlogd.{}.stderr",
             std::process::id() ^ rand_suffix()
         ));
-        let err = std::fs::File::create(&stderr).unwrap();
         let mut cmd = Command::new(bin("spreadlogd"));
         cmd.arg("-D")
             .arg("-v")
             .arg("-c")
             .arg(conf)
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(err);
+            .stdout(Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn spreadlogd");
-        Logd { child, stderr }
+        Logd {
+            proc: Proc::spawn("spreadlogd", cmd, &stderr, false),
+            stderr,
+        }
     }
 
     pub fn log(&self) -> String {
-        read(&self.stderr)
+        self.proc.log()
     }
 
     /// Wait until its log contains `needle` `count` times.
@@ -94,35 +75,16 @@ impl Logd {
     }
 
     pub fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+        self.proc.signal(sig);
     }
 
     /// SIGTERM and wait; returns the exit code.
     pub fn term(mut self) -> i32 {
-        self.signal(libc::SIGTERM);
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s.code().unwrap_or(-1);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "spreadlogd did not exit on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.proc.stop_with(libc::SIGTERM, WAIT)
     }
 
     pub fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Logd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.alive()
     }
 }
 
