@@ -14,9 +14,6 @@ use spread_sys::wire::name::private_group_name;
 use super::{Core, Peer, Phase, SessionId};
 use crate::config::AuthMethod;
 
-pub(super) const REJECT_QUOTA: u8 = 0xFD;
-pub(super) const REJECT_AUTH: u8 = 0xF7;
-
 impl Core {
     /// Move `id`'s handshake on with what is buffered. `final_`: the step's deadline passed, judge
     /// what is there as Spread judges its single non-blocking read.

@@ -6,6 +6,7 @@
 mod groups;
 mod handshake;
 mod out_queue;
+pub mod throttle;
 mod validate;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -16,6 +17,7 @@ use spread_sys::wire::constants::{
     CAUSED_BY_DISCONNECT, CAUSED_BY_JOIN, CAUSED_BY_LEAVE, HEADER_LEN, JOIN_MESS, KILL_MESS,
     LEAVE_MESS, MAX_GROUP_NAME, SELF_DISCARD,
 };
+use spread_sys::wire::handshake::RejectCode;
 use spread_sys::wire::header::Header;
 use spread_sys::wire::membership::{GroupId, encode_membership, encode_self_leave, virtual_id};
 use spread_sys::wire::name::parse_private_group;
@@ -328,12 +330,12 @@ impl Core {
                 "session limit {} reached: refusing a connection (REJECT_QUOTA)",
                 self.settings.max_sessions
             ));
-            self.reject(id, Some(handshake::REJECT_QUOTA));
+            self.reject(id, Some(RejectCode::Quota.byte()));
         } else if let Peer::Tcp(addr) = peer
             && !self.peer_allowed(addr)
         {
             self.log(format!("refusing TCP peer {addr}: not in the allow-list"));
-            self.reject(id, Some(handshake::REJECT_AUTH));
+            self.reject(id, Some(RejectCode::Auth.byte()));
         }
         id
     }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use super::poller::{
     EventFd, HANGUP, Poller, READABLE, WRITABLE, set_keepalive, set_socket_buffers,
 };
+use crate::core::throttle::Throttle;
 use crate::core::{Action, Core, Peer, SessionId, Stats};
 
 const WAKER: u64 = 0;
@@ -109,8 +110,6 @@ struct Conn {
     unfed: Vec<u8>,
     /// The last time a write to this connection took bytes (or it was accepted).
     last_progress: Instant,
-    /// In `EventLoop::heavy`.
-    heavy: bool,
 }
 
 pub struct EventLoop {
@@ -128,16 +127,9 @@ pub struct EventLoop {
     /// no new event would announce them; retry on a timer.
     accept_retry: bool,
     log_limit: LogLimit,
-    /// See the module doc; zero disables input throttling.
-    throttle_window: Duration,
-    /// Sessions whose queue passed the high-water mark and is not back below the low-water mark.
-    heavy: Vec<SessionId>,
+    /// Whether to stop reading requests (the decision is the core's `throttle`).
+    throttle: Throttle,
     pressured: Vec<SessionId>,
-    /// Input throttling is on: only handshakes are read.
-    throttled: bool,
-    /// When the earliest throttling session's window runs out (re-evaluate then).
-    throttle_wake: Option<Instant>,
-    throttles: u64,
 }
 
 /// At most `LOG_BURST` core log lines per second (kills, refusals): a client storm must not turn
@@ -239,18 +231,14 @@ impl EventLoop {
             stopping_until: None,
             accept_retry: false,
             log_limit: LogLimit::default(),
-            throttle_window: Duration::from_millis(100),
-            heavy: Vec::new(),
+            throttle: Throttle::new(Duration::from_millis(100)),
             pressured: Vec::new(),
-            throttled: false,
-            throttle_wake: None,
-            throttles: 0,
         })
     }
 
     /// Input throttling window (see the module doc); zero disables throttling.
     pub fn with_throttle_window(mut self, window: Duration) -> EventLoop {
-        self.throttle_window = window;
+        self.throttle = Throttle::new(window);
         self
     }
 
@@ -273,10 +261,10 @@ impl EventLoop {
                 let retry = Duration::from_millis(100);
                 timeout = Some(timeout.map_or(retry, |t| t.min(retry)));
             }
-            if self.throttled {
+            if self.throttle.throttled() {
                 // Skipped sockets stay on the ready list; come back when a window runs out (or
                 // earlier, on EPOLLOUT from the reader that is draining).
-                if let Some(w) = self.throttle_wake {
+                if let Some(w) = self.throttle.wake() {
                     let left = w
                         .saturating_duration_since(now)
                         .max(Duration::from_millis(1));
@@ -284,7 +272,8 @@ impl EventLoop {
                 }
             }
             if !self.ready.is_empty()
-                && (!self.throttled || self.ready.iter().any(|&id| !self.core.is_ready(id)))
+                && (!self.throttle.throttled()
+                    || self.ready.iter().any(|&id| !self.core.is_ready(id)))
             {
                 timeout = Some(Duration::ZERO);
             }
@@ -359,7 +348,7 @@ impl EventLoop {
                 Command::Stop => self.begin_stop(),
                 Command::LogStats => {
                     let s = self.core.stats();
-                    let throttles = self.throttles;
+                    let throttles = self.throttle.count();
                     log_line(&format!(
                         "stats: sessions {} (handshaking {}), groups {}, queued messages {}, accepted {}, \
                          rejected {}, requests {}, deliveries {}, kills: slow {} protocol {}, input throttled {throttles} times",
@@ -377,7 +366,7 @@ impl EventLoop {
                 }
                 Command::Stats(tx) => {
                     let mut s = self.core.stats();
-                    s.throttles = self.throttles;
+                    s.throttles = self.throttle.count();
                     let _ = tx.send(s);
                 }
             }
@@ -464,7 +453,6 @@ impl EventLoop {
                 hup: false,
                 unfed: Vec::new(),
                 last_progress: Instant::now(),
-                heavy: false,
             });
             self.apply_actions();
             // Data may already be waiting (edge-triggered registration after it arrived).
@@ -482,7 +470,7 @@ impl EventLoop {
             let Some(Some(c)) = self.conns.get_mut(id) else {
                 continue;
             };
-            if self.throttled && self.core.is_ready(id) {
+            if self.throttle.throttled() && self.core.is_ready(id) {
                 deferred.push(id);
                 continue;
             }
@@ -532,7 +520,7 @@ impl EventLoop {
                     }
                 }
                 self.apply_actions();
-                if !more || self.throttled {
+                if !more || self.throttle.throttled() {
                     break;
                 }
             }
@@ -559,7 +547,7 @@ impl EventLoop {
             pos = end;
             self.apply_actions();
             self.relieve_pressure();
-            if self.throttled && pos < bytes.len() && self.core.is_ready(id) {
+            if self.throttle.throttled() && pos < bytes.len() && self.core.is_ready(id) {
                 if let Some(Some(c)) = self.conns.get_mut(id) {
                     c.unfed.extend_from_slice(&bytes[pos..]);
                 }
@@ -593,45 +581,20 @@ impl EventLoop {
 
     /// Track `id` while its queue is over the low-water mark.
     fn note_heavy(&mut self, id: SessionId) {
-        if self.throttle_window.is_zero() {
-            return;
-        }
-        let low = self.low_water();
-        if let Some(Some(c)) = self.conns.get_mut(id)
-            && !c.heavy
-            && self.core.queued_messages(id) > low
-        {
-            c.heavy = true;
-            self.heavy.push(id);
+        if let Some(Some(c)) = self.conns.get(id) {
+            let (queued, low) = (self.core.queued_messages(id), self.low_water());
+            self.throttle.note(id, queued, low, c.last_progress);
         }
     }
 
-    /// Throttle while a heavy session (over the high-water mark, not yet back under the low one)
-    /// has made write progress within the window.
+    /// Decide whether to throttle (the core's `Throttle`), from the tracked sessions' queues.
     fn update_throttle(&mut self, now: Instant) {
         let low = self.low_water();
-        let window = self.throttle_window;
-        let (conns, core) = (&mut self.conns, &self.core);
-        let mut wake: Option<Instant> = None;
-        self.heavy.retain(|&id| {
-            let Some(Some(c)) = conns.get_mut(id) else {
-                return false;
-            };
-            if core.queued_messages(id) <= low {
-                c.heavy = false;
-                return false;
-            }
-            let until = c.last_progress + window;
-            if until > now {
-                wake = Some(wake.map_or(until, |w| w.min(until)));
-            }
-            true
-        });
-        if wake.is_some() && !self.throttled {
-            self.throttles += 1;
-        }
-        self.throttled = wake.is_some();
-        self.throttle_wake = wake;
+        let (conns, core) = (&self.conns, &self.core);
+        let queued = |id: SessionId| {
+            matches!(conns.get(id), Some(Some(_))).then(|| core.queued_messages(id))
+        };
+        self.throttle.update(now, queued, low);
     }
 
     fn flush(&mut self) {
@@ -669,6 +632,7 @@ impl EventLoop {
                 }
                 Ok(n) => {
                     c.last_progress = Instant::now();
+                    self.throttle.progressed(id, c.last_progress);
                     self.core.wrote(id, n, false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
