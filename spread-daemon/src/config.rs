@@ -105,7 +105,9 @@ impl Default for Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("unknown option {0:?} (see --help)")]
+    #[error("{0}")]
+    CommandLine(#[from] lexopt::Error),
+    #[error("unknown option {0:?}")]
     UnknownOption(String),
     #[error("option {0} needs a value")]
     MissingValue(String),
@@ -149,6 +151,7 @@ pub enum Cli {
     /// `--check`: validate and exit.
     Check(Config),
     Help,
+    Version,
 }
 
 pub const USAGE: &str = "\
@@ -180,10 +183,25 @@ USAGE: spread-daemon [OPTIONS]
                              write progress within N ms has more than MaxSessionMessages/2
                              queued (default 100, max 10000; 0 = never throttle)
       --check                validate the configuration and exit
+  -V, --version              print the version and exit
   -h, --help                 this text
 
 Signals: SIGTERM/SIGINT stop cleanly, SIGUSR1 logs statistics. Logs go to stderr.
 ";
+
+impl ConfigError {
+    /// Is the command line itself wrong (exit 2), rather than the configuration it gives (exit
+    /// 1)? See `spread_sys::cli`.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ConfigError::CommandLine(_)
+                | ConfigError::UnknownOption(_)
+                | ConfigError::MissingValue(_)
+                | ConfigError::BadValue { .. }
+        )
+    }
+}
 
 fn parse_num<T: std::str::FromStr>(option: &str, value: &str) -> Result<T, ConfigError>
 where
@@ -220,25 +238,30 @@ impl Config {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        use lexopt::prelude::*;
         let mut cfg = Config::default();
         let mut check = false;
         let mut explicit_bind = false;
-        let mut args = args.into_iter().map(Into::into);
-        while let Some(arg) = args.next() {
-            let (opt, inline) = match arg.split_once('=') {
-                Some((o, v)) if o.starts_with("--") => (o.to_owned(), Some(v.to_owned())),
-                _ => (arg.clone(), None),
+        let mut p = lexopt::Parser::from_args(args.into_iter().map(Into::into));
+        while let Some(arg) = p.next()? {
+            let opt = match arg {
+                Short(c) => format!("-{c}"),
+                Long(l) => format!("--{l}"),
+                Value(v) => return Err(ConfigError::UnknownOption(v.to_string_lossy().into())),
             };
             let mut value = || -> Result<String, ConfigError> {
-                match &inline {
-                    Some(v) => Ok(v.clone()),
-                    None => args
-                        .next()
-                        .ok_or_else(|| ConfigError::MissingValue(opt.clone())),
-                }
+                let v = p
+                    .value()
+                    .map_err(|_| ConfigError::MissingValue(opt.clone()))?;
+                v.into_string().map_err(|v| ConfigError::BadValue {
+                    option: opt.clone(),
+                    value: v.to_string_lossy().into_owned(),
+                    reason: "not UTF-8".into(),
+                })
             };
             match opt.as_str() {
                 "-h" | "--help" => return Ok(Cli::Help),
+                "-V" | "--version" => return Ok(Cli::Version),
                 "--check" => check = true,
                 "-c" | "--config" => {
                     let path = PathBuf::from(value()?);
@@ -304,7 +327,7 @@ impl Config {
                     }
                     cfg.throttle_window = Duration::from_millis(ms);
                 }
-                _ => return Err(ConfigError::UnknownOption(arg)),
+                _ => return Err(ConfigError::UnknownOption(opt)),
             }
         }
         cfg.validate()?;
@@ -432,7 +455,7 @@ mod tests {
     fn run(args: &[&str]) -> Result<Config, ConfigError> {
         match Config::from_args(args.iter().copied())? {
             Cli::Run(c) | Cli::Check(c) => Ok(c),
-            Cli::Help => panic!("help"),
+            Cli::Help | Cli::Version => panic!("help or version"),
         }
     }
 
@@ -480,6 +503,16 @@ mod tests {
             Cli::Check(_)
         ));
         assert!(matches!(Config::from_args(["-h"]).unwrap(), Cli::Help));
+        assert!(matches!(Config::from_args(["-V"]).unwrap(), Cli::Version));
+        assert!(
+            matches!(Config::from_args(["--port=4900", "--check"]).unwrap(), Cli::Check(c) if c.port == 4900)
+        );
+        assert!(Config::from_args(["--port"]).unwrap_err().is_usage());
+        assert!(
+            !Config::from_args(["--name", "much-too-long-daemon-name"])
+                .unwrap_err()
+                .is_usage()
+        );
     }
 
     #[test]

@@ -31,10 +31,18 @@ fn wait_signal(set: &libc::sigset_t) -> libc::c_int {
     r.max(0)
 }
 
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
 fn main() -> ExitCode {
     let config = match Config::from_args(std::env::args().skip(1)) {
         Ok(Cli::Help) => {
             print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Cli::Version) => {
+            println!("{}", spread_sys::cli::version_line("spread-daemon"));
             return ExitCode::SUCCESS;
         }
         Ok(Cli::Check(c)) => {
@@ -51,10 +59,10 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Cli::Run(c)) => c,
-        Err(e) => {
-            eprintln!("spread-daemon: {e}");
-            return ExitCode::from(2);
+        Err(e) if e.is_usage() => {
+            return exit(spread_sys::cli::usage_error("spread-daemon", e));
         }
+        Err(e) => return exit(spread_sys::cli::failure("spread-daemon", e)),
     };
     let set = block_signals();
     let daemon = match Daemon::start(config) {

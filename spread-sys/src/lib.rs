@@ -50,6 +50,7 @@
 //! ```
 
 pub mod announce;
+pub mod cli;
 pub mod control;
 pub mod error;
 pub mod mailbox;

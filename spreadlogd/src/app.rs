@@ -12,22 +12,21 @@ use crate::signals::Signals;
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn fail(msg: &str) -> i32 {
-    eprintln!("spreadlogd: {msg}");
-    1
+    spread_sys::cli::failure("spreadlogd", msg)
 }
 
 pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     let opts = match cli::parse(args) {
         Ok(Command::Run(o)) => o,
         Ok(Command::Version) => {
-            println!("spreadlogd {VERSION}");
+            println!("{}", spread_sys::cli::version_line("spreadlogd"));
             return 0;
         }
         Ok(Command::Help) => {
             println!("{}", cli::USAGE);
             return 0;
         }
-        Err(e) => return fail(&format!("{e}\n{}", cli::USAGE)),
+        Err(e) => return spread_sys::cli::usage_error("spreadlogd", e),
     };
     let cfg = match Config::load(&opts.config) {
         Ok(c) => c,

@@ -1,5 +1,6 @@
 //! The command line, compatible with the original (`-c FILE -b SIZE -s -v -x -D -V`) plus `-t`
-//! (check the config and exit), `-p PIDFILE` and `-h`.
+//! (check the config and exit), `-p PIDFILE`, `-h`/`--help` and `--version`; the conventions
+//! every program shares are `spread_sys::cli`'s.
 
 use std::path::PathBuf;
 
@@ -15,8 +16,8 @@ pub const USAGE: &str =
   -x          log every error talking with Spread (also the close-down messages)
   -D          stay in the foreground; messages go to stderr
   -t          check the config (syntax, regexes, daemon names) and exit
-  -V          print the version and exit
-  -h          this help";
+  -V, --version  print the version and exit
+  -h, --help     this help";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -49,8 +50,9 @@ pub enum CliError {
     Extra(String),
 }
 
-/// getopt-style: flags may be bundled (`-Dv`), values attached (`-cFILE`) or separate.
+/// getopt-style (`lexopt`): flags may be bundled (`-Dv`), values attached (`-cFILE`) or separate.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliError> {
+    use lexopt::prelude::*;
     let mut o = Options {
         config: PathBuf::from(DEFAULT_CONFIG),
         buffer_size: None,
@@ -61,54 +63,50 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
         foreground: false,
         check_only: false,
     };
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
-        if arg == "--help" {
-            return Ok(Command::Help);
-        }
-        if arg == "--version" {
-            return Ok(Command::Version);
-        }
-        let Some(flags) = arg.strip_prefix('-').filter(|f| !f.is_empty()) else {
-            return Err(CliError::Extra(arg));
-        };
-        for (i, c) in flags.char_indices() {
-            match c {
-                's' => o.no_lock = true,
-                'v' => o.verbose = true,
-                'x' => o.spread_errors = true,
-                'D' => o.foreground = true,
-                't' => o.check_only = true,
-                'V' => return Ok(Command::Version),
-                'h' => return Ok(Command::Help),
-                'c' | 'b' | 'p' => {
-                    let rest = &flags[i + 1..];
-                    let value = if rest.is_empty() {
-                        it.next()
-                            .ok_or_else(|| CliError::Missing(format!("-{c}")))?
-                    } else {
-                        rest.to_owned()
-                    };
-                    match c {
-                        'c' => o.config = PathBuf::from(value),
-                        'p' => o.pidfile = Some(PathBuf::from(value)),
-                        _ => {
-                            o.buffer_size = Some(
-                                value
-                                    .parse()
-                                    .ok()
-                                    .filter(|n| *n > 0)
-                                    .ok_or(CliError::BadSize(value))?,
-                            )
-                        }
-                    }
-                    break;
-                }
-                other => return Err(CliError::Unknown(format!("-{other}"))),
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next().map_err(CliError::from)? {
+        match arg {
+            Short('s') => o.no_lock = true,
+            Short('v') => o.verbose = true,
+            Short('x') => o.spread_errors = true,
+            Short('D') => o.foreground = true,
+            Short('t') => o.check_only = true,
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('c') => o.config = PathBuf::from(p.value().map_err(CliError::from)?),
+            Short('p') => o.pidfile = Some(PathBuf::from(p.value().map_err(CliError::from)?)),
+            Short('b') => {
+                let value = p
+                    .value()
+                    .map_err(CliError::from)?
+                    .string()
+                    .map_err(CliError::from)?;
+                o.buffer_size = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(CliError::BadSize(value))?,
+                );
             }
+            Value(v) => return Err(CliError::Extra(v.to_string_lossy().into_owned())),
+            other => return Err(CliError::from(other.unexpected())),
         }
     }
     Ok(Command::Run(o))
+}
+
+impl From<lexopt::Error> for CliError {
+    fn from(e: lexopt::Error) -> CliError {
+        match e {
+            lexopt::Error::UnexpectedOption(o) => CliError::Unknown(o),
+            lexopt::Error::MissingValue { option } => CliError::Missing(option.unwrap_or_default()),
+            lexopt::Error::UnexpectedArgument(a) => {
+                CliError::Extra(a.to_string_lossy().into_owned())
+            }
+            other => CliError::Unknown(other.to_string()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -150,5 +148,7 @@ mod tests {
         assert_eq!(p(&["-c"]), Err(CliError::Missing("-c".into())));
         assert_eq!(p(&["-b", "x"]), Err(CliError::BadSize("x".into())));
         assert_eq!(p(&["file"]), Err(CliError::Extra("file".into())));
+        assert_eq!(p(&["--version"]), Ok(Command::Version));
+        assert_eq!(p(&["--bogus"]), Err(CliError::Unknown("--bogus".into())));
     }
 }

@@ -3,20 +3,22 @@
 pub mod pipe;
 pub mod tail;
 
-/// `-s NAME` / `-sNAME` / `--spread NAME` plus positional arguments, shared by both tools.
-pub(crate) fn take_value(
-    arg: &str,
-    flag: &str,
-    it: &mut impl Iterator<Item = String>,
-) -> Option<Result<String, String>> {
-    if arg == flag {
-        return Some(
-            it.next()
-                .ok_or_else(|| format!("option {flag} needs a value")),
-        );
+/// What a tool's command line asks for (conventions: `spread_sys::cli`).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parsed<T> {
+    Run(T),
+    Help,
+    Version,
+}
+
+impl<T> Parsed<T> {
+    /// Answer `--help` or `--version` for `program`; the exit code.
+    pub(crate) fn answer(self, program: &str, usage: &str) -> i32 {
+        match self {
+            Parsed::Help => println!("{usage}"),
+            Parsed::Version => println!("{}", spread_sys::cli::version_line(program)),
+            Parsed::Run(_) => {}
+        }
+        0
     }
-    if flag.len() == 2 && arg.starts_with(flag) && arg.len() > 2 {
-        return Some(Ok(arg[2..].to_owned()));
-    }
-    None
 }

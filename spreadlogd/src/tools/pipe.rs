@@ -17,13 +17,17 @@ use spread_sys::spool::{Appended, ReplayOutcome, Spool};
 use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
 use spread_sys::{ConnectOptions, Mailbox, Message};
 
+use super::Parsed;
 use crate::signals::Signals;
 
-pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] GROUP
-  -s NAME   daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
-  -S FILE   spool file for lines the daemon could not take
-            (default /var/tmp/spread-pipe.<uid>.<GROUP>.spool)
-  -C BYTES  spool size cap (default 268435456); beyond it lines are dropped, counted and reported
+pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] [-C BYTES] GROUP
+  -s, --spread NAME     daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
+  -S, --spool FILE      spool file for lines the daemon could not take
+                        (default /var/tmp/spread-pipe.<uid>.<GROUP>.spool)
+  -C, --spool-cap BYTES spool size cap (default 268435456); beyond it lines are dropped, counted
+                        and reported
+  -V, --version         print the version and exit
+  -h, --help            this help
 Each stdin line becomes one message to GROUP; a line longer than the largest Spread message
 (143120 bytes for one group) is sent in several messages.";
 
@@ -42,48 +46,63 @@ fn default_spool(group: &str) -> PathBuf {
     PathBuf::from(format!("/var/tmp/spread-pipe.{uid}.{group}.spool"))
 }
 
-pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct Options {
+    spread: String,
+    spool: Option<PathBuf>,
+    cap: u64,
+    group: String,
+}
+
+fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, String> {
+    use lexopt::prelude::*;
     let mut spread = "4803".to_owned();
-    let mut spool_path = None;
-    let mut group = None;
+    let mut spool = None;
     let mut cap = DEFAULT_SPOOL_CAP;
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        if let Some(v) = super::take_value(&a, "-s", &mut it) {
-            match v {
-                Ok(v) => spread = v,
-                Err(e) => return usage_error(&e),
+    let mut group = None;
+    let mut p = lexopt::Parser::from_args(args);
+    let e = |e: lexopt::Error| e.to_string();
+    while let Some(arg) = p.next().map_err(e)? {
+        match arg {
+            Short('s') | Long("spread") => {
+                spread = p.value().and_then(|v| v.string()).map_err(e)?
             }
-        } else if let Some(v) = super::take_value(&a, "-S", &mut it) {
-            match v {
-                Ok(v) => spool_path = Some(PathBuf::from(v)),
-                Err(e) => return usage_error(&e),
+            Short('S') | Long("spool") => spool = Some(PathBuf::from(p.value().map_err(e)?)),
+            Short('C') | Long("spool-cap") => {
+                let v = p.value().and_then(|v| v.string()).map_err(e)?;
+                cap = v.parse().map_err(|err| format!("-C {v:?}: {err}"))?;
             }
-        } else if let Some(v) = super::take_value(&a, "-C", &mut it) {
-            match v.map(|v| v.parse::<u64>().map_err(|e| format!("-C {v:?}: {e}"))) {
-                Ok(Ok(v)) => cap = v,
-                Ok(Err(e)) | Err(e) => return usage_error(&e),
-            }
-        } else if a == "-h" || a == "--help" {
-            println!("{USAGE}");
-            return 0;
-        } else if a.starts_with('-') {
-            return usage_error(&format!("unknown option {a}"));
-        } else if group.is_some() {
-            return usage_error("exactly one GROUP");
-        } else {
-            group = Some(a);
+            Short('h') | Long("help") => return Ok(Parsed::Help),
+            Short('V') | Long("version") => return Ok(Parsed::Version),
+            Value(g) if group.is_none() => group = Some(g.string().map_err(e)?),
+            Value(_) => return Err("exactly one GROUP".into()),
+            other => return Err(e(other.unexpected())),
         }
     }
-    let Some(group) = group else {
-        return usage_error("no group given");
+    let group = group.ok_or("no group given")?;
+    spread_sys::names::check_log_group(group.as_bytes())
+        .map_err(|err| format!("illegal group name {group:?}: {err}"))?;
+    spread_sys::SpreadName::parse(&spread).map_err(|err| err.to_string())?;
+    Ok(Parsed::Run(Options {
+        spread,
+        spool,
+        cap,
+        group,
+    }))
+}
+
+pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
+    let Options {
+        spread,
+        spool,
+        cap,
+        group,
+    } = match parse(args) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(other) => return other.answer("spread-pipe", USAGE),
+        Err(why) => return spread_sys::cli::usage_error("spread-pipe", why),
     };
-    if let Err(e) = spread_sys::names::check_log_group(group.as_bytes()) {
-        return usage_error(&format!("illegal group name {group:?}: {e}"));
-    }
-    if let Err(e) = spread_sys::SpreadName::parse(&spread) {
-        return usage_error(&e.to_string());
-    }
     // SIGPIPE ignored (a dead daemon socket gives EPIPE); SIGTERM/SIGINT (Apache stopping its piped
     // loggers) end the input: what was read is still sent or spooled; SIGHUP is ignored.
     let _signals = match Signals::install() {
@@ -93,15 +112,10 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
             return 1;
         }
     };
-    let spool_path = spool_path.unwrap_or_else(|| default_spool(&group));
+    let spool_path = spool.unwrap_or_else(|| default_spool(&group));
     let rx = spawn_reader();
     let mut s = Sender::new(spread, group, spool_path, cap);
     s.run(rx)
-}
-
-fn usage_error(msg: &str) -> i32 {
-    eprintln!("spread-pipe: {msg}\n{USAGE}");
-    2
 }
 
 /// Read stdin forever in big reads; hand over blocks of whole lines (a final line without newline
@@ -604,6 +618,40 @@ mod tests {
         let long = vec![b'x'; MAX_BODY * 2 + 5];
         let m: Vec<usize> = messages(&long).map(<[u8]>::len).collect();
         assert_eq!(m, vec![MAX_BODY, MAX_BODY, 5]);
+    }
+
+    #[test]
+    fn command_line() {
+        let p = |a: &[&str]| parse(a.iter().map(|s| s.to_string()));
+        assert_eq!(
+            p(&[
+                "-s/run/spread/4803",
+                "-S",
+                "/tmp/x.spool",
+                "--spool-cap=100",
+                "errors"
+            ]),
+            Ok(Parsed::Run(Options {
+                spread: "/run/spread/4803".into(),
+                spool: Some("/tmp/x.spool".into()),
+                cap: 100,
+                group: "errors".into()
+            }))
+        );
+        assert_eq!(p(&["-V"]), Ok(Parsed::Version));
+        assert_eq!(p(&["--help"]), Ok(Parsed::Help));
+        for (args, why) in [
+            (&[][..], "no group"),
+            (&["a", "b"][..], "exactly one GROUP"),
+            (&["-q", "g"][..], "-q"),
+            (&["-C", "lots", "g"][..], "-C \"lots\""),
+            (&["mls.control"][..], "control channel"),
+            (&["a b"][..], "illegal group name"),
+            (&["-s", "99999", "g"][..], "99999"),
+        ] {
+            let e = p(args).unwrap_err();
+            assert!(e.contains(why), "{args:?}: {e}");
+        }
     }
 
     #[test]

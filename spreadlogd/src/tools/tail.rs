@@ -6,34 +6,55 @@ use std::time::Duration;
 
 use spread_sys::{ConnectOptions, Mailbox};
 
-pub const USAGE: &str = "usage: spread-tail [-s SPREAD_NAME] [-g] GROUP...
-  -s NAME  daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
-  -g       prefix each line with its group and a space";
+use super::Parsed;
 
-pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
-    let mut spread = "4803".to_owned();
-    let mut prefix = false;
-    let mut groups = Vec::new();
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        if let Some(v) = super::take_value(&a, "-s", &mut it) {
-            match v {
-                Ok(v) => spread = v,
-                Err(e) => return usage_error(&e),
-            }
-        } else if a == "-g" {
-            prefix = true;
-        } else if a == "-h" || a == "--help" {
-            println!("{USAGE}");
-            return 0;
-        } else if a.starts_with('-') {
-            return usage_error(&format!("unknown option {a}"));
-        } else {
-            groups.push(a);
+pub const USAGE: &str = "usage: spread-tail [-s SPREAD_NAME] [-g] GROUP...
+  -s, --spread NAME  daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
+  -g                 prefix each line with its group and a space
+  -V, --version      print the version and exit
+  -h, --help         this help";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct Options {
+    spread: String,
+    prefix: bool,
+    groups: Vec<String>,
+}
+
+fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut o = Options {
+        spread: "4803".to_owned(),
+        prefix: false,
+        groups: Vec::new(),
+    };
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Short('s') | Long("spread") => o.spread = p.value()?.string()?,
+            Short('g') => o.prefix = true,
+            Short('h') | Long("help") => return Ok(Parsed::Help),
+            Short('V') | Long("version") => return Ok(Parsed::Version),
+            Value(g) => o.groups.push(g.string()?),
+            other => return Err(other.unexpected()),
         }
     }
+    Ok(Parsed::Run(o))
+}
+
+pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
+    let Options {
+        spread,
+        prefix,
+        groups,
+    } = match parse(args) {
+        Ok(Parsed::Run(o)) => o,
+        Ok(other) => return other.answer("spread-tail", USAGE),
+        Err(e) => return spread_sys::cli::usage_error("spread-tail", e),
+    };
     if groups.is_empty() {
-        return usage_error("no group given");
+        return spread_sys::cli::usage_error("spread-tail", "no group given");
     }
     // SAFETY: ignoring SIGPIPE has no memory effects; a closed stdout then shows as EPIPE.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
@@ -110,7 +131,24 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     }
 }
 
-fn usage_error(msg: &str) -> i32 {
-    eprintln!("spread-tail: {msg}\n{USAGE}");
-    2
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line() {
+        let p = |a: &[&str]| parse(a.iter().map(|s| s.to_string()));
+        assert_eq!(
+            p(&["-gs", "4803@loghost", "www", "errors"]).unwrap(),
+            Parsed::Run(Options {
+                spread: "4803@loghost".into(),
+                prefix: true,
+                groups: vec!["www".into(), "errors".into()]
+            })
+        );
+        assert_eq!(p(&["--version"]).unwrap(), Parsed::Version);
+        assert_eq!(p(&["-h"]).unwrap(), Parsed::Help);
+        assert!(p(&["-q"]).unwrap_err().to_string().contains("-q"));
+        assert!(p(&["-s"]).is_err());
+    }
 }
