@@ -107,7 +107,7 @@ impl Default for Config {
 pub enum ConfigError {
     #[error("{0}")]
     CommandLine(#[from] lexopt::Error),
-    #[error("unknown option {0:?}")]
+    #[error("unknown option {0}")]
     UnknownOption(String),
     #[error("option {0} needs a value")]
     MissingValue(String),
