@@ -158,32 +158,10 @@ mod tests {
 
     #[test]
     fn refuses_hostile_hosts() {
-        for bad in [
-            &b""[..],
-            b"../etc",
-            b"..",
-            b".",
-            b"a..b",
-            b".a",
-            b"-a",
-            b"a/b",
-            b"a\\b",
-            b"a b",
-            b"a\nb",
-            b"a\x00b",
-            b"a\x7fb",
-            "caf\u{e9}.fr".as_bytes(),
-            b"[::1]:80",
-            b"::1",
-            b"host:port",
-            b"a_b",
-            b"a%2e%2e",
-        ] {
-            assert!(
-                clean(bad).is_none(),
-                "{:?} should be refused",
-                String::from_utf8_lossy(bad)
-            );
+        // The host rule itself is spread_sys::names' (tested there with every hostile form);
+        // here: a group's 31-byte limit, and a few forms through this module's entry point.
+        for bad in [&b"../etc"[..], b"a b", b"-a", b"[::1]:80", b"a_b"] {
+            assert!(clean(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
         let long = "a".repeat(32);
         assert!(clean(long.as_bytes()).is_none());

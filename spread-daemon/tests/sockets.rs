@@ -348,14 +348,12 @@ fn big_endian_client_is_understood_and_its_hint_forwarded() {
     let mut be = RawClient::unix(&d, "be");
     // A big-endian JOIN and data message, written by hand: no markers, integers big-endian.
     let mut join = Vec::new();
-    let h = Header {
-        service_type: JOIN_MESS,
-        name: spread_sys::wire::name::NameField::new(&be.private_group).unwrap(),
-        num_groups: 1,
-        hint: [0, 0, 0, 0],
-        data_len: 0,
-        foreign_endian: false,
-    };
+    let h = Header::new(
+        JOIN_MESS,
+        spread_sys::wire::name::NameField::new(&be.private_group).unwrap(),
+        1,
+        0,
+    );
     let mut hb = [0u8; 48];
     h.encode_big_endian(&mut hb);
     join.extend_from_slice(&hb);

@@ -32,11 +32,11 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    let router = match Router::new(&cfg, !opts.no_lock) {
+    let router = match Router::new(&cfg, !opts.flags.no_lock) {
         Ok(r) => r,
         Err(e) => return fail(&e.to_string()),
     };
-    if opts.check_only {
+    if opts.flags.check_only {
         for s in &cfg.spreads {
             let name = s.daemon_name();
             if let Err(e) = spread_sys::SpreadName::parse(&name) {
@@ -55,13 +55,13 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(&format!("cannot install signal handlers: {e}")),
     };
-    let verbose = opts.verbose;
-    if !opts.foreground
+    let verbose = opts.flags.verbose;
+    if !opts.flags.foreground
         && let Err(e) = process::daemonise()
     {
         return fail(&e.to_string());
     }
-    let logger = match (&cfg.error_log, opts.foreground) {
+    let logger = match (&cfg.error_log, opts.flags.foreground) {
         (Some(p), _) => match Logger::file("spreadlogd", p, verbose) {
             Ok(l) => l,
             Err(e) => {
@@ -122,7 +122,7 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         &logger,
         CollectorOptions {
             buffer_size,
-            spread_errors: opts.spread_errors,
+            spread_errors: opts.flags.spread_errors,
             state_file: Some(state_file),
         },
     );

@@ -24,6 +24,12 @@ pub struct Options {
     pub config: PathBuf,
     pub buffer_size: Option<usize>,
     pub pidfile: Option<PathBuf>,
+    pub flags: Flags,
+}
+
+/// The switches: `-s -v -x -D -t`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
     pub no_lock: bool,
     pub verbose: bool,
     pub spread_errors: bool,
@@ -57,20 +63,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, CliErro
         config: PathBuf::from(DEFAULT_CONFIG),
         buffer_size: None,
         pidfile: None,
-        no_lock: false,
-        verbose: false,
-        spread_errors: false,
-        foreground: false,
-        check_only: false,
+        flags: Flags::default(),
     };
     let mut p = lexopt::Parser::from_args(args);
     while let Some(arg) = p.next().map_err(CliError::from)? {
         match arg {
-            Short('s') => o.no_lock = true,
-            Short('v') => o.verbose = true,
-            Short('x') => o.spread_errors = true,
-            Short('D') => o.foreground = true,
-            Short('t') => o.check_only = true,
+            Short('s') => o.flags.no_lock = true,
+            Short('v') => o.flags.verbose = true,
+            Short('x') => o.flags.spread_errors = true,
+            Short('D') => o.flags.foreground = true,
+            Short('t') => o.flags.check_only = true,
             Short('V') | Long("version") => return Ok(Command::Version),
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('c') => o.config = PathBuf::from(p.value().map_err(CliError::from)?),
@@ -129,11 +131,17 @@ mod tests {
             Some(65536),
             "-b works and does not clobber -c"
         );
-        assert!(o.no_lock && o.verbose && o.spread_errors && o.foreground && !o.check_only);
+        assert!(
+            o.flags.no_lock
+                && o.flags.verbose
+                && o.flags.spread_errors
+                && o.flags.foreground
+                && !o.flags.check_only
+        );
         let o = run(&["-Dvc/y.conf", "-b1000", "-t", "-p", "/run/s.pid"]);
         assert_eq!(o.config, PathBuf::from("/y.conf"));
         assert_eq!(o.buffer_size, Some(1000));
-        assert!(o.check_only && o.foreground && o.verbose);
+        assert!(o.flags.check_only && o.flags.foreground && o.flags.verbose);
         assert_eq!(o.pidfile, Some(PathBuf::from("/run/s.pid")));
         assert_eq!(run(&[]).config, PathBuf::from(DEFAULT_CONFIG));
     }

@@ -50,33 +50,12 @@ mod tests {
 
     #[test]
     fn hostile_hosts_are_refused() {
-        let long = "a".repeat(300);
-        let bad: &[&[u8]] = &[
-            b"..",
-            b".",
-            b"../etc",
-            b"../../x",
-            b"a/b",
-            b"/abs",
-            b"a\nb",
-            b"a\x1bb",
-            b"a\0b",
-            b"",
-            b":80",
-            b"host:abc",
-            b"[::1]:80",
-            b"a..b",
-            "h\u{e9}llo".as_bytes(),
-            b"under_score",
-            b"x y",
-            long.as_bytes(),
-            b"\xff\xfe",
-            b"-x",
-            b"a.-rf",
-        ];
-        for h in bad {
+        // The host rule itself is spread_sys::names' (tested there with every hostile form);
+        // here: what would escape VhostDir or look like an option, and the 253-byte limit.
+        for h in [&b"../../x"[..], b"/abs", b"a/b", b"-x", b"a.-rf", b".."] {
             assert_eq!(clean_host(h), None, "{:?}", String::from_utf8_lossy(h));
         }
+        assert_eq!(clean_host("a".repeat(300).as_bytes()), None);
         assert_eq!(clean_host(&[b'a'; 64]), None);
     }
 

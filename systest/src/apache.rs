@@ -129,6 +129,44 @@ pub fn configtest(conf: &Path) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// Wait (15 s at most) until `listening()`, failing at once if `proc` exits; `error_log()` says
+/// why in the failure message.
+pub fn wait_listening(
+    proc: &mut Proc,
+    listening: impl Fn() -> bool,
+    error_log: impl Fn() -> String,
+) {
+    let start = Instant::now();
+    while !listening() {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            panic!(
+                "apache2 exited at start ({status}); error log:\n{}",
+                error_log()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "apache2 does not listen after 15 s; error log:\n{}",
+            error_log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read_error_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+}
+
+/// Does `addr` accept a connection (in the namespace at `ns_path`, if any)?
+fn a_listening(ns_path: &Option<PathBuf>, addr: SocketAddr) -> bool {
+    let connect =
+        move || std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+    match ns_path {
+        None => connect(),
+        Some(p) => crate::netns::in_namespace(p, connect),
+    }
+}
+
 pub struct Apache {
     pub proc: Proc,
     pub addr: SocketAddr,
@@ -166,27 +204,12 @@ impl Apache {
             dir: dir.to_owned(),
             ns_path: ns.map(Netns::path),
         };
-        let start = Instant::now();
-        while !a.listening() {
-            assert!(
-                a.proc.alive(),
-                "apache2 exited at start; error log:\n{}",
-                a.error_log()
-            );
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "apache2 does not listen on {listen} after 15 s; error log:\n{}",
-                a.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(
+            &mut a.proc,
+            || a_listening(&a.ns_path, listen),
+            || read_error_log(dir),
+        );
         a
-    }
-
-    fn listening(&self) -> bool {
-        self.client(|addr| {
-            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        })
     }
 
     /// Run `f` where Apache's sockets are (its namespace, or here).
@@ -194,18 +217,7 @@ impl Apache {
         let addr = self.addr;
         match &self.ns_path {
             None => f(addr),
-            Some(p) => {
-                let fd = std::fs::File::open(p).expect("open netns");
-                std::thread::spawn(move || {
-                    use std::os::fd::AsRawFd;
-                    // SAFETY: joins Apache's namespace on this thread only.
-                    let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-                    assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-                    f(addr)
-                })
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e))
-            }
+            Some(p) => crate::netns::in_namespace(p, move || f(addr)),
         }
     }
 
@@ -221,7 +233,7 @@ impl Apache {
     }
 
     pub fn error_log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+        read_error_log(&self.dir)
     }
 
     /// Stop (SIGTERM to the parent, which stops its children), then SIGKILL whatever is left of

@@ -12,6 +12,24 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Why namespaces cannot be used here, or `None` when they can.
+/// Run `f` on a short-lived thread inside the network namespace at `path` (only that thread
+/// joins it), and return its result.
+pub fn in_namespace<T: Send + 'static>(
+    path: &std::path::Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let fd = std::fs::File::open(path).expect("open netns");
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on this new thread only, with a namespace descriptor we hold open.
+        let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 pub fn unavailable() -> Option<String> {
     // Probed once per test process: the tests of one binary run on parallel threads, and
     // concurrent probes under one name raced each other ("File exists") into a false skip.

@@ -188,17 +188,9 @@ impl Daemon {
                     let addr = format!("{}:{port}", binds[0]);
                     match &self.ns_path {
                         None => std::net::TcpStream::connect(&addr).is_ok(),
-                        Some(p) => {
-                            let f = std::fs::File::open(p).expect("open netns");
-                            std::thread::spawn(move || {
-                                use std::os::fd::AsRawFd;
-                                // SAFETY: joins the daemon's namespace on this short-lived thread only.
-                                unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-                                std::net::TcpStream::connect(&addr).is_ok()
-                            })
-                            .join()
-                            .unwrap_or(false)
-                        }
+                        Some(p) => crate::netns::in_namespace(p, move || {
+                            std::net::TcpStream::connect(&addr).is_ok()
+                        }),
                     }
                 }
             };

@@ -73,24 +73,12 @@ impl Apache {
             dir: dir.path().to_owned(),
             conf: conf.to_owned(),
         };
-        let start = Instant::now();
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            if let Ok(Some(status)) = a.proc.child.try_wait() {
-                panic!(
-                    "apache2 exited with {status}; error log:\n{}",
-                    a.error_log()
-                );
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "apache2 did not listen; error log:\n{}",
-                a.error_log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = a.dir.join("error.log");
+        systest::apache::wait_listening(
+            &mut a.proc,
+            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        );
         a
     }
 

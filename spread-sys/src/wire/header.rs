@@ -44,6 +44,18 @@ fn word(bytes: &[u8], at: usize) -> [u8; 4] {
 }
 
 impl Header {
+    /// A header in our own byte order with a zero hint (set `hint` for a `mess_type`).
+    pub fn new(service_type: u32, name: NameField, num_groups: i32, data_len: i32) -> Header {
+        Header {
+            service_type,
+            name,
+            num_groups,
+            hint: [0; 4],
+            data_len,
+            foreign_endian: false,
+        }
+    }
+
     /// Decode, swapping type/num_groups/data_len if the marker says the writer had the other order.
     pub fn decode(bytes: &[u8; HEADER_LEN]) -> Header {
         let type_word = word(bytes, 0);
@@ -131,12 +143,7 @@ mod tests {
     use super::*;
     use crate::wire::constants::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::wire::test_data::hex;
 
     #[test]
     fn hints() {
@@ -169,12 +176,13 @@ mod tests {
     #[test]
     fn big_endian_header_is_swapped() {
         let h = Header {
-            service_type: RELIABLE_MESS,
-            name: NameField::new(b"#be#localhost").unwrap(),
-            num_groups: 2,
             hint: [0, 0x12, 0x34, 0],
-            data_len: 300,
-            foreign_endian: false,
+            ..Header::new(
+                RELIABLE_MESS,
+                NameField::new(b"#be#localhost").unwrap(),
+                2,
+                300,
+            )
         };
         let mut be = [0u8; 48];
         h.encode_big_endian(&mut be);

@@ -143,12 +143,7 @@ mod tests {
     use super::*;
     use crate::wire::constants::*;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::wire::test_data::hex;
 
     #[test]
     fn virtual_id_of_localhost() {

@@ -355,12 +355,7 @@ mod tests {
     use super::*;
     use crate::wire::membership::encode_membership;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::wire::test_data::hex;
 
     fn split(frame: &[u8]) -> MessageRef<'_> {
         let h = Header::decode_prefix(frame).unwrap();

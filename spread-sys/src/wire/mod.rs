@@ -8,3 +8,15 @@ pub mod header;
 pub mod membership;
 pub mod message;
 pub mod name;
+
+/// Test data helpers shared by the wire modules' tests.
+#[cfg(test)]
+pub(crate) mod test_data {
+    /// Bytes from a hex string (the recorded transcripts' notation).
+    pub fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}
