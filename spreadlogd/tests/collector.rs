@@ -17,9 +17,8 @@ fn whoami() -> (String, String) {
 
 #[test]
 fn sample_config_with_every_keyword() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let tcp = daemon.tcp_addr().unwrap();
     std::fs::create_dir(d.join("vhosts")).unwrap();
     let (user, group) = whoami();
@@ -137,9 +136,8 @@ Spread {{
 
 #[test]
 fn hostile_vhost_names_stay_inside_vhostdir() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let vh = d.join("inner/vhosts");
     std::fs::create_dir_all(&vh).unwrap();
     let conf = conf(
@@ -219,9 +217,8 @@ fn hostile_vhost_names_stay_inside_vhostdir() {
 
 #[test]
 fn timestamps_use_the_real_zone_offset() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let conf = conf(
         d,
         &format!(
@@ -254,9 +251,8 @@ fn timestamps_use_the_real_zone_offset() {
 
 #[test]
 fn oversized_lines_are_written_and_counted() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let conf = conf(
         d,
         &format!(
@@ -366,9 +362,8 @@ fn unwritable_file_is_a_startup_error() {
 
 #[test]
 fn second_instance_on_the_same_files_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let c = conf(
         d,
         &format!(
@@ -377,8 +372,7 @@ fn second_instance_on_the_same_files_is_refused() {
             d = d.display()
         ),
     );
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     let out = Command::new(bin("spreadlogd"))
         .arg("-D")
         .arg("-c")
@@ -430,9 +424,8 @@ fn shipped_sample_config_is_valid_and_uses_every_keyword() {
 
 #[test]
 fn a_message_to_several_groups_reaches_every_log_of_each() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let c = conf(
         d,
         &format!(
@@ -441,8 +434,7 @@ fn a_message_to_several_groups_reaches_every_log_of_each() {
             d = d.display()
         ),
     );
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     let mut s = sender(&daemon.spread_name(), "multi");
     s.multicast(
         spread_sys::service::AGREED_MESS,
@@ -502,9 +494,8 @@ fn sequence_handover_counts_the_old_names_lost_tail(
     handover: impl Fn(&str) -> (&'static str, i16, String),
 ) {
     use spread_sys::seq::HANDOVER_MESS_TYPE;
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let log = d.join("a.log");
     let c = conf(
         d,
@@ -515,8 +506,7 @@ fn sequence_handover_counts_the_old_names_lost_tail(
             d = d.display()
         ),
     );
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     let mut old = sender(&daemon.spread_name(), "hold");
     for s in 0..10 {
         send(

@@ -78,13 +78,11 @@ fn sighup_rotation_while_lines_flow_loses_and_duplicates_nothing() {
 
 #[test]
 fn sighup_reopens_immediately_without_any_traffic() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let log = d.join("a.log");
     let c = simple_conf(d, &daemon.spread_name(), &log.display().to_string());
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     std::fs::rename(&log, d.join("a.log.1")).unwrap();
     logd.signal(libc::SIGHUP);
     // No message is sent: the original reopened only after the next one arrived.
@@ -96,13 +94,11 @@ fn sighup_reopens_immediately_without_any_traffic() {
 
 #[test]
 fn sigterm_exits_at_once_and_keeps_everything_received() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let log = d.join("a.log");
     let c = simple_conf(d, &daemon.spread_name(), &log.display().to_string());
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     let mut s = sender(&daemon.spread_name(), "term");
     for i in 0..1000 {
         send(&mut s, "g", 0, format!("{i}\n").as_bytes());
@@ -142,8 +138,7 @@ fn daemon_restart_reconnects_and_rejoins() {
     let name = d.join("4803").display().to_string();
     let log = d.join("a.log");
     let c = simple_conf(d, &name, &log.display().to_string());
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     send(&mut sender(&name, "s1"), "g", 0, b"before\n");
     wait_for("before", || read(&log).contains("before\n").then_some(()));
 
@@ -196,9 +191,8 @@ fn starts_before_the_daemon_and_connects_when_it_appears() {
 
 #[test]
 fn piped_target_that_dies_is_restarted_and_never_kills_spreadlogd() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let out = d.join("out");
     // Each instance takes one line and exits: every later line meets a dead program first.
     let c = conf(
@@ -242,13 +236,11 @@ fn piped_target_that_dies_is_restarted_and_never_kills_spreadlogd() {
 
 #[test]
 fn gaps_are_counted_and_the_table_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let log = d.join("a.log");
     let c = simple_conf(d, &daemon.spread_name(), &log.display().to_string());
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     let mut s = sender(&daemon.spread_name(), "gapper");
     for (seq, body) in [(0u16, "a"), (1, "b"), (2, "c"), (5, "f")] {
         send(
@@ -278,8 +270,7 @@ fn gaps_are_counted_and_the_table_survives_a_restart() {
     for seq in 6..=8 {
         send(&mut s, "g", mess_type_for(seq), b"missed\n");
     }
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     send(&mut s, "g", mess_type_for(9), b"j\n");
     let mut fresh = sender(&daemon.spread_name(), "fresh");
     send(&mut fresh, "g", mess_type_for(4), b"k\n");
@@ -290,9 +281,8 @@ fn gaps_are_counted_and_the_table_survives_a_restart() {
 
 #[test]
 fn daemonised_with_pidfile_relative_paths_survive_chdir_and_hup() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     // Relative File and ErrorLog: resolved from the start directory, so they still work after the
     // daemon's chdir to / and after a SIGHUP reopen (the original wrote to / after the first HUP).
     let c = conf(
@@ -350,9 +340,8 @@ fn daemonised_with_pidfile_relative_paths_survive_chdir_and_hup() {
 
 #[test]
 fn sighup_restarts_piped_programs_and_reopens_vhost_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let out = d.join("out");
     std::fs::create_dir(d.join("vh")).unwrap();
     let c = conf(
@@ -364,8 +353,7 @@ fn sighup_restarts_piped_programs_and_reopens_vhost_files() {
             d = d.display()
         ),
     );
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     let mut s = sender(&daemon.spread_name(), "hp");
     send(&mut s, "g", 0, b"a\n");
     send(&mut s, "v", 0, b"h.example one\n");

@@ -11,9 +11,8 @@ use common::*;
 
 #[test]
 fn spread_tail_prints_every_line_of_its_groups() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let out = d.join("tail.out");
     let mut tail = Command::new(bin("spread-tail"))
         .args(["-s", &daemon.spread_name(), "-g", "a", "b"])
@@ -54,9 +53,8 @@ fn spread_tail_prints_every_line_of_its_groups() {
 
 #[test]
 fn spread_pipe_sends_numbered_lines_that_spreadlogd_writes_without_gaps() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
-    let daemon = daemon(d);
     let log = d.join("a.log");
     let c = conf(
         d,
@@ -67,8 +65,7 @@ fn spread_pipe_sends_numbered_lines_that_spreadlogd_writes_without_gaps() {
             d = d.display()
         ),
     );
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     let mut pipe = Command::new(bin("spread-pipe"))
         .args(["-s", &daemon.spread_name(), "-S"])
         .arg(d.join("spool"))
@@ -139,8 +136,7 @@ fn spread_pipe_spools_while_the_daemon_is_away_and_replays_in_order() {
             d = d.display()
         ),
     );
-    let logd = Logd::start(d, &c, &[]);
-    logd.wait_joined(1);
+    let logd = Logd::joined(d, &c);
     wait_for("replayed", || {
         (read(&log).lines().count() == 110).then_some(())
     });

@@ -13,6 +13,13 @@ use systest::procs::Proc;
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
+/// A fresh temp dir with an in-process daemon in it.
+pub fn dir_with_daemon() -> (tempfile::TempDir, DaemonHandle) {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon(dir.path());
+    (dir, daemon)
+}
+
 pub fn daemon(dir: &Path) -> DaemonHandle {
     Daemon::start(DaemonConfig::for_test(dir)).expect("start in-process spread-daemon")
 }
@@ -35,6 +42,13 @@ pub struct Logd {
 impl Logd {
     pub fn start(dir: &Path, conf: &Path, extra: &[&str]) -> Logd {
         Logd::start_env(dir, conf, extra, &[])
+    }
+
+    /// Start on `conf` and wait until its one Spread block is connected and joined.
+    pub fn joined(dir: &Path, conf: &Path) -> Logd {
+        let logd = Logd::start(dir, conf, &[]);
+        logd.wait_joined(1);
+        logd
     }
 
     pub fn start_env(dir: &Path, conf: &Path, extra: &[&str], env: &[(&str, &str)]) -> Logd {
