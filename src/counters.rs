@@ -3,34 +3,59 @@
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-/// Every counter the admin can read (status handler, periodic notices).
-#[derive(Default)]
-#[repr(C)]
-pub struct Counters {
+/// Declares every counter once: the shared struct, its per-process fallback, and the named
+/// snapshot the status page and notices print.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])+ $name:ident,)+) => {
+        /// Every counter the admin can read (status handler, periodic notices).
+        #[derive(Default)]
+        #[repr(C)]
+        pub struct Counters {
+            $($(#[doc = $doc])+ pub $name: AtomicU64,)+
+        }
+
+        impl Counters {
+            /// How many counters there are.
+            pub const COUNT: usize = [$(stringify!($name)),+].len();
+
+            /// Every counter by name, in declaration order.
+            pub fn snapshot(&self) -> [(&'static str, u64); Self::COUNT] {
+                [$((stringify!($name), Counters::value(&self.$name))),+]
+            }
+        }
+
+        /// Used until (or if never) the shared mapping exists: counts for this process only.
+        static LOCAL: Counters = Counters {
+            $($name: AtomicU64::new(0),)+
+        };
+    };
+}
+
+counters! {
     /// Lines handed over to a daemon (first choice or failover).
-    pub sent: AtomicU64,
+    sent,
     /// Of `sent`, lines handed over by a failover alternative.
-    pub failed_over: AtomicU64,
+    failed_over,
     /// Lines written to the spool because no alternative could take them.
-    pub spooled: AtomicU64,
+    spooled,
     /// Spooled lines handed over later by a replayer.
-    pub replayed: AtomicU64,
+    replayed,
     /// Lines cut to the size limit (with the marker).
-    pub truncated: AtomicU64,
+    truncated,
     /// Lines lost because the spool was full (also said in the error log).
-    pub dropped_spool_full: AtomicU64,
+    dropped_spool_full,
     /// Lines lost because the spool could not be written at all (also said in the error log).
-    pub dropped_spool_error: AtomicU64,
+    dropped_spool_error,
     /// Failed connects (each starts a retry back-off).
-    pub connect_errors: AtomicU64,
+    connect_errors,
     /// Failed sends on an open connection.
-    pub send_errors: AtomicU64,
+    send_errors,
     /// Sends given up because the connection's lock was not free within SpreadSendTimeout.
-    pub lock_timeouts: AtomicU64,
+    lock_timeouts,
     /// Error-log lines shipped.
-    pub error_lines: AtomicU64,
+    error_lines,
     /// Control messages announcing the next numbers (after a reconnect, while idle, at exit).
-    pub announcements: AtomicU64,
+    announcements,
 }
 
 impl Counters {
@@ -41,41 +66,7 @@ impl Counters {
     pub fn value(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
-
-    pub fn snapshot(&self) -> [(&'static str, u64); 12] {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        [
-            ("sent", g(&self.sent)),
-            ("failed_over", g(&self.failed_over)),
-            ("spooled", g(&self.spooled)),
-            ("replayed", g(&self.replayed)),
-            ("truncated", g(&self.truncated)),
-            ("dropped_spool_full", g(&self.dropped_spool_full)),
-            ("dropped_spool_error", g(&self.dropped_spool_error)),
-            ("connect_errors", g(&self.connect_errors)),
-            ("send_errors", g(&self.send_errors)),
-            ("lock_timeouts", g(&self.lock_timeouts)),
-            ("error_lines", g(&self.error_lines)),
-            ("announcements", g(&self.announcements)),
-        ]
-    }
 }
-
-/// Used until (or if never) the shared mapping exists: counts for this process only.
-static LOCAL: Counters = Counters {
-    sent: AtomicU64::new(0),
-    failed_over: AtomicU64::new(0),
-    spooled: AtomicU64::new(0),
-    replayed: AtomicU64::new(0),
-    truncated: AtomicU64::new(0),
-    dropped_spool_full: AtomicU64::new(0),
-    dropped_spool_error: AtomicU64::new(0),
-    connect_errors: AtomicU64::new(0),
-    send_errors: AtomicU64::new(0),
-    lock_timeouts: AtomicU64::new(0),
-    error_lines: AtomicU64::new(0),
-    announcements: AtomicU64::new(0),
-};
 
 static SHARED: AtomicPtr<Counters> = AtomicPtr::new(std::ptr::null_mut());
 

@@ -95,11 +95,28 @@ pub fn deliver<'a>(
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
     notice: &mut dyn FnMut(Notice<'_>),
 ) -> Delivery {
-    LINE.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => deliver_with(&mut buf, transport, target, clean, pieces, notice),
-        // Re-entered on this thread (cannot happen from mod_log_config): a fresh buffer.
-        Err(_) => deliver_with(&mut Vec::new(), transport, target, clean, pieces, notice),
+    LINE.with(|cell| {
+        let mut fresh = Vec::new();
+        let mut guard = cell.try_borrow_mut();
+        let buf = match &mut guard {
+            Ok(b) => &mut **b,
+            // Re-entered on this thread (cannot happen from mod_log_config): a fresh buffer.
+            Err(_) => &mut fresh,
+        };
+        let route = Route {
+            transport,
+            target,
+            clean,
+        };
+        deliver_with(buf, &route, pieces, notice)
     })
+}
+
+/// Where one line goes: its target, through the process's transport, with the request's host.
+struct Route<'r> {
+    transport: &'r Transport,
+    target: &'r Target,
+    clean: Option<&'r CleanHost>,
 }
 
 /// Does any alternative of `target` need the request's host?
@@ -112,12 +129,15 @@ pub fn needs_host(target: &Target) -> bool {
 
 fn deliver_with<'a>(
     buf: &mut Vec<u8>,
-    transport: &Transport,
-    target: &Target,
-    clean: Option<&CleanHost>,
+    route: &Route<'_>,
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
     notice: &mut dyn FnMut(Notice<'_>),
 ) -> Delivery {
+    let Route {
+        transport,
+        target,
+        clean,
+    } = *route;
     let cfg = transport.config();
     let c = counters::get();
     let mut bucket_buf = [0u8; 48];

@@ -10,10 +10,22 @@ use crate::config;
 use super::state::{ErrorLogConf, with_pending};
 use super::util::{guarded, opt_str, pool_str};
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(usize)]
-enum Directive {
-    Daemon = 1,
+/// Declares the directives once: the enum and the list `cmd_data` indexes.
+macro_rules! directives {
+    ($($d:ident),+ $(,)?) => {
+        #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+        enum Directive {
+            $($d),+
+        }
+
+        impl Directive {
+            const ALL: &[Directive] = &[$(Directive::$d),+];
+        }
+    };
+}
+
+directives!(
+    Daemon,
     ConnectTimeout,
     SendTimeout,
     RetryInterval,
@@ -25,28 +37,21 @@ enum Directive {
     SpoolSize,
     ErrorLog,
     StatsInterval,
-}
+);
 
 impl Directive {
+    /// The directive a `command_rec` carries in `cmd_data` (its index + 1: never NULL).
     fn from_info(info: *mut c_void) -> Option<Directive> {
-        use Directive::*;
-        [
-            Daemon,
-            ConnectTimeout,
-            SendTimeout,
-            RetryInterval,
-            ServiceType,
-            HashSize,
-            HashPrefix,
-            TrustHost,
-            Spool,
-            SpoolSize,
-            ErrorLog,
-            StatsInterval,
-        ]
-        .into_iter()
-        .find(|d| *d as usize == info as usize)
+        (info as usize)
+            .checked_sub(1)
+            .and_then(|i| Directive::ALL.get(i))
+            .copied()
     }
+
+    const fn info(self) -> *mut c_void {
+        (self as usize + 1) as *mut c_void
+    }
+
     /// Server-wide settings: refused inside <VirtualHost>.
     fn global_only(self) -> bool {
         self != Directive::ErrorLog
@@ -61,56 +66,50 @@ unsafe impl<const N: usize> Sync for CommandTable<N> {}
 
 const RSRC: c_int = apache::RSRC_CONF as c_int;
 
+/// How a directive takes its arguments (Apache's `TAKE1`, `TAKE12`, `FLAG`).
+#[derive(Clone, Copy)]
+enum Args {
+    Take1,
+    Take12,
+    Flag,
+}
+
 /// One `command_rec`, as Apache's `AP_INIT_*` macros build them: every directive is
 /// server-config only and carries its `Directive` in `cmd_data`.
 const fn entry(
     name: &'static std::ffi::CStr,
-    func: cmd_func,
-    args_how: apache::cmd_how,
+    args: Args,
     d: Directive,
     help: &'static std::ffi::CStr,
 ) -> command_rec {
+    let (func, args_how) = match args {
+        Args::Take1 => (
+            cmd_func {
+                take1: Some(on_take1),
+            },
+            apache::cmd_how_TAKE1,
+        ),
+        Args::Take12 => (
+            cmd_func {
+                take2: Some(on_take12),
+            },
+            apache::cmd_how_TAKE12,
+        ),
+        Args::Flag => (
+            cmd_func {
+                flag: Some(on_flag),
+            },
+            apache::cmd_how_FLAG,
+        ),
+    };
     command_rec {
         name: name.as_ptr(),
         func,
-        cmd_data: d as usize as *mut c_void,
+        cmd_data: d.info(),
         req_override: RSRC,
         args_how,
         errmsg: help.as_ptr(),
     }
-}
-
-const fn take1(
-    name: &'static std::ffi::CStr,
-    d: Directive,
-    help: &'static std::ffi::CStr,
-) -> command_rec {
-    let func = cmd_func {
-        take1: Some(on_take1),
-    };
-    entry(name, func, apache::cmd_how_TAKE1, d, help)
-}
-
-const fn take12(
-    name: &'static std::ffi::CStr,
-    d: Directive,
-    help: &'static std::ffi::CStr,
-) -> command_rec {
-    let func = cmd_func {
-        take2: Some(on_take12),
-    };
-    entry(name, func, apache::cmd_how_TAKE12, d, help)
-}
-
-const fn flag(
-    name: &'static std::ffi::CStr,
-    d: Directive,
-    help: &'static std::ffi::CStr,
-) -> command_rec {
-    let func = cmd_func {
-        flag: Some(on_flag),
-    };
-    entry(name, func, apache::cmd_how_FLAG, d, help)
 }
 
 const END: command_rec = command_rec {
@@ -125,18 +124,18 @@ const END: command_rec = command_rec {
 use Directive as D;
 #[rustfmt::skip]
 pub static COMMANDS: CommandTable<13> = CommandTable([
-    take12(c"SpreadDaemon",          D::Daemon,         c"SpreadDaemon <spread name: 4803, 4803@host, /path/to/socket> [id]: a Spread daemon to send to (default: 4803, id 0)"),
-    take1(c"SpreadConnectTimeout",   D::ConnectTimeout, c"SpreadConnectTimeout <ms>: bound on connecting to a daemon (default 200)"),
-    take1(c"SpreadSendTimeout",      D::SendTimeout,    c"SpreadSendTimeout <ms>: bound on handing one line over, lock wait included (default 100)"),
-    take1(c"SpreadRetryInterval",    D::RetryInterval,  c"SpreadRetryInterval <ms>: wait after a failure before dialling a daemon again (default 1000)"),
-    take1(c"SpreadServiceType",      D::ServiceType,    c"SpreadServiceType UNRELIABLE|RELIABLE|FIFO|CAUSAL|AGREED|SAFE (default AGREED)"),
-    take1(c"VhostLogHashSize",       D::HashSize,       c"VhostLogHashSize <n>: number of $#vhost bucket groups (default 32)"),
-    take1(c"VhostLogGroupPrefix",    D::HashPrefix,     c"VhostLogGroupPrefix <prefix>: put before $#vhost bucket numbers (default none)"),
-    flag(c"SpreadTrustHostHeader",   D::TrustHost,      c"SpreadTrustHostHeader On|Off: use the raw Host header for $#hostname/$#vhost without checking it against ServerName/ServerAlias (default Off)"),
-    take1(c"SpreadSpool",            D::Spool,          c"SpreadSpool <file>: where lines wait when no daemon takes them (default /var/spool/mod_log_spread/spool)"),
-    take1(c"SpreadSpoolSize",        D::SpoolSize,      c"SpreadSpoolSize <bytes|nK|nM|nG>: spool size cap (default 256M)"),
-    take12(c"SpreadErrorLog",        D::ErrorLog,       c"SpreadErrorLog <target> [level]: ship error-log lines of this server up to level (default: the server's LogLevel)"),
-    take1(c"SpreadStatsInterval",    D::StatsInterval,  c"SpreadStatsInterval <seconds>: log the counters every so often from the parent (default 0 = never)"),
+    entry(c"SpreadDaemon",               Args::Take12,  D::Daemon,         c"SpreadDaemon <spread name: 4803, 4803@host, /path/to/socket> [id]: a Spread daemon to send to (default: 4803, id 0)"),
+    entry(c"SpreadConnectTimeout",       Args::Take1,   D::ConnectTimeout, c"SpreadConnectTimeout <ms>: bound on connecting to a daemon (default 200)"),
+    entry(c"SpreadSendTimeout",          Args::Take1,   D::SendTimeout,    c"SpreadSendTimeout <ms>: bound on handing one line over, lock wait included (default 100)"),
+    entry(c"SpreadRetryInterval",        Args::Take1,   D::RetryInterval,  c"SpreadRetryInterval <ms>: wait after a failure before dialling a daemon again (default 1000)"),
+    entry(c"SpreadServiceType",          Args::Take1,   D::ServiceType,    c"SpreadServiceType UNRELIABLE|RELIABLE|FIFO|CAUSAL|AGREED|SAFE (default AGREED)"),
+    entry(c"VhostLogHashSize",           Args::Take1,   D::HashSize,       c"VhostLogHashSize <n>: number of $#vhost bucket groups (default 32)"),
+    entry(c"VhostLogGroupPrefix",        Args::Take1,   D::HashPrefix,     c"VhostLogGroupPrefix <prefix>: put before $#vhost bucket numbers (default none)"),
+    entry(c"SpreadTrustHostHeader",      Args::Flag,    D::TrustHost,      c"SpreadTrustHostHeader On|Off: use the raw Host header for $#hostname/$#vhost without checking it against ServerName/ServerAlias (default Off)"),
+    entry(c"SpreadSpool",                Args::Take1,   D::Spool,          c"SpreadSpool <file>: where lines wait when no daemon takes them (default /var/spool/mod_log_spread/spool)"),
+    entry(c"SpreadSpoolSize",            Args::Take1,   D::SpoolSize,      c"SpreadSpoolSize <bytes|nK|nM|nG>: spool size cap (default 256M)"),
+    entry(c"SpreadErrorLog",             Args::Take12,  D::ErrorLog,       c"SpreadErrorLog <target> [level]: ship error-log lines of this server up to level (default: the server's LogLevel)"),
+    entry(c"SpreadStatsInterval",        Args::Take1,   D::StatsInterval,  c"SpreadStatsInterval <seconds>: log the counters every so often from the parent (default 0 = never)"),
     END,
 ]);
 
