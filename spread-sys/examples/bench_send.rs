@@ -12,8 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use spread_sys::spread_name::Endpoint;
-use spread_sys::wire::constants::{AGREED_MESS, AUTH_CHOICE_LEN};
-use spread_sys::wire::handshake::{Accept, ConnectParse, encode_auth_list, parse_connect};
+use spread_sys::wire::constants::AGREED_MESS;
 use spread_sys::wire::message::encode_multicast;
 use spread_sys::{ConnectOptions, Mailbox};
 
@@ -24,19 +23,7 @@ fn spawn_reader(listener: UnixListener, handshake: bool) -> thread::JoinHandle<u
     thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         if handshake {
-            let mut buf = [0u8; 64];
-            let n = s.read(&mut buf).unwrap();
-            let ConnectParse::Complete(req, _) = parse_connect(&buf[..n]) else {
-                panic!("bad connect")
-            };
-            let mut out = Vec::new();
-            encode_auth_list(&["NULL"], &mut out);
-            s.write_all(&out).unwrap();
-            let mut choice = [0u8; AUTH_CHOICE_LEN];
-            s.read_exact(&mut choice).unwrap();
-            out.clear();
-            Accept::for_client(&req, b"#bench#localhost").encode(&mut out);
-            s.write_all(&out).unwrap();
+            spread_sys::testing::serve_handshake(&mut s).unwrap();
         }
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;

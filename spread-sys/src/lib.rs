@@ -58,6 +58,7 @@ pub mod names;
 pub mod seq;
 pub mod spool;
 pub mod spread_name;
+pub mod testing;
 pub mod wire;
 
 pub use error::{Error, Result};

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use spread_sys::spread_name::Endpoint;
 use spread_sys::wire::constants::*;
-use spread_sys::wire::handshake::{Accept, ConnectParse, encode_auth_list, parse_connect};
 use spread_sys::wire::header::{Header, hint_for_mess_type};
 use spread_sys::wire::membership::{GroupId, encode_membership};
 use spread_sys::{ConnectOptions, Error, Mailbox, Message};
@@ -42,22 +41,7 @@ fn opts(name: &str) -> ConnectOptions {
 /// Daemon side of a successful handshake; returns the stream and the private group.
 fn serve_handshake(s: &mut UnixStream) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap();
-    let ConnectParse::Complete(req, used) = parse_connect(&buf[..n]) else {
-        panic!("bad connect message")
-    };
-    assert_eq!(used, n, "connect message must arrive in one write");
-    let mut out = Vec::new();
-    encode_auth_list(&["NULL"], &mut out);
-    s.write_all(&out).unwrap();
-    let mut choice = [0u8; AUTH_CHOICE_LEN];
-    s.read_exact(&mut choice).unwrap();
-    let pg = [b"#", &req.name[..], b"#localhost"].concat();
-    out.clear();
-    Accept::for_client(&req, &pg).encode(&mut out);
-    s.write_all(&out).unwrap();
-    pg
+    spread_sys::testing::serve_handshake(s).expect("daemon side of the handshake")
 }
 
 fn connect_with<F: FnOnce(UnixStream, Vec<u8>) + Send + 'static>(
@@ -480,19 +464,10 @@ fn tcp_over_ipv6_loopback() {
         let (c, _) = l.accept().unwrap();
         let mut c = c;
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut buf = [0u8; 64];
-        let n = c.read(&mut buf).unwrap();
-        let ConnectParse::Complete(req, _) = parse_connect(&buf[..n]) else {
-            panic!()
-        };
-        let mut out = Vec::new();
-        encode_auth_list(&["NULL"], &mut out);
-        c.write_all(&out).unwrap();
-        let mut choice = [0u8; AUTH_CHOICE_LEN];
-        c.read_exact(&mut choice).unwrap();
-        out.clear();
-        Accept::for_client(&req, b"#six#localhost").encode(&mut out);
-        c.write_all(&out).unwrap();
+        assert_eq!(
+            spread_sys::testing::serve_handshake(&mut c).unwrap(),
+            b"#six#localhost"
+        );
         let mut head = [0u8; 48];
         c.read_exact(&mut head).unwrap();
         assert_eq!(Header::decode(&head).service_type, JOIN_MESS);

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use spread_sys::spread_name::Endpoint;
-use spread_sys::wire::constants::{AGREED_MESS, AUTH_CHOICE_LEN};
-use spread_sys::wire::handshake::{Accept, ConnectParse, encode_auth_list, parse_connect};
+use spread_sys::wire::constants::AGREED_MESS;
 use spread_sys::wire::message::encode_multicast;
 use spread_sys::{ConnectOptions, Mailbox};
 
@@ -56,19 +55,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn handshake(s: &mut std::os::unix::net::UnixStream) {
-    let mut buf = [0u8; 64];
-    let n = s.read(&mut buf).unwrap();
-    let ConnectParse::Complete(req, _) = parse_connect(&buf[..n]) else {
-        panic!()
-    };
-    let mut out = Vec::new();
-    encode_auth_list(&["NULL"], &mut out);
-    s.write_all(&out).unwrap();
-    let mut choice = [0u8; AUTH_CHOICE_LEN];
-    s.read_exact(&mut choice).unwrap();
-    out.clear();
-    Accept::for_client(&req, b"#alloc#localhost").encode(&mut out);
-    s.write_all(&out).unwrap();
+    spread_sys::testing::serve_handshake(s).unwrap();
 }
 
 /// Only one test in this binary: the counter is global.
