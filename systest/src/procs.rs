@@ -138,6 +138,15 @@ impl Daemon {
         Daemon::start_with(dir, ns, listen, &[])
     }
 
+    /// On this machine, on the unix socket `<t>/run/4803` only, with `extra` flags.
+    pub fn local(t: &crate::TempDir, extra: &[&str]) -> Daemon {
+        let listen = Listen::Unix {
+            dir: t.subdir("run"),
+            port: 4803,
+        };
+        Daemon::start_with(t.path(), None, listen, extra)
+    }
+
     /// With extra flags (e.g. `--max-session-messages 100`), kept for restarts.
     pub fn start_with(dir: &Path, ns: Option<&Netns>, listen: Listen, extra: &[&str]) -> Daemon {
         let log_path = dir.join("spread-daemon.log");
@@ -298,6 +307,15 @@ impl Logd {
         let l = Logd { proc, conf };
         l.wait_joined(earlier + 1);
         l
+    }
+
+    /// On this machine, with a state file `<t>/gaps` and one Log block per (group, file).
+    pub fn local(t: &crate::TempDir, spread_name: &str, logs: &[(&str, &Path)]) -> Logd {
+        Logd::start(
+            t.path(),
+            None,
+            &logd_conf(spread_name, &t.join("gaps"), logs),
+        )
     }
 
     pub fn conf(&self) -> &Path {

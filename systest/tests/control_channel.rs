@@ -16,7 +16,7 @@ use std::time::Duration;
 use systest::apache::{self, Apache};
 use systest::c_collector::CStyleCollector;
 use systest::http;
-use systest::procs::{Daemon, Listen, Logd, Pipe, logd_conf};
+use systest::procs::{Daemon, Logd, Pipe, logd_conf};
 use systest::tally::id;
 use systest::{TempDir, free_addr, skip, wait_value};
 
@@ -136,14 +136,7 @@ fn lost_tail_counted_exactly(kind: &str) {
         return skip(&name, &why);
     }
     let t = TempDir::new("tail");
-    let daemon = Daemon::start(
-        t.path(),
-        None,
-        Listen::Unix {
-            dir: t.subdir("run"),
-            port: 4803,
-        },
-    );
+    let daemon = Daemon::local(&t, &[]);
     let spread = daemon.spread_name();
     let mut sender = start_sender(kind, &t, &spread);
 

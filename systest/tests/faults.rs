@@ -14,7 +14,7 @@ use systest::accounting::{Accounting, SenderBook};
 use systest::apache::{self, Apache};
 use systest::http::{self, LoadStats};
 use systest::mount::Tmpfs;
-use systest::procs::{Daemon, Listen, Logd, Pipe, logd_conf, tail, tail_piped};
+use systest::procs::{Daemon, Logd, Pipe, tail, tail_piped};
 use systest::tally::{Tally, id};
 use systest::{TempDir, free_addr, skip, wait_until};
 
@@ -68,20 +68,9 @@ fn apache_body(spread: &str, spool_dir: &Path, extra: &str) -> String {
 impl Rig {
     fn new(tag: &str, kind: Kind) -> Rig {
         let t = TempDir::new(tag);
-        let daemon = Daemon::start(
-            t.path(),
-            None,
-            Listen::Unix {
-                dir: t.subdir("run"),
-                port: 4803,
-            },
-        );
+        let daemon = Daemon::local(&t, &[]);
         let central = t.join("www.log");
-        let logd = Logd::start(
-            t.path(),
-            None,
-            &logd_conf(&daemon.spread_name(), &t.join("gaps"), &[(GROUP, &central)]),
-        );
+        let logd = Logd::local(&t, &daemon.spread_name(), &[(GROUP, &central)]);
         let sender = match kind {
             Kind::Apache => Sender::Apache(Apache::start(
                 &t.subdir("apache"),
@@ -327,35 +316,31 @@ fn spreadlogd_sighup_rotation_every_100ms(kind: Kind) {
     assert!(rig.logd.proc.alive(), "spreadlogd died");
 }
 
-#[test]
-fn daemon_sigkill_restart_under_load_spread_pipe() {
-    daemon_sigkill_restart_under_load(Kind::Pipe);
+/// Each scenario runs with Apache and the module as the sender, and with `spread-pipe`:
+/// `<scenario>::apache` and `<scenario>::spread_pipe`.
+macro_rules! with_each_sender {
+    ($($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                #[test]
+                fn apache() {
+                    super::$scenario(super::Kind::Apache);
+                }
+
+                #[test]
+                fn spread_pipe() {
+                    super::$scenario(super::Kind::Pipe);
+                }
+            }
+        )+
+    };
 }
 
-#[test]
-fn daemon_sigkill_restart_under_load_apache() {
-    daemon_sigkill_restart_under_load(Kind::Apache);
-}
-
-#[test]
-fn daemon_sigstop_sigcont_under_load_spread_pipe() {
-    daemon_sigstop_sigcont_under_load(Kind::Pipe);
-}
-
-#[test]
-fn daemon_sigstop_sigcont_under_load_apache() {
-    daemon_sigstop_sigcont_under_load(Kind::Apache);
-}
-
-#[test]
-fn spreadlogd_sighup_rotation_every_100ms_under_load_apache() {
-    spreadlogd_sighup_rotation_every_100ms(Kind::Apache);
-}
-
-#[test]
-fn spreadlogd_sighup_rotation_every_100ms_under_load_spread_pipe() {
-    spreadlogd_sighup_rotation_every_100ms(Kind::Pipe);
-}
+with_each_sender!(
+    daemon_sigkill_restart_under_load,
+    daemon_sigstop_sigcont_under_load,
+    spreadlogd_sighup_rotation_every_100ms
+);
 
 /// 200 bytes of query string: lines fill a small disk fast (`%q` is in the LogFormat).
 fn pad() -> String {
@@ -459,20 +444,9 @@ fn spool_disk_full(free_space_before_replay: bool, require_cause: bool) {
         std::fs::remove_file(&ballast).expect("delete ballast");
     }
     // The daemon and a collector come: what the spool held is replayed, once.
-    let daemon = Daemon::start(
-        t.path(),
-        None,
-        Listen::Unix {
-            dir: run,
-            port: 4803,
-        },
-    );
+    let daemon = Daemon::local(&t, &[]);
     let central = t.join("www.log");
-    let logd = Logd::start(
-        t.path(),
-        None,
-        &logd_conf(&daemon.spread_name(), &t.join("gaps"), &[(GROUP, &central)]),
-    );
+    let logd = Logd::local(&t, &daemon.spread_name(), &[(GROUP, &central)]);
     let mut replayed = 0;
     wait_until("the spool replayed", Duration::from_secs(30), || {
         replayed = a.counters().get("replayed").copied().unwrap_or(0);
@@ -520,21 +494,9 @@ fn slow_spread_tail_beside_spreadlogd_only_the_tail_is_cut_off() {
         return skip(name, &why);
     }
     let t = TempDir::new("slowtail");
-    let daemon = Daemon::start_with(
-        t.path(),
-        None,
-        Listen::Unix {
-            dir: t.subdir("run"),
-            port: 4803,
-        },
-        &["--max-session-messages", "100"],
-    );
+    let daemon = Daemon::local(&t, &["--max-session-messages", "100"]);
     let central = t.join("www.log");
-    let logd = Logd::start(
-        t.path(),
-        None,
-        &logd_conf(&daemon.spread_name(), &t.join("gaps"), &[(GROUP, &central)]),
-    );
+    let logd = Logd::local(&t, &daemon.spread_name(), &[(GROUP, &central)]);
     let a = Apache::start(
         &t.subdir("apache"),
         None,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use systest::apache::{self, Apache};
-use systest::procs::{Daemon, Listen, Logd, logd_conf};
+use systest::procs::{Daemon, Logd};
 use systest::tally::Tally;
 use systest::{TempDir, free_addr, http, skip, wait_value};
 
@@ -13,20 +13,9 @@ fn apache_lines_reach_spreadlogd_once() {
         return skip("apache_lines_reach_spreadlogd_once", &why);
     }
     let t = TempDir::new("smoke");
-    let daemon = Daemon::start(
-        t.path(),
-        None,
-        Listen::Unix {
-            dir: t.subdir("run"),
-            port: 4803,
-        },
-    );
+    let daemon = Daemon::local(&t, &[]);
     let central = t.join("www.log");
-    let _logd = Logd::start(
-        t.path(),
-        None,
-        &logd_conf(&daemon.spread_name(), &t.join("gaps"), &[("www", &central)]),
-    );
+    let _logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
     let spool = t.subdir("spool");
     let addr = free_addr();
     let apache = Apache::start(
