@@ -96,6 +96,25 @@ impl Rig {
         }
     }
 
+    /// The run's name (`scenario[kind]`) and rig, or None (said as a skip) where `kind` cannot
+    /// run here.
+    fn unless_skipped(scenario: &str, tag: &str, kind: Kind) -> Option<(String, Rig)> {
+        let name = format!("{scenario}[{kind:?}]");
+        match unavailable(kind) {
+            Some(why) => {
+                skip(&name, &why);
+                None
+            }
+            None => Some((name, Rig::new(tag, kind))),
+        }
+    }
+
+    /// [`Rig::settle`] on the central file, within 25 s.
+    fn settle_central(&self, n: u64) -> Accounting {
+        let central = self.central.clone();
+        self.settle(&|| vec![central.clone()], n, Duration::from_secs(25))
+    }
+
     fn who(&self) -> &'static str {
         match self.sender {
             Sender::Apache(_) => "a",
@@ -211,11 +230,11 @@ fn assert_load(st: &LoadStats, n: u64, bound: Duration, rig: &Rig) {
 }
 
 fn daemon_sigkill_restart_under_load(kind: Kind) {
-    let name = format!("daemon_sigkill_restart_under_load[{kind:?}]");
-    if let Some(why) = unavailable(kind) {
-        return skip(&name, &why);
-    }
-    let mut rig = Rig::new("kill", kind);
+    let Some((name, mut rig)) =
+        Rig::unless_skipped("daemon_sigkill_restart_under_load", "kill", kind)
+    else {
+        return;
+    };
     let n = 600;
     let load = rig.start_load(0..n, Duration::from_millis(4), "");
     let mut kills = 0;
@@ -229,8 +248,7 @@ fn daemon_sigkill_restart_under_load(kind: Kind) {
     }
     let st = load.join().expect("load");
     assert_load(&st, n, Duration::from_secs(2), &rig);
-    let central = rig.central.clone();
-    let acc = rig.settle(&|| vec![central.clone()], n, Duration::from_secs(25));
+    let acc = rig.settle_central(n);
     let announced = rig
         .logd
         .proc
@@ -243,11 +261,11 @@ fn daemon_sigkill_restart_under_load(kind: Kind) {
 }
 
 fn daemon_sigstop_sigcont_under_load(kind: Kind) {
-    let name = format!("daemon_sigstop_sigcont_under_load[{kind:?}]");
-    if let Some(why) = unavailable(kind) {
-        return skip(&name, &why);
-    }
-    let mut rig = Rig::new("stop", kind);
+    let Some((name, mut rig)) =
+        Rig::unless_skipped("daemon_sigstop_sigcont_under_load", "stop", kind)
+    else {
+        return;
+    };
     // 1 KiB lines as fast as they come: the stopped daemon's socket buffer fills, so the senders'
     // send timeouts fire (the module then spools what it could not hand over).
     let n = 2000;
@@ -258,8 +276,7 @@ fn daemon_sigstop_sigcont_under_load(kind: Kind) {
     rig.daemon.proc.signal(libc::SIGCONT);
     let st = load.join().expect("load");
     assert_load(&st, n, Duration::from_secs(2), &rig);
-    let central = rig.central.clone();
-    let acc = rig.settle(&|| vec![central.clone()], n, Duration::from_secs(25));
+    let acc = rig.settle_central(n);
     println!(
         "{name}: stopped 1.5 s, 1 KiB lines, slowest {:?}; {acc}",
         st.slowest
@@ -268,11 +285,11 @@ fn daemon_sigstop_sigcont_under_load(kind: Kind) {
 }
 
 fn spreadlogd_sighup_rotation_every_100ms(kind: Kind) {
-    let name = format!("spreadlogd_sighup_rotation_every_100ms[{kind:?}]");
-    if let Some(why) = unavailable(kind) {
-        return skip(&name, &why);
-    }
-    let mut rig = Rig::new("hup", kind);
+    let Some((name, mut rig)) =
+        Rig::unless_skipped("spreadlogd_sighup_rotation_every_100ms", "hup", kind)
+    else {
+        return;
+    };
     let n = 1500;
     let load = rig.start_load(0..n, Duration::from_millis(1), "");
     let mut rotations = 0u32;
@@ -342,6 +359,23 @@ with_each_sender!(
     spreadlogd_sighup_rotation_every_100ms
 );
 
+/// Send `n` padded requests: every one is served, none slower than 2 s.
+fn load_served(a: &Apache, n: u64) -> LoadStats {
+    let st = http::load(a.addr, "a", 0..n, Duration::ZERO, &pad());
+    assert_eq!(
+        st.ok,
+        n,
+        "Apache stopped serving: {st:?}\n{}",
+        a.error_log_tail()
+    );
+    assert!(
+        st.slowest < Duration::from_secs(2),
+        "slowest request {:?}",
+        st.slowest
+    );
+    st
+}
+
 /// 200 bytes of query string: lines fill a small disk fast (`%q` is in the LogFormat).
 fn pad() -> String {
     format!("?{}", "p".repeat(200))
@@ -389,18 +423,7 @@ fn spool_disk_full(free_space_before_replay: bool, require_cause: bool) {
         &apache_body(&spread, &spool_dir, "SpreadRetryInterval 50\n"),
     );
     let n = 300;
-    let st = http::load(a.addr, "a", 0..n, Duration::ZERO, &pad());
-    assert_eq!(
-        st.ok,
-        n,
-        "Apache stopped serving: {st:?}\n{}",
-        a.error_log_tail()
-    );
-    assert!(
-        st.slowest < Duration::from_secs(2),
-        "slowest request {:?}",
-        st.slowest
-    );
+    let st = load_served(&a, n);
     let c = a.counters();
     let g = |k: &str| c.get(k).copied().unwrap_or(0);
     let (spooled, full, errors) = (
@@ -593,18 +616,7 @@ fn spool_size_cap_reached_apache_keeps_serving_and_counts_the_drops() {
         &apache_body(&spread, &t.subdir("spool"), "SpreadSpoolSize 16K\n"),
     );
     let n = 200;
-    let st = http::load(a.addr, "a", 0..n, Duration::ZERO, &pad());
-    assert_eq!(
-        st.ok,
-        n,
-        "Apache stopped serving: {st:?}\n{}",
-        a.error_log_tail()
-    );
-    assert!(
-        st.slowest < Duration::from_secs(2),
-        "slowest request {:?}",
-        st.slowest
-    );
+    let st = load_served(&a, n);
     let c = a.counters();
     let g = |k: &str| c.get(k).copied().unwrap_or(0);
     let (spooled, full) = (g("spooled"), g("dropped_spool_full"));
