@@ -5,6 +5,9 @@
 //! time = the recorded one, daemon-invented names = the recorded ones). Where the real daemon closed
 //! a connection before the client did, ours must have closed it by then too.
 
+#[macro_use]
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -245,26 +248,4 @@ macro_rules! vector_tests {
     };
 }
 
-vector_tests!(
-    auth_rejects,
-    big_endian_raw_client,
-    client_versions,
-    connect_duplicate_name,
-    connect_empty_name,
-    connect_illegal_name,
-    connect_named_membership,
-    connect_no_membership_priority,
-    daemon_accepts_odd_requests,
-    daemon_kills_bad_requests,
-    join_group,
-    large_message_100k,
-    leave_group,
-    member_disconnect,
-    multicast_service_types,
-    multigroup_multicast,
-    private_group_message,
-    reject_quota,
-    second_member_join,
-    spuser_session,
-    unix_socket_connect,
-);
+with_every_vector!(vector_tests);

@@ -380,32 +380,21 @@ fn handshake_c2d_len(c2d: &[u8], d2c: &[u8]) -> usize {
     }
 }
 
-/// Scenarios with at least one libspread client (the others are raw-only, replayed in vectors.rs).
-const LIBSPREAD_SCENARIOS: &[&str] = &[
-    "big_endian_raw_client",
-    "connect_duplicate_name",
-    "connect_empty_name",
-    "connect_illegal_name",
-    "connect_named_membership",
-    "connect_no_membership_priority",
-    "daemon_accepts_odd_requests",
-    "daemon_kills_bad_requests",
-    "join_group",
-    "large_message_100k",
-    "leave_group",
-    "member_disconnect",
-    "multicast_service_types",
-    "multigroup_multicast",
-    "private_group_message",
-    "reject_quota",
-    "second_member_join",
-    "unix_socket_connect",
-];
+/// Scenarios without a libspread client (raw clients and spuser only, replayed in vectors.rs).
+const RAW_ONLY: &[&str] = &["auth_rejects", "client_versions", "spuser_session"];
+
+/// Scenarios with at least one libspread client.
+fn libspread_scenarios() -> impl Iterator<Item = &'static str> {
+    common::SCENARIOS
+        .iter()
+        .copied()
+        .filter(|n| !RAW_ONLY.contains(n))
+}
 
 #[test]
 fn replay_libspread_scenarios_over_unix_socket() {
     let mut recvs = 0;
-    for name in LIBSPREAD_SCENARIOS {
+    for name in libspread_scenarios() {
         recvs += Replay::new(name, false).run();
     }
     assert!(recvs >= 60, "only {recvs} receives checked");
@@ -414,7 +403,7 @@ fn replay_libspread_scenarios_over_unix_socket() {
 #[test]
 fn replay_libspread_scenarios_over_tcp() {
     let mut recvs = 0;
-    for name in LIBSPREAD_SCENARIOS {
+    for name in libspread_scenarios() {
         recvs += Replay::new(name, true).run();
     }
     assert!(recvs >= 60, "only {recvs} receives checked");

@@ -436,34 +436,10 @@ fn all_21_scenarios_are_present() {
     let all = common::load_all();
     let names: Vec<&str> = all.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names.len(), 21, "{names:?}");
-    for n in SCENARIOS {
+    for n in common::SCENARIOS {
         assert!(names.contains(n), "missing {n}");
     }
 }
-
-const SCENARIOS: &[&str] = &[
-    "auth_rejects",
-    "big_endian_raw_client",
-    "client_versions",
-    "connect_duplicate_name",
-    "connect_empty_name",
-    "connect_illegal_name",
-    "connect_named_membership",
-    "connect_no_membership_priority",
-    "daemon_accepts_odd_requests",
-    "daemon_kills_bad_requests",
-    "join_group",
-    "large_message_100k",
-    "leave_group",
-    "member_disconnect",
-    "multicast_service_types",
-    "multigroup_multicast",
-    "private_group_message",
-    "reject_quota",
-    "second_member_join",
-    "spuser_session",
-    "unix_socket_connect",
-];
 
 macro_rules! scenario_tests {
     ($($name:ident => $min:expr),* $(,)?) => {$(

@@ -399,22 +399,14 @@ fn shipped_sample_config_is_valid_and_uses_every_keyword() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = std::fs::read_to_string(&sample).unwrap();
-    for kw in [
-        "BufferSize",
-        "User",
-        "Group",
-        "StateFile",
-        "ErrorLog",
-        "VhostOpenFiles",
-        "Spread",
-        "Port",
-        "Host",
-        "Log",
-        "File",
-        "Match",
-        "VhostDir",
-        "RewriteTimestamp",
-    ] {
+    use spreadlogd::config::{GLOBAL_KEYS, LOG_KEYS, SPREAD_KEYS};
+    let blocks = ["Spread", "Log"];
+    for kw in GLOBAL_KEYS
+        .iter()
+        .chain(SPREAD_KEYS)
+        .chain(LOG_KEYS)
+        .chain(&blocks)
+    {
         assert!(
             text.lines().any(|l| l.trim_start().starts_with(kw)),
             "sample lacks {kw}"

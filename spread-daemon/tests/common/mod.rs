@@ -223,3 +223,34 @@ pub fn data(m: &Message) -> &spread_sys::DataMessage {
         other => panic!("expected a data message, got {other:?}"),
     }
 }
+
+/// Calls the macro `$m` with the name of every transcript recorded from Spread 5.0.1
+/// (`spread-sys/tests/vectors`), so each replay test file lists them from one place.
+#[allow(unused_macros)]
+macro_rules! with_every_vector {
+    ($m:ident) => {
+        $m!(
+            auth_rejects,
+            big_endian_raw_client,
+            client_versions,
+            connect_duplicate_name,
+            connect_empty_name,
+            connect_illegal_name,
+            connect_named_membership,
+            connect_no_membership_priority,
+            daemon_accepts_odd_requests,
+            daemon_kills_bad_requests,
+            join_group,
+            large_message_100k,
+            leave_group,
+            member_disconnect,
+            multicast_service_types,
+            multigroup_multicast,
+            private_group_message,
+            reject_quota,
+            second_member_join,
+            spuser_session,
+            unix_socket_connect,
+        );
+    };
+}

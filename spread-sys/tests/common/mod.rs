@@ -12,6 +12,31 @@ pub fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
 }
 
+/// Every recorded scenario (one transcript each).
+pub const SCENARIOS: &[&str] = &[
+    "auth_rejects",
+    "big_endian_raw_client",
+    "client_versions",
+    "connect_duplicate_name",
+    "connect_empty_name",
+    "connect_illegal_name",
+    "connect_named_membership",
+    "connect_no_membership_priority",
+    "daemon_accepts_odd_requests",
+    "daemon_kills_bad_requests",
+    "join_group",
+    "large_message_100k",
+    "leave_group",
+    "member_disconnect",
+    "multicast_service_types",
+    "multigroup_multicast",
+    "private_group_message",
+    "reject_quota",
+    "second_member_join",
+    "spuser_session",
+    "unix_socket_connect",
+];
+
 pub struct Vector {
     pub name: String,
     pub json: Value,

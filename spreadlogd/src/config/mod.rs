@@ -9,7 +9,7 @@ mod parser;
 use std::path::{Path, PathBuf};
 
 pub use lexer::{Token, TokenKind, tokenize};
-pub use parser::parse;
+pub use parser::{GLOBAL_KEYS, LOG_KEYS, SPREAD_KEYS, parse};
 
 use crate::timestamp::TimestampFormat;
 

@@ -6,7 +6,8 @@ use super::lexer::{Token, TokenKind, tokenize};
 use super::{Config, ConfigError, DEFAULT_VHOST_OPEN_FILES, FileTarget, LogConf, SpreadConf};
 use crate::timestamp::TimestampFormat;
 
-const GLOBAL_KEYS: &[&str] = &[
+/// Settings outside `Spread` blocks.
+pub const GLOBAL_KEYS: &[&str] = &[
     "BufferSize",
     "User",
     "Group",
@@ -14,8 +15,10 @@ const GLOBAL_KEYS: &[&str] = &[
     "ErrorLog",
     "VhostOpenFiles",
 ];
-const SPREAD_KEYS: &[&str] = &["Port", "Host"];
-const LOG_KEYS: &[&str] = &["Group", "File", "Match", "VhostDir", "RewriteTimestamp"];
+/// Settings of a `Spread` block.
+pub const SPREAD_KEYS: &[&str] = &["Port", "Host"];
+/// Settings of a `Log` block.
+pub const LOG_KEYS: &[&str] = &["Group", "File", "Match", "VhostDir", "RewriteTimestamp"];
 /// Keywords of the original that need an embedded interpreter or C plug-ins.
 const UNSUPPORTED: &[&str] = &[
     "PerlLib",
