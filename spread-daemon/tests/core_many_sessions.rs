@@ -1,6 +1,9 @@
 //! The sans-IO core driven without sockets: thousands of sessions, fan-out, total order, the
 //! slow-client limit, quota and handshake timeouts.
 
+mod common;
+use common::{core_join, core_session};
+
 use std::time::{Duration, Instant};
 
 use spread_daemon::Config;
@@ -18,11 +21,7 @@ fn core(max_sessions: usize, max_msgs: usize) -> Core {
 }
 
 fn connect(c: &mut Core, name: &str, membership: bool, now: Instant) -> SessionId {
-    let id = c.accept(Peer::Unix, 100, now);
-    let mut hello = Vec::new();
-    ConnectRequest::new(name.as_bytes(), false, membership).encode(&mut hello);
-    c.received(id, &hello, now);
-    c.received(id, &encode_auth_choice(&["NULL"]), now);
+    let id = core_session(c, name, membership, 100, now);
     assert!(c.is_ready(id), "{name} established");
     id
 }
@@ -181,9 +180,7 @@ fn slow_client_killed_past_the_limit_only_when_blocked() {
     take_output(&mut c, slow);
     take_output(&mut c, fast);
     for id in [slow, fast] {
-        let mut req = Vec::new();
-        encode_join(c.private_group(id).unwrap(), b"g", &mut req);
-        c.received(id, &req, now);
+        core_join(&mut c, id, b"g", now);
     }
     take_output(&mut c, fast);
     let mut req = Vec::new();
@@ -222,9 +219,7 @@ fn slow_client_killed_past_the_limit_only_when_blocked() {
     // At exactly the limit a blocked session survives.
     let slow2 = connect(&mut c, "slow2", false, now);
     take_output(&mut c, slow2);
-    let mut j = Vec::new();
-    encode_join(c.private_group(slow2).unwrap(), b"g", &mut j);
-    c.received(slow2, &j, now);
+    core_join(&mut c, slow2, b"g", now);
     c.received(fast, &req, now);
     c.wrote(slow2, 0, true);
     let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 999).collect();
@@ -256,9 +251,7 @@ fn slow_client_killed_past_the_limit_only_when_blocked() {
     // A reader that empties its socket in time survives a burst past the limit.
     let slow3 = connect(&mut c, "slow3", false, now);
     take_output(&mut c, slow3);
-    let mut j = Vec::new();
-    encode_join(c.private_group(slow3).unwrap(), b"g", &mut j);
-    c.received(slow3, &j, now);
+    core_join(&mut c, slow3, b"g", now);
     c.received(fast, &req, now);
     c.wrote(slow3, 0, true);
     let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 1100).collect();
@@ -422,9 +415,7 @@ fn memory_budget_sheds_the_longest_blocked_queue() {
         take_output(&mut c, id);
     }
     for id in [a, b] {
-        let mut j = Vec::new();
-        encode_join(c.private_group(id).unwrap(), b"g", &mut j);
-        c.received(id, &j, now);
+        core_join(&mut c, id, b"g", now);
     }
     let mut big = Vec::new();
     encode_multicast(

@@ -2,22 +2,19 @@
 //! after its handshake, the core neither panics nor disturbs an honest pair, and its bookkeeping
 //! stays consistent (closed sessions leave their groups, names become free again).
 
+mod common;
+use common::{core_join, core_session};
+
 use std::time::Instant;
 
 use proptest::prelude::*;
 use spread_daemon::Config;
 use spread_daemon::core::{Action, Core, CoreSettings, Peer, SessionId};
 use spread_sys::wire::constants::*;
-use spread_sys::wire::handshake::{ConnectRequest, encode_auth_choice};
 use spread_sys::wire::message::{encode_join, encode_multicast};
 
 fn connect(c: &mut Core, name: &str, now: Instant) -> SessionId {
-    let id = c.accept(Peer::Unix, 3, now);
-    let mut hello = Vec::new();
-    ConnectRequest::new(name.as_bytes(), false, true).encode(&mut hello);
-    c.received(id, &hello, now);
-    c.received(id, &encode_auth_choice(&["NULL"]), now);
-    id
+    core_session(c, name, true, 3, now)
 }
 
 fn flush(c: &mut Core) -> Vec<Action> {
@@ -73,9 +70,7 @@ proptest! {
         let now = Instant::now();
         let mut c = Core::new(CoreSettings::from_config(&Config::default()), 1, 9);
         let rx = connect(&mut c, "rx", now);
-        let mut j = Vec::new();
-        encode_join(c.private_group(rx).unwrap(), b"g", &mut j);
-        c.received(rx, &j, now);
+        core_join(&mut c, rx, b"g", now);
         let tx = connect(&mut c, "tx", now);
         flush(&mut c);
 

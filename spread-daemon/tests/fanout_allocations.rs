@@ -2,15 +2,17 @@
 //! the core deliver 10 000 messages to 4 receivers (request framing, routing, output queues,
 //! write accounting).
 
+mod common;
+use common::{core_join, core_session};
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use spread_daemon::Config;
-use spread_daemon::core::{Core, CoreSettings, Peer, SessionId};
+use spread_daemon::core::{Core, CoreSettings, SessionId};
 use spread_sys::wire::constants::AGREED_MESS;
-use spread_sys::wire::handshake::{ConnectRequest, encode_auth_choice};
-use spread_sys::wire::message::{encode_join, encode_multicast};
+use spread_sys::wire::message::encode_multicast;
 
 struct Counting;
 
@@ -38,12 +40,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn connect(c: &mut Core, name: &str, now: Instant) -> SessionId {
-    let id = c.accept(Peer::Unix, 3, now);
-    let mut hello = Vec::new();
-    ConnectRequest::new(name.as_bytes(), false, false).encode(&mut hello);
-    c.received(id, &hello, now);
-    c.received(id, &encode_auth_choice(&["NULL"]), now);
-    id
+    core_session(c, name, false, 3, now)
 }
 
 fn drain(c: &mut Core, dirty: &mut Vec<SessionId>) -> usize {
@@ -68,9 +65,7 @@ fn steady_state_fan_out_allocates_nothing_per_message() {
         .map(|i| connect(&mut c, &format!("rx{i}"), now))
         .collect();
     for &rx in &rxs {
-        let mut j = Vec::new();
-        encode_join(c.private_group(rx).unwrap(), b"logs", &mut j);
-        c.received(rx, &j, now);
+        core_join(&mut c, rx, b"logs", now);
     }
     let mut msg = Vec::new();
     encode_multicast(

@@ -254,3 +254,32 @@ macro_rules! with_every_vector {
         );
     };
 }
+
+/// A session that completed its handshake with the sans-IO `core` (accepted as connection
+/// number `conn_no`).
+pub fn core_session(
+    c: &mut spread_daemon::core::Core,
+    name: &str,
+    membership: bool,
+    conn_no: u32,
+    now: std::time::Instant,
+) -> spread_daemon::core::SessionId {
+    let id = c.accept(spread_daemon::core::Peer::Unix, conn_no, now);
+    let mut hello = Vec::new();
+    ConnectRequest::new(name.as_bytes(), false, membership).encode(&mut hello);
+    c.received(id, &hello, now);
+    c.received(id, &encode_auth_choice(&["NULL"]), now);
+    id
+}
+
+/// Session `id` of the sans-IO `core` joins `group`.
+pub fn core_join(
+    c: &mut spread_daemon::core::Core,
+    id: spread_daemon::core::SessionId,
+    group: &[u8],
+    now: std::time::Instant,
+) {
+    let mut j = Vec::new();
+    encode_join(c.private_group(id).unwrap(), group, &mut j);
+    c.received(id, &j, now);
+}
