@@ -8,6 +8,8 @@
 #[macro_use]
 mod common;
 
+use common::unhex;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,13 +21,6 @@ use spread_daemon::core::{Action, Core, CoreSettings, Peer, SessionId};
 
 fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spread-sys/tests/vectors")
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 #[derive(Default)]

@@ -391,20 +391,20 @@ fn libspread_scenarios() -> impl Iterator<Item = &'static str> {
         .filter(|n| !RAW_ONLY.contains(n))
 }
 
-#[test]
-fn replay_libspread_scenarios_over_unix_socket() {
-    let mut recvs = 0;
-    for name in libspread_scenarios() {
-        recvs += Replay::new(name, false).run();
-    }
+/// Replay every libspread scenario over TCP or the unix socket; at least 60 receives checked.
+fn replay_libspread_scenarios(tcp: bool) {
+    let recvs: usize = libspread_scenarios()
+        .map(|name| Replay::new(name, tcp).run())
+        .sum();
     assert!(recvs >= 60, "only {recvs} receives checked");
 }
 
 #[test]
+fn replay_libspread_scenarios_over_unix_socket() {
+    replay_libspread_scenarios(false);
+}
+
+#[test]
 fn replay_libspread_scenarios_over_tcp() {
-    let mut recvs = 0;
-    for name in libspread_scenarios() {
-        recvs += Replay::new(name, true).run();
-    }
-    assert!(recvs >= 60, "only {recvs} receives checked");
+    replay_libspread_scenarios(true);
 }

@@ -285,21 +285,20 @@ fn replay_requests(v: &Vector, client: u64, c_at: usize) -> usize {
         let t = header.service_type;
         let mut ours = Vec::new();
         let call = if check_calls { calls.next() } else { None };
-        if t & c::JOIN_MESS != 0 {
-            encode_join(&sender, m.group(0).unwrap(), &mut ours);
-            if let Some(call) = &call {
-                assert!(
-                    matches!(call, Call::Join(g) if g.as_bytes() == m.group(0).unwrap()),
-                    "{ctx}: {call:?}"
-                );
+        if t & (c::JOIN_MESS | c::LEAVE_MESS) != 0 {
+            let (group, join) = (m.group(0).unwrap(), t & c::JOIN_MESS != 0);
+            if join {
+                encode_join(&sender, group, &mut ours);
+            } else {
+                encode_leave(&sender, group, &mut ours);
             }
-        } else if t & c::LEAVE_MESS != 0 {
-            encode_leave(&sender, m.group(0).unwrap(), &mut ours);
             if let Some(call) = &call {
-                assert!(
-                    matches!(call, Call::Leave(g) if g.as_bytes() == m.group(0).unwrap()),
-                    "{ctx}: {call:?}"
-                );
+                let called = match call {
+                    Call::Join(g) if join => g.as_bytes() == group,
+                    Call::Leave(g) if !join => g.as_bytes() == group,
+                    _ => false,
+                };
+                assert!(called, "{ctx}: {call:?}");
             }
         } else if t & c::KILL_MESS != 0 {
             encode_kill(&sender, &mut ours);

@@ -283,3 +283,11 @@ pub fn core_join(
     encode_join(c.private_group(id).unwrap(), group, &mut j);
     c.received(id, &j, now);
 }
+
+/// Bytes from a hex string (the transcripts' notation).
+pub fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
