@@ -9,14 +9,12 @@ const FORMAT: &str = "LogFormat \"%h %l %u \\\"%r\\\" %>s %b \\\"%{User-Agent}i\
 
 fn run(mpm: Mpm, extra: &str, n: usize) -> (Vec<String>, String) {
     let dir = TempDir::new("chain");
-    let port = free_port();
     let body = format!(
         "{FORMAT}SpreadDaemon {d}/no-daemon-here\nSpreadSpool {d}/spool/lines\nSpreadRetryInterval 60000\n{extra}\n\
          CustomLog {d}/file.log fmt\nCustomLog $www fmt\n",
         d = dir.path().display()
     );
-    let conf = write_config(&dir, &config(dir.path(), port, mpm, &body));
-    let apache = Apache::start(&dir, port, &conf);
+    let apache = Apache::with_body(&dir, mpm, &body);
     for i in 0..n {
         assert_eq!(apache.get(&format!("/index.html?i={i}")).status, 200);
     }
@@ -73,13 +71,11 @@ fn buffered_logs_on_flushes_file_logs_and_survives_child_exit() {
 #[test]
 fn requests_stay_fast_when_no_daemon_exists() {
     let dir = TempDir::new("nodaemon");
-    let port = free_port();
     let body = format!(
         "{FORMAT}SpreadDaemon {d}/absent\nSpreadSpool {d}/spool/lines\nCustomLog $www fmt\n",
         d = dir.path().display()
     );
-    let conf = write_config(&dir, &config(dir.path(), port, Mpm::Event, &body));
-    let apache = Apache::start(&dir, port, &conf);
+    let apache = Apache::with_body(&dir, Mpm::Event, &body);
     for _ in 0..20 {
         let r = apache.get("/index.html");
         assert_eq!(r.status, 200);

@@ -18,15 +18,13 @@ fn delivery(mpm: Mpm, n: usize) {
     let dir = TempDir::new("deliv");
     let daemon = SpreadDaemon::start(dir.path(), free_port());
     let receiver = Receiver::join(&daemon.socket, "tester", &["www"]);
-    let port = free_port();
     let body = format!(
         "{FORMAT}SpreadDaemon {sock}\nSpreadSpool {d}/spool/lines\nCustomLog {d}/file.log fmt {cond}\nCustomLog $www fmt {cond}\n",
         cond = NOT_STATUS,
         sock = daemon.socket.display(),
         d = dir.path().display()
     );
-    let conf = write_config(&dir, &config(dir.path(), port, mpm, &body));
-    let apache = Apache::start(&dir, port, &conf);
+    let apache = Apache::with_body(&dir, mpm, &body);
     for i in 0..n {
         assert_eq!(
             apache
@@ -84,7 +82,6 @@ fn transferlog_globallog_and_env_conditions_reach_spread() {
     let dir = TempDir::new("forms");
     let daemon = SpreadDaemon::start(dir.path(), free_port());
     let receiver = Receiver::join(&daemon.socket, "tester", &["transfer", "global", "kept"]);
-    let port = free_port();
     let body = format!(
         "LoadModule setenvif_module {MODULES}/mod_setenvif.so\n\
          SetEnvIf Request_URI \"skip\" nolog\n\
@@ -96,8 +93,7 @@ fn transferlog_globallog_and_env_conditions_reach_spread() {
         sock = daemon.socket.display(),
         d = dir.path().display()
     );
-    let conf = write_config(&dir, &config(dir.path(), port, Mpm::Event, &body));
-    let apache = Apache::start(&dir, port, &conf);
+    let apache = Apache::with_body(&dir, Mpm::Event, &body);
     for path in ["/index.html?a", "/skip/this", "/index.html?b"] {
         apache.get(path);
     }
@@ -137,13 +133,11 @@ fn lines_reach_a_daemon_over_tcp() {
     let dport = free_port();
     let daemon = SpreadDaemon::start_tcp(dir.path(), dport);
     let receiver = Receiver::join(&daemon.socket, "tester", &["www"]);
-    let port = free_port();
     let body = format!(
         "SpreadDaemon {dport}@127.0.0.1\nSpreadSpool {d}/spool/lines\nCustomLog $www \"%U%q\" {NOT_STATUS}\n",
         d = dir.path().display()
     );
-    let conf = write_config(&dir, &config(dir.path(), port, Mpm::Event, &body));
-    let apache = Apache::start(&dir, port, &conf);
+    let apache = Apache::with_body(&dir, Mpm::Event, &body);
     for i in 0..20 {
         apache.get(&format!("/index.html?{i}"));
     }

@@ -24,15 +24,13 @@ fn farm(tag: &str, mpm: Mpm, extra: &str) -> Farm {
     let dir = TempDir::new(tag);
     let daemon = SpreadDaemon::start(dir.path(), free_port());
     let logd = Spreadlogd::start(dir.path(), &daemon.socket, &["www"]);
-    let port = free_port();
     let body = format!(
         "{LOG}SpreadDaemon {sock}\nSpreadSpool {d}/spool/lines\nSpreadRetryInterval 300\nSpreadSendTimeout 100\n\
          CustomLog {d}/file.log line {COND}\nCustomLog $www line {COND}\n{extra}\n",
         sock = daemon.socket.display(),
         d = dir.path().display()
     );
-    let conf = write_config(&dir, &config(dir.path(), port, mpm, &body));
-    let apache = Apache::start(&dir, port, &conf);
+    let apache = Apache::with_body(&dir, mpm, &body);
     Farm {
         dir,
         daemon,

@@ -24,14 +24,12 @@ fn setup(tag: &str, directives: &str, groups: &[&str]) -> Setup {
     let dir = TempDir::new(tag);
     let daemon = SpreadDaemon::start(dir.path(), free_port());
     let receiver = Receiver::join(&daemon.socket, "tester", groups);
-    let port = free_port();
     let body = format!(
         "LogFormat \"%v %>s %U\" small\nSpreadDaemon {sock}\nSpreadSpool {d}/spool/lines\n{directives}\n{VHOSTS}",
         sock = daemon.socket.display(),
         d = dir.path().display()
     );
-    let conf = write_config(&dir, &config(dir.path(), port, Mpm::Event, &body));
-    let apache = Apache::start(&dir, port, &conf);
+    let apache = Apache::with_body(&dir, Mpm::Event, &body);
     Setup {
         _dir: dir,
         _daemon: daemon,
@@ -276,7 +274,6 @@ fn error_log_lines_of_a_vhost_go_to_its_own_group() {
         "tester",
         &["www.example.com", "main-errors"],
     );
-    let port = free_port();
     let body = format!(
         "SpreadDaemon {sock}\nSpreadSpool {d}/spool/lines\nSpreadErrorLog $main-errors info\n\
          <VirtualHost 127.0.0.1:*>\n  ServerName default.example\n</VirtualHost>\n\
@@ -284,14 +281,13 @@ fn error_log_lines_of_a_vhost_go_to_its_own_group() {
         sock = daemon.socket.display(),
         d = dir.path().display()
     );
-    let conf = write_config(&dir, &config(dir.path(), port, Mpm::Event, &body));
-    let apache = Apache::start(&dir, port, &conf);
+    let apache = Apache::with_body(&dir, Mpm::Event, &body);
     assert_eq!(
-        http_get(port, "/missing-in-www", "www.example.com").status,
+        http_get(apache.port, "/missing-in-www", "www.example.com").status,
         404
     );
     assert_eq!(
-        http_get(port, "/missing-in-default", "default.example").status,
+        http_get(apache.port, "/missing-in-default", "default.example").status,
         404
     );
     let got = receiver.collect(2, Duration::from_secs(10));

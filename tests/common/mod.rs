@@ -82,6 +82,13 @@ impl Apache {
         a
     }
 
+    /// Configure (the shared head, `mpm`, then `body`) and start on a free port.
+    pub fn with_body(dir: &TempDir, mpm: Mpm, body: &str) -> Apache {
+        let port = free_port();
+        let conf = write_config(dir, &config(dir.path(), port, mpm, body));
+        Apache::start(dir, port, &conf)
+    }
+
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
