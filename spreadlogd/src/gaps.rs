@@ -317,6 +317,13 @@ impl GapTable {
 mod tests {
     use super::*;
 
+    /// `sender` numbered lines 0..count to `group`, and every one arrived.
+    fn seen(t: &mut GapTable, sender: &[u8], group: &[u8], count: u16) {
+        for s in 0..count {
+            t.observe(sender, group, seq::mess_type_for(s), 1);
+        }
+    }
+
     #[test]
     fn counts_gaps_and_ignores_unnumbered() {
         let mut t = GapTable::new();
@@ -339,10 +346,8 @@ mod tests {
     fn legacy_handover_checks_the_old_sequence_then_forgets_it() {
         let mut t = GapTable::new();
         let m = seq::mess_type_for;
-        for s in 0..5 {
-            t.observe(b"#old#h", b"g", m(s), 1);
-            t.observe(b"#old#h", b"g2", m(s), 1);
-        }
+        seen(&mut t, b"#old#h", b"g", 5);
+        seen(&mut t, b"#old#h", b"g2", 5);
         // Lines 5..8 were handed over on the old name but never arrived.
         assert_eq!(
             t.observe_legacy_handover(b"#old#h", b"g", 8),
@@ -367,9 +372,7 @@ mod tests {
             Verdict::InOrder
         );
         // A hand-over behind what was seen (a repeat) is no gap.
-        for s in 0..5 {
-            t.observe(b"#x#h", b"g", m(s), 1);
-        }
+        seen(&mut t, b"#x#h", b"g", 5);
         assert_eq!(t.observe_legacy_handover(b"#x#h", b"g", 3), Verdict::Behind);
         assert_eq!(
             (t.gaps, t.lost_lines, t.unknown_gaps, t.behind),
@@ -382,9 +385,7 @@ mod tests {
     fn announcements_count_a_lost_tail() {
         let mut t = GapTable::new();
         let m = seq::mess_type_for;
-        for s in 0..5 {
-            t.observe(b"#a#h", b"g", m(s), 1);
-        }
+        seen(&mut t, b"#a#h", b"g", 5);
         // Lines 5..9 were sent, none arrived, and nothing numbered followed.
         assert_eq!(t.observe_next(b"#a#h", b"g", 9, 2), Verdict::Gap(4));
         // Repeated announcements of the same number change nothing.
@@ -464,10 +465,7 @@ mod tests {
     #[test]
     fn handover_checks_the_old_sequence_then_forgets_it() {
         let mut t = GapTable::load(&tempfile::tempdir().unwrap().path().join("x")).unwrap();
-        let m = seq::mess_type_for;
-        for s in 0..5 {
-            t.observe(b"#old#h", b"g", m(s), 1);
-        }
+        seen(&mut t, b"#old#h", b"g", 5);
         assert_eq!(t.observe_handover(b"#old#h", b"g", 8), Verdict::Gap(3));
         assert!(t.is_empty());
         // A hand-over of a name never seen: all its lines were lost (the history is known).

@@ -270,6 +270,18 @@ mod tests {
         (routed, notes)
     }
 
+    /// Lines 0..count from `sender` to www.
+    fn numbered(intake: &mut Intake, sender: &str, count: u16) {
+        for s in 0..count {
+            feed(intake, sender, &["www"], mess_type_for(s), b"l\n");
+        }
+    }
+
+    /// A control message from `sender` on the control channel.
+    fn control(intake: &mut Intake, sender: &str, body: &[u8]) -> (Vec<String>, Vec<String>) {
+        feed(intake, sender, &[CONTROL_GROUP], CONTROL_MESS_TYPE, body)
+    }
+
     fn with_history() -> Intake {
         let mut gaps = GapTable::new();
         gaps.knows_history = true;
@@ -299,11 +311,9 @@ mod tests {
     #[test]
     fn control_messages_are_never_routed_and_count_a_lost_tail() {
         let mut i = with_history();
-        for s in 0..3 {
-            feed(&mut i, "#a#h", &["www"], mess_type_for(s), b"l\n");
-        }
+        numbered(&mut i, "#a#h", 3);
         let body = b"mls1 next www 7\nmls1 next nobody 4\n";
-        let (r, n) = feed(&mut i, "#a#h", &[CONTROL_GROUP], CONTROL_MESS_TYPE, body);
+        let (r, n) = control(&mut i, "#a#h", body);
         assert!(r.is_empty());
         assert_eq!(
             n,
@@ -314,13 +324,7 @@ mod tests {
         assert!(r.is_empty());
         assert_eq!((i.gaps.lost_lines, i.gaps.announcements), (4, 2));
         // A sender never seen, with the whole history known: exactly its lines were lost.
-        let (_, n) = feed(
-            &mut i,
-            "#b#h",
-            &[CONTROL_GROUP],
-            CONTROL_MESS_TYPE,
-            b"mls1 next err 5\n",
-        );
+        let (_, n) = control(&mut i, "#b#h", b"mls1 next err 5\n");
         assert_eq!(
             n,
             vec!["sequence gap: 5 line(s) from #b#h to group err lost (announced by the sender)"]
@@ -331,16 +335,8 @@ mod tests {
     #[test]
     fn handovers_account_for_the_old_name() {
         let mut i = with_history();
-        for s in 0..4 {
-            feed(&mut i, "#old#h", &["www"], mess_type_for(s), b"l\n");
-        }
-        let (r, n) = feed(
-            &mut i,
-            "#new#h",
-            &[CONTROL_GROUP],
-            CONTROL_MESS_TYPE,
-            b"mls1 handover #old#h www 6\n",
-        );
+        numbered(&mut i, "#old#h", 4);
+        let (r, n) = control(&mut i, "#new#h", b"mls1 handover #old#h www 6\n");
         assert!(r.is_empty());
         assert_eq!(
             n,
@@ -348,16 +344,8 @@ mod tests {
                 "sequence gap: 2 line(s) from #old#h to group www lost (the sender continues as #new#h)"
             ]
         );
-        for s in 0..2 {
-            feed(&mut i, "#o2#h", &["www"], mess_type_for(s), b"l\n");
-        }
-        let (_, n) = feed(
-            &mut i,
-            "#n2#h",
-            &[CONTROL_GROUP],
-            CONTROL_MESS_TYPE,
-            b"mls1 handover #o2#h www 2\n",
-        );
+        numbered(&mut i, "#o2#h", 2);
+        let (_, n) = control(&mut i, "#n2#h", b"mls1 handover #o2#h www 2\n");
         assert_eq!(n, vec!["#n2#h continues #o2#h's sequence to group www"]);
         assert_eq!(i.gaps.handovers, 2);
     }
@@ -365,9 +353,7 @@ mod tests {
     #[test]
     fn the_previous_releases_handover_is_accounted_and_never_written() {
         let mut i = with_history();
-        for s in 0..4 {
-            feed(&mut i, "#old#h", &["www"], mess_type_for(s), b"l\n");
-        }
+        numbered(&mut i, "#old#h", 4);
         let (r, n) = feed(
             &mut i,
             "#new#h",
@@ -387,11 +373,9 @@ mod tests {
     #[test]
     fn unknown_records_are_skipped_malformed_ones_said() {
         let mut i = with_history();
-        let (r, n) = feed(
+        let (r, n) = control(
             &mut i,
             "#a#h",
-            &[CONTROL_GROUP],
-            CONTROL_MESS_TYPE,
             b"mls2 whatever\nmls1 next www x\nmls1 next www 1\n",
         );
         assert!(r.is_empty());

@@ -103,11 +103,17 @@ mod tests {
 
     const LOW: usize = 250;
 
+    /// A throttle with a 100 ms window, and a clock in milliseconds from now.
+    fn throttle() -> (Throttle, impl Fn(u64) -> Instant) {
+        let t0 = Instant::now();
+        (Throttle::new(Duration::from_millis(100)), move |n| {
+            t0 + Duration::from_millis(n)
+        })
+    }
+
     #[test]
     fn a_heavy_receiver_that_progresses_throttles_until_it_drains() {
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        let mut t = Throttle::new(Duration::from_millis(100));
+        let (mut t, ms) = throttle();
         t.note(7, 600, LOW, ms(0));
         t.update(ms(10), |_| Some(600), LOW);
         assert!(t.throttled());
@@ -129,9 +135,7 @@ mod tests {
 
     #[test]
     fn a_stuck_receiver_holds_nobody_back_beyond_its_window() {
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        let mut t = Throttle::new(Duration::from_millis(100));
+        let (mut t, ms) = throttle();
         t.note(3, 900, LOW, ms(0));
         t.update(ms(50), |_| Some(900), LOW);
         assert!(t.throttled());
