@@ -93,16 +93,16 @@ fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, Str
 }
 
 pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
+    let o = match super::options_or_exit(parse(args), "spread-pipe", USAGE) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let Options {
         spread,
         spool,
         cap,
         group,
-    } = match parse(args) {
-        Ok(Parsed::Run(o)) => o,
-        Ok(other) => return other.answer("spread-pipe", USAGE),
-        Err(why) => return spread_sys::cli::usage_error("spread-pipe", why),
-    };
+    } = o;
     // SIGPIPE ignored (a dead daemon socket gives EPIPE); SIGTERM/SIGINT (Apache stopping its piped
     // loggers) end the input: what was read is still sent or spooled; SIGHUP is ignored.
     let _signals = match Signals::install() {

@@ -48,10 +48,9 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         spread,
         prefix,
         groups,
-    } = match parse(args) {
-        Ok(Parsed::Run(o)) => o,
-        Ok(other) => return other.answer("spread-tail", USAGE),
-        Err(e) => return spread_sys::cli::usage_error("spread-tail", e),
+    } = match super::options_or_exit(parse(args), "spread-tail", USAGE) {
+        Ok(o) => o,
+        Err(code) => return code,
     };
     if groups.is_empty() {
         return spread_sys::cli::usage_error("spread-tail", "no group given");
