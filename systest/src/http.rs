@@ -57,6 +57,25 @@ pub struct LoadStats {
     pub slowest: Duration,
 }
 
+impl LoadStats {
+    /// Every one of `n` requests was served, none slower than `bound`; `context` (logs) explains
+    /// a failure, `who` names the client.
+    pub fn assert_served(&self, n: u64, bound: Duration, who: &str, context: &str) {
+        assert_eq!(
+            self.ok,
+            n,
+            "{who}: {} of {n} requests served, failures {:?}\n{context}",
+            self.ok,
+            &self.failed[..self.failed.len().min(10)],
+        );
+        assert!(
+            self.slowest < bound,
+            "{who}: slowest request took {:?} (bound {bound:?})\n{context}",
+            self.slowest,
+        );
+    }
+}
+
 /// GET `/i/<who>/<n><suffix>` for n in `range`, sequentially, pausing `pause` between requests.
 pub fn load(
     addr: SocketAddr,

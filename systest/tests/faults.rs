@@ -213,20 +213,7 @@ impl Rig {
 }
 
 fn assert_load(st: &LoadStats, n: u64, bound: Duration, rig: &Rig) {
-    assert_eq!(
-        st.ok,
-        n,
-        "{} of {n} requests served; failures {:?}\n{}",
-        st.ok,
-        &st.failed[..st.failed.len().min(10)],
-        rig.diagnostics()
-    );
-    assert!(
-        st.slowest < bound,
-        "slowest request {:?} > {bound:?}\n{}",
-        st.slowest,
-        rig.diagnostics()
-    );
+    st.assert_served(n, bound, rig.who(), &rig.diagnostics());
 }
 
 fn daemon_sigkill_restart_under_load(kind: Kind) {
@@ -362,17 +349,7 @@ with_each_sender!(
 /// Send `n` padded requests: every one is served, none slower than 2 s.
 fn load_served(a: &Apache, n: u64) -> LoadStats {
     let st = http::load(a.addr, "a", 0..n, Duration::ZERO, &pad());
-    assert_eq!(
-        st.ok,
-        n,
-        "Apache stopped serving: {st:?}\n{}",
-        a.error_log_tail()
-    );
-    assert!(
-        st.slowest < Duration::from_secs(2),
-        "slowest request {:?}",
-        st.slowest
-    );
+    st.assert_served(n, Duration::from_secs(2), "Apache", &a.error_log_tail());
     st
 }
 
