@@ -65,22 +65,29 @@ fn hostile_hosts() -> Vec<Vec<u8>> {
     ]
 }
 
+/// Every group a `$#hostname` line of the hostile hosts may go to.
+const HOST_GROUPS: [&str; 6] = [
+    "www.example.com",
+    "x.example.org",
+    "alias.example.net",
+    "default.example",
+    "localhost",
+    "unknown.test",
+];
+
+/// A `$#hostname` setup (after `directives`) receiving every host group, and the hostile hosts
+/// to send.
+fn send_hostile_hosts(tag: &str, directives: &str) -> (Setup, Vec<Vec<u8>>) {
+    let log = "CustomLog $#hostname small \"expr=%{REQUEST_URI} !~ m#^/spread-status#\"";
+    (
+        setup(tag, &format!("{directives}{log}"), &HOST_GROUPS),
+        hostile_hosts(),
+    )
+}
+
 #[test]
 fn hostname_groups_are_validated_against_the_vhost() {
-    let groups = [
-        "www.example.com",
-        "x.example.org",
-        "alias.example.net",
-        "default.example",
-        "localhost",
-        "unknown.test",
-    ];
-    let s = setup(
-        "hostname",
-        "CustomLog $#hostname small \"expr=%{REQUEST_URI} !~ m#^/spread-status#\"",
-        &groups,
-    );
-    let hosts = hostile_hosts();
+    let (s, hosts) = send_hostile_hosts("hostname", "");
     for h in &hosts {
         let r = http_get_raw(s.apache.port, "/index.html", h);
         assert!(
@@ -115,20 +122,7 @@ fn hostname_groups_are_validated_against_the_vhost() {
 
 #[test]
 fn trusted_host_header_makes_its_own_group_but_still_refuses_garbage() {
-    let groups = [
-        "www.example.com",
-        "unknown.test",
-        "default.example",
-        "localhost",
-        "x.example.org",
-        "alias.example.net",
-    ];
-    let s = setup(
-        "trust",
-        "SpreadTrustHostHeader On\nCustomLog $#hostname small \"expr=%{REQUEST_URI} !~ m#^/spread-status#\"",
-        &groups,
-    );
-    let hosts = hostile_hosts();
+    let (s, hosts) = send_hostile_hosts("trust", "SpreadTrustHostHeader On\n");
     for h in &hosts {
         http_get_raw(s.apache.port, "/index.html", h);
     }
@@ -136,7 +130,7 @@ fn trusted_host_header_makes_its_own_group_but_still_refuses_garbage() {
     assert_eq!(got.len(), hosts.len(), "{:?}", by_group(&got));
     let g = by_group(&got);
     assert_eq!(g["unknown.test"].len(), 1, "{g:?}");
-    assert!(g.keys().all(|k| groups.contains(&k.as_str())));
+    assert!(g.keys().all(|k| HOST_GROUPS.contains(&k.as_str())));
 }
 
 #[test]

@@ -46,6 +46,12 @@ fn skipped(test: &str) -> bool {
 }
 
 impl Farm {
+    /// The farm for `test`, or None (said as a skip) where it cannot run here.
+    /// (`n` web servers with `tuning`, nothing extra.)
+    fn unless_skipped(test: &str, n: usize, tuning: &str) -> Option<Farm> {
+        (!skipped(test)).then(|| Farm::new(test, n, tuning, ""))
+    }
+
     fn new(tag: &str, n: usize, tuning: &str, extra: &str) -> Farm {
         let t = TempDir::new(tag);
         let lh = Netns::new("lh");
@@ -198,10 +204,13 @@ fn assert_served(stats: &[LoadStats], n: u64, bound: Duration, farm: &Farm) {
 
 #[test]
 fn farm_all_servers_lines_in_one_file_and_a_second_collector_has_the_same() {
-    if skipped("farm_all_servers_lines_in_one_file") {
+    let Some(farm) = Farm::unless_skipped(
+        "farm_all_servers_lines_in_one_file",
+        3,
+        apache::TWO_CHILDREN,
+    ) else {
         return;
-    }
-    let farm = Farm::new("farm-all", 3, apache::TWO_CHILDREN, "");
+    };
     let tail_out = farm.t.join("loghost/tail.out");
     let tail = tail_to_file(
         &farm.t.join("loghost"),
@@ -390,10 +399,10 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
 
 #[test]
 fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
-    if skipped("farm_spreadlogd_restart") {
+    let Some(mut farm) = Farm::unless_skipped("farm_spreadlogd_restart", 2, apache::ONE_CHILD)
+    else {
         return;
-    }
-    let mut farm = Farm::new("farm-restart", 2, apache::ONE_CHILD, "");
+    };
     let first = 100;
     let stats = farm.load(0..first, Duration::ZERO);
     assert_served(&stats, first, Duration::from_secs(5), &farm);
@@ -461,10 +470,10 @@ fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
 
 #[test]
 fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
-    if skipped("farm_tcp_reset_during_outage") {
+    let Some(farm) = Farm::unless_skipped("farm_tcp_reset_during_outage", 1, apache::ONE_CHILD)
+    else {
         return;
-    }
-    let farm = Farm::new("farm-reset", 1, apache::ONE_CHILD, "");
+    };
     let w = &farm.webs[0];
     let n = 300;
     let (who, addr) = (w.who.clone(), w.apache.addr);
@@ -514,10 +523,10 @@ fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
 
 #[test]
 fn farm_daemon_sigkill_over_tcp_losses_are_counted_as_gaps() {
-    if skipped("farm_daemon_sigkill_over_tcp") {
+    let Some(mut farm) = Farm::unless_skipped("farm_daemon_sigkill_over_tcp", 2, apache::ONE_CHILD)
+    else {
         return;
-    }
-    let mut farm = Farm::new("farm-kill", 2, apache::ONE_CHILD, "");
+    };
     let n = 400;
     let loader: Vec<_> = farm
         .webs
