@@ -186,12 +186,18 @@ mod tests {
         assert!(c.torn_tail.is_none());
     }
 
+    /// Two records (daemon, group, line) back to back, and where the second starts.
+    fn two_records(a: (u32, &[u8], &[u8]), b: (u32, &[u8], &[u8])) -> (Vec<u8>, usize) {
+        let mut v = Vec::new();
+        encode_record(a.0, a.1, a.2, &mut v);
+        let first = v.len();
+        encode_record(b.0, b.1, b.2, &mut v);
+        (v, first)
+    }
+
     #[test]
     fn torn_tail_at_every_offset() {
-        let mut v = Vec::new();
-        encode_record(1, b"a", b"first line\n", &mut v);
-        let first = v.len();
-        encode_record(2, b"b", b"second line\n", &mut v);
+        let (v, first) = two_records((1, b"a", b"first line\n"), (2, b"b", b"second line\n"));
         for cut in 0..v.len() {
             let c = decode_all(&v[..cut]);
             let whole = usize::from(cut >= first);
@@ -207,10 +213,7 @@ mod tests {
 
     #[test]
     fn corrupt_checksum_and_magic() {
-        let mut v = Vec::new();
-        encode_record(1, b"a", b"x\n", &mut v);
-        let good = v.len();
-        encode_record(1, b"a", b"y\n", &mut v);
+        let (v, good) = two_records((1, b"a", b"x\n"), (1, b"a", b"y\n"));
         let mut bad = v.clone();
         *bad.last_mut().unwrap() ^= 1;
         let c = decode_all(&bad);

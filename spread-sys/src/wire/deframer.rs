@@ -208,32 +208,24 @@ mod tests {
         assert!(d.next_frame().unwrap().is_ok());
     }
 
+    /// The error a 1000-byte deframer finds in `bytes`.
+    fn frame_error(bytes: &[u8]) -> FrameError {
+        let mut d = Deframer::new(1000);
+        d.push(bytes);
+        d.next_frame().unwrap().unwrap_err()
+    }
+
     #[test]
     fn errors() {
         let mut v = Vec::new();
         push_header(&mut v, AGREED_MESS, b"x", 0, DAEMON_HINT, 0);
         v[44..48].copy_from_slice(&(-1i32).to_le_bytes());
-        let mut d = Deframer::new(1000);
-        d.push(&v);
-        assert_eq!(
-            d.next_frame().unwrap().unwrap_err(),
-            FrameError::NegativeLength(-1)
-        );
+        assert_eq!(frame_error(&v), FrameError::NegativeLength(-1));
         let mut v = frame(&[0u8; 969]);
-        let mut d = Deframer::new(1000);
-        d.push(&v[..48]);
-        assert_eq!(
-            d.next_frame().unwrap().unwrap_err(),
-            FrameError::TooLong(1001, 1000)
-        );
+        assert_eq!(frame_error(&v[..48]), FrameError::TooLong(1001, 1000));
         v.truncate(48);
         v[36..40].copy_from_slice(&(-3i32).to_le_bytes());
-        let mut d = Deframer::new(1000);
-        d.push(&v);
-        assert_eq!(
-            d.next_frame().unwrap().unwrap_err(),
-            FrameError::NegativeGroups(-3)
-        );
+        assert_eq!(frame_error(&v), FrameError::NegativeGroups(-3));
     }
 
     #[test]
