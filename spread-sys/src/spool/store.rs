@@ -273,17 +273,24 @@ fn open_segment(path: &Path) -> io::Result<Segment> {
     })
 }
 
-/// Make sure `path` exists with its 8 bytes really written (not a hole), so that replaying only
-/// ever overwrites them in place. Appenders call it under the rename guard, for the current
-/// segment, whose progress file nobody else writes anything but zeros to.
-fn ensure_progress_file(path: &Path) -> io::Result<()> {
-    let file = OpenOptions::new()
+/// Open `path` for reading and writing, creating it (mode 0640) if missing, never truncating;
+/// not inherited by programs this process starts.
+fn open_or_create(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
         .create(true)
+        .read(true)
         .write(true)
         .truncate(false)
         .mode(0o640)
         .custom_flags(libc::O_CLOEXEC)
-        .open(path)?;
+        .open(path)
+}
+
+/// Make sure `path` exists with its 8 bytes really written (not a hole), so that replaying only
+/// ever overwrites them in place. Appenders call it under the rename guard, for the current
+/// segment, whose progress file nobody else writes anything but zeros to.
+fn ensure_progress_file(path: &Path) -> io::Result<()> {
+    let file = open_or_create(path)?;
     if file.metadata()?.len() < 8 {
         file.write_all_at(&[0; 8], 0)?;
     }
@@ -346,14 +353,7 @@ impl Spool {
     pub fn open(path: impl AsRef<Path>, cap_bytes: u64) -> io::Result<Spool> {
         let files = files_for(path.as_ref());
         let segment = open_segment(&files.segment)?;
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .write(true)
-            .truncate(false)
-            .mode(0o640)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&files.lock)?;
+        let lock_file = open_or_create(&files.lock)?;
         Ok(Spool {
             replay_path: files.replay,
             offset_path: files.replay_progress,
@@ -501,13 +501,7 @@ impl Spool {
         let size = file.metadata()?.len();
         let mut offset = read_offset(&self.offset_path).min(size);
         // Normally the 8 bytes exist already (written by the first append): this only overwrites.
-        let offset_file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .mode(0o640)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&self.offset_path)?;
+        let offset_file = open_or_create(&self.offset_path)?;
         offset_file.write_all_at(&offset.to_le_bytes(), 0)?;
         let mut reader = BufReader::with_capacity(64 * 1024, &file);
         io::Seek::seek(&mut reader, io::SeekFrom::Start(offset))?;

@@ -347,22 +347,22 @@ mod tests {
 
     #[test]
     fn client_connect_messages() {
-        assert_eq!(
-            bytes(&ConnectRequest::new(b"alice", false, true)),
-            b"\x05\x00\x01\x01\x05alice"
-        );
-        assert_eq!(
-            bytes(&ConnectRequest::new(b"logger", true, false)),
-            b"\x05\x00\x01\x10\x06logger"
-        );
-        assert_eq!(
-            bytes(&ConnectRequest::new(b"", false, true)),
-            b"\x05\x00\x01\x01\x00"
-        );
-        assert_eq!(
-            bytes(&ConnectRequest::new(b"abcdefghijkl", false, false)),
-            b"\x05\x00\x01\x00\x0aabcdefghij"
-        );
+        // (name, priority, membership) -> the bytes libspread sends.
+        let cases: [(&[u8], bool, bool, &[u8]); 4] = [
+            (b"alice", false, true, b"\x05\x00\x01\x01\x05alice"),
+            (b"logger", true, false, b"\x05\x00\x01\x10\x06logger"),
+            (b"", false, true, b"\x05\x00\x01\x01\x00"),
+            (
+                b"abcdefghijkl",
+                false,
+                false,
+                b"\x05\x00\x01\x00\x0aabcdefghij",
+            ),
+        ];
+        for (name, priority, membership, want) in cases {
+            let got = bytes(&ConnectRequest::new(name, priority, membership));
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(name));
+        }
     }
 
     #[test]
