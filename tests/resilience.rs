@@ -97,17 +97,20 @@ fn assert_central(f: &Farm, expected: impl Iterator<Item = usize>, timeout: Dura
     );
 }
 
+/// One request per id in `ids`.
+fn requests(f: &Farm, ids: std::ops::Range<usize>) {
+    for i in ids {
+        request(f, i);
+    }
+}
+
 #[test]
 fn clean_daemon_restart_loses_nothing() {
     let mut f = farm("sigterm", Mpm::Event, "");
-    for i in 0..30 {
-        request(&f, i);
-    }
+    requests(&f, 0..30);
     assert_central(&f, 0..30, Duration::from_secs(10));
     f.daemon.stop(libc::SIGTERM);
-    for i in 30..60 {
-        request(&f, i);
-    }
+    requests(&f, 30..60);
     assert!(
         f.apache.counter("spooled") > 0,
         "lines sent while the daemon was away must be spooled"
@@ -136,15 +139,11 @@ fn crashed_daemon_loses_only_handed_over_lines_and_spreadlogd_counts_them() {
         Mpm::Event,
         "StartServers 1\nServerLimit 1\nMaxRequestWorkers 4\nMinSpareThreads 1\nMaxSpareThreads 4",
     );
-    for i in 0..20 {
-        request(&f, i);
-    }
+    requests(&f, 0..20);
     assert_central(&f, 0..20, Duration::from_secs(10));
     // Stopped, the daemon reads nothing: these lines are handed over (in its socket buffer) ...
     f.daemon.signal(libc::SIGSTOP);
-    for i in 20..35 {
-        request(&f, i);
-    }
+    requests(&f, 20..35);
     // mod_log_config writes a line after the response went out: make sure all 15 were handed
     // over before the crash.
     wait_for("35 lines handed over", Duration::from_secs(10), || {
@@ -195,9 +194,7 @@ fn crashed_daemon_loses_only_handed_over_lines_and_spreadlogd_counts_them() {
 fn hung_daemon_does_not_hang_requests_and_lines_are_spooled() {
     let f = farm("sigstop", Mpm::Event, "LimitRequestFieldSize 65536");
     let pad = "p".repeat(30_000);
-    for i in 0..5 {
-        request(&f, i);
-    }
+    requests(&f, 0..5);
     assert_central(&f, 0..5, Duration::from_secs(10));
     f.daemon.signal(libc::SIGSTOP);
     // Big lines fill the daemon's socket buffer quickly; then sends time out and spool.

@@ -188,6 +188,19 @@ impl Parser<'_> {
         }
     }
 
+    /// Consume a `}` if it comes next.
+    fn take_close(&mut self) -> bool {
+        let close = matches!(
+            self.peek(),
+            Some(Token {
+                kind: TokenKind::Close,
+                ..
+            })
+        );
+        self.pos += usize::from(close);
+        close
+    }
+
     fn reject_unsupported(&self) -> Result<(), ConfigError> {
         if let Some((k, line)) = self.peek_keyword()
             && (UNSUPPORTED.contains(&k.as_str()) || k.starts_with("Python"))
@@ -285,14 +298,7 @@ impl Parser<'_> {
             logs: Vec::new(),
         };
         loop {
-            if matches!(
-                self.peek(),
-                Some(Token {
-                    kind: TokenKind::Close,
-                    ..
-                })
-            ) {
-                self.pos += 1;
+            if self.take_close() {
                 break;
             }
             self.reject_unsupported()?;
@@ -344,14 +350,7 @@ impl Parser<'_> {
             rewrite: None,
         };
         loop {
-            if matches!(
-                self.peek(),
-                Some(Token {
-                    kind: TokenKind::Close,
-                    ..
-                })
-            ) {
-                self.pos += 1;
+            if self.take_close() {
                 break;
             }
             self.reject_unsupported()?;
