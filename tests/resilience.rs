@@ -75,16 +75,7 @@ fn assert_central(f: &Farm, expected: impl Iterator<Item = usize>, timeout: Dura
     }
     std::thread::sleep(Duration::from_millis(500)); // room for duplicates to show up
     let lines = f.logd.lines();
-    let mut seen: HashMap<usize, usize> = HashMap::new();
-    for l in &lines {
-        let i: usize = l
-            .split("req=")
-            .nth(1)
-            .and_then(|r| r.split(' ').next())
-            .and_then(|r| r.parse().ok())
-            .unwrap_or_else(|| panic!("odd line {l:?}"));
-        *seen.entry(i).or_default() += 1;
-    }
+    let seen = request_numbers(&lines);
     let missing: Vec<_> = expected.iter().filter(|i| !seen.contains_key(i)).collect();
     let dups: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
     assert!(

@@ -541,8 +541,10 @@ Spread {
 
     #[test]
     fn the_pipe_command_above_leaves_tokens_that_are_errors() {
-        let e = err("Spread{Log{Group=g File=|/usr/bin/logger -t a=b}}");
-        assert!(e.contains("test.conf:1") && e.contains("'-t'"), "{e}");
+        err_has(
+            "Spread{Log{Group=g File=|/usr/bin/logger -t a=b}}",
+            &["test.conf:1", "'-t'"],
+        );
     }
 
     #[test]
@@ -561,35 +563,56 @@ Spread {
                 "{e}"
             );
         }
-        let e = err("Spread { Log { Group = g File = f\n PerlLog main::log } }");
-        assert!(e.contains("test.conf:2") && e.contains("PerlLog"), "{e}");
-        let e = err("Spread { Log { Group = g File = f\n\n ModuleLog x } }");
-        assert!(e.contains("test.conf:3"), "{e}");
+        err_has(
+            "Spread { Log { Group = g File = f\n PerlLog main::log } }",
+            &["test.conf:2", "PerlLog"],
+        );
+        err_has(
+            "Spread { Log { Group = g File = f\n\n ModuleLog x } }",
+            &["test.conf:3"],
+        );
+    }
+
+    /// Parsing `text` fails with a message holding every one of `needles`.
+    fn err_has(text: &str, needles: &[&str]) {
+        let e = err(text);
+        for n in needles {
+            assert!(e.contains(n), "{n:?} not in {e}");
+        }
     }
 
     #[test]
     fn errors_name_file_line_and_token() {
-        let e = err("Spread {\n Log {\n Group = g\n File = f\n Bogus = 1\n }\n}");
-        assert!(e.contains("test.conf:5") && e.contains("'Bogus'"), "{e}");
-        let e = err("Spread {\n Log {\n Group = g\n File = f\n Match = \"(unclosed\"\n }\n}");
-        assert!(
-            e.contains("test.conf:5") && e.contains("regex does not compile"),
-            "{e}"
+        err_has(
+            "Spread {\n Log {\n Group = g\n File = f\n Bogus = 1\n }\n}",
+            &["test.conf:5", "'Bogus'"],
         );
-        let e = err("BufferSize = lots\nSpread { Log { Group = g File = f } }");
-        assert!(e.contains("test.conf:1") && e.contains("'lots'"), "{e}");
-        let e = err("Spread {\n Log { File = f }\n}");
-        assert!(e.contains("test.conf:2") && e.contains("no Group"), "{e}");
-        let e = err("Spread {\n Log { Group = g }\n}");
-        assert!(e.contains("neither File nor VhostDir"), "{e}");
-        let e = err("BufferSize = 1");
-        assert!(e.contains("at least one Spread"), "{e}");
-        let e = err("Spread { Log { Group = \"bad group\" File = f } }");
-        assert!(e.contains("not allowed in a Spread group"), "{e}");
-        let e = err("Spread { Log { Group = mls.control File = f } }");
-        assert!(e.contains("control channel"), "{e}");
-        let e = err("Spread { Log { Group = g File = f }\n");
-        assert!(e.contains("end of file"), "{e}");
+        err_has(
+            "Spread {\n Log {\n Group = g\n File = f\n Match = \"(unclosed\"\n }\n}",
+            &["test.conf:5", "regex does not compile"],
+        );
+        err_has(
+            "BufferSize = lots\nSpread { Log { Group = g File = f } }",
+            &["test.conf:1", "'lots'"],
+        );
+        err_has(
+            "Spread {\n Log { File = f }\n}",
+            &["test.conf:2", "no Group"],
+        );
+        err_has(
+            "Spread {\n Log { Group = g }\n}",
+            &["neither File nor VhostDir"],
+        );
+        err_has("BufferSize = 1", &["at least one Spread"]);
+        err_has(
+            "Spread { Log { Group = \"bad group\" File = f } }",
+            &["not allowed in a Spread group"],
+        );
+        err_has(
+            "Spread { Log { Group = mls.control File = f } }",
+            &["control channel"],
+        );
+        err_has("Spread { Log { Group = g File = f }\n", &["end of file"]);
         let e = err(
             "Spread { Log { Group = g File = f } }\nSpread { Port = 4803 Log { Group = h File = f } }",
         );
