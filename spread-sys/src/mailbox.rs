@@ -132,17 +132,22 @@ impl HandshakeIo<'_> {
         Error::Timeout(self.timeout.unwrap_or_default())
     }
     /// Write `buf` (normally in one send: the socket is fresh and the messages are tiny).
+    /// Wait until the socket is ready for `events`, within the handshake's deadline.
+    fn wait_ready(&self, events: libc::c_short) -> Result<()> {
+        if socket::wait(self.fd, events, self.deadline).map_err(|e| closed("poll", e))? {
+            Ok(())
+        } else {
+            Err(self.timed_out())
+        }
+    }
+
     fn write_all(&self, mut buf: &[u8]) -> Result<()> {
         while !buf.is_empty() {
             match socket::send(self.fd, buf, true) {
                 Ok(n) => buf = &buf[n..],
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !socket::wait(self.fd, libc::POLLOUT, self.deadline)
-                        .map_err(|e| closed("poll", e))?
-                    {
-                        return Err(self.timed_out());
-                    }
+                    self.wait_ready(libc::POLLOUT)?
                 }
                 Err(e) => return Err(closed("sending the handshake", e)),
             }
@@ -157,13 +162,7 @@ impl HandshakeIo<'_> {
                 Ok(0) => return Ok(got),
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !socket::wait(self.fd, libc::POLLIN, self.deadline)
-                        .map_err(|e| closed("poll", e))?
-                    {
-                        return Err(self.timed_out());
-                    }
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_ready(libc::POLLIN)?,
                 Err(e) => return Err(closed("reading the handshake", e)),
             }
         }
@@ -306,20 +305,18 @@ impl Mailbox {
     }
 
     pub fn join(&mut self, group: &str) -> Result<()> {
-        self.check_usable()?;
-        check_group(group.as_bytes()).map_err(|_| Error::IllegalGroup(group.to_owned()))?;
-        encode_join(
-            self.private_group.as_bytes(),
-            group.as_bytes(),
-            &mut self.out,
-        );
-        self.flush()
+        self.group_request(group, encode_join)
     }
 
     pub fn leave(&mut self, group: &str) -> Result<()> {
+        self.group_request(group, encode_leave)
+    }
+
+    /// A join or leave of `group`, encoded by `encode` and sent at once.
+    fn group_request(&mut self, group: &str, encode: fn(&[u8], &[u8], &mut Vec<u8>)) -> Result<()> {
         self.check_usable()?;
         check_group(group.as_bytes()).map_err(|_| Error::IllegalGroup(group.to_owned()))?;
-        encode_leave(
+        encode(
             self.private_group.as_bytes(),
             group.as_bytes(),
             &mut self.out,
