@@ -2,7 +2,7 @@
 //! slow-client limit, quota and handshake timeouts.
 
 mod common;
-use common::{core_join, core_session};
+use common::{core_join, core_multicast, core_session};
 
 use std::time::{Duration, Instant};
 
@@ -417,16 +417,7 @@ fn memory_budget_sheds_the_longest_blocked_queue() {
     for id in [a, b] {
         core_join(&mut c, id, b"g", now);
     }
-    let mut big = Vec::new();
-    encode_multicast(
-        c.private_group(tx).unwrap(),
-        AGREED_MESS,
-        &[b"g"],
-        0,
-        &[7u8; 100_000],
-        &mut big,
-    )
-    .unwrap();
+    let big = core_multicast(&c, tx, AGREED_MESS, &[b"g"], &[7u8; 100_000]);
     // Both receivers stall; `a` drains a little, so `b` has the longer queue.
     c.received(tx, &big, now);
     c.wrote(a, 0, true);

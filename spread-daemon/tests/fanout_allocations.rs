@@ -3,7 +3,7 @@
 //! write accounting).
 
 mod common;
-use common::{core_join, core_session};
+use common::{core_join, core_multicast, core_session};
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,6 @@ use std::time::Instant;
 use spread_daemon::Config;
 use spread_daemon::core::{Core, CoreSettings, SessionId};
 use spread_sys::wire::constants::AGREED_MESS;
-use spread_sys::wire::message::encode_multicast;
 
 struct Counting;
 
@@ -67,16 +66,7 @@ fn steady_state_fan_out_allocates_nothing_per_message() {
     for &rx in &rxs {
         core_join(&mut c, rx, b"logs", now);
     }
-    let mut msg = Vec::new();
-    encode_multicast(
-        c.private_group(tx).unwrap(),
-        AGREED_MESS,
-        &[b"logs"],
-        0,
-        &[b'x'; 200],
-        &mut msg,
-    )
-    .unwrap();
+    let msg = core_multicast(&c, tx, AGREED_MESS, &[b"logs"], &[b'x'; 200]);
     // A sender's read: 16 messages per chunk, the last one split across chunks.
     let chunk: Vec<u8> = msg
         .iter()

@@ -291,3 +291,24 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// The bytes of a multicast of `body` (mess_type 0) by session `id` of the sans-IO `core`.
+pub fn core_multicast(
+    c: &spread_daemon::core::Core,
+    id: spread_daemon::core::SessionId,
+    service: u32,
+    groups: &[&[u8]],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut m = Vec::new();
+    encode_multicast(
+        c.private_group(id).unwrap(),
+        service,
+        groups,
+        0,
+        body,
+        &mut m,
+    )
+    .unwrap();
+    m
+}
