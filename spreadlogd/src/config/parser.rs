@@ -188,6 +188,14 @@ impl Parser<'_> {
         }
     }
 
+    /// Consume the block's keyword and its `{`; the keyword's line.
+    fn open_block(&mut self, keyword: &str) -> Result<u32, ConfigError> {
+        let line = self.peek().map_or(1, |t| t.line);
+        self.pos += 1;
+        self.expect(TokenKind::Open, &format!("expected '{{' after {keyword}"))?;
+        Ok(line)
+    }
+
     /// Consume a `}` if it comes next.
     fn take_close(&mut self) -> bool {
         let close = matches!(
@@ -288,9 +296,7 @@ impl Parser<'_> {
     }
 
     fn spread_block(&mut self) -> Result<SpreadConf, ConfigError> {
-        let line = self.peek().map_or(1, |t| t.line);
-        self.pos += 1;
-        self.expect(TokenKind::Open, "expected '{' after Spread")?;
+        let line = self.open_block("Spread")?;
         let mut s = SpreadConf {
             line,
             port: "4803".into(),
@@ -338,9 +344,7 @@ impl Parser<'_> {
     }
 
     fn log_block(&mut self) -> Result<LogConf, ConfigError> {
-        let line = self.peek().map_or(1, |t| t.line);
-        self.pos += 1;
-        self.expect(TokenKind::Open, "expected '{' after Log")?;
+        let line = self.open_block("Log")?;
         let mut l = LogConf {
             line,
             group: String::new(),
