@@ -141,7 +141,6 @@ pub fn decode_membership_body(body: &[u8], swap: bool) -> Option<MembershipBody>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::constants::*;
 
     use crate::wire::test_data::hex;
 
@@ -160,16 +159,9 @@ mod tests {
             "000000000000000000000000000000002697c51cd1ab046b0200000001000000000000000100000023626f62236c6f63",
             "616c686f7374000000000000000000000000000000000000",
         ));
-        let mut v = Vec::new();
         let gid = GroupId([482_711_334, 1_795_468_241, 2]);
-        encode_membership(
-            CAUSED_BY_JOIN,
-            b"grp",
-            &[b"#alice#localhost", b"#bob#localhost"],
-            gid,
-            b"#bob#localhost",
-            &mut v,
-        );
+        let members: [&[u8]; 2] = [b"#alice#localhost", b"#bob#localhost"];
+        let v = crate::wire::test_data::join_message(&members, b"#bob#localhost", gid);
         assert_eq!(v, rec);
         let body = decode_membership_body(&v[48 + 64..], false).unwrap();
         assert_eq!(body.group_id, gid);

@@ -353,7 +353,6 @@ impl OneGroupHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::membership::encode_membership;
 
     use crate::wire::test_data::hex;
 
@@ -452,16 +451,8 @@ mod tests {
 
     #[test]
     fn membership_to_message() {
-        let mut v = Vec::new();
         let gid = GroupId([1, 2, 3]);
-        encode_membership(
-            CAUSED_BY_JOIN,
-            b"grp",
-            &[b"#alice#d", b"#bob#d"],
-            gid,
-            b"#bob#d",
-            &mut v,
-        );
+        let mut v = crate::wire::test_data::join_message(&[b"#alice#d", b"#bob#d"], b"#bob#d", gid);
         let m = split(&v);
         assert!(m.is_membership() && !m.is_self_leave() && !m.is_regular());
         let Message::Membership(mm) = m.to_message(b"#bob#d").unwrap() else {

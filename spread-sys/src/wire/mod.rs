@@ -12,6 +12,16 @@ pub mod name;
 /// Test data helpers shared by the wire modules' tests.
 #[cfg(test)]
 pub(crate) mod test_data {
+    use super::constants::CAUSED_BY_JOIN;
+    use super::membership::{GroupId, encode_membership};
+
+    /// The membership message a daemon sends when `joiner` joins `grp`, now holding `members`.
+    pub fn join_message(members: &[&[u8]], joiner: &[u8], gid: GroupId) -> Vec<u8> {
+        let mut v = Vec::new();
+        encode_membership(CAUSED_BY_JOIN, b"grp", members, gid, joiner, &mut v);
+        v
+    }
+
     /// Bytes from a hex string (the recorded transcripts' notation).
     pub fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
