@@ -26,6 +26,30 @@ fn connect(c: &mut Core, name: &str, membership: bool, now: Instant) -> SessionI
     id
 }
 
+/// `req` `n` times over, as one read.
+fn repeated(req: &[u8], n: usize) -> Vec<u8> {
+    req.iter().copied().cycle().take(req.len() * n).collect()
+}
+
+/// A new receiver `name` in group "g" whose socket is full, with `1 + n` copies of `req` (sent by
+/// `fast`) queued for it.
+fn blocked_receiver(
+    c: &mut Core,
+    name: &str,
+    fast: SessionId,
+    req: &[u8],
+    n: usize,
+    now: Instant,
+) -> SessionId {
+    let id = connect(c, name, false, now);
+    take_output(c, id);
+    core_join(c, id, b"g", now);
+    c.received(fast, req, now);
+    c.wrote(id, 0, true);
+    c.received(fast, &repeated(req, n), now);
+    id
+}
+
 /// Everything pending for `id`, as whole messages (handshake bytes skipped by the caller).
 fn take_output(c: &mut Core, id: SessionId) -> Vec<u8> {
     let out = c.pending_output(id).to_vec();
@@ -217,13 +241,7 @@ fn slow_client_killed_past_the_limit_only_when_blocked() {
     assert_eq!(c.stats().queued_messages, 0, "the victim's queue is freed");
 
     // At exactly the limit a blocked session survives.
-    let slow2 = connect(&mut c, "slow2", false, now);
-    take_output(&mut c, slow2);
-    core_join(&mut c, slow2, b"g", now);
-    c.received(fast, &req, now);
-    c.wrote(slow2, 0, true);
-    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 999).collect();
-    c.received(fast, &batch, now);
+    let slow2 = blocked_receiver(&mut c, "slow2", fast, &req, 999, now);
     assert!(
         c.is_ready(slow2),
         "1000 queued = MaxSessionMessages: still alive"
@@ -249,13 +267,7 @@ fn slow_client_killed_past_the_limit_only_when_blocked() {
     assert_eq!(c.stats().kills_slow, 2);
 
     // A reader that empties its socket in time survives a burst past the limit.
-    let slow3 = connect(&mut c, "slow3", false, now);
-    take_output(&mut c, slow3);
-    core_join(&mut c, slow3, b"g", now);
-    c.received(fast, &req, now);
-    c.wrote(slow3, 0, true);
-    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 1100).collect();
-    c.received(fast, &batch, now);
+    let slow3 = blocked_receiver(&mut c, "slow3", fast, &req, 1100, now);
     let out = c.pending_output(slow3).len();
     c.wrote(slow3, out, false);
     assert!(c.is_ready(slow3), "drained by the fresh write: alive");
@@ -263,8 +275,7 @@ fn slow_client_killed_past_the_limit_only_when_blocked() {
     // Backstop when nobody flushes: a blocked session is killed past twice the limit (>= +1024).
     c.received(fast, &req, now);
     c.wrote(slow3, 0, true);
-    let batch: Vec<u8> = req.iter().copied().cycle().take(req.len() * 2023).collect();
-    c.received(fast, &batch, now);
+    c.received(fast, &repeated(&req, 2023), now);
     assert!(
         c.is_ready(slow3),
         "2024 queued = the backstop (max(2 x 1000, 1000 + 1024)): still alive"

@@ -103,18 +103,18 @@ mod tests {
 
     const LOW: usize = 250;
 
-    /// A throttle with a 100 ms window, and a clock in milliseconds from now.
-    fn throttle() -> (Throttle, impl Fn(u64) -> Instant) {
+    /// A throttle with a 100 ms window where receiver `id` became heavy (`queued` messages) at
+    /// 0 ms, and a clock in milliseconds from then.
+    fn heavy(id: SessionId, queued: usize) -> (Throttle, impl Fn(u64) -> Instant) {
         let t0 = Instant::now();
-        (Throttle::new(Duration::from_millis(100)), move |n| {
-            t0 + Duration::from_millis(n)
-        })
+        let mut t = Throttle::new(Duration::from_millis(100));
+        t.note(id, queued, LOW, t0);
+        (t, move |n| t0 + Duration::from_millis(n))
     }
 
     #[test]
     fn a_heavy_receiver_that_progresses_throttles_until_it_drains() {
-        let (mut t, ms) = throttle();
-        t.note(7, 600, LOW, ms(0));
+        let (mut t, ms) = heavy(7, 600);
         t.update(ms(10), |_| Some(600), LOW);
         assert!(t.throttled());
         assert_eq!(t.wake(), Some(ms(100)));
@@ -135,8 +135,7 @@ mod tests {
 
     #[test]
     fn a_stuck_receiver_holds_nobody_back_beyond_its_window() {
-        let (mut t, ms) = throttle();
-        t.note(3, 900, LOW, ms(0));
+        let (mut t, ms) = heavy(3, 900);
         t.update(ms(50), |_| Some(900), LOW);
         assert!(t.throttled());
         t.update(ms(100), |_| Some(900), LOW);
