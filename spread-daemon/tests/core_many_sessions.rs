@@ -26,6 +26,15 @@ fn connect(c: &mut Core, name: &str, membership: bool, now: Instant) -> SessionI
     id
 }
 
+/// The core closes `id` with `last_words`; `why` names the case in a failure.
+fn assert_closed(c: &mut Core, id: SessionId, last_words: Vec<u8>, why: &str) {
+    let actions = drain_all(c);
+    assert!(
+        actions.contains(&Action::Close { id, last_words }),
+        "{why}: {actions:?}"
+    );
+}
+
 /// `req` `n` times over, as one read.
 fn repeated(req: &[u8], n: usize) -> Vec<u8> {
     req.iter().copied().cycle().take(req.len() * n).collect()
@@ -297,14 +306,7 @@ fn quota_and_handshake_timeouts() {
     let silent = c.accept(Peer::Unix, 5, now);
     let partial = c.accept(Peer::Unix, 6, now);
     let fourth = c.accept(Peer::Unix, 7, now);
-    let actions = drain_all(&mut c);
-    assert!(
-        actions.contains(&Action::Close {
-            id: fourth,
-            last_words: vec![0xFD]
-        }),
-        "{actions:?}"
-    );
+    assert_closed(&mut c, fourth, vec![0xFD], "quota");
     c.received(partial, &[5, 0, 1, 1, 5, b'a', b'b'], now);
     // Before the deadline nothing happens.
     c.tick(now + Duration::from_millis(50));
@@ -314,23 +316,9 @@ fn quota_and_handshake_timeouts() {
             .all(|a| !matches!(a, Action::Close { .. }))
     );
     c.tick(now + Duration::from_millis(150));
-    let actions = drain_all(&mut c);
-    assert!(
-        actions.contains(&Action::Close {
-            id: partial,
-            last_words: vec![0xFB]
-        }),
-        "short name: {actions:?}"
-    );
+    assert_closed(&mut c, partial, vec![0xFB], "short name");
     c.tick(now + Duration::from_millis(1001));
-    let actions = drain_all(&mut c);
-    assert!(
-        actions.contains(&Action::Close {
-            id: silent,
-            last_words: vec![]
-        }),
-        "silent 1 s: {actions:?}"
-    );
+    assert_closed(&mut c, silent, vec![], "silent 1 s");
     assert_eq!(c.stats().sessions, 1);
     assert_eq!(c.next_deadline(), None);
 }
