@@ -399,11 +399,10 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
 
 #[test]
 fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
-    let Some(mut farm) = Farm::unless_skipped("farm_spreadlogd_restart", 2, apache::ONE_CHILD)
-    else {
+    let first = 100;
+    let Some(mut farm) = Farm::unless_skipped("farm_restart", 2, apache::ONE_CHILD) else {
         return;
     };
-    let first = 100;
     let stats = farm.load(0..first, Duration::ZERO);
     assert_served(&stats, first, Duration::from_secs(5), &farm);
     farm.wait_central(first, Duration::from_secs(20));
