@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use spread_sys::announce::Announcer;
-use spread_sys::control::{self, CONTROL_GROUP, CONTROL_MESS_TYPE, Record};
+use spread_sys::control::{self, Record};
 use spread_sys::seq::{SeqCounter, mess_type_for};
 use spread_sys::spread_name::Endpoint;
 use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, MulticastTemplate};
@@ -142,30 +142,15 @@ fn hand_over(
             next: g.counter.issued(),
         })
     });
-    for body in control::bodies(records) {
-        mb.multicast(
-            control::service_for(service),
-            &[CONTROL_GROUP],
-            CONTROL_MESS_TYPE,
-            &body,
-        )?;
-    }
+    control::send(mb, service, records)?;
     stale.clear();
     Ok(())
 }
 
 /// Announce the next number of every group this connection numbered lines for.
 fn announce(mb: &mut Mailbox, service: u32, seqs: &SeqTable) -> Result<(), SpreadError> {
-    let bodies = control::next_bodies(seqs.iter().map(|(g, s)| (g.as_bytes(), s.counter.issued())));
-    for body in &bodies {
-        mb.multicast(
-            control::service_for(service),
-            &[CONTROL_GROUP],
-            CONTROL_MESS_TYPE,
-            body,
-        )?;
-    }
-    if !bodies.is_empty() {
+    let groups = seqs.iter().map(|(g, s)| (g.as_bytes(), s.counter.issued()));
+    if control::send(mb, service, control::next_records(groups))? > 0 {
         Counters::add(&counters::get().announcements, 1);
     }
     Ok(())

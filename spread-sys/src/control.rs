@@ -151,20 +151,39 @@ pub fn decode(
     })
 }
 
-/// Bodies for the `next` records of `groups` ((group, lines numbered so far)), groups that
-/// numbered nothing left out, split so that no body exceeds [`MAX_CONTROL_BODY`].
-pub fn next_bodies<'g>(groups: impl IntoIterator<Item = (&'g [u8], u64)>) -> Vec<Vec<u8>> {
-    bodies(
-        groups
-            .into_iter()
-            .filter(|&(_, next)| next > 0)
-            .map(|(group, next)| Record::Next { group, next }),
-    )
+/// Send `records` on the control channel through `mb`, in as few messages as fit, with the
+/// service [`service_for`] the sender's data service. Returns how many messages were sent.
+pub fn send<'r>(
+    mb: &mut crate::Mailbox,
+    data_service: u32,
+    records: impl IntoIterator<Item = Record<'r>>,
+) -> crate::Result<usize> {
+    let bodies = bodies(records);
+    for body in &bodies {
+        mb.multicast(
+            service_for(data_service),
+            &[CONTROL_GROUP],
+            CONTROL_MESS_TYPE,
+            body,
+        )?;
+    }
+    Ok(bodies.len())
+}
+
+/// The `next` records of `groups` ((group, lines numbered so far)), groups that numbered nothing
+/// left out.
+pub fn next_records<'g>(
+    groups: impl IntoIterator<Item = (&'g [u8], u64)>,
+) -> impl Iterator<Item = Record<'g>> {
+    groups
+        .into_iter()
+        .filter(|&(_, next)| next > 0)
+        .map(|(group, next)| Record::Next { group, next })
 }
 
 /// Pack records into as few bodies as fit [`MAX_CONTROL_BODY`]; records that cannot be encoded
 /// are left out.
-pub fn bodies<'r>(records: impl IntoIterator<Item = Record<'r>>) -> Vec<Vec<u8>> {
+fn bodies<'r>(records: impl IntoIterator<Item = Record<'r>>) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
     let mut line = Vec::new();
     for r in records {
@@ -275,13 +294,17 @@ mod tests {
         );
     }
 
+    fn bodies_of_next<'g>(groups: impl IntoIterator<Item = (&'g [u8], u64)>) -> Vec<Vec<u8>> {
+        bodies(next_records(groups))
+    }
+
     #[test]
-    fn next_bodies_skip_idle_groups_and_split_large_sets() {
-        assert!(next_bodies([(&b"a"[..], 0)]).is_empty());
-        let b = next_bodies([(&b"a"[..], 3), (b"b", 0), (b"c", 1)]);
+    fn next_records_skip_idle_groups_and_split_large_sets() {
+        assert!(bodies_of_next([(&b"a"[..], 0)]).is_empty());
+        let b = bodies_of_next([(&b"a"[..], 3), (b"b", 0), (b"c", 1)]);
         assert_eq!(b, vec![b"mls1 next a 3\nmls1 next c 1\n".to_vec()]);
         let names: Vec<String> = (0..2000).map(|i| format!("group-{i:05}")).collect();
-        let b = next_bodies(names.iter().map(|n| (n.as_bytes(), 1u64 << 40)));
+        let b = bodies_of_next(names.iter().map(|n| (n.as_bytes(), 1u64 << 40)));
         assert!(b.len() > 1);
         assert!(b.iter().all(|x| x.len() <= MAX_CONTROL_BODY));
         let n: usize = b.iter().map(|x| all(x).len()).sum();

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use spread_sys::announce::Announcer;
-use spread_sys::control::{self, CONTROL_GROUP, CONTROL_MESS_TYPE, Record};
+use spread_sys::control::{self, Record};
 use spread_sys::seq::{SeqCounter, mess_type_for};
 use spread_sys::spool::{Appended, ReplayOutcome, Spool};
 use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
@@ -366,14 +366,18 @@ impl Sender {
                 group: g.as_bytes(),
                 next: counter.issued(),
             });
-        for body in control::bodies(stale) {
-            mb.multicast(AGREED_MESS, &[CONTROL_GROUP], CONTROL_MESS_TYPE, &body)?;
-            eprintln!(
-                "spread-pipe: now {me}: handed over {}",
-                String::from_utf8_lossy(&body)
-                    .trim_end()
-                    .replace('\n', "; ")
-            );
+        let stale: Vec<Record<'_>> = stale.collect();
+        if !stale.is_empty() {
+            control::send(mb, AGREED_MESS, stale.iter().copied())?;
+            for r in &stale {
+                if let Record::Handover { old, group, next } = r {
+                    eprintln!(
+                        "spread-pipe: now {me}: handed over {}'s sequence to group {} (next {next})",
+                        String::from_utf8_lossy(old),
+                        String::from_utf8_lossy(group)
+                    );
+                }
+            }
         }
         self.seqs.retain(|_, (owner, _)| *owner == me);
         Ok(())
@@ -573,10 +577,8 @@ fn announce(
     mb: &mut Mailbox,
     seqs: &HashMap<String, (String, SeqCounter)>,
 ) -> spread_sys::Result<()> {
-    for body in control::next_bodies(seqs.iter().map(|(g, (_, c))| (g.as_bytes(), c.issued()))) {
-        mb.multicast(AGREED_MESS, &[CONTROL_GROUP], CONTROL_MESS_TYPE, &body)?;
-    }
-    Ok(())
+    let groups = seqs.iter().map(|(g, (_, c))| (g.as_bytes(), c.issued()));
+    control::send(mb, AGREED_MESS, control::next_records(groups)).map(drop)
 }
 
 /// The counter numbering the next message to `group` on `mb` (hand-overs are done on connect, so
