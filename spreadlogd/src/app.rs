@@ -37,11 +37,12 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         Err(e) => return fail(&e.to_string()),
     };
     if opts.flags.check_only {
-        for s in &cfg.spreads {
-            let name = s.daemon_name();
-            if let Err(e) = spread_sys::SpreadName::parse(&name) {
-                return fail(&format!("{}:{}: daemon {name:?}: {e}", cfg.file, s.line));
-            }
+        for w in &cfg.warnings {
+            eprintln!("spreadlogd: warning: {w}");
+        }
+        let problems = cfg.preflight();
+        if !problems.is_empty() {
+            return fail(&problems.join("\nspreadlogd: "));
         }
         println!("{}: Syntax OK", cfg.file);
         return 0;
@@ -97,6 +98,9 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         router.outputs.len(),
         router.vhosts.len()
     ));
+    for w in &cfg.warnings {
+        logger.warn(w);
+    }
     for s in &cfg.spreads {
         for l in &s.logs {
             let dest = match (&l.file, &l.vhost_dir) {

@@ -61,12 +61,13 @@ pub fn write_pidfile(path: &Path) -> Result<(), ProcessError> {
     })
 }
 
-/// setgid/initgroups/setuid to `user` (and `group`, else the user's primary group). A no-op when
-/// neither is given.
-pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), ProcessError> {
-    if user.is_none() && group.is_none() {
-        return Ok(());
-    }
+/// The ids of `group` and of `user` (with its name, for initgroups); a user without a group
+/// gets the user's primary group. `spreadlogd -t` checks them the same way.
+#[allow(clippy::type_complexity)]
+pub fn resolve_ids(
+    user: Option<&str>,
+    group: Option<&str>,
+) -> Result<(Option<libc::gid_t>, Option<(libc::uid_t, CString)>), ProcessError> {
     let mut gid: Option<libc::gid_t> = None;
     if let Some(g) = group {
         let c = CString::new(g).map_err(|_| ProcessError::UnknownGroup(g.into()))?;
@@ -92,6 +93,16 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), Pr
         gid.get_or_insert(pg);
         uid = Some((pu, c));
     }
+    Ok((gid, uid))
+}
+
+/// setgid/initgroups/setuid to `user` (and `group`, else the user's primary group). A no-op when
+/// neither is given.
+pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), ProcessError> {
+    if user.is_none() && group.is_none() {
+        return Ok(());
+    }
+    let (gid, uid) = resolve_ids(user, group)?;
     let err = |what: String| ProcessError::Drop {
         what,
         source: io::Error::last_os_error(),

@@ -19,10 +19,33 @@ impl TimestampFormat {
         if fmt.len() > 256 {
             return Err("strftime format longer than 256 bytes".into());
         }
+        // A format without a conversion would put the same text into every line (a typo such as
+        // `RewriteTimestamp = Common` is the usual cause).
+        if !has_conversion(fmt) {
+            return Err(format!(
+                "strftime format {fmt:?} has no %-conversion: every line would get this fixed text \
+                 (did you mean CommonLogFormat?)"
+            ));
+        }
         CString::new(fmt)
             .map(TimestampFormat::Strftime)
             .map_err(|_| "NUL byte in format".into())
     }
+}
+
+/// Does `fmt` hold a strftime conversion (a `%` followed by anything but another `%`)?
+fn has_conversion(fmt: &str) -> bool {
+    let mut chars = fmt.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('%') => {}
+                Some(_) => return true,
+                None => return false,
+            }
+        }
+    }
+    false
 }
 
 const MONTHS: [&str; 12] = [
@@ -155,6 +178,17 @@ mod tests {
             out,
             format!("1.2.3.4 - - <{year}> \"GET /[x] HTTP/1.0\" 200\n").into_bytes()
         );
+    }
+
+    #[test]
+    fn a_format_without_a_conversion_is_refused() {
+        for bad in ["Common", "[fixed]", "100%%", "50%"] {
+            let e = TimestampFormat::strftime(bad).unwrap_err();
+            assert!(e.contains("no %-conversion"), "{bad}: {e}");
+        }
+        for good in ["%Y", "[%d/%b/%Y %H]", "%%%s"] {
+            assert!(TimestampFormat::strftime(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Config {
     pub error_log: Option<PathBuf>,
     pub vhost_open_files: usize,
     pub spreads: Vec<SpreadConf>,
+    /// What the file says that is accepted but has no effect (`file:line: what and why`), for
+    /// the operator: printed by `-t` and logged at start.
+    pub warnings: Vec<String>,
 }
 
 /// One `Spread { }` block: one daemon connection.
@@ -115,6 +118,43 @@ impl Config {
         // daemonised process (cwd `/`) reopens the same files on SIGHUP (the original did not).
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         parse(&file, &text, &cwd)
+    }
+
+    /// What would stop a start, checked without opening or creating anything (`spreadlogd -t`):
+    /// every `File`'s directory and every `VhostDir` exist, `User`/`Group` exist, and every
+    /// daemon name parses. Each problem as `file:line: …` or `file: …`.
+    pub fn preflight(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let f = &self.file;
+        if let Err(e) = crate::process::resolve_ids(self.user.as_deref(), self.group.as_deref()) {
+            problems.push(format!("{f}: {e}"));
+        }
+        for s in &self.spreads {
+            let name = s.daemon_name();
+            if let Err(e) = spread_sys::SpreadName::parse(&name) {
+                problems.push(format!("{f}:{}: daemon {name:?}: {e}", s.line));
+            }
+            for l in &s.logs {
+                let dir = match (&l.vhost_dir, &l.file) {
+                    (Some(v), _) => Some(("VhostDir", v.as_path())),
+                    (None, Some(FileTarget::Path(p))) => {
+                        p.parent().map(|d| ("File's directory", d))
+                    }
+                    _ => None,
+                };
+                if let Some((what, d)) = dir
+                    && !d.as_os_str().is_empty()
+                    && !d.is_dir()
+                {
+                    problems.push(format!(
+                        "{f}:{}: {what} {} does not exist",
+                        l.line,
+                        d.display()
+                    ));
+                }
+            }
+        }
+        problems
     }
 
     /// Every distinct group joined through `spread`, in name order.

@@ -38,6 +38,8 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     pos: usize,
     base: &'a Path,
+    /// What the configuration does that is accepted but has no effect (`Config::warnings`).
+    warnings: Vec<String>,
 }
 
 /// A keyword and its value, as found (`Key = v`, `Key=v`, `Key= v`, `Key =v`).
@@ -55,6 +57,7 @@ pub fn parse(file: &str, text: &str, base: &Path) -> Result<Config, ConfigError>
         tokens,
         pos: 0,
         base,
+        warnings: Vec::new(),
     };
     p.config()
 }
@@ -232,6 +235,7 @@ impl Parser<'_> {
             error_log: None,
             vhost_open_files: DEFAULT_VHOST_OPEN_FILES,
             spreads: Vec::new(),
+            warnings: Vec::new(),
         };
         while self.peek().is_some() {
             self.reject_unsupported()?;
@@ -287,6 +291,7 @@ impl Parser<'_> {
                 reason: "at least one Spread { } block is required".into(),
             });
         }
+        cfg.warnings = std::mem::take(&mut self.warnings);
         Ok(cfg)
     }
 
@@ -424,11 +429,13 @@ impl Parser<'_> {
         if l.file.is_none() && l.vhost_dir.is_none() {
             return Err(self.invalid(line, "Log", "this Log block has neither File nor VhostDir"));
         }
+        // The original needed a dummy File beside VhostDir and ignored it: so do we, and say so.
         if l.file.is_some() && l.vhost_dir.is_some() {
-            return Err(self.invalid(
-                line,
-                "Log",
-                "File and VhostDir in one Log block: VhostDir needs no File here; use two Log blocks for both",
+            l.file = None;
+            self.warnings.push(format!(
+                "{}:{line}: File in a Log block with VhostDir is ignored (the original spreadlogd \
+                 needed it and ignored it too); lines go to one file per host in VhostDir",
+                self.file
             ));
         }
         Ok(l)
@@ -586,6 +593,25 @@ Spread {
     }
 
     #[test]
+    fn the_originals_dummy_file_beside_vhostdir_is_ignored_with_a_warning() {
+        let c = ok("Spread {\n Log { Group = v File = /dev/null VhostDir = /var/log/vhosts }\n}");
+        let l = &c.spreads[0].logs[0];
+        assert_eq!(l.file, None);
+        assert_eq!(l.vhost_dir.as_deref(), Some(Path::new("/var/log/vhosts")));
+        assert_eq!(c.warnings.len(), 1);
+        assert!(
+            c.warnings[0].starts_with("test.conf:2: File in a Log block with VhostDir is ignored"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(
+            ok("Spread { Log { Group = g File = f } }")
+                .warnings
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_token() {
         err_has(
             "Spread {\n Log {\n Group = g\n File = f\n Bogus = 1\n }\n}",
@@ -606,6 +632,10 @@ Spread {
         err_has(
             "Spread {\n Log { Group = g }\n}",
             &["neither File nor VhostDir"],
+        );
+        err_has(
+            "Spread { Log { Group = g File = f RewriteTimestamp = Common } }",
+            &["test.conf:1", "no %-conversion"],
         );
         err_has("BufferSize = 1", &["at least one Spread"]);
         err_has(
