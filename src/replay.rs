@@ -23,10 +23,19 @@ use crate::transport::{SendFailure, Transport};
 pub enum ReplayStop {
     #[error("group {0:?} has no member yet (nobody would receive it)")]
     NoMember(String),
+    #[error("daemon {daemon} cannot be reached: {why}")]
+    Unreachable { daemon: String, why: String },
     #[error("group name in the spool is not UTF-8")]
     BadGroup,
     #[error("{0}")]
     Send(#[from] SendFailure),
+}
+
+/// Why lines for one (daemon, group) cannot be replayed now.
+enum Wait {
+    NoMember,
+    /// (daemon name, why)
+    Unreachable(String, String),
 }
 
 /// How often the spool is looked at.
@@ -162,23 +171,33 @@ pub fn replay_round(
     pid: u32,
 ) -> Result<u64, String> {
     let spool = spool.get()?;
-    let mut has_member: HashMap<(u32, Vec<u8>), bool> = HashMap::new();
+    // Per (daemon, group): a member is there (None), or why replaying there has to wait.
+    let mut has_member: HashMap<(u32, Vec<u8>), Option<Wait>> = HashMap::new();
     let mut sent = 0u64;
     let outcome = spool.replay(|rec| -> Result<(), ReplayStop> {
         let group = std::str::from_utf8(&rec.group).map_err(|_| ReplayStop::BadGroup)?;
         let key = (rec.daemon_id, rec.group.clone());
-        let ok = match has_member.get(&key) {
-            Some(ok) => *ok,
-            None => {
-                let endpoint = cfg.daemon(rec.daemon_id).map(|d| d.endpoint.clone());
-                let ok = endpoint
-                    .is_some_and(|e| probe_has_member(&e, group, cfg, host, pid).unwrap_or(false));
-                has_member.insert(key, ok);
-                ok
+        let wait = has_member.entry(key).or_insert_with(|| {
+            let daemon = cfg.daemon(rec.daemon_id);
+            match daemon.map(|d| probe_has_member(&d.endpoint, group, cfg, host, pid)) {
+                Some(Ok(true)) => None,
+                Some(Ok(false)) | None => Some(Wait::NoMember),
+                // The daemon is down or refuses us: say so, not "no member".
+                Some(Err(e)) => Some(Wait::Unreachable(
+                    daemon.map_or_else(String::new, |d| d.name.to_string()),
+                    e.to_string(),
+                )),
             }
-        };
-        if !ok {
-            return Err(ReplayStop::NoMember(group.to_owned()));
+        });
+        match wait {
+            None => {}
+            Some(Wait::NoMember) => return Err(ReplayStop::NoMember(group.to_owned())),
+            Some(Wait::Unreachable(daemon, why)) => {
+                return Err(ReplayStop::Unreachable {
+                    daemon: daemon.clone(),
+                    why: why.clone(),
+                });
+            }
         }
         sender.try_send(rec.daemon_id, group, &rec.line)?;
         Counters::add(&counters::get().replayed, 1);

@@ -122,3 +122,27 @@ fn nix_user_id(name: &str) -> u32 {
         })
         .expect("www-data exists")
 }
+
+#[test]
+fn replay_says_the_daemon_is_down_rather_than_that_nobody_listens() {
+    let dir = TempDir::new("spooldown");
+    let apache = start(
+        &dir,
+        &format!("{}/absent", dir.path().display()),
+        &format!("SpreadSpool {}/spool/lines", dir.path().display()),
+    );
+    apache.get("/index.html?1");
+    wait_for(
+        "the replay's reason in the error log",
+        Duration::from_secs(10),
+        || apache.error_log().contains("spool replay paused"),
+    );
+    let log = apache.error_log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("spool replay paused"))
+        .unwrap();
+    assert!(line.contains("cannot be reached"), "{line}");
+    assert!(!line.contains("no member"), "{line}");
+    apache.stop();
+}

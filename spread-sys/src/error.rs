@@ -4,7 +4,7 @@ use crate::wire::constants::code;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("illegal spread name {0:?}")]
+    #[error("illegal spread name: {0}")]
     IllegalSpread(String),
     #[error("could not connect to spread daemon {target}: {source}")]
     CouldNotConnect {
