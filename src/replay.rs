@@ -114,6 +114,7 @@ pub fn start(
             let mut failures = 0u32;
             // Replay attempts back off while they fail; the connections' upkeep does not.
             let mut next_replay = Instant::now();
+            let mut fill = spread_sys::spool::FillAlarm::default();
             while !pause(&shared, POLL) {
                 // Broken connections that numbered lines: reconnect, hand their sequences over
                 // and announce where they stand (off the request path), for both the request
@@ -123,10 +124,19 @@ pub fn start(
                 // Never open (and so create) spool files as root: children of Apache's `User`
                 // could not use them afterwards. Children have dropped privileges by now.
                 // SAFETY: geteuid has no preconditions.
-                if unsafe { libc::geteuid() } == 0
-                    || Instant::now() < next_replay
-                    || spool.pending() == 0
-                {
+                if unsafe { libc::geteuid() } == 0 {
+                    continue;
+                }
+                let pending = spool.pending();
+                if let Some(level) = fill.check(pending, spool.cap()) {
+                    log(&format!(
+                        "mod_log_spread: spool {} is {level}% full ({pending} of {} bytes): lines \
+                         are dropped (and counted) once it is full",
+                        spool.path().display(),
+                        spool.cap()
+                    ));
+                }
+                if Instant::now() < next_replay || pending == 0 {
                     continue;
                 }
                 match replay_round(&cfg, &sender, spool, &host, pid) {

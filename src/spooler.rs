@@ -59,6 +59,11 @@ impl Spooler {
         }
     }
 
+    /// The spool's size cap (bytes).
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }

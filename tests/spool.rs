@@ -146,3 +146,29 @@ fn replay_says_the_daemon_is_down_rather_than_that_nobody_listens() {
     assert!(!line.contains("no member"), "{line}");
     apache.stop();
 }
+
+#[test]
+fn a_filling_spool_is_announced_before_it_is_full() {
+    let dir = TempDir::new("spoolfill");
+    let apache = start(
+        &dir,
+        &format!("{}/absent", dir.path().display()),
+        &format!(
+            "SpreadSpool {}/spool/lines\nSpreadSpoolSize 4K\nLimitRequestLine 8190",
+            dir.path().display()
+        ),
+    );
+    // Two lines of ~1.5 KB: about 75% of 4 KiB, nothing dropped yet.
+    let long = "x".repeat(1500);
+    for i in 0..2 {
+        apache.get(&format!("/index.html?{i}&{long}"));
+    }
+    wait_for("the 50% warning", Duration::from_secs(10), || {
+        apache.error_log().contains("% full (")
+    });
+    let log = apache.error_log();
+    let line = log.lines().find(|l| l.contains("% full (")).unwrap();
+    assert!(line.contains("is 50% full"), "{line}");
+    assert_eq!(apache.counter("dropped_spool_full"), 0);
+    apache.stop();
+}

@@ -455,3 +455,39 @@ fn spread_pipe_continues_its_sequence_across_a_daemon_restart_and_hands_it_over_
     );
     assert_eq!(rig.term_logd(), 0);
 }
+
+#[test]
+fn spread_pipe_warns_as_its_spool_fills() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // No daemon: every line goes to a 10 000-byte spool; records of ~500 bytes fill it past 95%
+    // (20 of them), the rest is dropped.
+    let mut pipe = Command::new(bin("spread-pipe"))
+        .args([
+            "-s",
+            &d.join("4803").display().to_string(),
+            "-C",
+            "10000",
+            "-S",
+        ])
+        .arg(d.join("spool"))
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = pipe.stdin.take().unwrap();
+    for i in 0..25 {
+        writeln!(stdin, "{i:02} {}", "w".repeat(470)).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(stdin);
+    let out = pipe.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    for level in ["is 50% full", "is 80% full", "is 95% full"] {
+        assert_eq!(err.matches(level).count(), 1, "{level:?} once in: {err}");
+    }
+    assert!(err.contains("dropped"), "{err}");
+    assert_eq!(out.status.code(), Some(1), "lines were dropped: {err}");
+}

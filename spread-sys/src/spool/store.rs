@@ -378,6 +378,11 @@ impl Spool {
         current + replay.saturating_sub(read_offset(&self.offset_path).min(replay))
     }
 
+    /// The size cap (bytes of pending data).
+    pub fn cap(&self) -> u64 {
+        self.cap
+    }
+
     /// Append one line with one write(2); `Full` (nothing written) when the cap would be exceeded.
     pub fn append(&self, daemon_id: u32, group: &[u8], line: &[u8]) -> io::Result<Appended> {
         let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + 5 + group.len() + line.len());

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use spread_sys::announce::Announcer;
 use spread_sys::control::{self, Record};
 use spread_sys::seq::{SeqCounter, mess_type_for};
-use spread_sys::spool::{Appended, ReplayOutcome, Spool};
+use spread_sys::spool::{Appended, FillAlarm, ReplayOutcome, Spool};
 use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
 use spread_sys::{ConnectOptions, Mailbox, Message};
 
@@ -192,6 +192,8 @@ struct Sender {
     grace: Duration,
     /// When to announce the next numbers on the control channel (after a reconnect, while idle).
     announcer: Announcer,
+    /// Warnings before the spool is full.
+    fill: FillAlarm,
 }
 
 impl Sender {
@@ -222,6 +224,7 @@ impl Sender {
             dropped: 0,
             grace: FINAL_GRACE,
             announcer: Announcer::new(),
+            fill: FillAlarm::default(),
         }
     }
 
@@ -479,6 +482,17 @@ impl Sender {
                     }
                 }
             }
+        }
+        if let Some(spool) = &self.spool
+            && let Some(level) = self.fill.check(spool.pending_bytes(), spool.cap())
+        {
+            eprintln!(
+                "spread-pipe: spool {} is {level}% full ({} of {} bytes): lines are dropped (and \
+                 counted) once it is full",
+                self.spool_path.display(),
+                spool.pending_bytes(),
+                spool.cap()
+            );
         }
         if self.dropped > before {
             eprintln!(
