@@ -187,13 +187,19 @@ impl Router {
                         rest
                     };
                     let files = &mut self.vhosts[v];
-                    match &mut route.rewriter {
+                    let taken = match &mut route.rewriter {
                         Some(rw) => {
                             self.scratch.clear();
                             rw.rewrite_into(line, now, &mut self.scratch);
-                            files.push(&name, &self.scratch, log);
+                            files.push(&name, &self.scratch, log)
                         }
                         None => files.push(&name, line, log),
+                    };
+                    // A symlink where the host's file should be: the whole line, host token
+                    // included, goes to the fallback file, counted like a bad host.
+                    if !taken {
+                        self.stats.bad_hosts += 1;
+                        files.push(vhost::FALLBACK_FILE, body, log);
                     }
                 }
             }
@@ -309,5 +315,19 @@ mod tests {
         assert_eq!(r.stats.unrouted, 1);
         assert_eq!(r.stats.filtered, 1);
         assert_eq!(r.stats.bad_hosts, 2);
+        // A vhost file replaced by a symlink: the line goes to the fallback file, whole, counted.
+        let outside = dir.path().join("outside");
+        std::fs::remove_file(dir.path().join("vh/www.a.com")).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join("vh/www.a.com")).unwrap();
+        r.reopen_all(&log);
+        r.route(0, b"v", b"www.a.com GET /again\n", 0, &log);
+        r.flush(&log);
+        assert!(!outside.exists(), "the symlink was not followed");
+        assert!(
+            read("vh/_invalid_host_").ends_with("www.a.com GET /again\n"),
+            "{}",
+            read("vh/_invalid_host_")
+        );
+        assert_eq!(r.stats.bad_hosts, 3);
     }
 }

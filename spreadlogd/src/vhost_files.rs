@@ -52,8 +52,9 @@ impl VhostFiles {
     }
 
     /// Queue `bytes` for `VhostDir/<name>`; `name` must already be a cleaned host name (or the
-    /// fallback name): it is joined as one path component.
-    pub fn push(&mut self, name: &str, bytes: &[u8], log: &Logger) {
+    /// fallback name): it is joined as one path component. False, with nothing queued, when
+    /// `VhostDir/<name>` is a symlink: the caller diverts the line to the fallback file.
+    pub fn push(&mut self, name: &str, bytes: &[u8], log: &Logger) -> bool {
         debug_assert!(!name.contains('/') && name != ".." && name != ".");
         self.tick += 1;
         if !self.slots.contains_key(name) {
@@ -73,6 +74,15 @@ impl VhostFiles {
                         },
                     );
                 }
+                // O_NOFOLLOW met a symlink: refused, the caller diverts the line.
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    log.warn(&format!(
+                        "vhost log {} is a symlink: not followed, the line goes to {}",
+                        self.dir.join(name).display(),
+                        crate::vhost::FALLBACK_FILE
+                    ));
+                    return false;
+                }
                 Err(e) => {
                     self.open_errors += 1;
                     self.lines_lost += 1;
@@ -80,7 +90,7 @@ impl VhostFiles {
                         "cannot open vhost log {}: {e}; line lost",
                         self.dir.join(name).display()
                     ));
-                    return;
+                    return true;
                 }
             }
         }
@@ -89,10 +99,11 @@ impl VhostFiles {
         slot.last_used = tick;
         if slot.pending.len() + bytes.len() > MAX_PENDING {
             self.lines_lost += 1;
-            return;
+            return true;
         }
         slot.pending.extend_from_slice(bytes);
         slot.pending_lines += 1;
+        true
     }
 
     fn evict_lru(&mut self, log: &Logger) {
@@ -190,9 +201,9 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.path().join("evil.com")).unwrap();
         let log = Logger::stderr("test", false);
         let mut v = VhostFiles::new(dir.path().to_owned(), 2, false);
-        v.push("evil.com", b"x\n", &log);
+        assert!(!v.push("evil.com", b"x\n", &log), "refused for the caller to divert");
         v.flush(&log);
         assert!(!target.exists());
-        assert_eq!(v.lines_lost, 1);
+        assert_eq!(v.lines_lost, 0);
     }
 }
