@@ -57,6 +57,10 @@ pub struct Config {
     /// Budget for all output queues together (bytes); past it the longest blocked queue's session
     /// is killed as a slow consumer.
     pub max_queued_bytes: usize,
+    /// Groups one session may join (a join past it is answered with a reject message).
+    pub max_groups_per_session: usize,
+    /// Distinct groups the daemon holds (a join creating one more is rejected).
+    pub max_groups: usize,
     /// TCP peers beyond loopback must match one of these.
     pub allow: Vec<IpRule>,
     /// Explicit waiver: accept any TCP peer.
@@ -91,6 +95,8 @@ impl Default for Config {
             max_sessions: MAX_SESSIONS,
             max_session_messages: DEFAULT_MAX_SESSION_MESSAGES,
             max_queued_bytes: 512 * 1024 * 1024,
+            max_groups_per_session: 1000,
+            max_groups: 10_000,
             allow: Vec::new(),
             allow_any: false,
             auth_methods: vec![AuthMethod::Null],
@@ -176,8 +182,13 @@ USAGE: spread-daemon [OPTIONS]
       --max-sessions N       session limit (default 997)
       --max-session-messages N
                              per-session queue limit before a slow client is killed (default 1000)
-      --max-queued-mb N      memory budget of all output queues together (default 512); past it
-                             the blocked session with the longest queue is killed
+      --max-queued-mb N      memory budget of all output queues and group memberships together
+                             (default 512); past it the blocked session with the longest queue is
+                             killed, and a join is rejected
+      --max-groups-per-session N
+                             groups one session may join (default 1000); past it a join gets a
+                             reject message, the session lives on
+      --max-groups N         distinct groups in the daemon (default 10000), likewise
       --stop-deadline SECS   clean stop: give up delivering after SECS (default 3)
       --throttle-window-ms N input throttling: stop reading requests while a receiver that made
                              write progress within N ms has more than MaxSessionMessages/2
@@ -301,6 +312,10 @@ impl Config {
                 "-n" | "--name" => cfg.name = value()?,
                 "--max-sessions" => cfg.max_sessions = parse_num(&opt, &value()?)?,
                 "--max-session-messages" => cfg.max_session_messages = parse_num(&opt, &value()?)?,
+                "--max-groups-per-session" => {
+                    cfg.max_groups_per_session = parse_num(&opt, &value()?)?
+                }
+                "--max-groups" => cfg.max_groups = parse_num(&opt, &value()?)?,
                 "--max-queued-mb" => {
                     let mb: usize = parse_num(&opt, &value()?)?;
                     cfg.max_queued_bytes = mb.saturating_mul(1024 * 1024);
@@ -404,12 +419,18 @@ impl Config {
                 reason: "must be at least 1".into(),
             });
         }
-        if self.max_session_messages == 0 {
-            return Err(ConfigError::BadValue {
-                option: "--max-session-messages".into(),
-                value: "0".into(),
-                reason: "must be at least 1".into(),
-            });
+        for (option, value) in [
+            ("--max-session-messages", self.max_session_messages),
+            ("--max-groups-per-session", self.max_groups_per_session),
+            ("--max-groups", self.max_groups),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::BadValue {
+                    option: option.into(),
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         if self.unix_dir.is_none() && self.tcp_bind.is_empty() {
             return Err(ConfigError::NoListener);

@@ -70,7 +70,13 @@ fn split_messages(mut b: &[u8]) -> Vec<(Header, Vec<u8>)> {
     let mut v = Vec::new();
     while b.len() >= 48 {
         let h = Header::decode(b[..48].try_into().unwrap());
-        let len = 48 + 32 * h.num_groups as usize + h.data_len as usize;
+        // A reject carries its 4-byte old_type before the groups (PROTOCOL §6.5).
+        let old_type = if h.service_type & REJECT_MESS != 0 {
+            4
+        } else {
+            0
+        };
+        let len = 48 + old_type + 32 * h.num_groups as usize + h.data_len as usize;
         v.push((h, b[48..len].to_vec()));
         b = &b[len..];
     }
@@ -441,4 +447,51 @@ fn memory_budget_sheds_the_longest_blocked_queue() {
     assert!(actions.iter().any(
         |a| matches!(a, Action::Log(l) if l.contains("#b#localhost") && l.contains("budget"))
     ));
+}
+
+#[test]
+fn joins_past_the_caps_get_a_reject_message_and_the_session_lives() {
+    let now = Instant::now();
+    let mut s = CoreSettings::from_config(&Config::default());
+    s.max_groups_per_session = 3;
+    s.max_groups = 4;
+    let mut c = Core::new(s.clone(), 1, 1);
+    let a = connect(&mut c, "a", false, now);
+    let b = connect(&mut c, "b", false, now);
+    for id in [a, b] {
+        take_output(&mut c, id);
+    }
+    for g in [&b"g1"[..], b"g2", b"g3", b"g4"] {
+        core_join(&mut c, a, g, now);
+    }
+    // The fourth group is one too many for a session: rejected, not joined, `a` still there.
+    let out = split_messages(&take_output(&mut c, a));
+    assert_eq!(out.len(), 1, "one reject message");
+    assert_eq!(out[0].0.service_type, REJECT_MESS);
+    assert!(c.is_ready(a));
+    assert!(c.group_members(b"g4").is_empty());
+    // b may create one more group (4 in all), not a fifth.
+    core_join(&mut c, b, b"g4", now);
+    core_join(&mut c, b, b"g5", now);
+    let out = split_messages(&take_output(&mut c, b));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0.service_type, REJECT_MESS);
+    assert_eq!(c.group_members(b"g4"), vec![b"#b#localhost".to_vec()]);
+    assert!(c.group_members(b"g5").is_empty());
+    // Joining a group already held is no new membership: no reject.
+    core_join(&mut c, a, b"g1", now);
+    assert!(take_output(&mut c, a).is_empty());
+    assert_eq!(c.stats().rejected_joins, 2);
+
+    // Memberships count against the memory budget: a tiny budget rejects the first join.
+    s.max_queued_bytes = 100;
+    let mut c = Core::new(s, 1, 1);
+    let a = connect(&mut c, "a", false, now);
+    take_output(&mut c, a);
+    core_join(&mut c, a, b"g1", now);
+    assert_eq!(
+        split_messages(&take_output(&mut c, a))[0].0.service_type,
+        REJECT_MESS
+    );
+    assert!(c.is_ready(a));
 }

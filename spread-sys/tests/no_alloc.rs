@@ -2,57 +2,18 @@
 //! `receive_batch` (spreadlogd).
 //! A counting global allocator (this test binary only) checks it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use spread_sys::spread_name::Endpoint;
+use spread_sys::testing::{CountingAlloc, allocations_in};
 use spread_sys::wire::constants::AGREED_MESS;
 use spread_sys::wire::message::encode_multicast;
 use spread_sys::{ConnectOptions, Mailbox};
 
-struct Counting;
-thread_local! {
-    /// Count only this thread's allocations (the fake daemon thread and std internals are not ours).
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-fn counting(on: bool) {
-    COUNTING.with(|c| c.set(on));
-}
-
-fn is_counting() -> bool {
-    COUNTING.try_with(|c| c.get()).unwrap_or(false)
-}
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator; we only count.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if is_counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from System.alloc with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if is_counting() {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn handshake(s: &mut std::os::unix::net::UnixStream) {
     spread_sys::testing::serve_handshake(s).unwrap();
@@ -99,25 +60,28 @@ fn multicast_and_receive_batch_do_not_allocate_once_warm() {
     for i in 0..10 {
         mb.multicast(AGREED_MESS, &["logs"], i, &body).unwrap();
     }
-    counting(true);
-    for i in 0..1000 {
-        mb.multicast(AGREED_MESS, &["logs"], i, &body).unwrap();
-    }
-    counting(false);
-    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "multicast allocated");
+    // The counter itself works: one deliberate allocation is seen.
+    let (v, n) = allocations_in(|| Vec::<u8>::with_capacity(64));
+    assert_eq!(
+        (n, v.capacity() >= 64),
+        (1, true),
+        "the allocation counter counts"
+    );
+    let ((), n) = allocations_in(|| {
+        for i in 0..1000 {
+            mb.multicast(AGREED_MESS, &["logs"], i, &body).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "multicast allocated");
     // The module's path: a template built once, then the line's pieces.
     let mut tpl = mb.multicast_template(AGREED_MESS, "logs").unwrap();
-    counting(true);
-    for i in 0..1000 {
-        let parts: [&[u8]; 3] = [&body[..10], &body[10..150], &body[150..]];
-        mb.multicast_parts(&mut tpl, i, parts).unwrap();
-    }
-    counting(false);
-    assert_eq!(
-        ALLOCS.load(Ordering::SeqCst),
-        0,
-        "multicast_parts allocated"
-    );
+    let ((), n) = allocations_in(|| {
+        for i in 0..1000 {
+            let parts: [&[u8]; 3] = [&body[..10], &body[10..150], &body[150..]];
+            mb.multicast_parts(&mut tpl, i, parts).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "multicast_parts allocated");
 
     go_tx.send(()).unwrap();
     // Warm the receive buffer with the first batch, then count the rest.
@@ -127,13 +91,13 @@ fn multicast_and_receive_batch_do_not_allocate_once_warm() {
     }
     assert_eq!(got, 100);
     go_tx.send(()).unwrap(); // (a channel send may allocate: before counting)
-    counting(true);
     let mut bytes = 0usize;
-    while got < 2000 {
-        got += mb.receive_batch(true, |m| bytes += m.body.len()).unwrap();
-    }
-    counting(false);
-    assert_eq!(ALLOCS.load(Ordering::SeqCst), 0, "receive_batch allocated");
+    let ((), n) = allocations_in(|| {
+        while got < 2000 {
+            got += mb.receive_batch(true, |m| bytes += m.body.len()).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "receive_batch allocated");
     assert!(bytes > 0);
     drop(mb);
     t.join().unwrap();

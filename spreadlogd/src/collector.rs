@@ -35,6 +35,8 @@ pub struct Counters {
     pub disconnects: u64,
     pub reconnects: u64,
     pub batches: u64,
+    /// Requests (joins) the daemon rejected.
+    pub rejected: u64,
 }
 
 enum State {
@@ -237,6 +239,18 @@ impl<'l> Collector<'l> {
             let limit = self.opts.buffer_size;
             let result = mb.receive_batch(false, |m| {
                 if !m.is_regular() {
+                    // The daemon refused a join (its group caps or memory budget): that group's
+                    // lines will not reach us, which the operator must hear.
+                    if m.header.service_type & spread_sys::service::REJECT_MESS != 0 {
+                        counters.rejected += 1;
+                        log.error(&format!(
+                            "spread daemon {} rejected our join of group {}: its lines do not reach \
+                             this collector (see the daemon's group limits)",
+                            c.daemon,
+                            String::from_utf8_lossy(m.group(0).unwrap_or_default())
+                        ));
+                        return;
+                    }
                     counters.membership += 1;
                     return;
                 }
@@ -357,7 +371,8 @@ impl<'l> Collector<'l> {
             "counters: messages={} bytes={} lines_written={} lines_lost_on_write={} write_errors={} \
              sequence_gaps={} lines_lost_in_gaps={} unknown_gaps={} repeats={} announcements={} handovers={} \
              control_messages={} control_skipped={} oversized={} filtered={} \
-             bad_hosts={} pipe_restarts={} disconnects={} reconnects={} batches={} connected={}/{}",
+             bad_hosts={} pipe_restarts={} disconnects={} reconnects={} batches={} rejected_joins={} \
+             connected={}/{}",
             c.messages,
             c.bytes,
             written,
@@ -378,6 +393,7 @@ impl<'l> Collector<'l> {
             c.disconnects,
             c.reconnects,
             c.batches,
+            c.rejected,
             self.connected(),
             self.conns.len()
         )

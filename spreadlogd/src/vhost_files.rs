@@ -201,7 +201,10 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.path().join("evil.com")).unwrap();
         let log = Logger::stderr("test", false);
         let mut v = VhostFiles::new(dir.path().to_owned(), 2, false);
-        assert!(!v.push("evil.com", b"x\n", &log), "refused for the caller to divert");
+        assert!(
+            !v.push("evil.com", b"x\n", &log),
+            "refused for the caller to divert"
+        );
         v.flush(&log);
         assert!(!target.exists());
         assert_eq!(v.lines_lost, 0);

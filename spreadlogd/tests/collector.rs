@@ -604,3 +604,37 @@ fn sequence_handover_counts_the_old_names_lost_tail(
     assert!(!saved.contains(&old_name), "{saved}");
     assert!(saved.contains(new.private_group()), "{saved}");
 }
+
+#[test]
+fn a_join_the_daemon_rejects_is_said_not_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut cfg = spread_daemon::Config::for_test(d);
+    cfg.max_groups_per_session = 2;
+    let daemon = spread_daemon::Daemon::start(cfg).unwrap();
+    // Two log groups and the control channel: the third join is one too many.
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = a File = {d}/a.log }} \
+             Log {{ Group = b File = {d}/b.log }} }}",
+            daemon.spread_name(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::joined(d, &c);
+    logd.wait_log("rejected our join of group", 1);
+    logd.signal(libc::SIGUSR1);
+    logd.wait_log("rejected_joins=1 ", 1);
+    // The groups it did join still work.
+    send(
+        &mut sender(&daemon.spread_name(), "rj"),
+        "a",
+        0,
+        b"still here\n",
+    );
+    wait_for("the line", || {
+        (read(&d.join("a.log")) == "still here\n").then_some(())
+    });
+    assert_eq!(logd.term(), 0);
+}

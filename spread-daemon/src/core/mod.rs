@@ -20,6 +20,7 @@ use spread_sys::wire::constants::{
 use spread_sys::wire::handshake::RejectCode;
 use spread_sys::wire::header::Header;
 use spread_sys::wire::membership::{GroupId, encode_membership, encode_self_leave, virtual_id};
+use spread_sys::wire::message::encode_reject_group_request;
 use spread_sys::wire::name::parse_private_group;
 
 use crate::allow_list::IpRule;
@@ -61,8 +62,13 @@ pub struct CoreSettings {
     pub allow_any: bool,
     pub handshake_timeout: Duration,
     /// Memory budget for all output queues together: past it, the blocked session with the
-    /// longest queue is killed (per-receiver copies must not add up without bound).
+    /// longest queue is killed (per-receiver copies must not add up without bound). Group
+    /// memberships count against it too (a join past it is rejected).
     pub max_queued_bytes: usize,
+    /// Groups one session may be a member of; a join past it gets a reject message.
+    pub max_groups_per_session: usize,
+    /// Distinct groups the daemon holds; a join creating one more gets a reject message.
+    pub max_groups: usize,
     /// After the first bytes of a handshake step arrived, how long to wait for the rest before judging
     /// what is there (Spread judges its first non-blocking read).
     pub handshake_grace: Duration,
@@ -80,6 +86,8 @@ impl CoreSettings {
             allow_any: c.allow_any,
             handshake_timeout: c.handshake_timeout,
             max_queued_bytes: c.max_queued_bytes,
+            max_groups_per_session: c.max_groups_per_session,
+            max_groups: c.max_groups,
             handshake_grace: Duration::from_millis(100),
         }
     }
@@ -101,6 +109,8 @@ pub struct Stats {
     pub kills_protocol: u64,
     /// Times input throttling began (filled in by the event loop).
     pub throttles: u64,
+    /// Joins answered with a reject message (group caps, memory budget).
+    pub rejected_joins: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +190,15 @@ pub struct Core {
     handshaking: usize,
     /// Sum of every session's unwritten output.
     queued_bytes: usize,
+    /// What the group memberships cost (estimated: [`membership_cost`]), against the same budget.
+    membership_bytes: usize,
     stats: Stats,
+}
+
+/// The memory one membership takes, estimated: both names (in the group's member map and the
+/// session's group set) and the maps' overhead.
+fn membership_cost(group: &[u8], private_group: &[u8]) -> usize {
+    2 * group.len() + private_group.len() + 128
 }
 
 impl Core {
@@ -209,6 +227,7 @@ impl Core {
             live: 0,
             handshaking: 0,
             queued_bytes: 0,
+            membership_bytes: 0,
             stats: Stats::default(),
         }
     }
@@ -572,6 +591,7 @@ impl Core {
         });
         // Disconnect notifications, group by group in name order (§7.5).
         for group in std::mem::take(&mut s.groups) {
+            self.membership_bytes -= membership_cost(&group, &s.private_group);
             if self.groups.leave(&group, &s.private_group) == Change::Changed {
                 self.send_membership(&group, CAUSED_BY_DISCONNECT, &s.private_group);
             }
@@ -710,7 +730,7 @@ impl Core {
         }
         if t & JOIN_MESS != 0 {
             if header.num_groups > 0 {
-                self.join(id, first_name);
+                self.join(id, first_name, header);
             }
         } else if t & LEAVE_MESS != 0 {
             if header.num_groups > 0 {
@@ -723,13 +743,52 @@ impl Core {
         self.sessions[id].is_some()
     }
 
-    fn join(&mut self, id: SessionId, group: &[u8]) {
-        let s = self.sessions[id].as_mut().expect("alive");
+    fn join(&mut self, id: SessionId, group: &[u8], request: &Header) {
+        let s = self.sessions[id].as_ref().expect("alive");
         let pg = s.private_group.clone();
+        if !s.groups.contains(group)
+            && let Some(why) = self.join_refusal(s.groups.len(), group, &pg)
+        {
+            // Bounded memory without killing the session: Spread's answer to a join it cannot
+            // take is a reject message (PROTOCOL §6.5).
+            self.stats.rejected_joins += 1;
+            self.log(format!(
+                "join of group {:?} by {} rejected: {why}",
+                String::from_utf8_lossy(group),
+                String::from_utf8_lossy(&pg)
+            ));
+            let mut buf = std::mem::take(&mut self.scratch);
+            buf.clear();
+            encode_reject_group_request(request.service_type, &pg, group, request.hint, &mut buf);
+            self.enqueue(id, &[&buf]);
+            self.scratch = buf;
+            return;
+        }
+        let s = self.sessions[id].as_mut().expect("alive");
         if self.groups.join(group, &pg, id) == Change::Changed {
             s.groups.insert(group.to_vec());
+            self.membership_bytes += membership_cost(group, &pg);
             self.send_membership(group, CAUSED_BY_JOIN, &pg);
         }
+    }
+
+    /// Why a session holding `held` groups may not join `group`, if it may not.
+    fn join_refusal(&self, held: usize, group: &[u8], pg: &[u8]) -> Option<String> {
+        let st = &self.settings;
+        if held >= st.max_groups_per_session {
+            return Some(format!("{held} groups per session at most"));
+        }
+        if self.groups.get(group).is_none() && self.groups.len() >= st.max_groups {
+            return Some(format!("{} groups in the daemon at most", st.max_groups));
+        }
+        let cost = membership_cost(group, pg);
+        if self.queued_bytes + self.membership_bytes + cost > st.max_queued_bytes {
+            return Some(format!(
+                "memory budget of {} bytes (--max-queued-mb) reached",
+                st.max_queued_bytes
+            ));
+        }
+        None
     }
 
     fn leave(&mut self, id: SessionId, group: &[u8]) {
@@ -738,6 +797,7 @@ impl Core {
             return;
         }
         let pg = s.private_group.clone();
+        self.membership_bytes -= membership_cost(group, &pg);
         if s.membership {
             let mut buf = std::mem::take(&mut self.scratch);
             buf.clear();

@@ -351,7 +351,8 @@ impl EventLoop {
                     let throttles = self.throttle.count();
                     log_line(&format!(
                         "stats: sessions {} (handshaking {}), groups {}, queued messages {}, accepted {}, \
-                         rejected {}, requests {}, deliveries {}, kills: slow {} protocol {}, input throttled {throttles} times",
+                         rejected {}, requests {}, deliveries {}, kills: slow {} protocol {}, input throttled {throttles} times, \
+                         rejected joins {}",
                         s.sessions,
                         s.handshaking,
                         s.groups,
@@ -361,7 +362,8 @@ impl EventLoop {
                         s.messages_in,
                         s.deliveries,
                         s.kills_slow,
-                        s.kills_protocol
+                        s.kills_protocol,
+                        s.rejected_joins
                     ));
                 }
                 Command::Stats(tx) => {

@@ -236,6 +236,30 @@ pub fn encode_kill(sender: &[u8], out: &mut Vec<u8>) {
     encode_one_group_request(KILL_MESS, sender, sender, out);
 }
 
+/// Append the daemon's reject of `sender`'s JOIN or LEAVE of `group` (PROTOCOL §6.5): type
+/// REJECT_MESS, the request's hint, then `old_type` (the request's type with JOIN/LEAVE replaced
+/// by CAUSED_BY_JOIN/CAUSED_BY_LEAVE), then `group` and the sender's private group appended.
+/// libspread reports it as `old_type | REJECT_MESS`.
+pub fn encode_reject_group_request(
+    request_type: u32,
+    sender: &[u8],
+    group: &[u8],
+    hint: [u8; 4],
+    out: &mut Vec<u8>,
+) {
+    let mut old_type = request_type & !(JOIN_MESS | LEAVE_MESS | ENDIAN_MARKER);
+    if request_type & JOIN_MESS != 0 {
+        old_type |= CAUSED_BY_JOIN;
+    }
+    if request_type & LEAVE_MESS != 0 {
+        old_type |= CAUSED_BY_LEAVE;
+    }
+    push_header(out, REJECT_MESS, sender, 2, hint, 0);
+    out.extend_from_slice(&(old_type | ENDIAN_MARKER).to_le_bytes());
+    push_name(out, group);
+    push_name(out, sender);
+}
+
 /// Type bits a client must never put in a data message: requests of another kind, the
 /// daemon-to-daemon GROUPS_MESS (crashes a 5.0.1 daemon) and daemon-generated kinds.
 const FORBIDDEN_IN_MULTICAST: u32 =
@@ -475,6 +499,20 @@ mod tests {
             panic!()
         };
         assert_eq!((mm.mess_type, mm.group_id), (-1, None));
+    }
+
+    #[test]
+    fn rejected_join_as_libspread_reads_it() {
+        let mut v = Vec::new();
+        encode_reject_group_request(JOIN_MESS, b"#a#d", b"g", DAEMON_HINT, &mut v);
+        let m = split(&v);
+        assert!(!m.is_regular() && !m.is_membership());
+        let Message::Data(d) = m.to_message(b"#a#d").unwrap() else {
+            panic!()
+        };
+        assert_eq!(d.service_type, REJECT_MESS | CAUSED_BY_JOIN);
+        assert_eq!(d.groups, vec!["g".to_owned(), "#a#d".to_owned()]);
+        assert!(d.body.is_empty());
     }
 
     #[test]
