@@ -18,6 +18,40 @@ fn start(dir: &TempDir, socket: &str, extra: &str) -> Apache {
     Apache::start(dir, port, &conf)
 }
 
+/// Apache whose daemon does not exist, spooling to `<dir>/spool/lines` with `extra` settings.
+fn without_daemon(dir: &TempDir, extra: &str) -> Apache {
+    let d = dir.path().display();
+    start(
+        dir,
+        &format!("{d}/absent"),
+        &format!("SpreadSpool {d}/spool/lines\n{extra}"),
+    )
+}
+
+/// [`without_daemon`] with a 4 KiB spool (and room for long request lines).
+fn small_spool(tag: &str) -> (TempDir, Apache) {
+    let dir = TempDir::new(tag);
+    let apache = without_daemon(&dir, "SpreadSpoolSize 4K\nLimitRequestLine 8190");
+    (dir, apache)
+}
+
+/// `n` requests with 1.5 KB of query string each.
+fn long_requests(apache: &Apache, n: usize) {
+    let long = "x".repeat(1500);
+    for i in 0..n {
+        apache.get(&format!("/index.html?{i}&{long}"));
+    }
+}
+
+/// The first error-log line holding `needle`, once there is one.
+fn error_line(apache: &Apache, needle: &str) -> String {
+    wait_for(needle, Duration::from_secs(10), || {
+        apache.error_log().contains(needle)
+    });
+    let log = apache.error_log();
+    log.lines().find(|l| l.contains(needle)).unwrap().to_owned()
+}
+
 #[test]
 fn spool_directory_is_created_for_the_apache_user() {
     let dir = TempDir::new("spooldir");
@@ -44,19 +78,8 @@ fn spool_directory_is_created_for_the_apache_user() {
 
 #[test]
 fn a_full_spool_counts_and_reports_dropped_lines() {
-    let dir = TempDir::new("spoolfull");
-    let apache = start(
-        &dir,
-        &format!("{}/absent", dir.path().display()),
-        &format!(
-            "SpreadSpool {}/spool/lines\nSpreadSpoolSize 4K\nLimitRequestLine 8190",
-            dir.path().display()
-        ),
-    );
-    let long = "x".repeat(1500);
-    for i in 0..10 {
-        apache.get(&format!("/index.html?{i}&{long}"));
-    }
+    let (_dir, apache) = small_spool("spoolfull");
+    long_requests(&apache, 10);
     wait_for("10 lines accounted for", Duration::from_secs(10), || {
         apache.counter("spooled") + apache.counter("dropped_spool_full") == 10
     });
@@ -126,22 +149,9 @@ fn nix_user_id(name: &str) -> u32 {
 #[test]
 fn replay_says_the_daemon_is_down_rather_than_that_nobody_listens() {
     let dir = TempDir::new("spooldown");
-    let apache = start(
-        &dir,
-        &format!("{}/absent", dir.path().display()),
-        &format!("SpreadSpool {}/spool/lines", dir.path().display()),
-    );
+    let apache = without_daemon(&dir, "");
     apache.get("/index.html?1");
-    wait_for(
-        "the replay's reason in the error log",
-        Duration::from_secs(10),
-        || apache.error_log().contains("spool replay paused"),
-    );
-    let log = apache.error_log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("spool replay paused"))
-        .unwrap();
+    let line = error_line(&apache, "spool replay paused");
     assert!(line.contains("cannot be reached"), "{line}");
     assert!(!line.contains("no member"), "{line}");
     apache.stop();
@@ -149,25 +159,10 @@ fn replay_says_the_daemon_is_down_rather_than_that_nobody_listens() {
 
 #[test]
 fn a_filling_spool_is_announced_before_it_is_full() {
-    let dir = TempDir::new("spoolfill");
-    let apache = start(
-        &dir,
-        &format!("{}/absent", dir.path().display()),
-        &format!(
-            "SpreadSpool {}/spool/lines\nSpreadSpoolSize 4K\nLimitRequestLine 8190",
-            dir.path().display()
-        ),
-    );
+    let (_dir, apache) = small_spool("spoolfill");
     // Two lines of ~1.5 KB: about 75% of 4 KiB, nothing dropped yet.
-    let long = "x".repeat(1500);
-    for i in 0..2 {
-        apache.get(&format!("/index.html?{i}&{long}"));
-    }
-    wait_for("the 50% warning", Duration::from_secs(10), || {
-        apache.error_log().contains("% full (")
-    });
-    let log = apache.error_log();
-    let line = log.lines().find(|l| l.contains("% full (")).unwrap();
+    long_requests(&apache, 2);
+    let line = error_line(&apache, "% full (");
     assert!(line.contains("is 50% full"), "{line}");
     assert_eq!(apache.counter("dropped_spool_full"), 0);
     apache.stop();

@@ -16,6 +16,34 @@ use crate::logger::Logger;
 /// Past this many bytes pending for a target that cannot be written (full disk, dead pipe program
 /// that keeps dying), further lines are counted as lost and logged rather than held without bound.
 pub const MAX_PENDING: usize = 64 << 20;
+
+/// Lines waiting for one write(2): their bytes and how many they are, bounded by [`MAX_PENDING`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub bytes: Vec<u8>,
+    pub lines: u64,
+}
+
+impl Batch {
+    /// Add one line; false (nothing added) when the batch would pass [`MAX_PENDING`].
+    pub fn push(&mut self, line: &[u8]) -> bool {
+        if self.bytes.len() + line.len() > MAX_PENDING {
+            return false;
+        }
+        self.bytes.extend_from_slice(line);
+        self.lines += 1;
+        true
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.lines = 0;
+    }
+}
 /// A piped program that died is started again at most this often.
 pub const PIPE_RESPAWN_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -65,8 +93,7 @@ enum Kind {
 /// One target and its pending bytes.
 pub struct Output {
     kind: Kind,
-    pending: Vec<u8>,
-    pending_lines: u64,
+    pending: Batch,
     lock: bool,
     pub lines_written: u64,
     pub bytes_written: u64,
@@ -94,8 +121,7 @@ impl Output {
     fn new(kind: Kind, lock: bool) -> Output {
         Output {
             kind,
-            pending: Vec::new(),
-            pending_lines: 0,
+            pending: Batch::default(),
             lock,
             lines_written: 0,
             bytes_written: 0,
@@ -150,13 +176,9 @@ impl Output {
 
     /// Queue one processed line.
     pub fn push(&mut self, bytes: &[u8]) -> bool {
-        if self.pending.len() + bytes.len() > MAX_PENDING {
-            self.lines_lost += 1;
-            return false;
-        }
-        self.pending.extend_from_slice(bytes);
-        self.pending_lines += 1;
-        true
+        let taken = self.pending.push(bytes);
+        self.lines_lost += u64::from(!taken);
+        taken
     }
 
     pub fn has_pending(&self) -> bool {
@@ -169,10 +191,10 @@ impl Output {
             return;
         }
         let result = match &mut self.kind {
-            Kind::File { file: Some(f), .. } => write_all(f, &self.pending),
+            Kind::File { file: Some(f), .. } => write_all(f, &self.pending.bytes),
             Kind::File { file: None, path } => match open_log_file(path, self.lock, false) {
                 Ok(mut f) => {
-                    let r = write_all(&mut f, &self.pending);
+                    let r = write_all(&mut f, &self.pending.bytes);
                     if let Kind::File { file, .. } = &mut self.kind {
                         *file = Some(f);
                     }
@@ -184,17 +206,16 @@ impl Output {
         };
         match result {
             Ok(()) => {
-                self.lines_written += self.pending_lines;
-                self.bytes_written += self.pending.len() as u64;
+                self.lines_written += self.pending.lines;
+                self.bytes_written += self.pending.bytes.len() as u64;
                 self.pending.clear();
-                self.pending_lines = 0;
             }
             Err(e) => {
                 self.write_errors += 1;
                 // Keep the lines for the next flush (bounded by MAX_PENDING); say so once per error.
                 log.error(&format!(
                     "cannot write {} lines to {}: {e}; keeping them to retry",
-                    self.pending_lines,
+                    self.pending.lines,
                     self.describe()
                 ));
             }
@@ -228,7 +249,7 @@ impl Output {
             else {
                 unreachable!()
             };
-            match write_all(stdin, &self.pending) {
+            match write_all(stdin, &self.pending.bytes) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
                     log.warn(&format!(

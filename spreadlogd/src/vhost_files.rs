@@ -7,12 +7,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::logger::Logger;
-use crate::output::{MAX_PENDING, open_log_file};
+use crate::output::{Batch, open_log_file};
 
 struct Slot {
     file: File,
-    pending: Vec<u8>,
-    pending_lines: u64,
+    pending: Batch,
     last_used: u64,
 }
 
@@ -68,8 +67,7 @@ impl VhostFiles {
                         name.to_owned(),
                         Slot {
                             file,
-                            pending: Vec::new(),
-                            pending_lines: 0,
+                            pending: Batch::default(),
                             last_used: 0,
                         },
                     );
@@ -97,12 +95,9 @@ impl VhostFiles {
         let tick = self.tick;
         let slot = self.slots.get_mut(name).expect("inserted above");
         slot.last_used = tick;
-        if slot.pending.len() + bytes.len() > MAX_PENDING {
+        if !slot.pending.push(bytes) {
             self.lines_lost += 1;
-            return true;
         }
-        slot.pending.extend_from_slice(bytes);
-        slot.pending_lines += 1;
         true
     }
 
@@ -125,19 +120,18 @@ impl VhostFiles {
         if slot.pending.is_empty() {
             return;
         }
-        match slot.file.write_all(&slot.pending) {
-            Ok(()) => self.lines_written += slot.pending_lines,
+        match slot.file.write_all(&slot.pending.bytes) {
+            Ok(()) => self.lines_written += slot.pending.lines,
             Err(e) => {
-                self.lines_lost += slot.pending_lines;
+                self.lines_lost += slot.pending.lines;
                 log.error(&format!(
                     "cannot write {} lines to {}: {e}; lines lost",
-                    slot.pending_lines,
+                    slot.pending.lines,
                     self.dir.join(name).display()
                 ));
             }
         }
         slot.pending.clear();
-        slot.pending_lines = 0;
     }
 
     pub fn flush(&mut self, log: &Logger) {
