@@ -133,7 +133,7 @@ fn crashed_daemon_loses_only_handed_over_lines_and_spreadlogd_counts_them() {
     requests(&f, 0..20);
     assert_central(&f, 0..20, Duration::from_secs(10));
     // Stopped, the daemon reads nothing: these lines are handed over (in its socket buffer) ...
-    f.daemon.signal(libc::SIGSTOP);
+    f.daemon.pause();
     requests(&f, 20..35);
     // mod_log_config writes a line after the response went out: make sure all 15 were handed
     // over before the crash.
@@ -187,7 +187,7 @@ fn hung_daemon_does_not_hang_requests_and_lines_are_spooled() {
     let pad = "p".repeat(30_000);
     requests(&f, 0..5);
     assert_central(&f, 0..5, Duration::from_secs(10));
-    f.daemon.signal(libc::SIGSTOP);
+    f.daemon.pause();
     // Big lines fill the daemon's socket buffer quickly; then sends time out and spool.
     let n = 40;
     let mut slowest = Duration::ZERO;

@@ -104,7 +104,7 @@ fn a_busy_connection_is_given_up_within_the_send_timeout() {
         9,
     )));
     t.try_send(0, "g", b"connect\n").unwrap();
-    daemon.signal(libc::SIGSTOP);
+    daemon.pause();
     // Thread A fills the socket and then blocks inside a send, holding the connection's lock.
     let big = vec![b'z'; 100_000];
     let a = std::thread::spawn(move || {
@@ -158,7 +158,7 @@ fn lines_lost_under_a_name_the_daemon_still_holds_are_handed_over_and_counted_as
         logd.lines().len() == 3
     });
     // A stopped daemon reads nothing: these lines are handed over (in its socket buffer) ...
-    daemon.signal(libc::SIGSTOP);
+    daemon.pause();
     for i in 0..5 {
         t.try_send(0, "g", format!("lost {i}\n").as_bytes())
             .unwrap();
@@ -218,7 +218,7 @@ fn maintenance_hands_over_a_refused_names_sequence_even_when_no_further_line_com
     wait_for("1 line at spreadlogd", Duration::from_secs(10), || {
         logd.lines().len() == 1
     });
-    daemon.signal(libc::SIGSTOP);
+    daemon.pause();
     for i in 0..3 {
         t.try_send(0, "g", format!("lost {i}\n").as_bytes())
             .unwrap();

@@ -79,6 +79,24 @@ impl Proc {
         }
     }
 
+    /// SIGSTOP, and wait until the kernel has really stopped it (signals are asynchronous: a
+    /// process may finish what it is doing first), so a test knows it reads nothing more.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+        let stat = format!("/proc/{}/stat", self.pid());
+        wait_until(
+            &format!("{} stopped", self.name),
+            Duration::from_secs(10),
+            || {
+                // The state follows the command name in parentheses: `pid (comm) T ...`.
+                std::fs::read_to_string(&stat)
+                    .ok()
+                    .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('T')))
+                    .unwrap_or(false)
+            },
+        );
+    }
+
     /// SIGKILL and reap.
     pub fn kill(&mut self) {
         self.signal(libc::SIGCONT);

@@ -228,6 +228,11 @@ impl SpreadDaemon {
         self.proc.stop_with(sig, Duration::from_secs(10));
     }
 
+    /// SIGSTOP, returning once the daemon is really stopped.
+    pub fn pause(&self) {
+        self.proc.pause();
+    }
+
     pub fn restart(&mut self) {
         *self = SpreadDaemon::start(&self.dir.clone(), self.port);
     }
