@@ -9,6 +9,20 @@ use std::time::Duration;
 
 use common::*;
 
+/// `spread-pipe -s spread [extra] -S spool errors`, stdin and stderr piped.
+fn spread_pipe(spread: &str, spool: &std::path::Path, extra: &[&str]) -> std::process::Child {
+    Command::new(bin("spread-pipe"))
+        .args(["-s", spread])
+        .args(extra)
+        .arg("-S")
+        .arg(spool)
+        .arg("errors")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn spread_tail_prints_every_line_of_its_groups() {
     let (dir, daemon) = dir_with_daemon();
@@ -66,14 +80,7 @@ fn spread_pipe_sends_numbered_lines_that_spreadlogd_writes_without_gaps() {
         ),
     );
     let logd = Logd::joined(d, &c);
-    let mut pipe = Command::new(bin("spread-pipe"))
-        .args(["-s", &daemon.spread_name(), "-S"])
-        .arg(d.join("spool"))
-        .arg("errors")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut pipe = spread_pipe(&daemon.spread_name(), &d.join("spool"), &[]);
     let mut stdin = pipe.stdin.take().unwrap();
     let mut expected = String::new();
     for i in 0..5000 {
@@ -104,14 +111,7 @@ fn spread_pipe_spools_while_the_daemon_is_away_and_replays_in_order() {
     let log = d.join("a.log");
     let spool = d.join("spool");
     // No daemon yet: spread-pipe must keep reading stdin and spool.
-    let mut pipe = Command::new(bin("spread-pipe"))
-        .args(["-s", &name, "-S"])
-        .arg(&spool)
-        .arg("errors")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut pipe = spread_pipe(&name, &spool, &[]);
     let mut stdin = pipe.stdin.take().unwrap();
     for i in 0..100 {
         stdin.write_all(format!("early {i}\n").as_bytes()).unwrap();
@@ -169,14 +169,7 @@ fn spread_pipe_spools_while_the_daemon_is_away_and_replays_in_order() {
 fn spread_pipe_never_blocks_its_writer_while_the_daemon_is_away() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut pipe = Command::new(bin("spread-pipe"))
-        .args(["-s", &d.join("4803").display().to_string(), "-S"])
-        .arg(d.join("spool"))
-        .arg("errors")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut pipe = spread_pipe(&d.join("4803").display().to_string(), &d.join("spool"), &[]);
     let mut stdin = pipe.stdin.take().unwrap();
     let line = format!("{}\n", "e".repeat(199));
     let t = std::time::Instant::now();
@@ -362,14 +355,7 @@ fn spread_pipe_and_spreadlogd_ride_through_a_daemon_restart() {
 fn spread_pipe_exits_cleanly_on_sigterm_with_its_input_still_open() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut pipe = Command::new(bin("spread-pipe"))
-        .args(["-s", &d.join("4803").display().to_string(), "-S"])
-        .arg(d.join("spool"))
-        .arg("errors")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut pipe = spread_pipe(&d.join("4803").display().to_string(), &d.join("spool"), &[]);
     let mut stdin = pipe.stdin.take().unwrap();
     for i in 0..1000 {
         stdin.write_all(format!("l{i}\n").as_bytes()).unwrap();
@@ -462,20 +448,11 @@ fn spread_pipe_warns_as_its_spool_fills() {
     let d = dir.path();
     // No daemon: every line goes to a 10 000-byte spool; records of ~500 bytes fill it past 95%
     // (20 of them), the rest is dropped.
-    let mut pipe = Command::new(bin("spread-pipe"))
-        .args([
-            "-s",
-            &d.join("4803").display().to_string(),
-            "-C",
-            "10000",
-            "-S",
-        ])
-        .arg(d.join("spool"))
-        .arg("errors")
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut pipe = spread_pipe(
+        &d.join("4803").display().to_string(),
+        &d.join("spool"),
+        &["-C", "10000"],
+    );
     let mut stdin = pipe.stdin.take().unwrap();
     for i in 0..25 {
         writeln!(stdin, "{i:02} {}", "w".repeat(470)).unwrap();
