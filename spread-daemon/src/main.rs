@@ -72,6 +72,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Listening now: tell systemd (Type=notify); a no-op without NOTIFY_SOCKET.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     loop {
         if !daemon.is_running() {
             // The event loop died (its error is logged): exit non-zero rather than hang.
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
             _ => {}
         }
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     match daemon.stop() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

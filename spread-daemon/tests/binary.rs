@@ -257,3 +257,32 @@ fn log_names_the_slow_consumer() {
         "{log:?}"
     );
 }
+
+#[test]
+fn readiness_and_stopping_are_notified_to_systemd() {
+    let dir = TempDir::new("bin-notify");
+    let socket = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = Command::new(bin_path("spread-daemon"))
+        .args(["--no-tcp", "-p", "4803", "--unix-dir"])
+        .arg(dir.path())
+        .env("NOTIFY_SOCKET", &socket)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    assert!(
+        std::os::unix::net::UnixStream::connect(dir.path().join("4803")).is_ok(),
+        "listening before READY"
+    );
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let n = notify.recv(&mut buf).expect("STOPPING");
+    assert_eq!(&buf[..n], b"STOPPING=1\n");
+    assert!(child.wait().unwrap().success());
+}

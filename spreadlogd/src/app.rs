@@ -137,6 +137,9 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         logger.error(&e.to_string());
         return 1;
     }
+    // Files open, first connection made (or being retried), privileges dropped: ready for
+    // systemd (Type=notify); a no-op without NOTIFY_SOCKET.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let status = collector.run(&signals);
     if let Some(p) = &opts.pidfile {
         let _ = std::fs::remove_file(p);

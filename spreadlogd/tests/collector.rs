@@ -638,3 +638,28 @@ fn a_join_the_daemon_rejects_is_said_not_silent() {
     });
     assert_eq!(logd.term(), 0);
 }
+
+#[test]
+fn readiness_is_notified_to_systemd_once_files_are_open() {
+    let (dir, daemon) = dir_with_daemon();
+    let d = dir.path();
+    let notify = std::os::unix::net::UnixDatagram::bind(d.join("notify")).unwrap();
+    notify
+        .set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let c = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = g File = {d}/a.log }} }}",
+            daemon.spread_name(),
+            d = d.display()
+        ),
+    );
+    let socket = d.join("notify").display().to_string();
+    let logd = Logd::start_env(d, &c, &[], &[("NOTIFY_SOCKET", &socket)]);
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("a notification");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    assert!(d.join("a.log").exists(), "files are open before READY");
+    assert_eq!(logd.term(), 0);
+}
