@@ -28,7 +28,11 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         }
         Err(e) => return spread_sys::cli::usage_error("spreadlogd", e),
     };
-    let cfg = match Config::load(&opts.config) {
+    // Taken before daemonising (which changes to /): a SIGHUP re-reads the same file with the
+    // same base for relative paths.
+    let start_dir = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let config_file = start_dir.join(&opts.config);
+    let cfg = match Config::load_from(&opts.config, &start_dir) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
@@ -128,6 +132,9 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
             buffer_size,
             spread_errors: opts.flags.spread_errors,
             state_file: Some(state_file),
+            config_file: Some(config_file),
+            config_base: start_dir,
+            lock: !opts.flags.no_lock,
         },
     );
     collector.connect_due();

@@ -64,6 +64,12 @@ pub struct CollectorOptions {
     /// `-x`: report every Spread error.
     pub spread_errors: bool,
     pub state_file: Option<PathBuf>,
+    /// The configuration file, re-read on SIGHUP (None: SIGHUP only reopens the files).
+    pub config_file: Option<PathBuf>,
+    /// Where its relative paths are taken from: the directory spreadlogd was started in.
+    pub config_base: PathBuf,
+    /// Lock the log files (`-s` turns it off).
+    pub lock: bool,
 }
 
 pub struct Collector<'l> {
@@ -73,6 +79,8 @@ pub struct Collector<'l> {
     pub counters: Counters,
     log: &'l Logger,
     opts: CollectorOptions,
+    /// `Config::restart_only` of the configuration we started with.
+    started_with: Vec<(&'static str, String)>,
 }
 
 /// Private name for our sessions: `sld-<pid>` like the original, cut to Spread's 10 bytes; after a
@@ -147,6 +155,7 @@ impl<'l> Collector<'l> {
             counters: Counters::default(),
             log,
             opts,
+            started_with: cfg.restart_only(),
         }
     }
 
@@ -420,8 +429,17 @@ impl<'l> Collector<'l> {
                 }
                 if p.hup {
                     // Everything received so far is already in the old files (flushed above).
-                    self.log.notice("SIGHUP: reopening log files");
-                    self.router.reopen_all(self.log);
+                    match self.reload() {
+                        Ok(file) => self.log.notice(&format!(
+                            "SIGHUP: configuration re-read from {file}; log files reopened"
+                        )),
+                        Err(e) => {
+                            self.log.error(&format!(
+                                "SIGHUP: {e}; keeping the running configuration, reopening its log files"
+                            ));
+                            self.router.reopen_all(self.log);
+                        }
+                    }
                 }
                 if p.usr1 {
                     self.log.notice(&self.report());
@@ -440,6 +458,69 @@ impl<'l> Collector<'l> {
                 self.wait(signals);
             }
         }
+    }
+
+    /// SIGHUP: re-read the configuration file and, if it holds, route by it from now on: its
+    /// files opened (the running ones flushed and closed), its groups joined and the dropped ones
+    /// left. Other daemons take a restart and are refused, as is anything that does not parse or
+    /// open: the running configuration then stays. Other settings applied once at start (User,
+    /// StateFile, ErrorLog, BufferSize) are warned about and keep their running values.
+    fn reload(&mut self) -> Result<String, String> {
+        let path = self
+            .opts
+            .config_file
+            .clone()
+            .ok_or("no configuration file")?;
+        let file = path.display().to_string();
+        let cfg = Config::load_from(&path, &self.opts.config_base).map_err(|e| e.to_string())?;
+        let daemons: Vec<String> = cfg.spreads.iter().map(SpreadConf::daemon_name).collect();
+        let running: Vec<&str> = self.conns.iter().map(|c| c.daemon.as_str()).collect();
+        if daemons != running {
+            return Err(format!(
+                "{file} names other Spread daemons ({}) than the running ones ({}): that takes a restart",
+                daemons.join(", "),
+                running.join(", ")
+            ));
+        }
+        for w in &cfg.warnings {
+            self.log.warn(w);
+        }
+        let changed: Vec<&str> = (cfg.restart_only().iter())
+            .zip(&self.started_with)
+            .filter(|(new, old)| new != old)
+            .map(|(new, _)| new.0)
+            .collect();
+        if !changed.is_empty() {
+            self.log.warn(&format!(
+                "{file}: {} changed: applied at the next restart, the running values stay",
+                changed.join(", ")
+            ));
+        }
+        let mut router = Router::new(&cfg, self.opts.lock).map_err(|e| e.to_string())?;
+        // The running files are closed first: their locks would refuse the new router the same
+        // files. If the new ones cannot be opened, the running configuration comes back.
+        self.router.flush(self.log);
+        self.router.close_all(self.log);
+        if let Err(e) = router.open_all() {
+            router.close_all(self.log);
+            return Err(format!("{file}: {e}"));
+        }
+        router.carry_from(&self.router);
+        self.router = router;
+        for (c, s) in self.conns.iter_mut().zip(&cfg.spreads) {
+            let groups = Config::groups_of(s);
+            if let State::Up(mb) = &mut c.state {
+                // A failed join or leave breaks the session; the reconnect joins the new list.
+                for g in groups.iter().filter(|g| !c.groups.contains(g)) {
+                    let _ = mb.join(g);
+                }
+                for g in c.groups.iter().filter(|g| !groups.contains(g)) {
+                    let _ = mb.leave(g);
+                }
+            }
+            c.groups = groups;
+        }
+        Ok(file)
     }
 
     /// Write everything, close files, save the gap table, leave the daemons.

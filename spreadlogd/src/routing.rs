@@ -53,6 +53,8 @@ pub struct Router {
     by_group: Vec<HashMap<Vec<u8>, Vec<usize>>>,
     pub outputs: Vec<Output>,
     pub vhosts: Vec<VhostFiles>,
+    /// Totals of the routers this one replaced (a SIGHUP re-read), so counters never go back.
+    carried: (u64, u64, u64, u64),
     pub stats: RouteStats,
     scratch: Vec<u8>,
 }
@@ -65,6 +67,7 @@ impl Router {
             by_group: Vec::new(),
             outputs: Vec::new(),
             vhosts: Vec::new(),
+            carried: (0, 0, 0, 0),
             stats: RouteStats::default(),
             scratch: Vec::new(),
         };
@@ -233,6 +236,12 @@ impl Router {
         }
     }
 
+    /// Take over the counters of `old`, which this router replaces.
+    pub fn carry_from(&mut self, old: &Router) {
+        self.carried = old.totals();
+        self.stats = old.stats;
+    }
+
     /// SIGCHLD: collect dead piped programs.
     pub fn reap(&mut self, log: &Logger) {
         for o in &mut self.outputs {
@@ -251,7 +260,7 @@ impl Router {
 
     /// Totals for the counters report: (lines written, lines lost, write errors, pipe restarts).
     pub fn totals(&self) -> (u64, u64, u64, u64) {
-        let mut t = (0, 0, 0, 0);
+        let mut t = self.carried;
         for o in &self.outputs {
             t.0 += o.lines_written;
             t.1 += o.lines_lost;

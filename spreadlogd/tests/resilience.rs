@@ -363,7 +363,7 @@ fn sighup_restarts_piped_programs_and_reopens_vhost_files() {
     });
     std::fs::rename(d.join("vh/h.example"), d.join("vh-old")).unwrap();
     logd.signal(libc::SIGHUP);
-    logd.wait_log("SIGHUP: reopening log files", 1);
+    logd.wait_log("SIGHUP: configuration re-read", 1);
     send(&mut s, "g", 0, b"b\n");
     send(&mut s, "v", 0, b"h.example two\n");
     wait_for("b", || (read(&out) == "a\nb\n").then_some(()));
@@ -371,5 +371,104 @@ fn sighup_restarts_piped_programs_and_reopens_vhost_files() {
         (read(&d.join("vh/h.example")) == "two\n").then_some(())
     });
     assert_eq!(read(&d.join("vh-old")), "one\n");
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
+fn sighup_rereads_the_config_moving_a_group_and_joining_a_new_one() {
+    let (dir, daemon) = dir_with_daemon();
+    let d = dir.path();
+    let spread = daemon.spread_name();
+    let conf_text = |body: &str| {
+        format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {spread} {} }}",
+            body.replace("$D", &d.display().to_string()),
+            d = d.display()
+        )
+    };
+    let c = conf(d, &conf_text("Log { Group = g File = $D/a.log }"));
+    let logd = Logd::joined(d, &c);
+    let mut s = sender(&spread, "rr");
+    send(&mut s, "g", 0, b"before\n");
+    wait_for("before", || {
+        (read(&d.join("a.log")) == "before\n").then_some(())
+    });
+
+    // g moves to b.log and h is new.
+    conf(
+        d,
+        &conf_text("Log { Group = g File = $D/b.log } Log { Group = h File = $D/h.log }"),
+    );
+    logd.signal(libc::SIGHUP);
+    logd.wait_log("SIGHUP: configuration re-read", 1);
+    send(&mut s, "g", 0, b"after\n");
+    send(&mut s, "h", 0, b"new group\n");
+    wait_for("after in b.log", || {
+        (read(&d.join("b.log")) == "after\n").then_some(())
+    });
+    wait_for("h joined and written", || {
+        (read(&d.join("h.log")) == "new group\n").then_some(())
+    });
+    assert_eq!(
+        read(&d.join("a.log")),
+        "before\n",
+        "the old file is left as it was"
+    );
+
+    // A config that does not parse is refused: the running one stays, its files reopened.
+    std::fs::write(&c, "Spread { Port = ").unwrap();
+    std::fs::rename(d.join("b.log"), d.join("b.log.1")).unwrap();
+    logd.signal(libc::SIGHUP);
+    logd.wait_log("keeping the running configuration", 1);
+    send(&mut s, "g", 0, b"still\n");
+    wait_for("still routed by the running config", || {
+        (read(&d.join("b.log")) == "still\n").then_some(())
+    });
+    // Another daemon takes a restart: refused the same way.
+    conf(
+        d,
+        &format!(
+            "Spread {{ Port = 4999 Log {{ Group = g File = {}/c.log }} }}",
+            d.display()
+        ),
+    );
+    logd.signal(libc::SIGHUP);
+    logd.wait_log("keeping the running configuration", 2);
+    assert!(logd.log().contains("takes a restart"), "{}", logd.log());
+    send(&mut s, "h", 0, b"h still\n");
+    wait_for("h still joined", || {
+        (read(&d.join("h.log")) == "new group\nh still\n").then_some(())
+    });
+    assert!(!d.join("c.log").exists());
+
+    // Dropping h leaves the group: its lines are no longer received at all. A changed StateFile
+    // is applied only at restart, and the log says so.
+    conf(
+        d,
+        &conf_text("Log { Group = g File = $D/b.log }").replace("/gaps", "/gaps2"),
+    );
+    logd.signal(libc::SIGHUP);
+    logd.wait_log("SIGHUP: configuration re-read", 2);
+    assert!(
+        logd.log()
+            .contains("StateFile changed: applied at the next restart"),
+        "{}",
+        logd.log()
+    );
+    send(&mut s, "h", 0, b"not ours\n");
+    send(&mut s, "g", 0, b"last\n");
+    wait_for("last", || {
+        (read(&d.join("b.log")) == "still\nlast\n").then_some(())
+    });
+    assert_eq!(read(&d.join("h.log")), "new group\nh still\n");
+    // The counters carry over the re-reads, and h's last line was never received (h was left,
+    // not received and dropped).
+    logd.signal(libc::SIGUSR1);
+    logd.wait_log("counters:", 1);
+    let log = logd.log();
+    assert!(
+        log.contains(" messages=6 ") && log.contains(" lines_written=6 "),
+        "{log}"
+    );
     assert_eq!(logd.term(), 0);
 }

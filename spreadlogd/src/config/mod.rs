@@ -108,16 +108,33 @@ pub struct LogConf {
 }
 
 impl Config {
+    /// The settings a SIGHUP re-read cannot change (they are applied once, at start), as
+    /// (keyword, value) pairs to compare.
+    pub fn restart_only(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("BufferSize", format!("{:?}", self.buffer_size)),
+            ("User", format!("{:?}", self.user)),
+            ("Group", format!("{:?}", self.group)),
+            ("StateFile", format!("{:?}", self.state_file)),
+            ("ErrorLog", format!("{:?}", self.error_log)),
+        ]
+    }
+
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        // Relative paths are taken from the directory we were started in; make them absolute now so a
+        // daemonised process (cwd `/`) reopens the same files on SIGHUP (the original did not).
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        Self::load_from(path, &cwd)
+    }
+
+    /// Read and parse `path`, with relative paths taken from `base`.
+    pub fn load_from(path: &Path, base: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             file: file.clone(),
             source,
         })?;
-        // Relative paths are taken from the directory we were started in; make them absolute now so a
-        // daemonised process (cwd `/`) reopens the same files on SIGHUP (the original did not).
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-        parse(&file, &text, &cwd)
+        parse(&file, &text, base)
     }
 
     /// What would stop a start, checked without opening or creating anything (`spreadlogd -t`):
