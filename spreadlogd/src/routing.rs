@@ -173,36 +173,41 @@ impl Router {
                     }
                 }
                 Dest::Vhost(v) => {
-                    // Match is applied to the whole line (prefix included), as for File targets.
-                    if let Some(m) = &route.matcher
-                        && !m.is_match(body)
-                    {
-                        self.stats.filtered += 1;
-                        continue;
-                    }
-                    let (host, rest) = vhost::split_line(body);
-                    let name = vhost::file_name_for(host);
-                    let line = if name == vhost::FALLBACK_FILE {
-                        // Keep the whole line, host token included, so nothing is hidden.
-                        self.stats.bad_hosts += 1;
-                        body
-                    } else {
-                        rest
-                    };
-                    let files = &mut self.vhosts[v];
-                    let taken = match &mut route.rewriter {
-                        Some(rw) => {
-                            self.scratch.clear();
-                            rw.rewrite_into(line, now, &mut self.scratch);
-                            files.push(&name, &self.scratch, log)
+                    // A message may hold several lines (a sender that batches, a piped program's
+                    // chunk): each goes to its own host's file, not all to the first line's.
+                    for entry in entries(body) {
+                        // Match is applied to the whole line (prefix included), as for File
+                        // targets.
+                        if let Some(m) = &route.matcher
+                            && !m.is_match(entry)
+                        {
+                            self.stats.filtered += 1;
+                            continue;
                         }
-                        None => files.push(&name, line, log),
-                    };
-                    // A symlink where the host's file should be: the whole line, host token
-                    // included, goes to the fallback file, counted like a bad host.
-                    if !taken {
-                        self.stats.bad_hosts += 1;
-                        files.push(vhost::FALLBACK_FILE, body, log);
+                        let (host, rest) = vhost::split_line(entry);
+                        let name = vhost::file_name_for(host);
+                        let line = if name == vhost::FALLBACK_FILE {
+                            // Keep the whole line, host token included, so nothing is hidden.
+                            self.stats.bad_hosts += 1;
+                            entry
+                        } else {
+                            rest
+                        };
+                        let files = &mut self.vhosts[v];
+                        let taken = match &mut route.rewriter {
+                            Some(rw) => {
+                                self.scratch.clear();
+                                rw.rewrite_into(line, now, &mut self.scratch);
+                                files.push(&name, &self.scratch, log)
+                            }
+                            None => files.push(&name, line, log),
+                        };
+                        // A symlink where the host's file should be: the whole line, host token
+                        // included, goes to the fallback file, counted like a bad host.
+                        if !taken {
+                            self.stats.bad_hosts += 1;
+                            files.push(vhost::FALLBACK_FILE, entry, log);
+                        }
                     }
                 }
             }
@@ -275,6 +280,13 @@ impl Router {
     }
 }
 
+/// The lines of a message body, each with its newline; an empty body is one (empty) line, so it
+/// is handled like any other and never silently skipped.
+fn entries(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split_inclusive(|&b| b == b'\n')
+        .chain(body.is_empty().then_some(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +317,14 @@ mod tests {
         r.route(0, b"v", b"WWW.A.com:80 GET /\n", 0, &log);
         r.route(0, b"v", b"../../etc/passwd GET /\n", 0, &log);
         r.route(0, b"v", b"no-space-line\n", 0, &log);
+        // Several lines in one message: each by its own host.
+        r.route(
+            0,
+            b"v",
+            b"b.example one\nwww.a.com two\nb.example three",
+            0,
+            &log,
+        );
         r.route(0, b"t", b"a [old] b\n", 1_700_000_000, &log);
         r.route(0, b"nope", b"x\n", 0, &log);
         r.flush(&log);
@@ -314,13 +334,14 @@ mod tests {
             "GET /a\nGET /a\nPOST /b\nPOST /b\nx DELETE\nx DELETE\n"
         );
         assert_eq!(read("post.log"), "POST /b\nx DELETE\n");
-        assert_eq!(read("vh/www.a.com"), "GET /\n");
+        assert_eq!(read("vh/www.a.com"), "GET /\ntwo\n");
+        assert_eq!(read("vh/b.example"), "one\nthree");
         assert_eq!(
             read("vh/_invalid_host_"),
             "../../etc/passwd GET /\nno-space-line\n"
         );
         assert!(read("t.log").starts_with("a <20") && read("t.log").ends_with("> b\n"));
-        assert_eq!(std::fs::read_dir(dir.path().join("vh")).unwrap().count(), 2);
+        assert_eq!(std::fs::read_dir(dir.path().join("vh")).unwrap().count(), 3);
         assert_eq!(r.stats.unrouted, 1);
         assert_eq!(r.stats.filtered, 1);
         assert_eq!(r.stats.bad_hosts, 2);

@@ -216,6 +216,37 @@ fn hostile_vhost_names_stay_inside_vhostdir() {
 }
 
 #[test]
+fn a_message_of_several_lines_to_a_vhost_group_splits_by_each_lines_host() {
+    let (dir, daemon) = dir_with_daemon();
+    let d = dir.path();
+    let vh = d.join("vh");
+    std::fs::create_dir(&vh).unwrap();
+    let conf = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = vh VhostDir = {} }} }}",
+            daemon.spread_name(),
+            vh.display(),
+            d = d.display()
+        ),
+    );
+    let logd = Logd::joined(d, &conf);
+    let mut s = sender(&daemon.spread_name(), "multi");
+    send(
+        &mut s,
+        "vh",
+        0,
+        b"a.example GET /1\nb.example GET /2\n../bad GET /3\na.example GET /4\n",
+    );
+    wait_for("a.example", || {
+        (read(&vh.join("a.example")) == "GET /1\nGET /4\n").then_some(())
+    });
+    assert_eq!(read(&vh.join("b.example")), "GET /2\n");
+    assert_eq!(read(&vh.join("_invalid_host_")), "../bad GET /3\n");
+    assert_eq!(logd.term(), 0);
+}
+
+#[test]
 fn timestamps_use_the_real_zone_offset() {
     let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
