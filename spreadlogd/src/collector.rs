@@ -276,9 +276,10 @@ impl<'l> Collector<'l> {
                         ));
                     }
                 }
+                let mess_type = m.header.mess_type().0;
                 let received = Received {
                     sender: m.sender(),
-                    mess_type: m.header.mess_type().0,
+                    mess_type,
                     body: m.body,
                     groups: (0..m.group_count()).filter_map(|gi| m.group(gi)),
                 };
@@ -299,7 +300,7 @@ impl<'l> Collector<'l> {
                     },
                 );
                 for g in routed.iter().flatten().chain(more.iter()) {
-                    router.route(i, g, m.body, now, log);
+                    router.route_message(i, g, mess_type, m.body, now, log);
                 }
             });
             match result {

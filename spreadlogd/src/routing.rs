@@ -144,8 +144,36 @@ impl Router {
     }
 
     /// Route one message body received through Spread block `spread` for `group`. `now` is the
-    /// receive time (Unix seconds) for timestamp rewriting.
+    /// receive time (Unix seconds) for timestamp rewriting. A numbered message (CONTRACTS §2) is
+    /// one entry by contract, even with a newline inside; an unnumbered one has no entry framing,
+    /// so for vhost splitting each of its lines is an entry.
+    pub fn route_message(
+        &mut self,
+        spread: usize,
+        group: &[u8],
+        mess_type: i16,
+        body: &[u8],
+        now: i64,
+        log: &Logger,
+    ) {
+        let whole = spread_sys::seq::seq_of(mess_type).is_some();
+        self.route_entries(spread, group, body, whole, now, log);
+    }
+
+    /// Route an unnumbered message (see `route_message`).
     pub fn route(&mut self, spread: usize, group: &[u8], body: &[u8], now: i64, log: &Logger) {
+        self.route_entries(spread, group, body, false, now, log);
+    }
+
+    fn route_entries(
+        &mut self,
+        spread: usize,
+        group: &[u8],
+        body: &[u8],
+        whole: bool,
+        now: i64,
+        log: &Logger,
+    ) {
         let Some(idxs) = self.by_group.get(spread).and_then(|m| m.get(group)) else {
             self.stats.unrouted += 1;
             return;
@@ -173,9 +201,9 @@ impl Router {
                     }
                 }
                 Dest::Vhost(v) => {
-                    // A message may hold several lines (a sender that batches, a piped program's
-                    // chunk): each goes to its own host's file, not all to the first line's.
-                    for entry in entries(body) {
+                    // A message may hold several entries: each goes to its own host's file, not
+                    // all to the first one's.
+                    for entry in entries(body, whole) {
                         // Match is applied to the whole line (prefix included), as for File
                         // targets.
                         if let Some(m) = &route.matcher
@@ -280,11 +308,21 @@ impl Router {
     }
 }
 
-/// The lines of a message body, each with its newline; an empty body is one (empty) line, so it
-/// is handled like any other and never silently skipped.
-fn entries(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    body.split_inclusive(|&b| b == b'\n')
-        .chain(body.is_empty().then_some(body))
+/// The entries of a message body: the whole body when it is one entry (`whole`), else its lines,
+/// each with its newline. An empty body is one empty entry, handled like any other and never
+/// silently skipped.
+fn entries(body: &[u8], whole: bool) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(body);
+    std::iter::from_fn(move || {
+        let b = rest?;
+        let end = match b.iter().position(|&c| c == b'\n') {
+            Some(nl) if !whole => nl + 1,
+            _ => b.len(),
+        };
+        let (entry, tail) = b.split_at(end);
+        rest = (!tail.is_empty()).then_some(tail);
+        Some(entry)
+    })
 }
 
 #[cfg(test)]
@@ -325,6 +363,9 @@ mod tests {
             0,
             &log,
         );
+        // A numbered message is one entry, newline inside or not.
+        let numbered = spread_sys::seq::mess_type_for(7);
+        r.route_message(0, b"v", numbered, b"c.example x\ny\n", 0, &log);
         r.route(0, b"t", b"a [old] b\n", 1_700_000_000, &log);
         r.route(0, b"nope", b"x\n", 0, &log);
         r.flush(&log);
@@ -341,7 +382,8 @@ mod tests {
             "../../etc/passwd GET /\nno-space-line\n"
         );
         assert!(read("t.log").starts_with("a <20") && read("t.log").ends_with("> b\n"));
-        assert_eq!(std::fs::read_dir(dir.path().join("vh")).unwrap().count(), 3);
+        assert_eq!(read("vh/c.example"), "x\ny\n");
+        assert_eq!(std::fs::read_dir(dir.path().join("vh")).unwrap().count(), 4);
         assert_eq!(r.stats.unrouted, 1);
         assert_eq!(r.stats.filtered, 1);
         assert_eq!(r.stats.bad_hosts, 2);

@@ -216,7 +216,7 @@ fn hostile_vhost_names_stay_inside_vhostdir() {
 }
 
 #[test]
-fn a_message_of_several_lines_to_a_vhost_group_splits_by_each_lines_host() {
+fn a_message_of_several_entries_to_a_vhost_group_splits_by_each_entrys_host() {
     let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
     let vh = d.join("vh");
@@ -242,6 +242,19 @@ fn a_message_of_several_lines_to_a_vhost_group_splits_by_each_lines_host() {
         (read(&vh.join("a.example")) == "GET /1\nGET /4\n").then_some(())
     });
     assert_eq!(read(&vh.join("b.example")), "GET /2\n");
+    assert_eq!(read(&vh.join("_invalid_host_")), "../bad GET /3\n");
+    // A numbered message (our senders) is one entry by contract: a newline inside it (a LogFormat
+    // with a literal newline) keeps the entry whole, in its host's file.
+    let numbered = spread_sys::seq::mess_type_for(0);
+    send(
+        &mut s,
+        "vh",
+        numbered,
+        b"c.example first half\nsecond half\n",
+    );
+    wait_for("c.example", || {
+        (read(&vh.join("c.example")) == "first half\nsecond half\n").then_some(())
+    });
     assert_eq!(read(&vh.join("_invalid_host_")), "../bad GET /3\n");
     assert_eq!(logd.term(), 0);
 }
