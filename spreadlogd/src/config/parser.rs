@@ -674,4 +674,46 @@ Spread {
         assert_eq!(c.error_log, Some("/e".into()));
         assert_eq!(c.vhost_open_files, 9);
     }
+
+    /// docs/migration.md names every keyword this parser knows or refuses, and every keyword of
+    /// the original grammar (including the dead `VhostGroup`), so an operator with an old config
+    /// finds each of theirs there.
+    #[test]
+    fn migration_guide_covers_every_keyword() {
+        let guide = include_str!("../../../docs/migration.md");
+        let original = [
+            "BufferSize",
+            "ModuleDir",
+            "LoadModule",
+            "PerlLib",
+            "PerlUse",
+            "PythonImport",
+            "Spread",
+            "Port",
+            "Host",
+            "Log",
+            "Group",
+            "File",
+            "Match",
+            "VhostDir",
+            "RewriteTimestamp",
+            "ModuleLog",
+            "PerlLog",
+            "PerlHup",
+            "PythonLog",
+            "PythonLib",
+            "VhostGroup",
+        ];
+        let ours = GLOBAL_KEYS
+            .iter()
+            .chain(SPREAD_KEYS)
+            .chain(LOG_KEYS)
+            .chain(UNSUPPORTED);
+        for k in original.iter().chain(ours) {
+            assert!(
+                guide.contains(&format!("`{k}")),
+                "docs/migration.md does not name `{k}`"
+            );
+        }
+    }
 }
