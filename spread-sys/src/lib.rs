@@ -54,6 +54,7 @@ pub mod cli;
 pub mod control;
 pub mod error;
 pub mod mailbox;
+pub mod metrics;
 pub mod names;
 pub mod seq;
 pub mod spool;

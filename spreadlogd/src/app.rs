@@ -137,6 +137,21 @@ pub fn spreadlogd_main<I: IntoIterator<Item = String>>(args: I) -> i32 {
             lock: !opts.flags.no_lock,
         },
     );
+    // After daemonising (a thread does not survive the fork), before dropping root (a low port).
+    if let Some(addr) = cfg.metrics_listen {
+        match spread_sys::metrics::Endpoint::listen(&addr.to_string()) {
+            Ok(ep) => {
+                logger.info(&format!(
+                    "serving Prometheus metrics on http://{addr}/metrics"
+                ));
+                collector.serve_metrics(ep);
+            }
+            Err(e) => {
+                logger.error(&format!("MetricsListen {addr}: {e}"));
+                return 1;
+            }
+        }
+    }
     collector.connect_due();
     // Root is needed only to open files and sockets; the state file directory must be writable by
     // User (see README).

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use spread_sys::control::CONTROL_GROUP;
+use spread_sys::metrics::{self, Sample};
 use spread_sys::spread_name::Endpoint;
 use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, SpreadName};
 
@@ -81,6 +82,8 @@ pub struct Collector<'l> {
     opts: CollectorOptions,
     /// `Config::restart_only` of the configuration we started with.
     started_with: Vec<(&'static str, String)>,
+    /// `MetricsListen`: scrapes are answered from this loop (see `spread_sys::metrics`).
+    metrics: Option<metrics::Endpoint>,
 }
 
 /// Private name for our sessions: `sld-<pid>` like the original, cut to Spread's 10 bytes; after a
@@ -156,7 +159,13 @@ impl<'l> Collector<'l> {
             log,
             opts,
             started_with: cfg.restart_only(),
+            metrics: None,
         }
+    }
+
+    /// Serve `/metrics` through `endpoint` from now on.
+    pub fn serve_metrics(&mut self, endpoint: metrics::Endpoint) {
+        self.metrics = Some(endpoint);
     }
 
     /// Try every connection that is due now (called at start and from the loop).
@@ -350,6 +359,13 @@ impl<'l> Collector<'l> {
             events: libc::POLLIN,
             revents: 0,
         }];
+        if let Some(ep) = &self.metrics {
+            fds.push(libc::pollfd {
+                fd: ep.wake_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         for c in &self.conns {
             if let State::Up(mb) = &c.state {
                 use std::os::fd::AsRawFd;
@@ -373,40 +389,176 @@ impl<'l> Collector<'l> {
         };
     }
 
-    pub fn report(&self) -> String {
+    /// Every counter, once: its key in the SIGUSR1 report and its Prometheus sample.
+    fn counters(&self) -> Vec<(&'static str, Sample)> {
         let (written, lost, write_errors, pipe_restarts) = self.router.totals();
         let c = &self.counters;
         let r = &self.router.stats;
-        format!(
-            "counters: messages={} bytes={} lines_written={} lines_lost_on_write={} write_errors={} \
-             sequence_gaps={} lines_lost_in_gaps={} unknown_gaps={} repeats={} announcements={} handovers={} \
-             control_messages={} control_skipped={} oversized={} filtered={} \
-             bad_hosts={} pipe_restarts={} disconnects={} reconnects={} batches={} rejected_joins={} \
-             connected={}/{}",
-            c.messages,
-            c.bytes,
-            written,
-            lost,
-            write_errors,
-            self.intake.gaps.gaps,
-            self.intake.gaps.lost_lines,
-            self.intake.gaps.unknown_gaps,
-            self.intake.gaps.behind,
-            self.intake.gaps.announcements,
-            self.intake.gaps.handovers,
-            self.intake.control.messages,
-            self.intake.control.skipped,
-            c.oversized,
-            r.filtered,
-            r.bad_hosts,
-            pipe_restarts,
-            c.disconnects,
-            c.reconnects,
-            c.batches,
-            c.rejected,
+        let g = &self.intake.gaps;
+        let k = |key, name, help, v| (key, Sample::counter(name, help, v));
+        vec![
+            k(
+                "messages",
+                "spreadlogd_messages_total",
+                "Log messages received from the Spread daemons.",
+                c.messages,
+            ),
+            k(
+                "bytes",
+                "spreadlogd_received_bytes_total",
+                "Bytes of log messages received.",
+                c.bytes,
+            ),
+            k(
+                "lines_written",
+                "spreadlogd_lines_written_total",
+                "Lines written to files and piped programs.",
+                written,
+            ),
+            k(
+                "lines_lost_on_write",
+                "spreadlogd_lines_lost_on_write_total",
+                "Lines given up after write errors.",
+                lost,
+            ),
+            k(
+                "write_errors",
+                "spreadlogd_write_errors_total",
+                "Failed writes (retried before lines are given up).",
+                write_errors,
+            ),
+            k(
+                "sequence_gaps",
+                "spreadlogd_sequence_gaps_total",
+                "Gaps found in senders' line numbers.",
+                g.gaps,
+            ),
+            k(
+                "lines_lost_in_gaps",
+                "spreadlogd_lines_lost_in_gaps_total",
+                "Lines known lost between sender and spreadlogd.",
+                g.lost_lines,
+            ),
+            k(
+                "unknown_gaps",
+                "spreadlogd_unknown_gaps_total",
+                "Gaps of unknown size (a sender first seen mid-sequence).",
+                g.unknown_gaps,
+            ),
+            k(
+                "repeats",
+                "spreadlogd_repeated_lines_total",
+                "Lines received again (at-least-once replay).",
+                g.behind,
+            ),
+            k(
+                "announcements",
+                "spreadlogd_announcements_total",
+                "Next-number announcements received.",
+                g.announcements,
+            ),
+            k(
+                "handovers",
+                "spreadlogd_handovers_total",
+                "Sequence hand-overs received.",
+                g.handovers,
+            ),
+            k(
+                "control_messages",
+                "spreadlogd_control_messages_total",
+                "Messages received on the control group.",
+                self.intake.control.messages,
+            ),
+            k(
+                "control_skipped",
+                "spreadlogd_control_skipped_total",
+                "Control records not understood and skipped.",
+                self.intake.control.skipped,
+            ),
+            k(
+                "oversized",
+                "spreadlogd_oversized_messages_total",
+                "Messages longer than BufferSize (written in full).",
+                c.oversized,
+            ),
+            k(
+                "filtered",
+                "spreadlogd_filtered_lines_total",
+                "Lines not written because no Match matched.",
+                r.filtered,
+            ),
+            k(
+                "bad_hosts",
+                "spreadlogd_bad_host_lines_total",
+                "Vhost lines diverted to _invalid_host_.",
+                r.bad_hosts,
+            ),
+            k(
+                "pipe_restarts",
+                "spreadlogd_pipe_restarts_total",
+                "Restarts of piped programs.",
+                pipe_restarts,
+            ),
+            k(
+                "disconnects",
+                "spreadlogd_disconnects_total",
+                "Connections to a Spread daemon lost.",
+                c.disconnects,
+            ),
+            k(
+                "reconnects",
+                "spreadlogd_reconnects_total",
+                "Connections to a Spread daemon made again.",
+                c.reconnects,
+            ),
+            k(
+                "batches",
+                "spreadlogd_batches_total",
+                "Reads that drained at least one message.",
+                c.batches,
+            ),
+            k(
+                "rejected_joins",
+                "spreadlogd_rejected_joins_total",
+                "Group joins the daemon refused.",
+                c.rejected,
+            ),
+        ]
+    }
+
+    /// The SIGUSR1 report: every counter as `key=value`, then `connected=UP/ALL`.
+    pub fn report(&self) -> String {
+        let mut out = String::from("counters:");
+        for (key, s) in self.counters() {
+            out.push_str(&format!(" {key}={}", s.value));
+        }
+        out.push_str(&format!(
+            " connected={}/{}",
             self.connected(),
             self.conns.len()
-        )
+        ));
+        out
+    }
+
+    /// The `/metrics` page (Prometheus text format).
+    pub fn metrics_page(&self) -> String {
+        let mut samples: Vec<Sample> = self.counters().into_iter().map(|(_, s)| s).collect();
+        for c in &self.conns {
+            let up = if matches!(c.state, State::Up(_)) {
+                1.0
+            } else {
+                0.0
+            };
+            samples.push(
+                Sample::gauge(
+                    "spreadlogd_daemon_connected",
+                    "1 while connected to this Spread daemon and joined.",
+                    up,
+                )
+                .with_label("daemon", &c.daemon),
+            );
+        }
+        metrics::render(&samples)
     }
 
     /// Run until SIGTERM/SIGINT. Returns the exit status.
@@ -451,6 +603,11 @@ impl<'l> Collector<'l> {
                     return 0;
                 }
             }
+            if let Some(mut ep) = self.metrics.take() {
+                // Rendered after the flush above, so a scrape sees every line handled so far.
+                ep.answer(|| self.metrics_page());
+                self.metrics = Some(ep);
+            }
             self.connect_due();
             if handled == 0 {
                 if self.router.has_pending() {
@@ -465,7 +622,7 @@ impl<'l> Collector<'l> {
     /// files opened (the running ones flushed and closed), its groups joined and the dropped ones
     /// left. Other daemons take a restart and are refused, as is anything that does not parse or
     /// open: the running configuration then stays. Other settings applied once at start (User,
-    /// StateFile, ErrorLog, BufferSize) are warned about and keep their running values.
+    /// StateFile, ErrorLog, BufferSize, MetricsListen) are warned about and keep their running values.
     fn reload(&mut self) -> Result<String, String> {
         let path = self
             .opts

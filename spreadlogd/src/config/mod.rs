@@ -62,6 +62,8 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     pub error_log: Option<PathBuf>,
     pub vhost_open_files: usize,
+    /// `MetricsListen`: where `/metrics` (Prometheus) is served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub spreads: Vec<SpreadConf>,
     /// What the file says that is accepted but has no effect (`file:line: what and why`), for
     /// the operator: printed by `-t` and logged at start.
@@ -117,6 +119,7 @@ impl Config {
             ("Group", format!("{:?}", self.group)),
             ("StateFile", format!("{:?}", self.state_file)),
             ("ErrorLog", format!("{:?}", self.error_log)),
+            ("MetricsListen", format!("{:?}", self.metrics_listen)),
         ]
     }
 

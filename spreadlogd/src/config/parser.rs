@@ -14,6 +14,7 @@ pub const GLOBAL_KEYS: &[&str] = &[
     "StateFile",
     "ErrorLog",
     "VhostOpenFiles",
+    "MetricsListen",
 ];
 /// Settings of a `Spread` block.
 pub const SPREAD_KEYS: &[&str] = &["Port", "Host"];
@@ -234,6 +235,7 @@ impl Parser<'_> {
             state_file: None,
             error_log: None,
             vhost_open_files: DEFAULT_VHOST_OPEN_FILES,
+            metrics_listen: None,
             spreads: Vec::new(),
             warnings: Vec::new(),
         };
@@ -272,6 +274,16 @@ impl Parser<'_> {
                                 return Err(self.invalid(s.line, &s.value, "must be at least 1"));
                             }
                             cfg.vhost_open_files = n;
+                        }
+                        "MetricsListen" => {
+                            let addr: std::net::SocketAddr = s.value.parse().map_err(|_| {
+                                self.invalid(
+                                    s.line,
+                                    &s.value,
+                                    "not an ADDRESS:PORT (such as 127.0.0.1:9466 or [::1]:9466)",
+                                )
+                            })?;
+                            cfg.metrics_listen = Some(addr);
                         }
                         _ => unreachable!("GLOBAL_KEYS"),
                     }
@@ -666,13 +678,14 @@ Spread {
     #[test]
     fn our_global_keywords() {
         let c = ok(
-            "User = www\nGroup = adm\nStateFile = s\nErrorLog = /e\nVhostOpenFiles = 9\nSpread { Log { Group = g File = f } }",
+            "User = www\nGroup = adm\nStateFile = s\nErrorLog = /e\nVhostOpenFiles = 9\nMetricsListen = 127.0.0.1:9466\nSpread { Log { Group = g File = f } }",
         );
         assert_eq!(c.user.as_deref(), Some("www"));
         assert_eq!(c.group.as_deref(), Some("adm"));
         assert_eq!(c.state_file, Some("/base/s".into()));
         assert_eq!(c.error_log, Some("/e".into()));
         assert_eq!(c.vhost_open_files, 9);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9466".parse().unwrap()));
     }
 
     /// docs/migration.md names every keyword this parser knows or refuses, and every keyword of
