@@ -80,6 +80,8 @@ pub struct Config {
     pub throttle_window: Duration,
     /// Keys of a spread.conf we accepted but ignore (reported at start).
     pub ignored_conf_keys: Vec<String>,
+    /// `--metrics-listen`: where `/metrics` (Prometheus) is served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Config {
@@ -105,6 +107,7 @@ impl Default for Config {
             stop_deadline: Duration::from_secs(3),
             throttle_window: Duration::from_millis(100),
             ignored_conf_keys: Vec::new(),
+            metrics_listen: None,
         }
     }
 }
@@ -189,6 +192,9 @@ USAGE: spread-daemon [OPTIONS]
                              groups one session may join (default 1000); past it a join gets a
                              reject message, the session lives on
       --max-groups N         distinct groups in the daemon (default 10000), likewise
+      --metrics-listen ADDR:PORT
+                             serve Prometheus metrics at http://ADDR:PORT/metrics (no
+                             authentication: loopback or a management network)
       --stop-deadline SECS   clean stop: give up delivering after SECS (default 3)
       --throttle-window-ms N input throttling: stop reading requests while a receiver that made
                              write progress within N ms has more than MaxSessionMessages/2
@@ -316,6 +322,7 @@ impl Config {
                     cfg.max_groups_per_session = parse_num(&opt, &value()?)?
                 }
                 "--max-groups" => cfg.max_groups = parse_num(&opt, &value()?)?,
+                "--metrics-listen" => cfg.metrics_listen = Some(parse_num(&opt, &value()?)?),
                 "--max-queued-mb" => {
                     let mb: usize = parse_num(&opt, &value()?)?;
                     cfg.max_queued_bytes = mb.saturating_mul(1024 * 1024);

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::core::{Core, CoreSettings, Stats};
@@ -50,6 +50,18 @@ impl Daemon {
                 commands: Mutex::new(Vec::new()),
                 waker: EventFd::new()?,
             });
+            if let Some(addr) = config.metrics_listen {
+                // Each scrape asks the event loop for its counters, as SIGUSR1 does; a loop too
+                // busy to answer within the scrape's bound gets a 503, never a stall.
+                let control = control.clone();
+                spread_sys::metrics::serve(&addr.to_string(), move || {
+                    let (tx, rx) = mpsc::channel();
+                    control.send(Command::Stats(tx));
+                    let stats = rx.recv_timeout(Duration::from_secs(2)).ok()?;
+                    Some(crate::metrics::page(&stats))
+                })
+                .map_err(|e| io::Error::new(e.kind(), format!("--metrics-listen {addr}: {e}")))?;
+            }
             let event_loop =
                 EventLoop::new(core, listeners, control.clone(), config.stop_deadline)?
                     .with_throttle_window(config.throttle_window);

@@ -21,6 +21,7 @@ pub mod config;
 pub mod core;
 mod daemon;
 pub mod io;
+mod metrics;
 pub mod spread_conf;
 
 pub use config::{AuthMethod, Cli, Config, ConfigError};

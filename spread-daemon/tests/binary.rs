@@ -286,3 +286,41 @@ fn readiness_and_stopping_are_notified_to_systemd() {
     assert_eq!(&buf[..n], b"STOPPING=1\n");
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn metrics_endpoint_serves_the_counters_and_passes_promtool() {
+    let dir = TempDir::new("bin-metrics");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let (_child, port) = spawn(&dir, &["--metrics-listen", &addr.to_string()]);
+    let mut rx = Mailbox::connect(&format!("{port}@127.0.0.1"), &opts("rx")).unwrap();
+    rx.join("g").unwrap();
+    rx.receive().unwrap();
+    let sock = dir.path().join("4803");
+    let mut tx = Mailbox::connect(sock.to_str().unwrap(), &opts("tx")).unwrap();
+    for i in 0..5 {
+        tx.multicast(AGREED_MESS, &["g"], 0, format!("{i}").as_bytes())
+            .unwrap();
+    }
+    for _ in 0..5 {
+        rx.receive().unwrap();
+    }
+    let reply = systest::http::get(addr, "/metrics");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let page = &reply.body;
+    for want in [
+        "\nspread_daemon_sessions 2\n",
+        "\nspread_daemon_groups 1\n",
+        // One join and five multicasts.
+        "\nspread_daemon_requests_in_total 6\n",
+        "\nspread_daemon_deliveries_total 5\n",
+        "# TYPE spread_daemon_slow_client_kills_total counter\n",
+    ] {
+        assert!(page.contains(want), "{want:?} not in\n{page}");
+    }
+    if let Err(e) = systest::promtool::check_metrics(page) {
+        panic!("promtool: {e}\n{page}");
+    }
+    assert_eq!(systest::http::get(addr, "/other").status, 404);
+}

@@ -103,24 +103,46 @@ const SCRAPE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A request head larger than this is refused (a scrape's is a few hundred bytes).
 const MAX_REQUEST: usize = 8192;
 
-/// The owner's side of a `/metrics` endpoint: poll `wake_fd()` for readability, then call
-/// `answer` with a function that renders the page.
+/// Serve `/metrics` on `addr` (`ADDR:PORT`) from a thread named `metrics`, for the life of the
+/// process. `page` renders one scrape; `None` (the owner did not answer in time) is a `503`.
+/// Returns the bound address (useful with port 0).
+pub fn serve(
+    addr: &str,
+    page: impl Fn() -> Option<String> + Send + 'static,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                one_scrape(conn, &page);
+            }
+        })?;
+    Ok(bound)
+}
+
+/// The owner's side of a `/metrics` endpoint for a loop that polls: poll `wake_fd()` for
+/// readability, then call `answer` with a function that renders the page.
 pub struct Endpoint {
     wake: UnixStream,
     requests: mpsc::Receiver<mpsc::SyncSender<String>>,
 }
 
 impl Endpoint {
-    /// Listen on `addr` (`ADDR:PORT`) and serve from a thread named `metrics`.
+    /// Listen on `addr` (`ADDR:PORT`); each scrape wakes the owner and waits for its answer.
     pub fn listen(addr: &str) -> std::io::Result<Endpoint> {
-        let listener = TcpListener::bind(addr)?;
         let (wake, waker) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         waker.set_nonblocking(true)?;
-        let (tx, requests) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || serve(listener, waker, tx))?;
+        let (tx, requests) = mpsc::channel::<mpsc::SyncSender<String>>();
+        serve(addr, move || {
+            let (reply, answer) = mpsc::sync_channel(1);
+            tx.send(reply).ok()?;
+            // A full wake socket already holds a wake-up: nothing is lost by not writing another.
+            let _ = (&waker).write(b"m");
+            answer.recv_timeout(SCRAPE_TIMEOUT).ok()
+        })?;
         Ok(Endpoint { wake, requests })
     }
 
@@ -145,52 +167,22 @@ impl Endpoint {
     }
 }
 
-fn serve(
-    listener: TcpListener,
-    waker: UnixStream,
-    requests: mpsc::Sender<mpsc::SyncSender<String>>,
-) {
-    for conn in listener.incoming() {
-        let Ok(conn) = conn else { continue };
-        if !one_scrape(conn, &waker, &requests) {
-            return; // the owner is gone
-        }
-    }
-}
-
-/// Serve one connection; false once the owner has gone away.
-fn one_scrape(
-    mut conn: TcpStream,
-    mut waker: &UnixStream,
-    requests: &mpsc::Sender<mpsc::SyncSender<String>>,
-) -> bool {
+/// Serve one connection.
+fn one_scrape(mut conn: TcpStream, page: &impl Fn() -> Option<String>) {
     let _ = conn.set_read_timeout(Some(SCRAPE_TIMEOUT));
     let _ = conn.set_write_timeout(Some(SCRAPE_TIMEOUT));
     let Some(target) = read_request_target(&mut conn) else {
         let _ = respond(&mut conn, "400 Bad Request", "bad request\n");
-        return true;
+        return;
     };
     if target != "/metrics" && !target.starts_with("/metrics?") {
         let _ = respond(&mut conn, "404 Not Found", "only /metrics is served here\n");
-        return true;
+        return;
     }
-    let (tx, rx) = mpsc::sync_channel(1);
-    if requests.send(tx).is_err() {
-        return false;
-    }
-    // A full wake socket already holds a wake-up: nothing is lost by not writing another.
-    let _ = waker.write(b"m");
-    match rx.recv_timeout(SCRAPE_TIMEOUT) {
-        Ok(text) => {
-            let _ = respond(&mut conn, "200 OK", &text);
-            true
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => {
-            let _ = respond(&mut conn, "503 Service Unavailable", "busy, try again\n");
-            true
-        }
-        Err(mpsc::RecvTimeoutError::Disconnected) => false,
-    }
+    let _ = match page() {
+        Some(text) => respond(&mut conn, "200 OK", &text),
+        None => respond(&mut conn, "503 Service Unavailable", "busy, try again\n"),
+    };
 }
 
 /// The target of a `GET` request, once its head is read; None for anything else.
@@ -271,6 +263,10 @@ mod tests {
         ep.answer(|| render(&[Sample::counter("t_total", "T.", 7)]));
         let reply = scrape.join().unwrap();
         assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+        assert!(
+            reply.contains("\r\nContent-Type: text/plain; version=0.0.4"),
+            "{reply}"
+        );
         assert!(reply.ends_with("t_total 7\n"), "{reply}");
         let other = get("/").join().unwrap();
         assert!(other.starts_with("HTTP/1.1 404"), "{other}");

@@ -2,35 +2,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
+use systest::http::get;
 
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
-}
-
-fn get(addr: &str, path: &str) -> String {
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    write!(c, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let mut s = String::new();
-    c.read_to_string(&mut s).unwrap();
-    s
-}
-
-/// `promtool check metrics` on `page`: its lint findings, or a panic if promtool is missing.
-fn promtool_check_metrics(page: &str) -> std::process::Output {
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; scripts/setup installs it)");
-    p.stdin.take().unwrap().write_all(page.as_bytes()).unwrap();
-    p.wait_with_output().unwrap()
 }
 
 #[test]
@@ -54,13 +33,9 @@ fn metrics_endpoint_counts_what_was_written_and_passes_promtool() {
     wait_for("3 lines", || {
         (read(&d.join("a.log")).lines().count() == 3).then_some(())
     });
-    let reply = get(&addr, "/metrics");
-    let (head, page) = reply.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    assert!(
-        head.contains("Content-Type: text/plain; version=0.0.4"),
-        "{head}"
-    );
+    let reply = get(addr.parse().unwrap(), "/metrics");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let page = &reply.body;
     assert!(
         page.contains("\nspreadlogd_lines_written_total 3\n"),
         "{page}"
@@ -75,18 +50,14 @@ fn metrics_endpoint_counts_what_was_written_and_passes_promtool() {
         daemon.spread_name()
     );
     assert!(page.contains(&connected), "{page}");
-    let lint = promtool_check_metrics(page);
-    assert!(
-        lint.status.success() && lint.stdout.is_empty() && lint.stderr.is_empty(),
-        "promtool: {}{}\n{page}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr)
-    );
+    if let Err(e) = systest::promtool::check_metrics(page) {
+        panic!("promtool: {e}\n{page}");
+    }
     // The SIGUSR1 report says the same numbers (one list of counters behind both).
     logd.signal(libc::SIGUSR1);
     logd.wait_log("counters:", 1);
     assert!(logd.log().contains(" lines_written=3 "), "{}", logd.log());
-    assert!(get(&addr, "/").starts_with("HTTP/1.1 404"));
+    assert_eq!(get(addr.parse().unwrap(), "/").status, 404);
     assert_eq!(logd.term(), 0);
 }
 

@@ -13,6 +13,7 @@ pub mod http;
 pub mod mount;
 pub mod netns;
 pub mod procs;
+pub mod promtool;
 pub mod tally;
 pub mod tempdir;
 pub mod wait;
