@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 /// Declares every counter once: the shared struct, its per-process fallback, and the named
-/// snapshot the status page and notices print.
+/// snapshot the status page and notices print, and its Prometheus samples.
 macro_rules! counters {
     ($($(#[doc = $doc:literal])+ $name:ident,)+) => {
         /// Every counter the admin can read (status handler, periodic notices).
@@ -21,6 +21,16 @@ macro_rules! counters {
             /// Every counter by name, in declaration order.
             pub fn snapshot(&self) -> [(&'static str, u64); Self::COUNT] {
                 [$((stringify!($name), Counters::value(&self.$name))),+]
+            }
+
+            /// Every counter as a Prometheus sample (`mod_log_spread_<name>_total`, its doc as
+            /// the help text), in declaration order.
+            pub fn samples(&self) -> Vec<spread_sys::metrics::Sample> {
+                vec![$(spread_sys::metrics::Sample::counter(
+                    concat!("mod_log_spread_", stringify!($name), "_total"),
+                    concat!($($doc),+).trim(),
+                    Counters::value(&self.$name),
+                )),+]
             }
         }
 
