@@ -49,3 +49,25 @@ pub fn check_rules(file: &std::path::Path) -> Result<(), String> {
 pub fn test_rules(file: &std::path::Path) -> Result<(), String> {
     promtool(&["test", "rules", &file.display().to_string()], None)
 }
+
+/// The metric names a page exposes.
+pub fn exposed(page: &str) -> std::collections::BTreeSet<String> {
+    page.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The names of this project's metrics (`mod_log_spread_…`, `spreadlogd_…`, `spread_daemon_…`)
+/// that a dashboard or rules file refers to.
+pub fn referenced(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|w| {
+            ["mod_log_spread_", "spreadlogd_", "spread_daemon_"]
+                .iter()
+                .any(|p| w.starts_with(p))
+        })
+        .map(str::to_owned)
+        .collect()
+}

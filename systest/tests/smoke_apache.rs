@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use systest::apache::{self, Apache};
-use systest::procs::{Daemon, Logd};
+use systest::procs::{Daemon, Logd, logd_conf};
 use systest::tally::Tally;
-use systest::{TempDir, free_addr, http, skip, wait_value};
+use systest::{TempDir, free_addr, http, promtool, skip, wait_value};
 
 #[test]
 fn apache_lines_reach_spreadlogd_once() {
@@ -48,18 +48,30 @@ fn apache_lines_reach_spreadlogd_once() {
     println!("smoke: sent {n}, written {}, duplicates 0", tally.total());
 }
 
+/// The three metrics endpoints of one running system (module, spread-daemon, spreadlogd) pass
+/// promtool, the module's page matches its plain counters, and every metric the shipped Grafana
+/// dashboard and alert rules use is one that is served.
 #[test]
-fn status_handler_serves_prometheus_metrics_that_match_the_counters() {
+fn every_part_serves_prometheus_metrics_that_the_dashboard_and_rules_use() {
     if let Some(why) = apache::unavailable() {
         return skip(
-            "status_handler_serves_prometheus_metrics_that_match_the_counters",
+            "every_part_serves_prometheus_metrics_that_the_dashboard_and_rules_use",
             &why,
         );
     }
     let t = TempDir::new("prom");
-    let daemon = Daemon::local(&t, &[]);
+    let daemon_metrics = free_addr();
+    let daemon = Daemon::local(&t, &["--metrics-listen", &daemon_metrics.to_string()]);
     let central = t.join("www.log");
-    let _logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    let logd_metrics = free_addr();
+    let _logd = Logd::start(
+        t.path(),
+        None,
+        &format!(
+            "MetricsListen = {logd_metrics}\n{}",
+            logd_conf(&daemon.spread_name(), &t.join("gaps"), &[("www", &central)])
+        ),
+    );
     let spool = t.subdir("spool");
     let addr = free_addr();
     let apache = Apache::start(
@@ -80,20 +92,52 @@ fn status_handler_serves_prometheus_metrics_that_match_the_counters() {
     assert_eq!(st.ok, n, "{st:?}\n{}", apache.error_log_tail());
     let plain = apache.counters();
     assert_eq!(plain.get("sent"), Some(&n), "{plain:?}");
-    let r = apache.client(|a| http::get(a, "/spread-status?format=prometheus"));
-    assert_eq!(r.status, 200, "{r:?}");
+    let module = apache.client(|a| http::get(a, "/spread-status?format=prometheus"));
+    assert_eq!(module.status, 200, "{module:?}");
     // Every counter of the plain page, under its Prometheus name, with the same value.
     for (k, v) in &plain {
         let line = format!("\nmod_log_spread_{k}_total {v}\n");
-        assert!(r.body.contains(&line), "{line:?} not in\n{}", r.body);
+        assert!(
+            module.body.contains(&line),
+            "{line:?} not in\n{}",
+            module.body
+        );
     }
-    assert!(
-        r.body
-            .contains("# TYPE mod_log_spread_sent_total counter\n"),
-        "{}",
-        r.body
+    wait_value(
+        "spreadlogd wrote every line",
+        Duration::from_secs(15),
+        || {
+            let page = http::get(logd_metrics, "/metrics").body;
+            if page.contains(&format!("\nspreadlogd_lines_written_total {n}\n")) {
+                Ok(())
+            } else {
+                Err(page)
+            }
+        },
     );
-    if let Err(e) = systest::promtool::check_metrics(&r.body) {
-        panic!("promtool: {e}\n{}", r.body);
+    let collector = http::get(logd_metrics, "/metrics");
+    let spread = http::get(daemon_metrics, "/metrics");
+    let mut served = std::collections::BTreeSet::new();
+    for (who, r) in [
+        ("module", &module),
+        ("spreadlogd", &collector),
+        ("spread-daemon", &spread),
+    ] {
+        assert_eq!(r.status, 200, "{who}: {r:?}");
+        if let Err(e) = promtool::check_metrics(&r.body) {
+            panic!("promtool on {who}'s page: {e}\n{}", r.body);
+        }
+        served.extend(promtool::exposed(&r.body));
+    }
+    let conf = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conf");
+    for file in ["grafana-dashboard.json", "prometheus-alerts.yml"] {
+        let text = std::fs::read_to_string(conf.join(file)).unwrap();
+        let used = promtool::referenced(&text);
+        assert!(!used.is_empty(), "{file} uses no metric of ours");
+        let unknown: Vec<_> = used.difference(&served).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} uses metrics nobody serves: {unknown:?}"
+        );
     }
 }
