@@ -729,4 +729,24 @@ Spread {
             );
         }
     }
+
+    /// spreadlogd.conf(5) describes every keyword this parser knows or refuses.
+    #[test]
+    fn man_page_covers_every_keyword() {
+        let page = include_str!("../../../pkg/man/spreadlogd.conf.5");
+        let blocks = ["Spread", "Log"];
+        let all = GLOBAL_KEYS.iter().chain(SPREAD_KEYS).chain(LOG_KEYS);
+        for k in all.chain(UNSUPPORTED).chain(&blocks) {
+            // Set in bold as a keyword: `.B k`, `.BR k ,` or `.BI "k = " value`.
+            let forms = [
+                format!(".B {k}\n"),
+                format!(".BR {k} "),
+                format!(".BI \"{k} "),
+            ];
+            assert!(
+                forms.iter().any(|f| page.contains(f.as_str())),
+                "spreadlogd.conf.5 does not describe {k}"
+            );
+        }
+    }
 }
