@@ -40,6 +40,32 @@ pub struct Counters {
     pub rejected: u64,
 }
 
+/// Counters of one group, for `/metrics`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GroupCounters {
+    pub messages: u64,
+    pub bytes: u64,
+    pub gaps: u64,
+    pub lost_lines: u64,
+    pub unknown_gaps: u64,
+    pub repeats: u64,
+}
+
+/// Per-group counters, kept only for groups this collector routes (so their number is bounded
+/// by the configuration, whatever senders announce). They survive SIGHUP re-reads.
+#[derive(Debug, Default)]
+pub struct PerGroup(std::collections::BTreeMap<Vec<u8>, GroupCounters>);
+
+impl PerGroup {
+    /// The counters of `group`; allocates only the first time a group is seen.
+    fn of(&mut self, group: &[u8]) -> &mut GroupCounters {
+        if !self.0.contains_key(group) {
+            self.0.insert(group.to_vec(), GroupCounters::default());
+        }
+        self.0.get_mut(group).expect("inserted above")
+    }
+}
+
 enum State {
     Up(Mailbox),
     Down {
@@ -78,6 +104,7 @@ pub struct Collector<'l> {
     pub router: Router,
     pub intake: Intake,
     pub counters: Counters,
+    pub per_group: PerGroup,
     log: &'l Logger,
     opts: CollectorOptions,
     /// `Config::restart_only` of the configuration we started with.
@@ -156,6 +183,7 @@ impl<'l> Collector<'l> {
             router,
             intake: Intake::new(gaps),
             counters: Counters::default(),
+            per_group: PerGroup::default(),
             log,
             opts,
             started_with: cfg.restart_only(),
@@ -253,6 +281,7 @@ impl<'l> Collector<'l> {
             let router = &mut self.router;
             let intake = &mut self.intake;
             let counters = &mut self.counters;
+            let per_group = &mut self.per_group;
             let log = self.log;
             let limit = self.opts.buffer_size;
             let result = mb.receive_batch(false, |m| {
@@ -294,14 +323,34 @@ impl<'l> Collector<'l> {
                 };
                 let mut routed: [Option<&[u8]>; 4] = [None; 4];
                 let mut more: Vec<&[u8]> = Vec::new();
+                let knows = |g: &[u8]| router.knows(i, g);
                 intake.accept(
                     received,
-                    |g| router.knows(i, g),
+                    knows,
                     unow,
-                    |note| match note {
-                        Note::Gap { .. } | Note::UnknownGap { .. } => log.warn(&note.to_string()),
-                        Note::BadControl { .. } => log.warn(&note.to_string()),
-                        Note::Repeat { .. } | Note::Continued { .. } => log.info(&note.to_string()),
+                    |note| {
+                        match note {
+                            Note::Gap { group, lost, .. } if knows(group) => {
+                                let c = per_group.of(group);
+                                c.gaps += 1;
+                                c.lost_lines += lost;
+                            }
+                            Note::UnknownGap { group, .. } if knows(group) => {
+                                per_group.of(group).unknown_gaps += 1;
+                            }
+                            Note::Repeat { group, .. } if knows(group) => {
+                                per_group.of(group).repeats += 1;
+                            }
+                            _ => {}
+                        }
+                        match note {
+                            Note::Gap { .. } | Note::UnknownGap { .. } | Note::BadControl { .. } => {
+                                log.warn(&note.to_string())
+                            }
+                            Note::Repeat { .. } | Note::Continued { .. } => {
+                                log.info(&note.to_string())
+                            }
+                        }
                     },
                     |g| match routed.iter_mut().find(|r| r.is_none()) {
                         Some(slot) => *slot = Some(g),
@@ -309,6 +358,9 @@ impl<'l> Collector<'l> {
                     },
                 );
                 for g in routed.iter().flatten().chain(more.iter()) {
+                    let c = per_group.of(g);
+                    c.messages += 1;
+                    c.bytes += m.body.len() as u64;
                     router.route_message(i, g, mess_type, m.body, now, log);
                 }
             });
@@ -543,6 +595,47 @@ impl<'l> Collector<'l> {
     /// The `/metrics` page (Prometheus text format).
     pub fn metrics_page(&self) -> String {
         let mut samples: Vec<Sample> = self.counters().into_iter().map(|(_, s)| s).collect();
+        type Field = fn(&GroupCounters) -> u64;
+        let per_group: [(&'static str, &'static str, Field); 6] = [
+            (
+                "spreadlogd_group_messages_total",
+                "Log messages received, by group.",
+                |c| c.messages,
+            ),
+            (
+                "spreadlogd_group_received_bytes_total",
+                "Bytes of log messages received, by group.",
+                |c| c.bytes,
+            ),
+            (
+                "spreadlogd_group_sequence_gaps_total",
+                "Gaps found in senders' line numbers, by group.",
+                |c| c.gaps,
+            ),
+            (
+                "spreadlogd_group_lines_lost_in_gaps_total",
+                "Lines known lost between sender and spreadlogd, by group.",
+                |c| c.lost_lines,
+            ),
+            (
+                "spreadlogd_group_unknown_gaps_total",
+                "Gaps of unknown size, by group.",
+                |c| c.unknown_gaps,
+            ),
+            (
+                "spreadlogd_group_repeated_lines_total",
+                "Lines received again, by group.",
+                |c| c.repeats,
+            ),
+        ];
+        for (name, help, field) in per_group {
+            for (g, c) in &self.per_group.0 {
+                samples.push(
+                    Sample::counter(name, help, field(c))
+                        .with_label("group", &String::from_utf8_lossy(g)),
+                );
+            }
+        }
         for c in &self.conns {
             let up = if matches!(c.state, State::Up(_)) {
                 1.0

@@ -5,6 +5,7 @@ mod common;
 use std::process::Command;
 
 use common::*;
+use spread_sys::seq::mess_type_for;
 use systest::http::get;
 
 fn free_port() -> u16 {
@@ -30,17 +31,29 @@ fn metrics_endpoint_counts_what_was_written_and_passes_promtool() {
     for i in 0..3 {
         send(&mut s, "g", 0, format!("line {i}\n").as_bytes());
     }
-    wait_for("3 lines", || {
-        (read(&d.join("a.log")).lines().count() == 3).then_some(())
+    // Numbered lines 0, 1 and 3: line 2 is counted lost, for group g.
+    let mut numbered = sender(&daemon.spread_name(), "met2");
+    for seq in [0, 1, 3] {
+        let line = format!("numbered {seq}\n");
+        send(&mut numbered, "g", mess_type_for(seq), line.as_bytes());
+    }
+    wait_for("6 lines", || {
+        (read(&d.join("a.log")).lines().count() == 6).then_some(())
     });
     let reply = get(addr.parse().unwrap(), "/metrics");
     assert_eq!(reply.status, 200, "{reply:?}");
     let page = &reply.body;
-    assert!(
-        page.contains("\nspreadlogd_lines_written_total 3\n"),
-        "{page}"
-    );
-    assert!(page.contains("\nspreadlogd_messages_total 3\n"), "{page}");
+    for want in [
+        "\nspreadlogd_lines_written_total 6\n",
+        "\nspreadlogd_messages_total 6\n",
+        "\nspreadlogd_lines_lost_in_gaps_total 1\n",
+        "\nspreadlogd_group_messages_total{group=\"g\"} 6\n",
+        "\nspreadlogd_group_sequence_gaps_total{group=\"g\"} 1\n",
+        "\nspreadlogd_group_lines_lost_in_gaps_total{group=\"g\"} 1\n",
+        "\nspreadlogd_group_unknown_gaps_total{group=\"g\"} 0\n",
+    ] {
+        assert!(page.contains(want), "{want:?} not in\n{page}");
+    }
     assert!(
         page.contains("# TYPE spreadlogd_lines_lost_in_gaps_total counter\n"),
         "{page}"
@@ -56,7 +69,7 @@ fn metrics_endpoint_counts_what_was_written_and_passes_promtool() {
     // The SIGUSR1 report says the same numbers (one list of counters behind both).
     logd.signal(libc::SIGUSR1);
     logd.wait_log("counters:", 1);
-    assert!(logd.log().contains(" lines_written=3 "), "{}", logd.log());
+    assert!(logd.log().contains(" lines_written=6 "), "{}", logd.log());
     assert_eq!(get(addr.parse().unwrap(), "/").status, 404);
     assert_eq!(logd.term(), 0);
 }
