@@ -160,8 +160,9 @@ impl Router {
         self.route_entries(spread, group, body, whole, now, log);
     }
 
-    /// Route an unnumbered message (see `route_message`).
-    pub fn route(&mut self, spread: usize, group: &[u8], body: &[u8], now: i64, log: &Logger) {
+    /// Route an unnumbered message (see `route_message`): the tests' shorthand.
+    #[cfg(test)]
+    fn route(&mut self, spread: usize, group: &[u8], body: &[u8], now: i64, log: &Logger) {
         self.route_entries(spread, group, body, false, now, log);
     }
 

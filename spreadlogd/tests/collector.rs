@@ -134,23 +134,26 @@ Spread {{
     assert!(own.contains("counters:"), "{own}");
 }
 
+/// A joined spreadlogd writing group `vh` into VhostDir `vh` (created).
+fn vhost_collector(d: &std::path::Path, spread: &str, vh: &std::path::Path) -> Logd {
+    std::fs::create_dir_all(vh).unwrap();
+    let conf = conf(
+        d,
+        &format!(
+            "StateFile = {d}/gaps\nSpread {{ Port = {spread} Log {{ Group = vh VhostDir = {} }} }}",
+            vh.display(),
+            d = d.display()
+        ),
+    );
+    Logd::joined(d, &conf)
+}
+
 #[test]
 fn hostile_vhost_names_stay_inside_vhostdir() {
     let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
     let vh = d.join("inner/vhosts");
-    std::fs::create_dir_all(&vh).unwrap();
-    let conf = conf(
-        d,
-        &format!(
-            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = vh VhostDir = {} }} }}",
-            daemon.spread_name(),
-            vh.display(),
-            d = d.display()
-        ),
-    );
-    let logd = Logd::start(d, &conf, &[]);
-    logd.wait_joined(1);
+    let logd = vhost_collector(d, &daemon.spread_name(), &vh);
     let mut s = sender(&daemon.spread_name(), "evil");
     let long = format!("{} x\n", "a".repeat(5000));
     let hostile: Vec<Vec<u8>> = vec![
@@ -220,17 +223,7 @@ fn a_message_of_several_entries_to_a_vhost_group_splits_by_each_entrys_host() {
     let (dir, daemon) = dir_with_daemon();
     let d = dir.path();
     let vh = d.join("vh");
-    std::fs::create_dir(&vh).unwrap();
-    let conf = conf(
-        d,
-        &format!(
-            "StateFile = {d}/gaps\nSpread {{ Port = {} Log {{ Group = vh VhostDir = {} }} }}",
-            daemon.spread_name(),
-            vh.display(),
-            d = d.display()
-        ),
-    );
-    let logd = Logd::joined(d, &conf);
+    let logd = vhost_collector(d, &daemon.spread_name(), &vh);
     let mut s = sender(&daemon.spread_name(), "multi");
     send(
         &mut s,

@@ -40,6 +40,13 @@ pub fn check_metrics(page: &str) -> Result<(), String> {
     promtool(&["check", "metrics"], Some(page))
 }
 
+/// Panic, showing the page, unless `promtool check metrics` accepts `who`'s page.
+pub fn assert_clean_metrics(who: &str, page: &str) {
+    if let Err(e) = check_metrics(page) {
+        panic!("promtool on {who}'s page: {e}\n{page}");
+    }
+}
+
 /// `promtool check rules FILE`.
 pub fn check_rules(file: &std::path::Path) -> Result<(), String> {
     promtool(&["check", "rules", &file.display().to_string()], None)

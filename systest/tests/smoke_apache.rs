@@ -7,6 +7,29 @@ use systest::procs::{Daemon, Logd, logd_conf};
 use systest::tally::Tally;
 use systest::{TempDir, free_addr, http, promtool, skip, wait_value};
 
+/// An Apache (two children) logging `%U %>s` to group `www` through `spread`, spooling under
+/// `t`; `extra` goes before the CustomLog, `condition` after it.
+fn apache_logging_www(
+    t: &TempDir,
+    spread: &str,
+    extra: &str,
+    condition: &str,
+) -> (Apache, std::net::SocketAddr) {
+    let spool = t.subdir("spool");
+    let addr = free_addr();
+    let apache = Apache::start(
+        &t.subdir("apache"),
+        None,
+        addr,
+        apache::TWO_CHILDREN,
+        &format!(
+            "SpreadDaemon {spread}\nSpreadSpool {}/spool\n{extra}CustomLog \"$www\" \"%U %>s\" {condition}\n",
+            spool.display()
+        ),
+    );
+    (apache, addr)
+}
+
 #[test]
 fn apache_lines_reach_spreadlogd_once() {
     if let Some(why) = apache::unavailable() {
@@ -16,19 +39,7 @@ fn apache_lines_reach_spreadlogd_once() {
     let daemon = Daemon::local(&t, &[]);
     let central = t.join("www.log");
     let _logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
-    let spool = t.subdir("spool");
-    let addr = free_addr();
-    let apache = Apache::start(
-        &t.subdir("apache"),
-        None,
-        addr,
-        apache::TWO_CHILDREN,
-        &format!(
-            "SpreadDaemon {}\nSpreadSpool {}/spool\nCustomLog \"$www\" \"%U %>s\"\n",
-            daemon.spread_name(),
-            spool.display()
-        ),
-    );
+    let (apache, addr) = apache_logging_www(&t, &daemon.spread_name(), "", "");
     let n = 200;
     let st = http::load(addr, "s", 0..n, Duration::ZERO, "");
     assert_eq!(st.ok, n, "{st:?}\n{}", apache.error_log_tail());
@@ -72,20 +83,11 @@ fn every_part_serves_prometheus_metrics_that_the_dashboard_and_rules_use() {
             logd_conf(&daemon.spread_name(), &t.join("gaps"), &[("www", &central)])
         ),
     );
-    let spool = t.subdir("spool");
-    let addr = free_addr();
-    let apache = Apache::start(
-        &t.subdir("apache"),
-        None,
-        addr,
-        apache::TWO_CHILDREN,
-        &format!(
-            "SpreadDaemon {}\nSpreadSpool {}/spool\n{}CustomLog \"$www\" \"%U %>s\" {}\n",
-            daemon.spread_name(),
-            spool.display(),
-            apache::STATUS,
-            apache::NOT_STATUS
-        ),
+    let (apache, addr) = apache_logging_www(
+        &t,
+        &daemon.spread_name(),
+        apache::STATUS,
+        apache::NOT_STATUS,
     );
     let n = 30;
     let st = http::load(addr, "p", 0..n, Duration::ZERO, "");
@@ -124,9 +126,7 @@ fn every_part_serves_prometheus_metrics_that_the_dashboard_and_rules_use() {
         ("spread-daemon", &spread),
     ] {
         assert_eq!(r.status, 200, "{who}: {r:?}");
-        if let Err(e) = promtool::check_metrics(&r.body) {
-            panic!("promtool on {who}'s page: {e}\n{}", r.body);
-        }
+        promtool::assert_clean_metrics(who, &r.body);
         served.extend(promtool::exposed(&r.body));
     }
     let conf = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../conf");
