@@ -15,17 +15,31 @@
 //!   `<old private group>` under a new name; the old name had numbered `n` lines to `<group>`. The
 //!   collector checks `n` like a `next` of the old name, then forgets the old name.
 //!
+//! * `mls1 stream <stream> <group> <n>` — the stream `<stream>` (`crate::stream`) has numbered
+//!   lines 1..=`n` to `<group>`. Sent by senders on the control channel (after a reconnect, while
+//!   idle, at exit, when replaying a spooled stream). Every acknowledging collector answers with
+//!   its `ack` records for that stream, so a sender learns which collectors exist and what they
+//!   lack — and a collector learns of a tail it missed.
+//! * `mls1 ack <stream> <group> <from> <to>` — a collector has written lines `from..=to` of that
+//!   stream and group (and recorded it durably). Sent to the sender's private group only. `0 0`
+//!   says "none yet". A collector sends one record per range it holds.
+//!
 //! `n` is a decimal count (no sign, no leading zeros, at most 20 digits) that never wraps. A
 //! reader skips records of a version or verb it does not know (newer senders may add some), so
 //! the format can grow without breaking older collectors.
 
 use crate::names::{check_group, is_private_group};
+use crate::stream::StreamId;
 
 /// The group senders multicast control records to and our collectors join.
 pub const CONTROL_GROUP: &str = "mls.control";
 
 /// The `mess_type` of a control message (unnumbered: the 0x8000 bit is clear).
 pub const CONTROL_MESS_TYPE: i16 = 0x7F01;
+
+/// The `mess_type` of a resent line (see [`encode_resend`]). Only ever sent to one collector's
+/// private group, never to a group: no other receiver sees it.
+pub const RESEND_MESS_TYPE: i16 = 0x7F02;
 
 /// Version token that starts every record this code writes.
 const VERSION: &[u8] = b"mls1";
@@ -58,6 +72,19 @@ pub enum Record<'a> {
         group: &'a [u8],
         next: u64,
     },
+    /// A stream has numbered lines 1..=`last` to `group`.
+    Stream {
+        stream: StreamId,
+        group: &'a [u8],
+        last: u64,
+    },
+    /// A collector holds lines `from..=to` of (`stream`, `group`); `0 0` holds none.
+    Ack {
+        stream: StreamId,
+        group: &'a [u8],
+        from: u64,
+        to: u64,
+    },
 }
 
 /// A record that could not be read (reported by the collector; the rest of the message counts).
@@ -80,6 +107,22 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) -> bool {
     let (verb, old, group, next): (&[u8], Option<&[u8]>, &[u8], u64) = match *record {
         Record::Next { group, next } => (b"next", None, group, next),
         Record::Handover { old, group, next } => (b"handover", Some(old), group, next),
+        Record::Stream {
+            stream,
+            group,
+            last,
+        } => return encode_stream_record(b"stream", stream, group, &[last], out),
+        Record::Ack {
+            stream,
+            group,
+            from,
+            to,
+        } => {
+            if from > to || (from == 0) != (to == 0) {
+                return false;
+            }
+            return encode_stream_record(b"ack", stream, group, &[from, to], out);
+        }
     };
     if !is_group(group) || old.is_some_and(|o| !is_private_group(o)) {
         return false;
@@ -95,6 +138,26 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) -> bool {
     out.extend_from_slice(group);
     out.push(b' ');
     out.extend_from_slice(next.to_string().as_bytes());
+    out.push(b'\n');
+    true
+}
+
+fn encode_stream_record(
+    verb: &[u8],
+    stream: StreamId,
+    group: &[u8],
+    numbers: &[u64],
+    out: &mut Vec<u8>,
+) -> bool {
+    if !is_group(group) {
+        return false;
+    }
+    use std::io::Write;
+    let _ = write!(out, "mls1 {} {stream} ", String::from_utf8_lossy(verb));
+    out.extend_from_slice(group);
+    for n in numbers {
+        let _ = write!(out, " {n}");
+    }
     out.push(b'\n');
     true
 }
@@ -129,7 +192,27 @@ fn decode_line(line: &[u8]) -> Result<Record<'_>, Skipped> {
                 next: number(n).ok_or(Skipped::Malformed)?,
             }
         }
-        (b"next" | b"handover", _) => return Err(Skipped::Malformed),
+        (b"stream", [stream, group, n]) if is_group(group) => Record::Stream {
+            stream: StreamId::parse(stream).ok_or(Skipped::Malformed)?,
+            group,
+            last: number(n).ok_or(Skipped::Malformed)?,
+        },
+        (b"ack", [stream, group, from, to]) if is_group(group) => {
+            let (from, to) = (
+                number(from).ok_or(Skipped::Malformed)?,
+                number(to).ok_or(Skipped::Malformed)?,
+            );
+            if from > to || (from == 0) != (to == 0) {
+                return Err(Skipped::Malformed);
+            }
+            Record::Ack {
+                stream: StreamId::parse(stream).ok_or(Skipped::Malformed)?,
+                group,
+                from,
+                to,
+            }
+        }
+        (b"next" | b"handover" | b"stream" | b"ack", _) => return Err(Skipped::Malformed),
         _ => return Err(Skipped::Unknown),
     };
     Ok(record)
@@ -172,6 +255,70 @@ pub fn send<'r>(
 
 /// The `next` records of `groups` ((group, lines numbered so far)), groups that numbered nothing
 /// left out.
+/// Send `records` to one session's private group `to` (acks to a sender), as few messages as
+/// fit. Returns how many messages were sent.
+pub fn send_to<'r>(
+    mb: &mut crate::Mailbox,
+    data_service: u32,
+    to: &str,
+    records: impl IntoIterator<Item = Record<'r>>,
+) -> crate::Result<usize> {
+    let bodies = bodies(records);
+    for body in &bodies {
+        mb.multicast(service_for(data_service), &[to], CONTROL_MESS_TYPE, body)?;
+    }
+    Ok(bodies.len())
+}
+
+/// A line resent to one collector: what the tag group said on the live path (stream, group,
+/// number) in a first text line, then the line's bytes unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resent<'a> {
+    pub stream: StreamId,
+    pub group: &'a [u8],
+    pub number: u64,
+    pub line: &'a [u8],
+}
+
+/// Encode a resent line's body: `mls1 resend <stream> <group> <n>\n` then the line. False (and
+/// nothing written) for a group the wire cannot carry or number 0.
+#[must_use]
+pub fn encode_resend(r: &Resent<'_>, out: &mut Vec<u8>) -> bool {
+    if r.number == 0 || !encode_stream_record(b"resend", r.stream, r.group, &[r.number], out) {
+        return false;
+    }
+    out.extend_from_slice(r.line);
+    true
+}
+
+/// Decode a resent line; None unless `mess_type` is [`RESEND_MESS_TYPE`] and the header is
+/// well formed.
+pub fn decode_resend(mess_type: i16, body: &[u8]) -> Option<Resent<'_>> {
+    if mess_type != RESEND_MESS_TYPE {
+        return None;
+    }
+    let nl = body.iter().position(|&b| b == b'\n')?;
+    let (head, line) = (&body[..nl], &body[nl + 1..]);
+    let mut words = head.split(|&b| b == b' ');
+    let (Some(VERSION), Some(b"resend"), Some(stream), Some(group), Some(n), None) = (
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+        words.next(),
+    ) else {
+        return None;
+    };
+    let number = number(n).filter(|&n| n > 0)?;
+    is_group(group).then_some(Resent {
+        stream: StreamId::parse(stream)?,
+        group,
+        number,
+        line,
+    })
+}
+
 pub fn next_records<'g>(
     groups: impl IntoIterator<Item = (&'g [u8], u64)>,
 ) -> impl Iterator<Item = Record<'g>> {
@@ -309,6 +456,80 @@ mod tests {
         assert!(b.iter().all(|x| x.len() <= MAX_CONTROL_BODY));
         let n: usize = b.iter().map(|x| all(x).len()).sum();
         assert_eq!(n, 2000);
+    }
+
+    #[test]
+    fn stream_and_ack_records_round_trip() {
+        let stream = StreamId::from_bits(0xabc);
+        let recs = [
+            Record::Stream {
+                stream,
+                group: b"www",
+                last: 70000,
+            },
+            Record::Ack {
+                stream,
+                group: b"www",
+                from: 1,
+                to: 69999,
+            },
+            Record::Ack {
+                stream,
+                group: b"www",
+                from: 0,
+                to: 0,
+            },
+        ];
+        let mut b = Vec::new();
+        for r in &recs {
+            assert!(encode(r, &mut b));
+        }
+        assert_eq!(
+            b,
+            b"mls1 stream 000000000abc www 70000\nmls1 ack 000000000abc www 1 69999\n\
+              mls1 ack 000000000abc www 0 0\n"
+        );
+        assert_eq!(all(&b), recs.map(Ok).to_vec());
+        for bad in [
+            Record::Ack {
+                stream,
+                group: b"www",
+                from: 5,
+                to: 4,
+            },
+            Record::Ack {
+                stream,
+                group: b"www",
+                from: 0,
+                to: 4,
+            },
+        ] {
+            assert!(!encode(&bad, &mut Vec::new()));
+        }
+        let body = b"mls1 ack 000000000abc www 5 4\nmls1 ack zz www 1 2\nmls1 stream 000000000abc www\n";
+        assert!(all(body).iter().all(|r| *r == Err(Skipped::Malformed)));
+    }
+
+    #[test]
+    fn resent_lines_keep_their_bytes() {
+        let r = Resent {
+            stream: StreamId::from_bits(7),
+            group: b"www",
+            number: 12,
+            line: b"GET / 200\nwith a newline inside\n",
+        };
+        let mut b = Vec::new();
+        assert!(encode_resend(&r, &mut b));
+        assert!(b.starts_with(b"mls1 resend 000000000007 www 12\nGET /"));
+        assert_eq!(decode_resend(RESEND_MESS_TYPE, &b), Some(r));
+        assert_eq!(decode_resend(CONTROL_MESS_TYPE, &b), None);
+        assert_eq!(decode_resend(RESEND_MESS_TYPE, b"mls1 resend 000000000007 www 0\nx"), None);
+        assert_eq!(decode_resend(RESEND_MESS_TYPE, b"mls1 resend 000000000007 www 1"), None);
+        assert!(control_is_never_a_resend());
+    }
+
+    fn control_is_never_a_resend() -> bool {
+        decode(RESEND_MESS_TYPE, b"mls1 next www 1\n").is_none()
     }
 
     #[test]

@@ -59,8 +59,10 @@ pub mod names;
 pub mod seq;
 pub mod spool;
 pub mod spread_name;
+pub mod stream;
 pub mod testing;
 pub mod wire;
+pub mod window;
 
 pub use error::{Error, Result};
 pub use mailbox::{ConnectOptions, Mailbox, MulticastTemplate};

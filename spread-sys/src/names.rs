@@ -41,7 +41,9 @@ pub enum NameError {
     #[error("byte {byte:#04x} at offset {at} is outside 0x24..0x7E")]
     IllegalByte { byte: u8, at: usize },
     #[error(
-        "{CONTROL_GROUP} is the control channel between senders and collectors, not a log group"
+        "{CONTROL_GROUP} and names starting with {} are bookkeeping between senders and \
+         collectors, not log groups",
+        crate::stream::TAG_PREFIX
     )]
     Reserved,
 }
@@ -81,9 +83,10 @@ pub fn check_log_group(name: &[u8]) -> Result<(), NameError> {
     Ok(())
 }
 
-/// The one group no log configuration may name: the control channel (`crate::control`).
+/// Groups no log configuration may name: the control channel (`crate::control`) and the stream
+/// tags (`crate::stream`).
 pub fn is_reserved_group(name: &[u8]) -> bool {
-    name == CONTROL_GROUP.as_bytes()
+    name == CONTROL_GROUP.as_bytes() || name.starts_with(crate::stream::TAG_PREFIX.as_bytes())
 }
 
 /// A private (connection) name.
@@ -205,7 +208,13 @@ mod tests {
             Err(NameError::Reserved)
         );
         assert!(check_log_group(b"www").is_ok());
-        assert!(NameError::Reserved.to_string().contains("control channel"));
+        assert!(NameError::Reserved.to_string().contains("mls.control"));
+        assert_eq!(
+            check_log_group(b"mls~0123456789ab~1"),
+            Err(NameError::Reserved),
+            "stream tags are no log groups either"
+        );
+        assert!(check_log_group(b"mls").is_ok());
     }
 
     /// Host names no use accepts: path escapes, separators, control bytes, non-ASCII, IPv6

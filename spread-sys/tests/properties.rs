@@ -186,7 +186,7 @@ proptest! {
         let good = v.len();
         v.extend_from_slice(&garbage);
         let c = decode_all(&v);
-        let want: Vec<SpoolRecord> = recs.iter().map(|(id, g, l)| SpoolRecord { daemon_id: *id, group: g.clone(), line: l.clone() }).collect();
+        let want: Vec<SpoolRecord> = recs.iter().map(|(id, g, l)| SpoolRecord { daemon_id: *id, group: g.clone(), line: l.clone(), origin: None }).collect();
         prop_assert_eq!(c.records, want);
         prop_assert_eq!(c.torn_tail.is_some(), !garbage.is_empty());
         if let Some((at, _)) = c.torn_tail { prop_assert_eq!(at as usize, good); }

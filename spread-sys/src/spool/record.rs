@@ -15,6 +15,12 @@
 //! | 17 | group_len | group name |
 //! | 17+group_len | rest | the line, as given (usually with its `\n`) |
 //!
+//! A line that was already numbered and sent (a sender's acknowledgement window spooled at exit,
+//! CONTRACTS "Acknowledged delivery") keeps its stream and number, in a record with magic
+//! `b"MLS2"` whose payload starts with the daemon id, then the stream id (8 bytes) and the line's
+//! number (8 bytes), then `group_len`, the group and the line as above. Replay resends it under
+//! that stream and number, so a collector recognises it.
+//!
 //! A record is written with one write(2) on an `O_APPEND` descriptor, so concurrent appenders (threads
 //! or processes) never interleave. A crash can leave a torn last record, a full disk a short one
 //! followed by good records (an append that gets a short write tries the rest once, to report the
@@ -25,16 +31,28 @@
 use crate::wire::constants::MAX_GROUP_NAME;
 
 pub(super) const MAGIC: [u8; 4] = *b"MLS1";
+/// Magic of a record that keeps its line's stream and number.
+pub(super) const MAGIC_NUMBERED: [u8; 4] = *b"MLS2";
+const ORIGIN_LEN: usize = 16;
 /// Bytes before the payload: magic, length, checksum.
 pub const RECORD_HEADER_LEN: usize = 12;
 /// Largest payload accepted when reading: a longer length field means corruption.
-pub const MAX_PAYLOAD: usize = 4 + 1 + MAX_GROUP_NAME + 1024 * 1024;
+pub const MAX_PAYLOAD: usize = 4 + ORIGIN_LEN + 1 + MAX_GROUP_NAME + 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolRecord {
     pub daemon_id: u32,
     pub group: Vec<u8>,
     pub line: Vec<u8>,
+    /// The stream and number the line was sent under, if it was sent before it was spooled.
+    pub origin: Option<Origin>,
+}
+
+/// Which stream's line a spooled record is, and its number there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub stream: crate::stream::StreamId,
+    pub number: u64,
 }
 
 const CRC_TABLE: [u32; 256] = {
@@ -67,13 +85,33 @@ pub fn crc32(bytes: &[u8]) -> u32 {
 /// Encode one record (the caller writes it with one write(2) on an O_APPEND file). A group longer
 /// than 31 bytes is cut (group names never are: the wire cannot carry them).
 pub fn encode_record(daemon_id: u32, group: &[u8], line: &[u8], out: &mut Vec<u8>) {
+    encode_any(daemon_id, group, line, None, out);
+}
+
+/// [`encode_record`] of a line that keeps its stream and number (`MLS2`) when `origin` is given.
+pub fn encode_any(
+    daemon_id: u32,
+    group: &[u8],
+    line: &[u8],
+    origin: Option<Origin>,
+    out: &mut Vec<u8>,
+) {
     let group = &group[..group.len().min(MAX_GROUP_NAME - 1)];
-    let payload_len = 4 + 1 + group.len() + line.len();
+    let extra = if origin.is_some() { ORIGIN_LEN } else { 0 };
+    let payload_len = 4 + extra + 1 + group.len() + line.len();
     let start = out.len();
-    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(if origin.is_some() {
+        &MAGIC_NUMBERED
+    } else {
+        &MAGIC
+    });
     out.extend_from_slice(&(payload_len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&daemon_id.to_le_bytes());
+    if let Some(o) = origin {
+        out.extend_from_slice(&o.stream.bits().to_le_bytes());
+        out.extend_from_slice(&o.number.to_le_bytes());
+    }
     out.push(group.len() as u8);
     out.extend_from_slice(group);
     out.extend_from_slice(line);
@@ -89,11 +127,14 @@ pub(super) fn decode_one(bytes: &[u8]) -> Result<Option<(SpoolRecord, usize)>, S
     let Some(head) = bytes.get(..RECORD_HEADER_LEN) else {
         return Err(format!("torn record header ({} bytes)", bytes.len()));
     };
-    if head[..4] != MAGIC {
-        return Err("bad record magic".into());
-    }
+    let numbered = match &head[..4] {
+        m if m == MAGIC => false,
+        m if m == MAGIC_NUMBERED => true,
+        _ => return Err("bad record magic".into()),
+    };
+    let extra = if numbered { ORIGIN_LEN } else { 0 };
     let len = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
-    if !(5..=MAX_PAYLOAD).contains(&len) {
+    if !(5 + extra..=MAX_PAYLOAD).contains(&len) {
         return Err(format!("implausible record length {len}"));
     }
     let Some(payload) = bytes.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len) else {
@@ -105,14 +146,22 @@ pub(super) fn decode_one(bytes: &[u8]) -> Result<Option<(SpoolRecord, usize)>, S
     if crc32(payload) != u32::from_le_bytes(head[8..12].try_into().unwrap()) {
         return Err("checksum mismatch".into());
     }
-    let group_len = payload[4] as usize;
-    if group_len >= MAX_GROUP_NAME || 5 + group_len > len {
+    let origin = numbered.then(|| Origin {
+        stream: crate::stream::StreamId::from_bits(u64::from_le_bytes(
+            payload[4..12].try_into().unwrap(),
+        )),
+        number: u64::from_le_bytes(payload[12..20].try_into().unwrap()),
+    });
+    let rest = &payload[4 + extra..];
+    let group_len = rest[0] as usize;
+    if group_len >= MAX_GROUP_NAME || 1 + group_len > rest.len() {
         return Err(format!("bad group length {group_len}"));
     }
     let record = SpoolRecord {
         daemon_id: u32::from_le_bytes(payload[..4].try_into().unwrap()),
-        group: payload[5..5 + group_len].to_vec(),
-        line: payload[5 + group_len..].to_vec(),
+        group: rest[1..1 + group_len].to_vec(),
+        line: rest[1 + group_len..].to_vec(),
+        origin,
     };
     Ok(Some((record, RECORD_HEADER_LEN + len)))
 }
@@ -180,10 +229,37 @@ mod tests {
             vec![SpoolRecord {
                 daemon_id: 7,
                 group: b"logs".to_vec(),
-                line: b"GET /\n".to_vec()
+                line: b"GET /\n".to_vec(),
+                origin: None,
             }]
         );
         assert!(c.torn_tail.is_none());
+    }
+
+    #[test]
+    fn numbered_records_keep_stream_and_number_beside_plain_ones() {
+        let origin = Origin {
+            stream: crate::stream::StreamId::from_bits(0xfeed),
+            number: 1 << 40,
+        };
+        let mut v = Vec::new();
+        encode_record(1, b"a", b"plain\n", &mut v);
+        encode_any(2, b"www", b"sent before\n", Some(origin), &mut v);
+        let c = decode_all(&v);
+        assert!(c.torn_tail.is_none());
+        assert_eq!(c.records[0].origin, None);
+        assert_eq!(
+            c.records[1],
+            SpoolRecord {
+                daemon_id: 2,
+                group: b"www".to_vec(),
+                line: b"sent before\n".to_vec(),
+                origin: Some(origin),
+            }
+        );
+        for cut in 0..v.len() {
+            assert!(decode_all(&v[..cut]).records.len() <= 1);
+        }
     }
 
     /// Two records (daemon, group, line) back to back, and where the second starts.

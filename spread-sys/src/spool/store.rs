@@ -385,8 +385,19 @@ impl Spool {
 
     /// Append one line with one write(2); `Full` (nothing written) when the cap would be exceeded.
     pub fn append(&self, daemon_id: u32, group: &[u8], line: &[u8]) -> io::Result<Appended> {
-        let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + 5 + group.len() + line.len());
-        encode_record(daemon_id, group, line, &mut rec);
+        self.append_any(daemon_id, group, line, None)
+    }
+
+    /// [`Spool::append`] of a line sent before under `origin`'s stream and number (`MLS2`).
+    pub fn append_any(
+        &self,
+        daemon_id: u32,
+        group: &[u8],
+        line: &[u8],
+        origin: Option<Origin>,
+    ) -> io::Result<Appended> {
+        let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + 21 + group.len() + line.len());
+        encode_any(daemon_id, group, line, origin, &mut rec);
         let _guard = self.append_guard()?;
         loop {
             let seg = self.segment.read().unwrap_or_else(|p| p.into_inner());

@@ -1,0 +1,644 @@
+//! The sender's acknowledgement window, pure (no I/O, no clock of its own): every line a sender
+//! hands over stays here, with its stream and number, until a collector acknowledges it
+//! (CONTRACTS "Acknowledged delivery"). The I/O shell (the module's transport, spread-pipe)
+//! appends after each successful send, feeds it the `ack` records it reads from its mailbox,
+//! asks it when and what to resend, and spools what is left when the process ends.
+//!
+//! Memory is one byte queue and one entry queue, both bounded by [`WindowConfig::bound_bytes`]:
+//! after warm-up a line costs a copy, never an allocation. Acks may come in any order and as
+//! ranges; a line is released once it reaches the front and is acknowledged, so memory is freed
+//! in order and a line acknowledged early just waits for the ones before it.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::control::Resent;
+use crate::stream::StreamId;
+
+/// Sizes and times of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// Bytes of lines held at most (the lines' own bytes; per-line bookkeeping adds ~40 bytes).
+    pub bound_bytes: usize,
+    /// A line unacknowledged this long is resent (then after 2, 4, … up to `max_resend`).
+    pub first_resend: Duration,
+    pub max_resend: Duration,
+    /// A collector not heard from for this long is no longer resent to.
+    pub collector_ttl: Duration,
+}
+
+impl Default for WindowConfig {
+    fn default() -> WindowConfig {
+        WindowConfig {
+            bound_bytes: 8 << 20,
+            first_resend: Duration::from_secs(1),
+            max_resend: Duration::from_secs(16),
+            collector_ttl: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Ranges of numbers a collector holds (sorted, disjoint, merged); usually one range.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ranges(Vec<(u64, u64)>);
+
+impl Ranges {
+    /// At most this many ranges are kept (the lowest go first): a forgotten range only means
+    /// that its lines may be resent once more, which collectors drop as repeats.
+    const MAX: usize = 64;
+
+    pub fn insert(&mut self, from: u64, to: u64) {
+        if from == 0 || from > to {
+            return;
+        }
+        let v = &mut self.0;
+        let i = v.partition_point(|&(_, b)| b.saturating_add(1) < from);
+        let mut j = i;
+        let (mut lo, mut hi) = (from, to);
+        while j < v.len() && v[j].0 <= hi.saturating_add(1) {
+            lo = lo.min(v[j].0);
+            hi = hi.max(v[j].1);
+            j += 1;
+        }
+        v.splice(i..j, [(lo, hi)]);
+        if v.len() > Self::MAX {
+            v.remove(0);
+        }
+    }
+
+    pub fn contains(&self, n: u64) -> bool {
+        let i = self.0.partition_point(|&(_, b)| b < n);
+        self.0.get(i).is_some_and(|&(a, _)| a <= n)
+    }
+
+    pub fn ranges(&self) -> &[(u64, u64)] {
+        &self.0
+    }
+
+    /// How many numbers the ranges hold.
+    pub fn count(&self) -> u64 {
+        self.0.iter().map(|&(a, b)| b - a + 1).sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: u32,
+    n: u64,
+    len: u32,
+    at: Instant,
+}
+
+#[derive(Debug)]
+struct Key {
+    stream: StreamId,
+    group: Box<[u8]>,
+    acked: Ranges,
+}
+
+#[derive(Debug)]
+struct Collector {
+    name: Box<str>,
+    heard: Instant,
+}
+
+/// Counts for the status page and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WindowStats {
+    /// Lines resent (one per line and collector).
+    pub resent: u64,
+    /// Lines acknowledged and released.
+    pub released: u64,
+    /// Resend passes started.
+    pub resend_passes: u64,
+}
+
+/// What [`Window::on_ack`] learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// The ack came from a collector not known before: resend to it at once.
+    pub new_collector: bool,
+    /// Lines released by this ack.
+    pub released: usize,
+}
+
+pub struct Window {
+    cfg: WindowConfig,
+    entries: VecDeque<Entry>,
+    data: VecDeque<u8>,
+    keys: Vec<Key>,
+    index: HashMap<(StreamId, Box<[u8]>), u32>,
+    collectors: Vec<Collector>,
+    /// Logical position of `entries[0]` (positions never repeat, so a resend cursor survives
+    /// releases at the front).
+    front_pos: u64,
+    /// The resend pass in progress: the position it continues at.
+    cursor: Option<u64>,
+    next_resend: Option<Instant>,
+    backoff: Duration,
+    stats: WindowStats,
+}
+
+/// Most keys (stream, group) a window tracks: spooled lines of many dead streams wait in the
+/// spool rather than grow the table without bound.
+pub const MAX_KEYS: usize = 4096;
+
+impl Window {
+    pub fn new(cfg: WindowConfig) -> Window {
+        Window {
+            cfg,
+            entries: VecDeque::new(),
+            data: VecDeque::new(),
+            keys: Vec::new(),
+            index: HashMap::new(),
+            collectors: Vec::new(),
+            front_pos: 0,
+            cursor: None,
+            next_resend: None,
+            backoff: cfg.first_resend,
+            stats: WindowStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &WindowConfig {
+        &self.cfg
+    }
+
+    /// Whether a line of `len` bytes fits now (else the caller spools it, unnumbered).
+    pub fn has_room(&self, len: usize) -> bool {
+        self.data.len() + len <= self.cfg.bound_bytes
+    }
+
+    /// The key of (`stream`, `group`); allocates the first time only. None when the table is
+    /// full ([`MAX_KEYS`]).
+    pub fn key(&mut self, stream: StreamId, group: &[u8]) -> Option<u32> {
+        if let Some(&k) = self.index.get(&(stream, group.into())) {
+            return Some(k);
+        }
+        if self.keys.len() >= MAX_KEYS {
+            return None;
+        }
+        let k = self.keys.len() as u32;
+        self.keys.push(Key {
+            stream,
+            group: group.into(),
+            acked: Ranges::default(),
+        });
+        self.index.insert((stream, group.into()), k);
+        Some(k)
+    }
+
+    /// Hold line `n` of `key`, given as parts (sent live just now). The caller checked
+    /// [`Window::has_room`]; a line that does not fit is refused (false).
+    pub fn push<'p>(
+        &mut self,
+        key: u32,
+        n: u64,
+        parts: impl IntoIterator<Item = &'p [u8]>,
+        now: Instant,
+    ) -> bool {
+        let before = self.data.len();
+        for p in parts {
+            self.data.extend(p);
+        }
+        let len = self.data.len() - before;
+        if self.data.len() > self.cfg.bound_bytes || (key as usize) >= self.keys.len() {
+            self.data.truncate(before);
+            return false;
+        }
+        if self.entries.is_empty() {
+            // A quiet window starts its resend clock with its first line.
+            self.backoff = self.cfg.first_resend;
+            self.next_resend = None;
+        }
+        self.entries.push_back(Entry {
+            key,
+            n,
+            len: len as u32,
+            at: now,
+        });
+        true
+    }
+
+    /// Hold a line that was never resent by this process (read back from the spool): it is
+    /// resent to the known collectors at the next pass, which starts at once. False when full.
+    pub fn inject(&mut self, stream: StreamId, group: &[u8], n: u64, line: &[u8], now: Instant) -> bool {
+        if !self.has_room(line.len()) {
+            return false;
+        }
+        let Some(key) = self.key(stream, group) else {
+            return false;
+        };
+        if self.keys[key as usize].acked.contains(n) {
+            return true;
+        }
+        let pushed = self.push(key, n, [line], now);
+        if pushed {
+            self.next_resend = Some(now);
+        }
+        pushed
+    }
+
+    /// A collector (`from`, its private group) acknowledged lines `first..=last` of
+    /// (`stream`, `group`); `0 0` holds none but still introduces the collector.
+    pub fn on_ack(
+        &mut self,
+        from: &str,
+        stream: StreamId,
+        group: &[u8],
+        first: u64,
+        last: u64,
+        now: Instant,
+    ) -> AckOutcome {
+        let new_collector = self.heard(from, now);
+        if let Some(&k) = self.index.get(&(stream, group.into())) {
+            self.keys[k as usize].acked.insert(first, last);
+        }
+        let released = self.release();
+        if released > 0 {
+            self.backoff = self.cfg.first_resend;
+            self.next_resend = None;
+        }
+        if new_collector && !self.entries.is_empty() {
+            self.next_resend = Some(now);
+        }
+        AckOutcome {
+            new_collector,
+            released,
+        }
+    }
+
+    fn heard(&mut self, from: &str, now: Instant) -> bool {
+        match self.collectors.iter_mut().find(|c| &*c.name == from) {
+            Some(c) => {
+                c.heard = now;
+                false
+            }
+            None => {
+                self.collectors.push(Collector {
+                    name: from.into(),
+                    heard: now,
+                });
+                true
+            }
+        }
+    }
+
+    fn release(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(e) = self.entries.front() {
+            if !self.keys[e.key as usize].acked.contains(e.n) {
+                break;
+            }
+            self.data.drain(..e.len as usize);
+            self.entries.pop_front();
+            self.front_pos += 1;
+            n += 1;
+        }
+        self.stats.released += n as u64;
+        n
+    }
+
+    /// Start a resend pass if one is due: lines wait unacknowledged for longer than the current
+    /// back-off (or a new collector appeared), and a collector is known to resend to. Also
+    /// forgets collectors not heard from for [`WindowConfig::collector_ttl`].
+    pub fn resend_due(&mut self, now: Instant) -> bool {
+        let ttl = self.cfg.collector_ttl;
+        self.collectors.retain(|c| now.duration_since(c.heard) < ttl);
+        if self.cursor.is_some() {
+            return true;
+        }
+        let Some(oldest) = self.entries.front() else {
+            return false;
+        };
+        if self.collectors.is_empty() {
+            return false;
+        }
+        let due = match self.next_resend {
+            Some(at) => now >= at,
+            None => now.duration_since(oldest.at) >= self.backoff,
+        };
+        if due {
+            self.cursor = Some(self.front_pos);
+            self.stats.resend_passes += 1;
+        }
+        due
+    }
+
+    /// Up to `max` unacknowledged lines of the pass in progress, each handed to `send` once per
+    /// known collector (private group, line). Stops at the first failed send (the pass continues
+    /// there next time). Returns true when the pass is complete; the next one then waits twice
+    /// as long (up to `max_resend`), until an ack releases lines again.
+    pub fn resend_some<E>(
+        &mut self,
+        max: usize,
+        now: Instant,
+        mut send: impl FnMut(&str, &Resent<'_>) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        let Some(mut pos) = self.cursor else {
+            return Ok(true);
+        };
+        pos = pos.max(self.front_pos);
+        let mut offset: usize = self
+            .entries
+            .iter()
+            .take((pos - self.front_pos) as usize)
+            .map(|e| e.len as usize)
+            .sum();
+        let mut line = Vec::new();
+        let mut done = 0;
+        while let Some(e) = self.entries.get((pos - self.front_pos) as usize).copied() {
+            if done >= max {
+                self.cursor = Some(pos);
+                return Ok(false);
+            }
+            let key = &self.keys[e.key as usize];
+            if !key.acked.contains(e.n) {
+                line.clear();
+                line.extend(self.data.range(offset..offset + e.len as usize));
+                let r = Resent {
+                    stream: key.stream,
+                    group: &key.group,
+                    number: e.n,
+                    line: &line,
+                };
+                for c in &self.collectors {
+                    if let Err(err) = send(&c.name, &r) {
+                        self.cursor = Some(pos);
+                        return Err(err);
+                    }
+                    self.stats.resent += 1;
+                }
+                done += 1;
+            }
+            offset += e.len as usize;
+            pos += 1;
+        }
+        self.cursor = None;
+        self.next_resend = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.cfg.max_resend);
+        Ok(true)
+    }
+
+    /// Take every line still held, oldest first (a process ending: the caller spools them with
+    /// their stream and number).
+    pub fn drain(&mut self, mut each: impl FnMut(StreamId, &[u8], u64, &[u8])) {
+        let mut line = Vec::new();
+        while let Some(e) = self.entries.pop_front() {
+            line.clear();
+            line.extend(self.data.drain(..e.len as usize));
+            let key = &self.keys[e.key as usize];
+            if !key.acked.contains(e.n) {
+                each(key.stream, &key.group, e.n, &line);
+            }
+            self.front_pos += 1;
+        }
+        self.cursor = None;
+    }
+
+    /// The (stream, group, last number) of every key this window holds lines of, for `stream`
+    /// records: collectors answer them with acks.
+    pub fn held_keys(&self) -> Vec<(StreamId, &[u8], u64)> {
+        let mut last: HashMap<u32, u64> = HashMap::new();
+        for e in &self.entries {
+            let l = last.entry(e.key).or_default();
+            *l = (*l).max(e.n);
+        }
+        let mut v: Vec<_> = last
+            .into_iter()
+            .map(|(k, n)| {
+                let key = &self.keys[k as usize];
+                (key.stream, &key.group[..], n)
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Lines held (unacknowledged).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes of lines held.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Age of the oldest line held.
+    pub fn oldest_age(&self, now: Instant) -> Option<Duration> {
+        self.entries.front().map(|e| now.duration_since(e.at))
+    }
+
+    /// Collectors heard from (within the ttl, as of the last [`Window::resend_due`]).
+    pub fn collectors(&self) -> usize {
+        self.collectors.len()
+    }
+
+    pub fn stats(&self) -> WindowStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(bound: usize) -> WindowConfig {
+        WindowConfig {
+            bound_bytes: bound,
+            ..WindowConfig::default()
+        }
+    }
+
+    const S: StreamId = StreamId::from_bits(0x51);
+
+    /// Send `count` lines "line <n>\n" of group `g` numbered from `first`.
+    fn send(w: &mut Window, g: &[u8], first: u64, count: u64, now: Instant) {
+        let k = w.key(S, g).unwrap();
+        for n in first..first + count {
+            let text = format!("line {n}\n");
+            assert!(w.push(k, n, [text.as_bytes()], now));
+        }
+    }
+
+    /// Run a whole resend pass; (collector, group, number, line) per resent line.
+    fn pass(w: &mut Window, now: Instant) -> Vec<(String, String, u64, String)> {
+        let mut out = Vec::new();
+        while !w
+            .resend_some(3, now, |c, r| {
+                out.push((
+                    c.to_owned(),
+                    String::from_utf8_lossy(r.group).into_owned(),
+                    r.number,
+                    String::from_utf8_lossy(r.line).into_owned(),
+                ));
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+        {}
+        out
+    }
+
+    #[test]
+    fn ranges_merge_and_answer_membership() {
+        let mut r = Ranges::default();
+        r.insert(5, 9);
+        r.insert(1, 2);
+        r.insert(3, 4);
+        assert_eq!(r.ranges(), &[(1, 9)]);
+        r.insert(20, 20);
+        r.insert(11, 12);
+        assert_eq!(r.ranges(), &[(1, 9), (11, 12), (20, 20)]);
+        r.insert(10, 19);
+        assert_eq!(r.ranges(), &[(1, 20)]);
+        r.insert(0, 0);
+        assert_eq!(r.count(), 20);
+        assert!(r.contains(1) && r.contains(20) && !r.contains(21) && !r.contains(0));
+        for i in 0..100 {
+            r.insert(100 + 3 * i, 100 + 3 * i);
+        }
+        assert_eq!(r.ranges().len(), Ranges::MAX);
+    }
+
+    #[test]
+    fn acks_release_in_order_and_free_the_memory() {
+        let t = Instant::now();
+        let mut w = Window::new(cfg(1 << 20));
+        send(&mut w, b"www", 1, 10, t);
+        assert_eq!((w.len(), w.bytes()), (10, 7 * 9 + 8));
+        // Lines 4..=10 acked first: nothing leaves before 1..=3 do.
+        let o = w.on_ack("#sld-1#h", S, b"www", 4, 10, t);
+        assert_eq!(o, AckOutcome { new_collector: true, released: 0 });
+        let o = w.on_ack("#sld-1#h", S, b"www", 1, 3, t);
+        assert_eq!(o, AckOutcome { new_collector: false, released: 10 });
+        assert!(w.is_empty());
+        assert_eq!(w.bytes(), 0);
+        // Acks of another group or stream release nothing.
+        send(&mut w, b"www", 11, 1, t);
+        w.on_ack("#sld-1#h", S, b"err", 1, 100, t);
+        w.on_ack("#sld-1#h", StreamId::from_bits(9), b"www", 1, 100, t);
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn the_bound_is_bytes_of_lines() {
+        let t = Instant::now();
+        let mut w = Window::new(cfg(20));
+        let k = w.key(S, b"g").unwrap();
+        assert!(w.has_room(20) && !w.has_room(21));
+        assert!(w.push(k, 1, [&b"0123456789"[..]], t));
+        assert!(w.push(k, 2, [&b"01234"[..], b"56789"], t));
+        assert!(!w.has_room(1));
+        assert!(!w.push(k, 3, [&b"x"[..]], t), "a line over the bound is refused");
+        assert_eq!(w.len(), 2);
+    }
+
+    #[test]
+    fn unacked_lines_are_resent_to_known_collectors_with_backoff() {
+        let t = Instant::now();
+        let mut w = Window::new(cfg(1 << 20));
+        send(&mut w, b"www", 1, 5, t);
+        // No collector known: nothing to resend to, however long it waits.
+        assert!(!w.resend_due(t + Duration::from_secs(30)));
+        // A collector acknowledges 1..=2 and 4: it is new, so the rest is resent at once.
+        let t1 = t + Duration::from_millis(10);
+        w.on_ack("#sld-1#h", S, b"www", 1, 2, t1);
+        w.on_ack("#sld-1#h", S, b"www", 4, 4, t1);
+        assert!(w.resend_due(t1));
+        let got = pass(&mut w, t1);
+        let numbers: Vec<u64> = got.iter().map(|g| g.2).collect();
+        assert_eq!(numbers, [3, 5]);
+        assert_eq!(got[0], ("#sld-1#h".into(), "www".into(), 3, "line 3\n".into()));
+        // Then 1 s, 2 s, 4 s … between passes while nothing is acknowledged.
+        assert!(!w.resend_due(t1 + Duration::from_millis(900)));
+        assert!(w.resend_due(t1 + Duration::from_millis(1000)));
+        let t2 = t1 + Duration::from_millis(1000);
+        assert_eq!(pass(&mut w, t2).len(), 2);
+        assert!(!w.resend_due(t2 + Duration::from_millis(1900)));
+        assert!(w.resend_due(t2 + Duration::from_millis(2000)));
+        assert_eq!(w.stats().resent, 4);
+        // A second collector: each line goes to both.
+        let t3 = t2 + Duration::from_secs(3);
+        w.on_ack("#sld-2#h", S, b"www", 0, 0, t3);
+        assert!(w.resend_due(t3));
+        let got = pass(&mut w, t3);
+        assert_eq!(got.len(), 4);
+        // Collectors silent beyond their ttl are forgotten: nothing left to resend to.
+        assert!(!w.resend_due(t3 + Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn a_pass_survives_releases_and_failed_sends() {
+        let t = Instant::now();
+        let mut w = Window::new(cfg(1 << 20));
+        send(&mut w, b"www", 1, 10, t);
+        w.on_ack("#c#h", S, b"www", 0, 0, t);
+        assert!(w.resend_due(t));
+        let mut sent = Vec::new();
+        assert!(!w
+            .resend_some(4, t, |_, r| {
+                sent.push(r.number);
+                Ok::<(), ()>(())
+            })
+            .unwrap());
+        // Lines 1..=6 acknowledged while the pass is half-way: it goes on at 7.
+        w.on_ack("#c#h", S, b"www", 1, 6, t);
+        let mut fail_once = true;
+        let r = w.resend_some(10, t, |_, r| {
+            if fail_once {
+                fail_once = false;
+                return Err(r.number);
+            }
+            sent.push(r.number);
+            Ok(())
+        });
+        assert_eq!(r, Err(7));
+        assert!(w.resend_some(10, t, |_, r| {
+            sent.push(r.number);
+            Ok::<(), ()>(())
+        })
+        .unwrap());
+        assert_eq!(sent, [1, 2, 3, 4, 7, 8, 9, 10]);
+    }
+
+    #[test]
+    fn drained_and_injected_lines_keep_stream_and_number() {
+        let t = Instant::now();
+        let mut w = Window::new(cfg(1 << 20));
+        send(&mut w, b"www", 1, 3, t);
+        send(&mut w, b"err", 1, 1, t);
+        w.on_ack("#c#h", S, b"www", 2, 2, t);
+        assert_eq!(
+            w.held_keys(),
+            vec![(S, &b"err"[..], 1), (S, &b"www"[..], 3)]
+        );
+        let mut out = Vec::new();
+        w.drain(|s, g, n, l| out.push((s, g.to_vec(), n, l.to_vec())));
+        assert_eq!(
+            out,
+            vec![
+                (S, b"www".to_vec(), 1, b"line 1\n".to_vec()),
+                (S, b"www".to_vec(), 3, b"line 3\n".to_vec()),
+                (S, b"err".to_vec(), 1, b"line 1\n".to_vec()),
+            ]
+        );
+        assert!(w.is_empty() && w.bytes() == 0);
+        // Another process reads them back: resent (privately) at the next pass, at once.
+        let mut v = Window::new(cfg(1 << 20));
+        v.on_ack("#c#h", S, b"www", 0, 0, t);
+        for (s, g, n, l) in &out {
+            assert!(v.inject(*s, g, *n, l, t));
+        }
+        assert!(v.resend_due(t));
+        let got = pass(&mut v, t);
+        assert_eq!(got.iter().map(|g| g.2).collect::<Vec<_>>(), [1, 3, 1]);
+        v.on_ack("#c#h", S, b"www", 1, 3, t);
+        v.on_ack("#c#h", S, b"err", 1, 1, t);
+        assert!(v.is_empty());
+    }
+}
