@@ -6,14 +6,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use spread_sys::control::CONTROL_GROUP;
+use spread_sys::control::{self, CONTROL_GROUP, Record};
 use spread_sys::metrics::{self, Sample};
 use spread_sys::spread_name::Endpoint;
 use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, SpreadName};
 
 use crate::config::{Config, SpreadConf};
 use crate::gaps::GapTable;
-use crate::intake::{Intake, Note, Received};
+use crate::delivered::Delivered;
+use crate::intake::{Accepting, AckDue, Intake, Note, Received};
 use crate::logger::Logger;
 use crate::routing::Router;
 use crate::signals::Signals;
@@ -38,6 +39,8 @@ pub struct Counters {
     pub batches: u64,
     /// Requests (joins) the daemon rejected.
     pub rejected: u64,
+    /// Control messages of acknowledgements sent to senders.
+    pub acks_sent: u64,
 }
 
 /// Counters of one group, for `/metrics`.
@@ -126,6 +129,13 @@ fn private_name(attempt: u32) -> String {
     n
 }
 
+/// The delivery journal (`delivered`) beside the gap table's `StateFile`.
+pub fn delivered_path(state_file: &std::path::Path) -> PathBuf {
+    let mut p = state_file.as_os_str().to_owned();
+    p.push(".delivered");
+    PathBuf::from(p)
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -178,10 +188,44 @@ impl<'l> Collector<'l> {
             },
             None => GapTable::new(),
         };
+        let delivered = match &opts.state_file {
+            Some(p) => {
+                let journal = delivered_path(p);
+                match Delivered::open(&journal) {
+                    Ok((d, rec)) => {
+                        log.info(&format!(
+                            "delivery journal {}: {} streams known",
+                            journal.display(),
+                            rec.keys
+                        ));
+                        if rec.torn {
+                            log.warn("delivery journal: the last transaction was torn (a crash); ignored");
+                        }
+                        for (path, found, kept) in &rec.cut {
+                            log.warn(&format!(
+                                "{}: cut from {found} to {kept} bytes: lines written after the last \
+                                 journal entry (a crash) were never acknowledged; streamed ones are resent",
+                                path.display()
+                            ));
+                        }
+                        d
+                    }
+                    Err(e) => {
+                        log.error(&format!(
+                            "cannot use the delivery journal {} ({e}): lines resent after a restart \
+                             may be written twice",
+                            journal.display()
+                        ));
+                        Delivered::in_memory()
+                    }
+                }
+            }
+            None => Delivered::in_memory(),
+        };
         Collector {
             conns: conns.collect(),
             router,
-            intake: Intake::new(gaps),
+            intake: Intake::new(gaps, delivered),
             counters: Counters::default(),
             per_group: PerGroup::default(),
             log,
@@ -199,7 +243,8 @@ impl<'l> Collector<'l> {
     /// Try every connection that is due now (called at start and from the loop).
     pub fn connect_due(&mut self) {
         let now = Instant::now();
-        for c in &mut self.conns {
+        let mut greet = Vec::new();
+        for (ci, c) in self.conns.iter_mut().enumerate() {
             let State::Down {
                 since,
                 next_try,
@@ -237,6 +282,7 @@ impl<'l> Collector<'l> {
                         ));
                     }
                     c.state = State::Up(mb);
+                    greet.push(ci);
                 }
                 Err(e) => {
                     if !*ever_up && *backoff == FIRST_BACKOFF || self.opts.spread_errors {
@@ -257,6 +303,9 @@ impl<'l> Collector<'l> {
                     *backoff = (*backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        }
+        for ci in greet {
+            self.greet_streams(ci);
         }
     }
 
@@ -316,18 +365,24 @@ impl<'l> Collector<'l> {
                 }
                 let mess_type = m.header.mess_type().0;
                 let received = Received {
+                    conn: i,
                     sender: m.sender(),
                     mess_type,
                     body: m.body,
                     groups: (0..m.group_count()).filter_map(|gi| m.group(gi)),
                 };
-                let mut routed: [Option<&[u8]>; 4] = [None; 4];
-                let mut more: Vec<&[u8]> = Vec::new();
+                let mut routed: Vec<(&[u8], &[u8], bool)> = Vec::new();
                 let knows = |g: &[u8]| router.knows(i, g);
+                let accepting = if router.is_stuck() {
+                    Accepting::HoldBack
+                } else {
+                    Accepting::Yes
+                };
                 intake.accept(
                     received,
                     knows,
                     unow,
+                    accepting,
                     |note| {
                         match note {
                             Note::Gap { group, lost, .. } if knows(group) => {
@@ -338,7 +393,9 @@ impl<'l> Collector<'l> {
                             Note::UnknownGap { group, .. } if knows(group) => {
                                 per_group.of(group).unknown_gaps += 1;
                             }
-                            Note::Repeat { group, .. } if knows(group) => {
+                            Note::Repeat { group, .. } | Note::StreamRepeat { group, .. }
+                                if knows(group) =>
+                            {
                                 per_group.of(group).repeats += 1;
                             }
                             _ => {}
@@ -347,21 +404,19 @@ impl<'l> Collector<'l> {
                             Note::Gap { .. } | Note::UnknownGap { .. } | Note::BadControl { .. } => {
                                 log.warn(&note.to_string())
                             }
-                            Note::Repeat { .. } | Note::Continued { .. } => {
-                                log.info(&note.to_string())
-                            }
+                            Note::Repeat { .. }
+                            | Note::Continued { .. }
+                            | Note::StreamRepeat { .. }
+                            | Note::Resync { .. } => log.info(&note.to_string()),
                         }
                     },
-                    |g| match routed.iter_mut().find(|r| r.is_none()) {
-                        Some(slot) => *slot = Some(g),
-                        None => more.push(g),
-                    },
+                    |g, body, whole| routed.push((g, body, whole)),
                 );
-                for g in routed.iter().flatten().chain(more.iter()) {
+                for (g, body, whole) in routed {
                     let c = per_group.of(g);
                     c.messages += 1;
-                    c.bytes += m.body.len() as u64;
-                    router.route_message(i, g, mess_type, m.body, now, log);
+                    c.bytes += body.len() as u64;
+                    router.route_body(i, g, body, whole, now, log);
                 }
             });
             match result {
@@ -502,6 +557,30 @@ impl<'l> Collector<'l> {
                 "spreadlogd_repeated_lines_total",
                 "Lines received again (at-least-once replay).",
                 g.behind,
+            ),
+            k(
+                "stream_repeats",
+                "spreadlogd_stream_repeats_total",
+                "Lines of a stream that arrived again after being written (resends): dropped.",
+                self.intake.streams.repeats,
+            ),
+            k(
+                "resent_received",
+                "spreadlogd_resent_lines_received_total",
+                "Lines resent to this collector by their senders (written or dropped as repeats).",
+                self.intake.streams.resent,
+            ),
+            k(
+                "held_back",
+                "spreadlogd_held_back_lines_total",
+                "Lines left unacknowledged because a log file could not be written (resent later).",
+                self.intake.streams.held_back,
+            ),
+            k(
+                "acks_sent",
+                "spreadlogd_ack_messages_total",
+                "Acknowledgement messages sent to senders.",
+                c.acks_sent,
             ),
             k(
                 "announcements",
@@ -666,7 +745,7 @@ impl<'l> Collector<'l> {
             }
             let handled = self.drain();
             if handled > 0 {
-                self.router.flush(self.log);
+                self.flush_and_ack();
             }
             if Signals::any_pending() {
                 let p = signals.take();
@@ -703,8 +782,8 @@ impl<'l> Collector<'l> {
             }
             self.connect_due();
             if handled == 0 {
-                if self.router.has_pending() {
-                    self.router.flush(self.log);
+                if self.router.has_pending() || self.router.is_stuck() {
+                    self.flush_and_ack();
                 }
                 self.wait(signals);
             }
@@ -750,8 +829,9 @@ impl<'l> Collector<'l> {
         let mut router = Router::new(&cfg, self.opts.lock).map_err(|e| e.to_string())?;
         // The running files are closed first: their locks would refuse the new router the same
         // files. If the new ones cannot be opened, the running configuration comes back.
-        self.router.flush(self.log);
+        self.flush_and_ack();
         self.router.close_all(self.log);
+        self.commit_closed();
         if let Err(e) = router.open_all() {
             router.close_all(self.log);
             return Err(format!("{file}: {e}"));
@@ -774,9 +854,93 @@ impl<'l> Collector<'l> {
         Ok(file)
     }
 
+    /// Write what is pending; once everything is in the files, journal it and acknowledge it
+    /// (never before: an ack releases the sender's copy). While a file cannot be written nothing
+    /// is committed, so nothing of that batch is acknowledged.
+    fn flush_and_ack(&mut self) {
+        if !self.router.flush(self.log) {
+            return;
+        }
+        let touched = self.router.take_touched();
+        match self.intake.delivered.commit(&touched, unix_now()) {
+            Ok(_) => {}
+            Err(e) => {
+                // Not journaled: a restart cuts these lines off again, so they must not be
+                // acknowledged (their senders keep them).
+                self.intake.acks.clear();
+                self.log.error(&format!(
+                    "cannot write the delivery journal: {e}; lines stay unacknowledged"
+                ));
+                return;
+            }
+        }
+        self.send_acks();
+    }
+
+    /// Journal what closing the files wrote (their last pending lines).
+    fn commit_closed(&mut self) {
+        let touched = self.router.take_touched();
+        if let Err(e) = self.intake.delivered.commit(&touched, unix_now()) {
+            self.log
+                .error(&format!("cannot write the delivery journal: {e}"));
+        }
+    }
+
+    /// Send the acks owed: each stream's written ranges on a group, to the sender's private
+    /// group, one control message per sender where they fit.
+    fn send_acks(&mut self) {
+        let mut due = std::mem::take(&mut self.intake.acks);
+        due.sort_by(|a, b| (a.conn, &a.sender).cmp(&(b.conn, &b.sender)));
+        for chunk in due.chunk_by(|a, b| a.conn == b.conn && a.sender == b.sender) {
+            let (conn, sender) = (chunk[0].conn, &chunk[0].sender);
+            let Some(State::Up(mb)) = self.conns.get_mut(conn).map(|c| &mut c.state) else {
+                continue;
+            };
+            let delivered = &self.intake.delivered;
+            let records = chunk.iter().flat_map(|a| {
+                let ranges = delivered
+                    .get(a.stream, &a.group)
+                    .map(|k| k.written.ranges().to_vec())
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| vec![(0, 0)]);
+                ranges.into_iter().map(move |(from, to)| Record::Ack {
+                    stream: a.stream,
+                    group: &a.group,
+                    from,
+                    to,
+                })
+            });
+            match control::send_to(mb, spread_sys::service::FIFO_MESS, sender, records) {
+                Ok(n) => self.counters.acks_sent += n as u64,
+                // A broken session shows at the next receive, which reconnects.
+                Err(e) => self.log.warn(&format!("cannot send acks to {sender}: {e}")),
+            }
+        }
+    }
+
+    /// After a (re)connect: tell every stream heard from in the last hour what is written here,
+    /// so a sender that holds lines resends them at once instead of at its next timeout.
+    fn greet_streams(&mut self, conn: usize) {
+        let now = unix_now();
+        for (stream, group, k) in self.intake.delivered.keys() {
+            if k.sender.is_empty() || now.saturating_sub(k.last_seen) > 3600 {
+                continue;
+            }
+            self.intake.acks.push(AckDue {
+                conn,
+                sender: k.sender.as_str().into(),
+                stream,
+                group: group.into(),
+            });
+        }
+        self.send_acks();
+    }
+
     /// Write everything, close files, save the gap table, leave the daemons.
     pub fn shutdown(&mut self) {
+        self.flush_and_ack();
         self.router.close_all(self.log);
+        self.commit_closed();
         for c in &mut self.conns {
             if let State::Up(mb) = std::mem::replace(
                 &mut c.state,

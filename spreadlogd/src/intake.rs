@@ -9,7 +9,9 @@
 
 use spread_sys::control::{self, Record, Skipped};
 use spread_sys::seq;
+use spread_sys::stream::{self, StreamId};
 
+use crate::delivered::{Delivered, Seen};
 use crate::gaps::{GapTable, Verdict};
 
 /// How a gap was found.
@@ -51,6 +53,19 @@ pub enum Note<'a> {
     /// A control record of our version that is not well formed (the rest of its message counts).
     BadControl {
         sender: &'a [u8],
+    },
+    /// The first repeat of a stream's line on a group (a resend of a line written already):
+    /// dropped; said once per stream and group.
+    StreamRepeat {
+        stream: StreamId,
+        group: &'a [u8],
+    },
+    /// A stream announced more lines than this collector has written: it waits for them to be
+    /// resent.
+    Resync {
+        stream: StreamId,
+        group: &'a [u8],
+        missing: u64,
     },
 }
 
@@ -103,12 +118,30 @@ impl std::fmt::Display for Note<'_> {
             Note::BadControl { sender } => {
                 write!(f, "malformed control record from {} ignored", s(sender))
             }
+            Note::StreamRepeat { stream, group } => write!(
+                f,
+                "stream {stream} to group {}: a line written already arrived again (a resend); \
+                 dropped, and so are further repeats of this stream",
+                s(group)
+            ),
+            Note::Resync {
+                stream,
+                group,
+                missing,
+            } => write!(
+                f,
+                "stream {stream} to group {}: {missing} line(s) not written here yet; waiting for \
+                 the sender to resend them",
+                s(group)
+            ),
         }
     }
 }
 
 /// One received regular message, as the intake needs it.
 pub struct Received<'m, G> {
+    /// Which Spread connection it came through (acks go back through it).
+    pub conn: usize,
     pub sender: &'m [u8],
     pub mess_type: i16,
     pub body: &'m [u8],
@@ -125,37 +158,149 @@ pub struct ControlCounters {
     pub skipped: u64,
 }
 
-#[derive(Debug, Default)]
+/// Counts of streamed lines (the written state lives in [`Delivered`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StreamCounters {
+    /// Lines of a stream written already that arrived again (dropped).
+    pub repeats: u64,
+    /// Lines that arrived resent to this collector (written or repeats).
+    pub resent: u64,
+    /// Lines refused unwritten while a log file cannot be written (full disk): never
+    /// acknowledged, their senders resend them.
+    pub held_back: u64,
+}
+
+/// An acknowledgement to send after the next commit: the stream's written ranges on `group`,
+/// to `sender` through connection `conn`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckDue {
+    pub conn: usize,
+    pub sender: Box<str>,
+    pub stream: StreamId,
+    pub group: Box<[u8]>,
+}
+
+#[derive(Default)]
 pub struct Intake {
     pub gaps: GapTable,
     pub control: ControlCounters,
+    pub delivered: Delivered,
+    pub streams: StreamCounters,
+    /// Acks owed, sent (and cleared) by the receive loop once the batch is committed.
+    pub acks: Vec<AckDue>,
+}
+
+/// What the receive loop can do with a streamed line now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepting {
+    /// Route it.
+    Yes,
+    /// A log file cannot be written: leave it unacknowledged (the sender resends it).
+    HoldBack,
 }
 
 impl Intake {
-    pub fn new(gaps: GapTable) -> Intake {
+    pub fn new(gaps: GapTable, delivered: Delivered) -> Intake {
         Intake {
             gaps,
-            control: ControlCounters::default(),
+            delivered,
+            ..Intake::default()
+        }
+    }
+
+    fn owe_ack(&mut self, conn: usize, sender: &[u8], stream: StreamId, group: &[u8]) {
+        let due = AckDue {
+            conn,
+            sender: String::from_utf8_lossy(sender).into(),
+            stream,
+            group: group.into(),
+        };
+        if !self.acks.contains(&due) {
+            self.acks.push(due);
+        }
+    }
+
+    /// A line of a stream: new (route it) or a repeat (ack it again, drop it).
+    #[allow(clippy::too_many_arguments)]
+    fn streamed<'m>(
+        &mut self,
+        conn: usize,
+        sender: &'m [u8],
+        (stream, n): (StreamId, u64),
+        group: &'m [u8],
+        body: &'m [u8],
+        accepting: Accepting,
+        now: u64,
+        note: &mut impl FnMut(Note<'m>),
+        route: &mut impl FnMut(&'m [u8], &'m [u8], bool),
+    ) {
+        if self.delivered.get(stream, group).is_some_and(|k| k.written.contains(n)) {
+            // Written and committed: the sender lacks the ack, not the line.
+            self.count_repeat(stream, group, note);
+            self.owe_ack(conn, sender, stream, group);
+            return;
+        }
+        if accepting == Accepting::HoldBack {
+            self.streams.held_back += 1;
+            return;
+        }
+        match self.delivered.check(stream, group, n, sender, now) {
+            Seen::New => route(group, body, true),
+            Seen::Repeat => self.count_repeat(stream, group, note),
+        }
+        self.owe_ack(conn, sender, stream, group);
+    }
+
+    fn count_repeat<'m>(&mut self, stream: StreamId, group: &'m [u8], note: &mut impl FnMut(Note<'m>)) {
+        self.streams.repeats += 1;
+        if self.delivered.note_repeat(stream, group) {
+            note(Note::StreamRepeat { stream, group });
         }
     }
 
     /// Account for one regular message. `logs(group)` says whether this collector writes that
-    /// group; `route(group)` is called for each such group the message is a log line for; `note`
-    /// hears what the operator should be told. `now` is Unix seconds.
+    /// group; `route(group, body, whole)` is called for each such group the message is a log
+    /// line for (`whole`: the body is one entry, CONTRACTS §2); `note` hears what the operator
+    /// should be told. `now` is Unix seconds. Streamed lines are taken only while `accepting`.
     pub fn accept<'m, G>(
         &mut self,
         m: Received<'m, G>,
         logs: impl Fn(&[u8]) -> bool,
         now: u64,
+        accepting: Accepting,
         mut note: impl FnMut(Note<'m>),
-        mut route: impl FnMut(&'m [u8]),
+        mut route: impl FnMut(&'m [u8], &'m [u8], bool),
     ) where
-        G: Iterator<Item = &'m [u8]>,
+        G: Iterator<Item = &'m [u8]> + Clone,
     {
         if let Some(records) = control::decode(m.mess_type, m.body) {
             self.control.messages += 1;
             for r in records {
-                self.record(m.sender, r, &logs, now, &mut note);
+                self.record(m.conn, m.sender, r, &logs, now, &mut note);
+            }
+            return;
+        }
+        if let Some(r) = control::decode_resend(m.mess_type, m.body) {
+            self.streams.resent += 1;
+            if logs(r.group) {
+                let id = (r.stream, r.number);
+                self.streamed(
+                    m.conn, m.sender, id, r.group, r.line, accepting, now, &mut note, &mut route,
+                );
+            }
+            return;
+        }
+        if m.mess_type == control::RESEND_MESS_TYPE {
+            self.control.skipped += 1;
+            note(Note::BadControl { sender: m.sender });
+            return;
+        }
+        // A streamed line names its stream and number in a tag group beside the log group.
+        if let Some(id) = m.groups.clone().find_map(stream::parse_tag) {
+            for group in m.groups.filter(|g| logs(g)) {
+                self.streamed(
+                    m.conn, m.sender, id, group, m.body, accepting, now, &mut note, &mut route,
+                );
             }
             return;
         }
@@ -172,15 +317,17 @@ impl Intake {
             }
             return;
         }
+        let whole = seq::seq_of(m.mess_type).is_some();
         for group in m.groups.filter(|g| logs(g)) {
             let v = self.gaps.observe(m.sender, group, m.mess_type, now);
             note_verdict(v, m.sender, group, Found::Line, &mut note);
-            route(group);
+            route(group, m.body, whole);
         }
     }
 
     fn record<'m>(
         &mut self,
+        conn: usize,
         sender: &'m [u8],
         r: Result<Record<'m>, Skipped>,
         logs: &impl Fn(&[u8]) -> bool,
@@ -201,6 +348,23 @@ impl Intake {
                     }),
                     v => note_verdict(v, old, group, Found::HandedOver { new: sender }, note),
                 }
+            }
+            Ok(Record::Stream {
+                stream,
+                group,
+                last,
+            }) if logs(group) => {
+                // Answer with what is written here (possibly nothing): the sender learns this
+                // collector exists and resends what it lacks.
+                let missing = self.delivered.announced(stream, group, last, sender, now).missing();
+                if missing > 0 {
+                    note(Note::Resync {
+                        stream,
+                        group,
+                        missing,
+                    });
+                }
+                self.owe_ack(conn, sender, stream, group);
             }
             Ok(_) => {}
             Err(Skipped::Unknown) => self.control.skipped += 1,
@@ -255,6 +419,7 @@ mod tests {
         let mut routed = Vec::new();
         let mut notes = Vec::new();
         let m = Received {
+            conn: 0,
             sender: sender.as_bytes(),
             mess_type,
             body,
@@ -264,8 +429,9 @@ mod tests {
             m,
             |g| g == b"www" || g == b"err",
             1,
+            Accepting::Yes,
             |n| notes.push(n.to_string()),
-            |g| routed.push(String::from_utf8_lossy(g).into_owned()),
+            |g, _, _| routed.push(String::from_utf8_lossy(g).into_owned()),
         );
         (routed, notes)
     }
@@ -285,7 +451,94 @@ mod tests {
     fn with_history() -> Intake {
         let mut gaps = GapTable::new();
         gaps.knows_history = true;
-        Intake::new(gaps)
+        Intake::new(gaps, Delivered::in_memory())
+    }
+
+    /// Line `n` of stream `s` to www, live (with its tag group) or resent.
+    fn streamed(i: &mut Intake, s: StreamId, n: u64, resent: bool, accepting: Accepting) -> (Vec<String>, Vec<String>) {
+        let line = format!("line {n}\n");
+        let (mut routed, mut notes) = (Vec::new(), Vec::new());
+        let mut tag = stream::TagBuf::default();
+        let tag = stream::tag(s, n, &mut tag).to_owned();
+        let mut body = Vec::new();
+        let groups: Vec<&[u8]> = if resent {
+            let r = control::Resent {
+                stream: s,
+                group: b"www",
+                number: n,
+                line: line.as_bytes(),
+            };
+            assert!(control::encode_resend(&r, &mut body));
+            vec![b"#sld-1#h"]
+        } else {
+            body.extend_from_slice(line.as_bytes());
+            vec![b"www", tag.as_bytes()]
+        };
+        let m = Received {
+            conn: 0,
+            sender: b"#web1#h",
+            mess_type: if resent {
+                control::RESEND_MESS_TYPE
+            } else {
+                mess_type_for(spread_sys::seq::wire_seq(n - 1))
+            },
+            body: &body,
+            groups: groups.iter().copied(),
+        };
+        i.accept(
+            m,
+            |g| g == b"www",
+            1,
+            accepting,
+            |n| notes.push(n.to_string()),
+            |g, b, whole| {
+                assert!(whole);
+                routed.push(format!("{} {}", String::from_utf8_lossy(g), String::from_utf8_lossy(b)))
+            },
+        );
+        (routed, notes)
+    }
+
+    #[test]
+    fn streamed_lines_are_written_once_and_acknowledged() {
+        let s = StreamId::from_bits(0xabc);
+        let mut i = with_history();
+        assert_eq!(streamed(&mut i, s, 1, false, Accepting::Yes).0, ["www line 1\n"]);
+        assert_eq!(streamed(&mut i, s, 3, false, Accepting::Yes).0, ["www line 3\n"]);
+        // Not committed yet: a resend in the same batch is still a repeat.
+        let (r, n) = streamed(&mut i, s, 1, true, Accepting::Yes);
+        assert!(r.is_empty());
+        assert_eq!(n.len(), 1, "said once: {n:?}");
+        i.delivered.commit(&[], 1).unwrap();
+        assert_eq!(i.acks.len(), 1);
+        assert_eq!(&*i.acks[0].sender, "#web1#h");
+        // The missing line comes resent; later repeats are dropped without a word.
+        assert_eq!(streamed(&mut i, s, 2, true, Accepting::Yes).0, ["www line 2\n"]);
+        let (r, n) = streamed(&mut i, s, 3, true, Accepting::Yes);
+        assert!(r.is_empty() && n.is_empty());
+        assert_eq!((i.streams.repeats, i.streams.resent), (2, 3));
+        // Neither the legacy gap table nor its notes hear of streamed lines.
+        assert_eq!(i.gaps.lost_lines, 0);
+        // While a file cannot be written, new lines are held back (unacknowledged)...
+        let (r, _) = streamed(&mut i, s, 4, false, Accepting::HoldBack);
+        assert!(r.is_empty());
+        assert_eq!(i.streams.held_back, 1);
+        // ...and come again later.
+        assert_eq!(streamed(&mut i, s, 4, true, Accepting::Yes).0, ["www line 4\n"]);
+    }
+
+    #[test]
+    fn a_stream_announcement_is_answered_with_what_is_written() {
+        let s = StreamId::from_bits(0xdef);
+        let mut i = with_history();
+        streamed(&mut i, s, 1, false, Accepting::Yes);
+        i.delivered.commit(&[], 1).unwrap();
+        i.acks.clear();
+        let body = format!("mls1 stream {s} www 5\nmls1 stream {s} nobody 5\n");
+        let (r, n) = control(&mut i, "#web1#h", body.as_bytes());
+        assert!(r.is_empty());
+        assert_eq!(n, [format!("stream {s} to group www: 4 line(s) not written here yet; waiting for the sender to resend them")]);
+        assert_eq!(i.acks.len(), 1, "only for groups logged here");
     }
 
     #[test]

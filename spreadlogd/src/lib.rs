@@ -19,6 +19,7 @@ pub mod app;
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod delivered;
 pub mod gaps;
 pub mod intake;
 pub mod logger;

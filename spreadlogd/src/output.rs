@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::delivered::Touched;
 use crate::logger::Logger;
 
 /// Past this many bytes pending for a target that cannot be written (full disk, dead pipe program
@@ -76,6 +77,27 @@ pub fn open_log_file(path: &Path, lock: bool, no_follow: bool) -> io::Result<Fil
 /// Write all of `buf`, retrying short writes and EINTR.
 fn write_all(w: &mut impl Write, buf: &[u8]) -> io::Result<()> {
     w.write_all(buf)
+}
+
+/// Append `buf` to a log file as one unit: on success its new size goes to `touched`; on a
+/// failure part-way the file is cut back to where it was, so nothing of the batch stays in it.
+pub fn write_file_batch(
+    f: &mut File,
+    path: &Path,
+    buf: &[u8],
+    touched: &mut Vec<Touched>,
+) -> io::Result<()> {
+    let before = f.metadata()?.len();
+    match write_all(f, buf) {
+        Ok(()) => {
+            touched.push(Touched::of(path, f)?);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = f.set_len(before);
+            Err(e)
+        }
+    }
 }
 
 enum Kind {
@@ -185,23 +207,25 @@ impl Output {
         !self.pending.is_empty()
     }
 
-    /// Write what is pending with one write (more only if the kernel takes less).
-    pub fn flush(&mut self, log: &Logger) {
+    /// Write what is pending with one write (more only if the kernel takes less). A file's new
+    /// size is added to `touched` (the collector journals it, `delivered`). A write that fails
+    /// half-way (a full disk) is cut back off the file, so the retry at the next flush never
+    /// doubles a part of it. False when the lines could not be written (they stay pending).
+    pub fn flush(&mut self, log: &Logger, touched: &mut Vec<Touched>) -> bool {
         if self.pending.is_empty() {
-            return;
+            return true;
         }
         let result = match &mut self.kind {
-            Kind::File { file: Some(f), .. } => write_all(f, &self.pending.bytes),
-            Kind::File { file: None, path } => match open_log_file(path, self.lock, false) {
-                Ok(mut f) => {
-                    let r = write_all(&mut f, &self.pending.bytes);
-                    if let Kind::File { file, .. } = &mut self.kind {
-                        *file = Some(f);
+            Kind::File { file, path } => {
+                if file.is_none() {
+                    match open_log_file(path, self.lock, false) {
+                        Ok(f) => *file = Some(f),
+                        Err(e) => return self.failed(e, log),
                     }
-                    r
                 }
-                Err(e) => Err(e),
-            },
+                let f = file.as_mut().expect("opened above");
+                write_file_batch(f, path, &self.pending.bytes, touched)
+            }
             Kind::Pipe { .. } => self.write_pipe(log),
         };
         match result {
@@ -209,17 +233,21 @@ impl Output {
                 self.lines_written += self.pending.lines;
                 self.bytes_written += self.pending.bytes.len() as u64;
                 self.pending.clear();
+                true
             }
-            Err(e) => {
-                self.write_errors += 1;
-                // Keep the lines for the next flush (bounded by MAX_PENDING); say so once per error.
-                log.error(&format!(
-                    "cannot write {} lines to {}: {e}; keeping them to retry",
-                    self.pending.lines,
-                    self.describe()
-                ));
-            }
+            Err(e) => self.failed(e, log),
         }
+    }
+
+    fn failed(&mut self, e: io::Error, log: &Logger) -> bool {
+        self.write_errors += 1;
+        // Keep the lines for the next flush (bounded by MAX_PENDING); say so once per error.
+        log.error(&format!(
+            "cannot write {} lines to {}: {e}; keeping them to retry",
+            self.pending.lines,
+            self.describe()
+        ));
+        false
     }
 
     fn write_pipe(&mut self, log: &Logger) -> io::Result<()> {
@@ -287,8 +315,8 @@ impl Output {
 
     /// SIGHUP: write what is pending to the old file, then open the path again (after `mv`, a new
     /// file). A piped program is closed (it sees EOF) and started again.
-    pub fn reopen(&mut self, log: &Logger) -> io::Result<()> {
-        self.flush(log);
+    pub fn reopen(&mut self, log: &Logger, touched: &mut Vec<Touched>) -> io::Result<()> {
+        self.flush(log, touched);
         match &mut self.kind {
             Kind::File { file, .. } => {
                 *file = None;
@@ -308,8 +336,8 @@ impl Output {
     }
 
     /// Close without reopening (exit). Pipes get EOF and are waited for briefly.
-    pub fn close(&mut self, log: &Logger) {
-        self.flush(log);
+    pub fn close(&mut self, log: &Logger, touched: &mut Vec<Touched>) {
+        self.flush(log, touched);
         if let Kind::Pipe { child, .. } = &mut self.kind
             && let Some((mut c, stdin)) = child.take()
         {
@@ -344,13 +372,13 @@ mod tests {
         o.open().unwrap();
         o.push(b"one\n");
         o.push(b"two\n");
-        o.flush(&quiet());
+        o.flush(&quiet(), &mut Vec::new());
         assert_eq!(std::fs::read(&p).unwrap(), b"one\ntwo\n");
         std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
         o.push(b"three\n");
-        o.reopen(&quiet()).unwrap();
+        o.reopen(&quiet(), &mut Vec::new()).unwrap();
         o.push(b"four\n");
-        o.flush(&quiet());
+        o.flush(&quiet(), &mut Vec::new());
         assert_eq!(
             std::fs::read(dir.path().join("a.log.1")).unwrap(),
             b"one\ntwo\nthree\n"
@@ -380,12 +408,12 @@ mod tests {
         let mut o = Output::pipe(format!("head -n 1 >> {}", out.display()));
         o.open().unwrap();
         o.push(b"first\n");
-        o.flush(&quiet());
+        o.flush(&quiet(), &mut Vec::new());
         std::thread::sleep(Duration::from_millis(300));
         std::thread::sleep(PIPE_RESPAWN_INTERVAL);
         o.push(b"second\n");
-        o.flush(&quiet());
-        o.close(&quiet());
+        o.flush(&quiet(), &mut Vec::new());
+        o.close(&quiet(), &mut Vec::new());
         let got = std::fs::read_to_string(&out).unwrap();
         assert_eq!(got, "first\nsecond\n");
         assert!(o.pipe_restarts >= 1);

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use regex::bytes::RegexSet;
 
 use crate::config::{Config, FileTarget};
+use crate::delivered::Touched;
 use crate::logger::Logger;
 use crate::output::Output;
 use crate::timestamp::Rewriter;
@@ -57,6 +58,9 @@ pub struct Router {
     carried: (u64, u64, u64, u64),
     pub stats: RouteStats,
     scratch: Vec<u8>,
+    /// Files written since the collector last took them (for its journal).
+    touched: Vec<Touched>,
+    stuck: bool,
 }
 
 impl Router {
@@ -70,6 +74,8 @@ impl Router {
             carried: (0, 0, 0, 0),
             stats: RouteStats::default(),
             scratch: Vec::new(),
+            touched: Vec::new(),
+            stuck: false,
         };
         let mut output_index: HashMap<FileTarget, usize> = HashMap::new();
         let mut vhost_index: HashMap<std::path::PathBuf, usize> = HashMap::new();
@@ -143,30 +149,17 @@ impl Router {
             .is_some_and(|m| m.contains_key(group))
     }
 
-    /// Route one message body received through Spread block `spread` for `group`. `now` is the
-    /// receive time (Unix seconds) for timestamp rewriting. A numbered message (CONTRACTS §2) is
-    /// one entry by contract, even with a newline inside; an unnumbered one has no entry framing,
-    /// so for vhost splitting each of its lines is an entry.
-    pub fn route_message(
-        &mut self,
-        spread: usize,
-        group: &[u8],
-        mess_type: i16,
-        body: &[u8],
-        now: i64,
-        log: &Logger,
-    ) {
-        let whole = spread_sys::seq::seq_of(mess_type).is_some();
-        self.route_entries(spread, group, body, whole, now, log);
-    }
-
-    /// Route an unnumbered message (see `route_message`): the tests' shorthand.
+    /// Route an unnumbered message (see `route_body`): the tests' shorthand.
     #[cfg(test)]
     fn route(&mut self, spread: usize, group: &[u8], body: &[u8], now: i64, log: &Logger) {
-        self.route_entries(spread, group, body, false, now, log);
+        self.route_body(spread, group, body, false, now, log);
     }
 
-    fn route_entries(
+    /// Route one message body received through Spread block `spread` for `group`. `now` is the
+    /// receive time (Unix seconds) for timestamp rewriting. `whole`: the body is one entry
+    /// (a numbered or streamed message, CONTRACTS §2), even with a newline inside; otherwise
+    /// it has no entry framing, so for vhost splitting each of its lines is an entry.
+    pub fn route_body(
         &mut self,
         spread: usize,
         group: &[u8],
@@ -244,14 +237,29 @@ impl Router {
         }
     }
 
-    /// Write every pending buffer (one write per target).
-    pub fn flush(&mut self, log: &Logger) {
+    /// Write every pending buffer (one write per target). False when some target could not be
+    /// written: its lines stay pending (files and pipes) or were lost (vhost files, counted),
+    /// and [`Router::is_stuck`] says so until a flush succeeds.
+    pub fn flush(&mut self, log: &Logger) -> bool {
+        let mut ok = true;
         for o in &mut self.outputs {
-            o.flush(log);
+            ok &= o.flush(log, &mut self.touched);
         }
         for v in &mut self.vhosts {
-            v.flush(log);
+            ok &= v.flush(log, &mut self.touched);
         }
+        self.stuck = !ok;
+        ok
+    }
+
+    /// The last flush failed: new lines that can be sent again later should not be taken.
+    pub fn is_stuck(&self) -> bool {
+        self.stuck
+    }
+
+    /// The files written since the last call, with their sizes after the write.
+    pub fn take_touched(&mut self) -> Vec<Touched> {
+        std::mem::take(&mut self.touched)
     }
 
     pub fn has_pending(&self) -> bool {
@@ -261,12 +269,12 @@ impl Router {
     /// SIGHUP: write what is pending, then reopen every file and restart piped programs.
     pub fn reopen_all(&mut self, log: &Logger) {
         for o in &mut self.outputs {
-            if let Err(e) = o.reopen(log) {
+            if let Err(e) = o.reopen(log, &mut self.touched) {
                 log.error(&format!("cannot reopen {}: {e}", o.describe()));
             }
         }
         for v in &mut self.vhosts {
-            v.close_all(log);
+            v.close_all(log, &mut self.touched);
         }
     }
 
@@ -285,10 +293,10 @@ impl Router {
 
     pub fn close_all(&mut self, log: &Logger) {
         for o in &mut self.outputs {
-            o.close(log);
+            o.close(log, &mut self.touched);
         }
         for v in &mut self.vhosts {
-            v.close_all(log);
+            v.close_all(log, &mut self.touched);
         }
     }
 
@@ -365,8 +373,7 @@ mod tests {
             &log,
         );
         // A numbered message is one entry, newline inside or not.
-        let numbered = spread_sys::seq::mess_type_for(7);
-        r.route_message(0, b"v", numbered, b"c.example x\ny\n", 0, &log);
+        r.route_body(0, b"v", b"c.example x\ny\n", true, 0, &log);
         r.route(0, b"t", b"a [old] b\n", 1_700_000_000, &log);
         r.route(0, b"nope", b"x\n", 0, &log);
         r.flush(&log);

@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 
 use crate::logger::Logger;
-use crate::output::{Batch, open_log_file};
+use crate::delivered::Touched;
+use crate::output::{Batch, open_log_file, write_file_batch};
 
 struct Slot {
     file: File,
@@ -25,6 +25,10 @@ pub struct VhostFiles {
     pub lines_lost: u64,
     pub evictions: u64,
     pub open_errors: u64,
+    /// Files written since the last flush (evictions write too).
+    touched: Vec<Touched>,
+    /// Lines were lost since the last flush.
+    failed: bool,
 }
 
 impl VhostFiles {
@@ -39,6 +43,8 @@ impl VhostFiles {
             lines_lost: 0,
             evictions: 0,
             open_errors: 0,
+            touched: Vec::new(),
+            failed: false,
         }
     }
 
@@ -116,35 +122,49 @@ impl VhostFiles {
         }
     }
 
-    fn write_slot(&mut self, name: &str, slot: &mut Slot, log: &Logger) {
+    /// Write a slot's lines; false when they are lost (the file cannot be written; counted,
+    /// logged, and cut back off the file).
+    fn write_slot(&mut self, name: &str, slot: &mut Slot, log: &Logger) -> bool {
         if slot.pending.is_empty() {
-            return;
+            return true;
         }
-        match slot.file.write_all(&slot.pending.bytes) {
-            Ok(()) => self.lines_written += slot.pending.lines,
+        let path = self.dir.join(name);
+        let ok = match write_file_batch(&mut slot.file, &path, &slot.pending.bytes, &mut self.touched)
+        {
+            Ok(()) => {
+                self.lines_written += slot.pending.lines;
+                true
+            }
             Err(e) => {
                 self.lines_lost += slot.pending.lines;
                 log.error(&format!(
                     "cannot write {} lines to {}: {e}; lines lost",
                     slot.pending.lines,
-                    self.dir.join(name).display()
+                    path.display()
                 ));
+                false
             }
-        }
+        };
         slot.pending.clear();
+        self.failed |= !ok;
+        ok
     }
 
-    pub fn flush(&mut self, log: &Logger) {
+    /// Write every slot. False when some lines since the last flush were lost (also those of
+    /// a file evicted meanwhile).
+    pub fn flush(&mut self, log: &Logger, touched: &mut Vec<Touched>) -> bool {
         let mut slots = std::mem::take(&mut self.slots);
         for (name, slot) in slots.iter_mut() {
             self.write_slot(name, slot, log);
         }
         self.slots = slots;
+        touched.append(&mut self.touched);
+        !std::mem::take(&mut self.failed)
     }
 
     /// SIGHUP and exit: write and close everything; files are reopened lazily.
-    pub fn close_all(&mut self, log: &Logger) {
-        self.flush(log);
+    pub fn close_all(&mut self, log: &Logger, touched: &mut Vec<Touched>) {
+        self.flush(log, touched);
         self.slots.clear();
     }
 }
@@ -164,7 +184,7 @@ mod tests {
                 assert!(v.open_count() <= 3);
             }
         }
-        v.flush(&log);
+        v.flush(&log, &mut Vec::new());
         for h in ["a", "b", "c", "d", "e"] {
             let got = std::fs::read_to_string(dir.path().join(h)).unwrap();
             assert_eq!(got, format!("{h}0\n{h}1\n{h}2\n"));
@@ -199,7 +219,7 @@ mod tests {
             !v.push("evil.com", b"x\n", &log),
             "refused for the caller to divert"
         );
-        v.flush(&log);
+        v.flush(&log, &mut Vec::new());
         assert!(!target.exists());
         assert_eq!(v.lines_lost, 0);
     }

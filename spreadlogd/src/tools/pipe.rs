@@ -661,7 +661,8 @@ mod tests {
             (&["a", "b"][..], "exactly one GROUP"),
             (&["-q", "g"][..], "-q"),
             (&["-C", "lots", "g"][..], "-C \"lots\""),
-            (&["mls.control"][..], "control channel"),
+            (&["mls.control"][..], "bookkeeping"),
+            (&["mls~0123456789ab~1"][..], "bookkeeping"),
             (&["a b"][..], "illegal group name"),
             (&["-s", "99999", "g"][..], "99999"),
         ] {
