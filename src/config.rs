@@ -42,6 +42,11 @@ pub struct ModuleConfig {
     pub spool_cap: u64,
     /// Seconds between counter notices in the error log (0 = none).
     pub stats_interval: Duration,
+    /// `SpreadAcknowledge`: hold every line until a collector acknowledges it (CONTRACTS
+    /// "Acknowledged delivery").
+    pub acknowledge: bool,
+    /// `SpreadAckWindow`: bytes of unacknowledged lines held per connection (then the spool).
+    pub ack_window: u64,
 }
 
 impl Default for ModuleConfig {
@@ -58,9 +63,14 @@ impl Default for ModuleConfig {
             spool_path: PathBuf::from(DEFAULT_SPOOL_PATH),
             spool_cap: DEFAULT_SPOOL_CAP,
             stats_interval: Duration::ZERO,
+            acknowledge: true,
+            ack_window: DEFAULT_ACK_WINDOW,
         }
     }
 }
+
+/// Default `SpreadAckWindow`: 4 MiB per connection, about 16,000 lines of 250 bytes.
+pub const DEFAULT_ACK_WINDOW: u64 = 4 << 20;
 
 /// A Spread target found in Apache's configuration tree (CustomLog, TransferLog, GlobalLog),
 /// with where it was written.
@@ -79,6 +89,10 @@ impl ModuleConfig {
 
     /// Checks that need the whole configuration (run before Apache accepts it).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        use spread_sys::service::{AGREED_MESS, CAUSAL_MESS, FIFO_MESS, SAFE_MESS};
+        if self.acknowledge && self.service_type & (FIFO_MESS | CAUSAL_MESS | AGREED_MESS | SAFE_MESS) == 0 {
+            return Err(ConfigError::AcksNeedOrder);
+        }
         let widest = (self.hash_size - 1).to_string();
         if self.hash_prefix.len() + widest.len() > spread_sys::names::MAX_GROUP_LEN {
             return Err(ConfigError::PrefixTooLong {
@@ -170,6 +184,13 @@ pub enum ConfigError {
         "VhostLogGroupPrefix {prefix:?} plus bucket numbers up to {size} would exceed 31 bytes"
     )]
     PrefixTooLong { prefix: String, size: u32 },
+    #[error(
+        "SpreadAcknowledge On needs per-sender order: SpreadServiceType UNRELIABLE and RELIABLE \
+         may reorder a sender's lines; use FIFO, CAUSAL, AGREED or SAFE, or SpreadAcknowledge Off"
+    )]
+    AcksNeedOrder,
+    #[error("SpreadAckWindow: {0:?} is not a size from 64K to 1G (bytes, nK, nM, nG)")]
+    BadAckWindow(String),
     #[error(
         "SpreadServiceType: {0:?} is not one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, AGREED, SAFE"
     )]
@@ -276,6 +297,14 @@ pub fn parse_size(value: &str) -> Result<u64, ConfigError> {
     Ok(bytes)
 }
 
+/// `SpreadAckWindow`: a size (as `SpreadSpoolSize`) from 64 KiB to 1 GiB.
+pub fn parse_ack_window(value: &str) -> Result<u64, ConfigError> {
+    match parse_size(value) {
+        Ok(n) if ((64 << 10)..=(1 << 30)).contains(&n) => Ok(n),
+        _ => Err(ConfigError::BadAckWindow(value.to_owned())),
+    }
+}
+
 pub fn parse_stats_interval(value: &str) -> Result<Duration, ConfigError> {
     match value.trim().parse::<u64>() {
         Ok(s) if s <= 86_400 => Ok(Duration::from_secs(s)),
@@ -371,6 +400,31 @@ mod tests {
             cfg.validate(),
             Err(ConfigError::PrefixTooLong { .. })
         ));
+    }
+
+    #[test]
+    fn acknowledgements_need_per_sender_order() {
+        for (service, acks, ok) in [
+            ("AGREED", true, true),
+            ("FIFO", true, true),
+            ("SAFE", true, true),
+            ("RELIABLE", true, false),
+            ("UNRELIABLE", true, false),
+            ("RELIABLE", false, true),
+        ] {
+            let cfg = ModuleConfig {
+                service_type: parse_service(service).unwrap(),
+                acknowledge: acks,
+                ..ModuleConfig::default()
+            };
+            assert_eq!(cfg.validate().is_ok(), ok, "{service} acks={acks}");
+            if !ok {
+                assert!(cfg.validate().unwrap_err().to_string().contains("SpreadAcknowledge Off"));
+            }
+        }
+        assert_eq!(parse_ack_window("4M").unwrap(), 4 << 20);
+        assert!(parse_ack_window("1K").is_err());
+        assert!(parse_ack_window("2G").is_err());
         let cfg = ModuleConfig {
             hash_prefix: "p".repeat(29),
             hash_size: 100,

@@ -64,8 +64,21 @@ counters! {
     lock_timeouts,
     /// Error-log lines shipped.
     error_lines,
-    /// Control messages announcing the next numbers (after a reconnect, while idle, at exit).
+    /// Control messages announcing the streams' numbers (after a reconnect, while idle, at exit).
     announcements,
+    /// Lines held in an acknowledgement window after their hand-over.
+    held,
+    /// Held lines a collector acknowledged (released from the window).
+    acked,
+    /// Copies of unacknowledged lines resent to a collector that lacks them.
+    resent,
+    /// Unacknowledged lines moved from a window to the spool (a child exiting), kept with their
+    /// stream and number.
+    spooled_unacked,
+    /// Spooled unacknowledged lines taken back into a window by a replayer, to be resent.
+    reheld,
+    /// Lines that found their window full and went to the spool instead.
+    window_full,
 }
 
 impl Counters {

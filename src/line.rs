@@ -1,8 +1,9 @@
 //! Building the message body of one log line: mod_log_config's pieces copied once into a reusable
 //! buffer, an optional `host ` prefix, and truncation with a visible marker (CONTRACTS §3).
 
-/// Largest message body for a one-group message: 143152 - 32 (CONTRACTS §3).
-pub const MAX_BODY: usize = 143_152 - 32;
+/// Largest line: a message to the log group and the stream tag, 143152 - 2 × 32 (CONTRACTS
+/// "Names").
+pub const MAX_BODY: usize = spread_sys::stream::MAX_LINE;
 
 /// What ends a truncated line (it keeps the line's newline, so files stay line-oriented).
 pub const TRUNCATION_MARKER: &[u8] = b"...[mod_log_spread: line truncated]\n";

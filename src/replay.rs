@@ -27,6 +27,8 @@ pub enum ReplayStop {
     Unreachable { daemon: String, why: String },
     #[error("group name in the spool is not UTF-8")]
     BadGroup,
+    #[error("the acknowledgement window is full: no collector acknowledged the lines resent so far")]
+    WindowFull,
     #[error("{0}")]
     Send(#[from] SendFailure),
 }
@@ -40,6 +42,11 @@ enum Wait {
 
 /// How often the spool is looked at.
 pub const POLL: Duration = Duration::from_millis(500);
+/// How often acknowledgements are read while lines wait for them (a daemon drops a session
+/// that lets 1,000 messages queue up).
+pub const ACK_POLL: Duration = Duration::from_millis(50);
+/// How long a child's exit waits for the last acknowledgements before spooling the rest.
+pub const CLOSE_LINGER: Duration = Duration::from_millis(200);
 /// Longest wait between two replay attempts that failed (no daemon, no member).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
@@ -115,12 +122,19 @@ pub fn start(
             // Replay attempts back off while they fail; the connections' upkeep does not.
             let mut next_replay = Instant::now();
             let mut fill = spread_sys::spool::FillAlarm::default();
-            while !pause(&shared, POLL) {
+            let mut poll = POLL;
+            while !pause(&shared, poll) {
                 // Broken connections that numbered lines: reconnect, hand their sequences over
                 // and announce where they stand (off the request path), for both the request
                 // threads' and our own.
-                requests.maintain();
-                sender.maintain();
+                requests.maintain(&log);
+                sender.maintain(&log);
+                // Lines wait for acks: read them often (and resend soon after they are due).
+                poll = if requests.unacked() + sender.unacked() > 0 {
+                    ACK_POLL
+                } else {
+                    POLL
+                };
                 // Never open (and so create) spool files as root: children of Apache's `User`
                 // could not use them afterwards. Children have dropped privileges by now.
                 // SAFETY: geteuid has no preconditions.
@@ -153,7 +167,7 @@ pub fn start(
                     }
                 }
             }
-            sender.close_all();
+            sender.close_all(CLOSE_LINGER);
             let (lock, cvar) = &*shared;
             lock.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
             cvar.notify_all();
@@ -186,6 +200,15 @@ pub fn replay_round(
     let mut sent = 0u64;
     let outcome = spool.replay(|rec| -> Result<(), ReplayStop> {
         let group = std::str::from_utf8(&rec.group).map_err(|_| ReplayStop::BadGroup)?;
+        // A line sent before (a window spooled at a child's exit): back into a window, resent
+        // with its stream and number to the collectors that lack it, never to the group.
+        if let Some(origin) = rec.origin {
+            if !sender.rehold(rec.daemon_id, group, origin, &rec.line)? {
+                return Err(ReplayStop::WindowFull);
+            }
+            sent += 1;
+            return Ok(());
+        }
         let key = (rec.daemon_id, rec.group.clone());
         let wait = has_member.entry(key).or_insert_with(|| {
             let daemon = cfg.daemon(rec.daemon_id);

@@ -83,11 +83,22 @@ impl Spooler {
     }
 
     pub fn append(&self, daemon_id: u32, group: &str, line: &[u8]) -> SpoolResult {
+        self.append_any(daemon_id, group, line, None)
+    }
+
+    /// [`Spooler::append`] of a line sent before, keeping its stream and number (`origin`).
+    pub fn append_any(
+        &self,
+        daemon_id: u32,
+        group: &str,
+        line: &[u8],
+        origin: Option<spread_sys::spool::Origin>,
+    ) -> SpoolResult {
         let spool = match self.get() {
             Ok(s) => s,
             Err(e) => return SpoolResult::Error(e),
         };
-        match spool.append(daemon_id, group.as_bytes(), line) {
+        match spool.append_any(daemon_id, group.as_bytes(), line, origin) {
             Ok(Appended::Written) => SpoolResult::Written,
             Ok(Appended::Full) => SpoolResult::Full,
             Err(e) => SpoolResult::Error(e.to_string()),

@@ -92,6 +92,13 @@ pub struct MulticastTemplate {
     mailbox: u64,
 }
 
+impl MulticastTemplate {
+    /// Also address the next messages to the stream tag group `tag` (`crate::stream`).
+    pub fn set_tag(&mut self, tag: Option<&str>) -> Result<()> {
+        self.header.set_tag(tag.map(str::as_bytes))
+    }
+}
+
 fn check_timeout(t: Option<Duration>) -> Result<()> {
     if t.is_some_and(|t| t.is_zero()) {
         Err(Error::IllegalTime)

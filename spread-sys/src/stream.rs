@@ -14,6 +14,10 @@ use std::fmt;
 pub const TAG_PREFIX: &str = "mls~";
 /// Largest line number a tag carries.
 pub const MAX_NUMBER: u64 = (1 << 48) - 1;
+/// The longest line a streamed message carries: the largest message less the log group's and
+/// the tag's 32 bytes each (CONTRACTS "Names").
+pub const MAX_LINE: usize = crate::wire::message::OneGroupHeader::MAX_TAGGED_BODY;
+
 /// Stream ids are 48 bits, written as 12 hex digits.
 const ID_MASK: u64 = (1 << 48) - 1;
 

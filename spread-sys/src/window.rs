@@ -127,7 +127,8 @@ pub struct Window {
     entries: VecDeque<Entry>,
     data: VecDeque<u8>,
     keys: Vec<Key>,
-    index: HashMap<(StreamId, Box<[u8]>), u32>,
+    /// stream -> group -> key (nested, so a lookup by `&[u8]` allocates nothing).
+    index: HashMap<StreamId, HashMap<Box<[u8]>, u32>>,
     collectors: Vec<Collector>,
     /// Logical position of `entries[0]` (positions never repeat, so a resend cursor survives
     /// releases at the front).
@@ -172,7 +173,7 @@ impl Window {
     /// The key of (`stream`, `group`); allocates the first time only. None when the table is
     /// full ([`MAX_KEYS`]).
     pub fn key(&mut self, stream: StreamId, group: &[u8]) -> Option<u32> {
-        if let Some(&k) = self.index.get(&(stream, group.into())) {
+        if let Some(k) = self.find(stream, group) {
             return Some(k);
         }
         if self.keys.len() >= MAX_KEYS {
@@ -184,8 +185,15 @@ impl Window {
             group: group.into(),
             acked: Ranges::default(),
         });
-        self.index.insert((stream, group.into()), k);
+        self.index
+            .entry(stream)
+            .or_default()
+            .insert(group.into(), k);
         Some(k)
+    }
+
+    fn find(&self, stream: StreamId, group: &[u8]) -> Option<u32> {
+        self.index.get(&stream)?.get(group).copied()
     }
 
     /// Hold line `n` of `key`, given as parts (sent live just now). The caller checked
@@ -251,7 +259,7 @@ impl Window {
         now: Instant,
     ) -> AckOutcome {
         let new_collector = self.heard(from, now);
-        if let Some(&k) = self.index.get(&(stream, group.into())) {
+        if let Some(k) = self.find(stream, group) {
             self.keys[k as usize].acked.insert(first, last);
         }
         let released = self.release();
@@ -378,6 +386,11 @@ impl Window {
         self.next_resend = Some(now + self.backoff);
         self.backoff = (self.backoff * 2).min(self.cfg.max_resend);
         Ok(true)
+    }
+
+    /// A resend pass is under way (more of it to send).
+    pub fn resend_pending(&self) -> bool {
+        self.cursor.is_some()
     }
 
     /// Take every line still held, oldest first (a process ending: the caller spools them with

@@ -537,6 +537,38 @@ fn multicast_parts_puts_the_same_bytes_on_the_wire_as_multicast() {
         expected.extend_from_slice(&one);
         mb.multicast(*svc, &[g], *mt, &body).unwrap();
     }
+    // With a stream tag: the same bytes as a multicast to the group and the tag; then without.
+    let tag = "mls~0123456789ab~1f";
+    for tagged in [Some(tag), None] {
+        templates[1].set_tag(tagged).unwrap();
+        let groups: Vec<&[u8]> = [&b"www"[..]]
+            .into_iter()
+            .chain(tagged.map(str::as_bytes))
+            .collect();
+        let mut one = Vec::new();
+        spread_sys::wire::message::encode_multicast(
+            mb.private_group().as_bytes(),
+            AGREED_MESS,
+            &groups,
+            -2,
+            b"tagged line\n",
+            &mut one,
+        )
+        .unwrap();
+        expected.extend_from_slice(&one);
+        mb.multicast_parts(&mut templates[1], -2, [&b"tagged "[..], b"line\n"])
+            .unwrap();
+    }
+    templates[1].set_tag(Some(tag)).unwrap();
+    let too_long = vec![b't'; MAX_SAFE_MESSAGE_LEN - 63];
+    assert_eq!(
+        mb.multicast_parts(&mut templates[1], 0, [&too_long[..]])
+            .unwrap_err()
+            .code(),
+        code::MESSAGE_TOO_LONG,
+        "a tag takes 32 bytes of the message"
+    );
+    assert!(templates[1].set_tag(Some("no spaces")).is_err());
     // Too long: refused locally, nothing sent, the connection stays usable.
     let huge = vec![b'h'; MAX_SAFE_MESSAGE_LEN];
     let err = mb

@@ -315,7 +315,7 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
                     "mod_log_spread: the spool replay thread did not stop within 3 s",
                 );
             }
-            rt.transport.close_all();
+            rt.transport.close_all(crate::replay::CLOSE_LINGER);
         }
         0
     })

@@ -325,16 +325,22 @@ pub fn encode_multicast(
 /// `bytes()` followed by the body is exactly what [`encode_multicast`] writes for that message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OneGroupHeader {
-    bytes: [u8; HEADER_LEN + MAX_GROUP_NAME],
+    bytes: [u8; HEADER_LEN + 2 * MAX_GROUP_NAME],
+    /// A second destination, the stream tag (`crate::stream`), follows the group.
+    tagged: bool,
 }
 
 impl OneGroupHeader {
+    /// Offset of the group count in the header.
+    const GROUPS_AT: usize = 36;
     /// Offset of the hint in the header.
     const HINT_AT: usize = 40;
     /// Offset of the body length in the header.
     const LEN_AT: usize = 44;
     /// The largest body a one-group message carries (CONTRACTS §3).
     pub const MAX_BODY: usize = MAX_SAFE_MESSAGE_LEN - MAX_GROUP_NAME;
+    /// The largest body of a message with a tag group as well.
+    pub const MAX_TAGGED_BODY: usize = MAX_SAFE_MESSAGE_LEN - 2 * MAX_GROUP_NAME;
 
     /// Checks the service and the group name once (as [`encode_multicast`] does per message).
     pub fn new(sender: &[u8], service_type: u32, group: &[u8]) -> Result<OneGroupHeader> {
@@ -349,16 +355,41 @@ impl OneGroupHeader {
             0,
         );
         push_name(&mut v, group);
-        let mut bytes = [0u8; HEADER_LEN + MAX_GROUP_NAME];
-        bytes.copy_from_slice(&v);
-        Ok(OneGroupHeader { bytes })
+        let mut bytes = [0u8; HEADER_LEN + 2 * MAX_GROUP_NAME];
+        bytes[..v.len()].copy_from_slice(&v);
+        Ok(OneGroupHeader {
+            bytes,
+            tagged: false,
+        })
     }
 
-    /// Set `mess_type` and the body length; `body_len` must be at most [`Self::MAX_BODY`].
+    /// Send the next messages to `tag` as well (a group name nobody joins: it only carries the
+    /// stream and number, `crate::stream`); `None` goes back to the group alone. Checked like a
+    /// group name; no allocation.
+    pub fn set_tag(&mut self, tag: Option<&[u8]>) -> Result<()> {
+        let field = &mut self.bytes[HEADER_LEN + MAX_GROUP_NAME..];
+        match tag {
+            Some(t) => {
+                crate::names::check_group(t)
+                    .map_err(|_| Error::IllegalGroup(String::from_utf8_lossy(t).into_owned()))?;
+                field.fill(0);
+                field[..t.len()].copy_from_slice(t);
+                self.tagged = true;
+            }
+            None => self.tagged = false,
+        }
+        let groups = 1 + u32::from(self.tagged);
+        self.bytes[Self::GROUPS_AT..Self::GROUPS_AT + 4].copy_from_slice(&groups.to_le_bytes());
+        Ok(())
+    }
+
+    /// Set `mess_type` and the body length; `body_len` must be at most [`Self::MAX_BODY`]
+    /// ([`Self::MAX_TAGGED_BODY`] with a tag).
     pub fn set(&mut self, mess_type: i16, body_len: usize) -> Result<()> {
-        if body_len > Self::MAX_BODY {
+        let groups = 1 + usize::from(self.tagged);
+        if body_len + groups * MAX_GROUP_NAME > MAX_SAFE_MESSAGE_LEN {
             return Err(Error::MessageTooLong {
-                len: body_len + MAX_GROUP_NAME,
+                len: body_len + groups * MAX_GROUP_NAME,
                 max: MAX_SAFE_MESSAGE_LEN,
             });
         }
@@ -370,7 +401,7 @@ impl OneGroupHeader {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.bytes[..HEADER_LEN + MAX_GROUP_NAME * (1 + usize::from(self.tagged))]
     }
 }
 

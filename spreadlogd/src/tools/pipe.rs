@@ -14,7 +14,7 @@ use spread_sys::announce::Announcer;
 use spread_sys::control::{self, Record};
 use spread_sys::seq::{SeqCounter, mess_type_for};
 use spread_sys::spool::{Appended, FillAlarm, ReplayOutcome, Spool};
-use spread_sys::wire::constants::{AGREED_MESS, MAX_SAFE_MESSAGE_LEN};
+use spread_sys::wire::constants::AGREED_MESS;
 use spread_sys::{ConnectOptions, Mailbox, Message};
 
 use super::Parsed;
@@ -29,10 +29,10 @@ pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] [-C
   -V, --version         print the version and exit
   -h, --help            this help
 Each stdin line becomes one message to GROUP; a line longer than the largest Spread message
-(143120 bytes for one group) is sent in several messages.";
+(143088 bytes beside its stream tag) is sent in several messages.";
 
-/// Largest body for a message to one group (CONTRACTS §3: body + 32 x groups <= 143152).
-pub const MAX_BODY: usize = MAX_SAFE_MESSAGE_LEN - 32;
+/// Largest line of one message: beside the log group, the stream tag (CONTRACTS "Names").
+pub const MAX_BODY: usize = spread_sys::stream::MAX_LINE;
 /// Bytes of input handled per send batch.
 const BATCH_BYTES: usize = 4 << 20;
 /// How long spread-pipe keeps trying to send spooled lines after the end of its input.
