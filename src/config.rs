@@ -90,7 +90,9 @@ impl ModuleConfig {
     /// Checks that need the whole configuration (run before Apache accepts it).
     pub fn validate(&self) -> Result<(), ConfigError> {
         use spread_sys::service::{AGREED_MESS, CAUSAL_MESS, FIFO_MESS, SAFE_MESS};
-        if self.acknowledge && self.service_type & (FIFO_MESS | CAUSAL_MESS | AGREED_MESS | SAFE_MESS) == 0 {
+        if self.acknowledge
+            && self.service_type & (FIFO_MESS | CAUSAL_MESS | AGREED_MESS | SAFE_MESS) == 0
+        {
             return Err(ConfigError::AcksNeedOrder);
         }
         let widest = (self.hash_size - 1).to_string();
@@ -419,7 +421,12 @@ mod tests {
             };
             assert_eq!(cfg.validate().is_ok(), ok, "{service} acks={acks}");
             if !ok {
-                assert!(cfg.validate().unwrap_err().to_string().contains("SpreadAcknowledge Off"));
+                assert!(
+                    cfg.validate()
+                        .unwrap_err()
+                        .to_string()
+                        .contains("SpreadAcknowledge Off")
+                );
             }
         }
         assert_eq!(parse_ack_window("4M").unwrap(), 4 << 20);

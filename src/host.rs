@@ -91,14 +91,7 @@ pub fn resolve(
 
 /// The stable `$#vhost` hash: 32-bit FNV-1a over the cleaned host's bytes (offset basis
 /// 2166136261, prime 16777619). Same result on every machine, architecture and version.
-pub fn fnv1a32(bytes: &[u8]) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for &b in bytes {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash
-}
+pub use spread_sys::names::fnv1a32;
 
 /// The `$#vhost` bucket of a cleaned host among `buckets` (>= 1).
 pub fn vhost_bucket(host: &CleanHost, buckets: u32) -> u32 {

@@ -2,7 +2,7 @@
 //! error-log lines) to Spread groups, for spreadlogd to write central logs.
 //!
 //! Layout: pure, unit-tested modules decide everything ([`target`] grammar, [`host`] cleaning
-//! and the `$#vhost` hash, [`line`] building and truncation, [`private_name`], [`config`]
+//! and the `$#vhost` hash, [`line`] building and truncation, [`config`]
 //! parsing, [`counters`], the delivery policy in [`deliver`] (failover, truncation, spool), the
 //! [`transport`] (connections, numbering, announcements)); [`ffi`] is the thin Apache
 //! edge (module record, directive table, hooks, writer, error-log hook, status page).
@@ -26,7 +26,6 @@ pub mod deliver;
 pub mod ffi;
 pub mod host;
 pub mod line;
-pub mod private_name;
 pub mod replay;
 pub mod spooler;
 pub mod target;

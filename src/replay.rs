@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use spread_sys::spool::ReplayOutcome;
 use spread_sys::spread_name::Endpoint;
-use spread_sys::{ConnectOptions, Mailbox, Message};
 
 use crate::config::ModuleConfig;
 use crate::counters::{self, Counters};
-use crate::private_name::{self, Role};
 use crate::spooler::Spooler;
 use crate::transport::{SendFailure, Transport};
+use spread_sys::private_name::{self, Role};
 
 /// Why a replay round stopped early (the spool keeps the rest).
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +26,9 @@ pub enum ReplayStop {
     Unreachable { daemon: String, why: String },
     #[error("group name in the spool is not UTF-8")]
     BadGroup,
-    #[error("the acknowledgement window is full: no collector acknowledged the lines resent so far")]
+    #[error(
+        "the acknowledgement window is full: no collector acknowledged the lines resent so far"
+    )]
     WindowFull,
     #[error("{0}")]
     Send(#[from] SendFailure),
@@ -255,8 +256,7 @@ fn spool_path_hint(cfg: &ModuleConfig) -> String {
     cfg.spool_path.display().to_string()
 }
 
-/// Join `group` on a throw-away connection with membership messages on, read the member list,
-/// leave. True when someone other than the probe is a member.
+/// [`spread_sys::sender::probe_has_member`] under this child's probe name.
 pub fn probe_has_member(
     endpoint: &Endpoint,
     group: &str,
@@ -264,30 +264,10 @@ pub fn probe_has_member(
     host: &str,
     pid: u32,
 ) -> spread_sys::Result<bool> {
-    let opts = ConnectOptions {
-        private_name: private_name::derive(Role::Probe, host, pid, 0),
-        priority: false,
-        group_membership: true,
-        connect_timeout: Some(cfg.connect_timeout),
-        send_timeout: Some(cfg.send_timeout),
-    };
-    let mut mb = Mailbox::connect_endpoint(endpoint, &opts)?;
-    let me = mb.private_group().to_owned();
-    mb.join(group)?;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut answer = false;
-    while Instant::now() < deadline {
-        if !mb.poll(Some(deadline.saturating_duration_since(Instant::now())))? {
-            break;
-        }
-        if let Message::Membership(m) = mb.receive()?
-            && m.group == group
-        {
-            answer = m.members.iter().any(|member| *member != me);
-            break;
-        }
-    }
-    let _ = mb.leave(group);
-    let _ = mb.disconnect();
-    Ok(answer)
+    spread_sys::sender::probe_has_member(
+        endpoint,
+        private_name::derive(Role::Probe, host, pid, 0),
+        group,
+        cfg.connect_timeout,
+    )
 }

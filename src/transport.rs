@@ -3,23 +3,18 @@
 //!
 //! Built in each child (`child_init`), never in the parent, so no connection crosses a fork.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use spread_sys::announce::Announcer;
-use spread_sys::control::{self, Record};
-use spread_sys::seq::{SeqCounter, mess_type_for};
+use spread_sys::private_name::{self, Role};
+use spread_sys::sender::{Link, SendError};
 use spread_sys::spool::Origin;
 use spread_sys::spread_name::Endpoint;
-use spread_sys::stream::{self, StreamId};
 use spread_sys::window::{Window, WindowConfig};
-use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, MulticastTemplate};
+use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox};
 
 use crate::config::ModuleConfig;
 use crate::counters::{self, Counters};
-use crate::private_name::{self, Role};
 use crate::spooler::{SpoolResult, Spooler};
 
 /// Why one alternative could not take a line.
@@ -35,7 +30,9 @@ pub enum SendFailure {
     Connect(SpreadError),
     #[error("send failed: {0}")]
     Send(SpreadError),
-    #[error("acknowledgement window full (SpreadAckWindow): no collector acknowledged recent lines")]
+    #[error(
+        "acknowledgement window full (SpreadAckWindow): no collector acknowledged recent lines"
+    )]
     WindowFull,
 }
 
@@ -49,54 +46,13 @@ pub enum Delivery {
     Dropped,
 }
 
-/// FNV-1a 64 for the per-group sequence table: group names are short, and SipHash's
-/// DoS resistance buys nothing for names the admin configured or the host check produced, while
-/// costing hundreds of instructions per line.
-#[derive(Default)]
-pub struct Fnv64(u64);
-
-impl Hasher for Fnv64 {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// Per (connection, group): the line counter of the connection's stream, the message header
-/// for this connection built once (sender, service and group checked and encoded on the first
-/// line after a connect), and the group's key in the acknowledgement window.
-#[derive(Default)]
-struct GroupState {
-    counter: SeqCounter,
-    template: Option<MulticastTemplate>,
-    key: Option<u32>,
-}
-
-type SeqTable = HashMap<Box<str>, GroupState, BuildHasherDefault<Fnv64>>;
-
-/// One connection slot's state. Its lines form one stream (CONTRACTS "Streams"): numbered
-/// 1, 2, … per group for the life of the process, across reconnects under any private name.
+/// One connection slot: its connection (if any), its retry state, and its stream
+/// (`spread_sys::sender::Link`: numbers, acknowledgement window, announcements).
 struct Conn {
     mailbox: Option<Mailbox>,
     attempt: u32,
-    stream: StreamId,
-    seqs: SeqTable,
     retry_at: Option<Instant>,
-    /// Lines handed over and not yet acknowledged (`SpreadAcknowledge On`).
-    window: Option<Window>,
-    /// When to announce the stream's numbers (after a reconnect, while idle).
-    announcer: Announcer,
+    link: Link,
     /// When the "no acknowledgement" warning may be given again.
     next_ack_warning: Option<Instant>,
 }
@@ -106,94 +62,16 @@ impl Conn {
         Conn {
             mailbox: None,
             attempt: 0,
-            stream: StreamId::random(),
-            seqs: SeqTable::default(),
             retry_at: None,
-            window: cfg.acknowledge.then(|| {
-                Window::new(WindowConfig {
-                    bound_bytes: cfg.ack_window as usize,
-                    ..WindowConfig::default()
-                })
-            }),
-            announcer: Announcer::new(),
+            link: Link::new(cfg.acknowledge.then(|| WindowConfig {
+                bound_bytes: cfg.ack_window as usize,
+                ..WindowConfig::default()
+            })),
             next_ack_warning: None,
         }
     }
-
-    /// Lines numbered on this connection so far (the announcer's notion of "busy").
-    fn numbered_total(&self) -> u64 {
-        self.seqs.values().map(|g| g.counter.issued()).sum()
-    }
-
-    /// Whether there is anything a broken connection must come back for: lines numbered (to
-    /// announce) or held (to resend).
-    fn has_state(&self) -> bool {
-        self.numbered_total() > 0 || self.window.as_ref().is_some_and(|w| !w.is_empty())
-    }
 }
 
-/// Announce the numbers of this connection's stream on every group, and of every stream it
-/// holds lines of (spooled lines taken back): acknowledging collectors answer with what they
-/// have, which also introduces them.
-fn announce(mb: &mut Mailbox, service: u32, conn: &Conn) -> Result<(), SpreadError> {
-    let own = conn.seqs.iter().filter(|(_, g)| g.counter.issued() > 0).map(|(g, s)| {
-        Record::Stream {
-            stream: conn.stream,
-            group: g.as_bytes(),
-            last: s.counter.issued(),
-        }
-    });
-    let held: Vec<(StreamId, &[u8], u64)> = conn
-        .window
-        .as_ref()
-        .map(|w| w.held_keys())
-        .unwrap_or_default();
-    let others = held
-        .into_iter()
-        .filter(|(s, _, _)| *s != conn.stream)
-        .map(|(stream, group, last)| Record::Stream {
-            stream,
-            group,
-            last,
-        });
-    if control::send(mb, service, own.chain(others))? > 0 {
-        Counters::add(&counters::get().announcements, 1);
-    }
-    Ok(())
-}
-
-/// Read what arrived for this connection (acks) without waiting; acks go to the window.
-fn read_acks(mb: &mut Mailbox, window: &mut Option<Window>, now: Instant) -> Result<(), SpreadError> {
-    let c = counters::get();
-    mb.receive_batch(false, |m| {
-        if !m.is_regular() {
-            return;
-        }
-        let Some(records) = control::decode(m.header.mess_type().0, m.body) else {
-            return;
-        };
-        let Some(w) = window.as_mut() else {
-            return;
-        };
-        let from = String::from_utf8_lossy(m.sender());
-        for r in records {
-            if let Ok(Record::Ack {
-                stream,
-                group,
-                from: first,
-                to: last,
-            }) = r
-            {
-                let o = w.on_ack(&from, stream, group, first, last, now);
-                Counters::add(&c.acked, o.released as u64);
-            }
-        }
-    })
-    .map(|_| ())
-}
-
-/// Lines resent per turn of the lock, so a long resend never keeps request threads waiting.
-const RESEND_CHUNK: usize = 64;
 /// Warn in the error log when the oldest unacknowledged line is this old.
 pub const NO_ACK_WARNING: Duration = Duration::from_secs(60);
 /// … at most this often per connection.
@@ -330,15 +208,9 @@ impl Transport {
             };
             match Mailbox::connect_endpoint(&slot.endpoint, &opts) {
                 Ok(mb) => {
-                    // Headers are per connection.
-                    for g in conn.seqs.values_mut() {
-                        g.template = None;
-                    }
                     conn.mailbox = Some(mb);
                     conn.retry_at = None;
-                    // Lines in flight on the old session may be lost: say where we stand (the
-                    // collectors' answers also start resending at once).
-                    conn.announcer.reconnected(now);
+                    conn.link.connected(now);
                     return Ok(());
                 }
                 Err(SpreadError::RejectNotUnique(_)) => {
@@ -391,42 +263,13 @@ impl Transport {
         }
         let Conn {
             mailbox,
-            seqs,
             retry_at,
-            window,
-            stream,
+            link,
             ..
         } = &mut *conn;
-        if let Some(w) = window.as_ref() {
-            let len: usize = parts.clone().into_iter().map(<[u8]>::len).sum();
-            if !w.has_room(len) {
-                Counters::add(&self.counters().window_full, 1);
-                return Err(SendFailure::WindowFull);
-            }
-        }
-        // One table lookup per line; a new group allocates its key once.
-        let state = match seqs.get_mut(group) {
-            Some(c) => c,
-            None => seqs.entry(group.into()).or_default(),
-        };
         let Some(mb) = mailbox.as_mut() else {
             return Err(SendFailure::Send(SpreadError::NetErrorOnSession));
         };
-        let template = match &mut state.template {
-            Some(t) => t,
-            None => {
-                // A group or service the wire cannot carry: refused, the connection stays.
-                let t = mb
-                    .multicast_template(self.cfg.service_type, group)
-                    .map_err(SendFailure::Send)?;
-                state.template.insert(t)
-            }
-        };
-        let number = state.counter.issued() + 1;
-        let mut tag = stream::TagBuf::default();
-        template
-            .set_tag(Some(stream::tag(*stream, number, &mut tag)))
-            .map_err(SendFailure::Send)?;
         // The send bound includes the wait for the lock: shorten the socket timeout only when
         // the wait was noticeable (a setsockopt per line would cost more than the wait).
         let waited = waited.unwrap_or(Duration::ZERO);
@@ -439,45 +282,37 @@ impl Transport {
                 .max(Duration::from_millis(1));
             let _ = mb.set_send_timeout(Some(left));
         }
-        let result = mb.multicast_parts(template, mess_type_for(state.counter.peek()), parts.clone());
+        let held = link.window().is_some();
+        let result = link.send(mb, self.cfg.service_type, group, parts, Instant::now);
+        if shortened && mb.is_usable() {
+            let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
+        }
+        let c = self.counters();
         match result {
-            Ok(_) => {
-                if shortened {
-                    let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
-                }
-                state.counter.advance();
-                if let Some(w) = window.as_mut() {
-                    let key = match state.key {
-                        Some(k) => Some(k),
-                        None => w.key(*stream, group.as_bytes()),
-                    };
-                    state.key = key;
-                    // Room was checked above; a key table full of other streams cannot happen
-                    // for our own groups before MAX_KEYS of them.
-                    if let Some(k) = key
-                        && w.push(k, number, parts, Instant::now())
-                    {
-                        Counters::add(&self.counters().held, 1);
-                    }
+            Ok(()) => {
+                if held {
+                    Counters::add(&c.held, 1);
                 }
                 Ok(())
             }
-            Err(e) if mb.is_usable() => {
-                // Refused before anything was written (too long): the connection is fine.
-                if shortened {
-                    let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
-                }
-                // (A line too long for one message is not a send error: the caller cuts it.)
+            Err(SendError::WindowFull) => {
+                Counters::add(&c.window_full, 1);
+                Err(SendFailure::WindowFull)
+            }
+            // Refused before anything was written (too long, a group or service the wire cannot
+            // carry): the connection is fine. A line too long for one message is not a send
+            // error: the caller cuts it.
+            Err(SendError::Spread(e)) if mb.is_usable() => {
                 if !matches!(e, SpreadError::MessageTooLong { .. }) {
-                    Counters::add(&self.counters().send_errors, 1);
+                    Counters::add(&c.send_errors, 1);
                 }
                 Err(SendFailure::Send(e))
             }
-            Err(e) => {
+            Err(SendError::Spread(e)) => {
                 // The stream may hold part of a message: never reuse it.
                 *mailbox = None;
                 *retry_at = Some(Instant::now() + self.cfg.retry_interval);
-                Counters::add(&self.counters().send_errors, 1);
+                Counters::add(&c.send_errors, 1);
                 Err(SendFailure::Send(e))
             }
         }
@@ -497,33 +332,34 @@ impl Transport {
 
     fn maintain_slot(&self, slot: &Slot, log: &dyn Fn(&str)) {
         let now = Instant::now();
+        let c = self.counters();
         let Ok(mut guard) = slot.conn.try_lock() else {
             return;
         };
         let conn = &mut *guard;
-        if conn.mailbox.is_none() && conn.has_state() && self.connect(slot, conn).is_err() {
+        if conn.mailbox.is_none() && conn.link.has_state() && self.connect(slot, conn).is_err() {
             return;
         }
-        // Taken out while in use (put back below unless it broke): `announce` reads the rest.
-        let Some(mut mb) = conn.mailbox.take() else {
+        let Some(mb) = conn.mailbox.as_mut() else {
             return;
         };
-        let mut broken = read_acks(&mut mb, &mut conn.window, now).is_err();
-        if !broken && conn.announcer.tick(now, conn.numbered_total()) {
-            match announce(&mut mb, self.cfg.service_type, conn) {
-                Ok(()) => conn.announcer.announced(now),
-                Err(_) => broken = true,
-            }
+        let step = conn.link.read_acks(mb, now).and_then(|p| {
+            Counters::add(&c.acked, p.acked);
+            conn.link.announce_if_due(mb, self.cfg.service_type, now)
+        });
+        match step {
+            Ok(n) => Counters::add(&c.announcements, n),
+            Err(_) => return self.broke(conn, now),
         }
-        conn.mailbox = Some(mb);
-        if let Some(w) = &conn.window
+        if let Some(w) = conn.link.window()
             && let Some(age) = w.oldest_age(now)
             && age >= NO_ACK_WARNING
             && conn.next_ack_warning.is_none_or(|t| now >= t)
         {
             conn.next_ack_warning = Some(now + NO_ACK_WARNING_EVERY);
             log(&format!(
-                "mod_log_spread: no collector has acknowledged lines to daemon {} for {}s                  ({} lines, {} bytes held{}); is spreadlogd running and joined?",
+                "mod_log_spread: no collector has acknowledged lines to daemon {} for {}s \
+                 ({} lines, {} bytes held{}); is spreadlogd running and joined?",
                 slot.endpoint,
                 age.as_secs(),
                 w.len(),
@@ -535,11 +371,7 @@ impl Transport {
                 }
             ));
         }
-        if broken {
-            self.broke(conn, now);
-            return;
-        }
-        if !conn.window.as_mut().is_some_and(|w| w.resend_due(now)) {
+        if !conn.link.resend_due(now) {
             return;
         }
         // Resend in chunks, letting request threads in between (a pass left half-way when the
@@ -550,40 +382,21 @@ impl Transport {
                 return;
             };
             let conn = &mut *guard;
-            if conn.mailbox.is_none() {
+            let Some(mb) = conn.mailbox.as_mut() else {
                 return;
-            }
-            if self.resend_chunk(conn, now).is_err() {
-                self.broke(conn, now);
-                return;
-            }
-            if !conn.window.as_ref().is_some_and(Window::resend_pending) {
-                return;
+            };
+            match conn.link.resend_some(mb, self.cfg.service_type, now) {
+                Ok((sent, more)) => {
+                    Counters::add(&c.resent, sent);
+                    if !more {
+                        return;
+                    }
+                }
+                Err(_) => return self.broke(conn, now),
             }
             drop(guard);
             std::thread::yield_now();
         }
-    }
-
-    /// Resend up to [`RESEND_CHUNK`] unacknowledged lines, each to every collector known, to its
-    /// private group only: no other member of the log group ever sees a line twice.
-    fn resend_chunk(&self, conn: &mut Conn, now: Instant) -> Result<(), ()> {
-        let (Some(mb), Some(w)) = (conn.mailbox.as_mut(), conn.window.as_mut()) else {
-            return Ok(());
-        };
-        let service = control::service_for(self.cfg.service_type);
-        let mut body = Vec::new();
-        let c = self.counters();
-        w.resend_some(RESEND_CHUNK, now, |to, r| {
-            body.clear();
-            if !control::encode_resend(r, &mut body) {
-                return Ok(());
-            }
-            mb.multicast(service, &[to], control::RESEND_MESS_TYPE, &body)
-                .map(|_| Counters::add(&c.resent, 1))
-                .map_err(|_| ())
-        })
-        .map(|_| ())
     }
 
     /// The connection broke: drop it and dial again after the retry interval.
@@ -612,18 +425,15 @@ impl Transport {
         if conn.mailbox.is_none() {
             self.connect(slot, &mut conn)?;
         }
-        let now = Instant::now();
-        let Some(w) = conn.window.as_mut() else {
+        if conn.link.window().is_none() {
             // Without acknowledgements nobody would resend it: send it as a new line instead.
             drop(conn);
             return self.try_send(daemon_id, group, line).map(|()| true);
-        };
-        if !w.inject(origin.stream, group.as_bytes(), origin.number, line, now) {
+        }
+        if !conn.link.rehold(group, origin, line, Instant::now()) {
             return Ok(false);
         }
         Counters::add(&self.counters().reheld, 1);
-        // Ask the collectors what they have of it: their answers introduce them.
-        conn.announcer.reconnected(now);
         Ok(true)
     }
 
@@ -632,7 +442,7 @@ impl Transport {
         self.slots
             .iter()
             .filter_map(|s| s.conn.try_lock().ok())
-            .map(|c| c.window.as_ref().map_or(0, Window::len))
+            .map(|c| c.link.window().map_or(0, Window::len))
             .sum()
     }
 
@@ -651,54 +461,36 @@ impl Transport {
     /// connection that broke with lines numbered or held gets one last connect attempt
     /// (bounded by SpreadConnectTimeout).
     pub fn close_all(&self, linger: Duration) {
+        let c = self.counters();
         for slot in &self.slots {
             let Ok(mut conn) = slot.conn.try_lock() else {
                 continue;
             };
             let conn = &mut *conn;
-            if conn.mailbox.is_none() && conn.has_state() {
+            if conn.mailbox.is_none() && conn.link.has_state() {
                 conn.retry_at = None;
                 let _ = self.connect(slot, conn);
             }
             if let Some(mut mb) = conn.mailbox.take() {
-                let deadline = Instant::now() + linger;
-                while conn.window.as_ref().is_some_and(|w| !w.is_empty()) {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero()
-                        || !mb.poll(Some(left)).unwrap_or(false)
-                        || read_acks(&mut mb, &mut conn.window, Instant::now()).is_err()
-                    {
-                        break;
-                    }
+                Counters::add(&c.acked, conn.link.linger(&mut mb, linger));
+                if let Ok(n) = conn.link.announce(&mut mb, self.cfg.service_type) {
+                    Counters::add(&c.announcements, n);
                 }
-                let _ = announce(&mut mb, self.cfg.service_type, conn);
                 let _ = mb.disconnect();
             }
-            if let Some(w) = conn.window.as_mut() {
-                self.spool_window(slot.id, w);
-            }
-        }
-    }
-
-    /// Move every unacknowledged line of `w` to the spool, with its stream and number.
-    fn spool_window(&self, daemon_id: u32, w: &mut Window) {
-        let c = self.counters();
-        w.drain(|stream, group, number, line| {
-            let group = String::from_utf8_lossy(group);
-            match self
-                .spool
-                .append_any(daemon_id, &group, line, Some(Origin { stream, number }))
-            {
-                SpoolResult::Written => Counters::add(&c.spooled_unacked, 1),
-                SpoolResult::Full => Counters::add(&c.dropped_spool_full, 1),
-                SpoolResult::Error(why) => {
-                    Counters::add(&c.dropped_spool_error, 1);
-                    if let Ok(mut last) = self.last_spool_error.try_lock() {
-                        *last = Some(why);
+            conn.link.spill(|group, origin, line| {
+                match self.spool.append_any(slot.id, group, line, Some(origin)) {
+                    SpoolResult::Written => Counters::add(&c.spooled_unacked, 1),
+                    SpoolResult::Full => Counters::add(&c.dropped_spool_full, 1),
+                    SpoolResult::Error(why) => {
+                        Counters::add(&c.dropped_spool_error, 1);
+                        if let Ok(mut last) = self.last_spool_error.try_lock() {
+                            *last = Some(why);
+                        }
                     }
                 }
-            }
-        });
+            });
+        }
     }
 
     /// Spool a line that no alternative took, counting the outcome.

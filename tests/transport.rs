@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mod_log_spread::config::{self, ModuleConfig};
-use mod_log_spread::private_name::{self, Role};
 use mod_log_spread::transport::{SendFailure, Transport};
+use spread_sys::private_name::{self, Role};
 use spread_sys::{ConnectOptions, Mailbox, seq};
 
 fn cfg(dir: &Path, socket: &Path, send_timeout_ms: u64) -> ModuleConfig {
@@ -200,7 +200,10 @@ fn lines_lost_under_a_name_the_daemon_still_holds_are_resent_under_the_next_name
         .chain((0..2).map(|i| format!("after {i}")))
         .collect();
     want.sort();
-    assert_eq!(lines, want, "every line once, the stream going on under the new name");
+    assert_eq!(
+        lines, want,
+        "every line once, the stream going on under the new name"
+    );
     let c = logd.counters();
     assert_eq!(c.get("lines_lost_in_gaps"), Some(&0), "{c:?}");
     assert!(c.get("resent_received").is_some_and(|&n| n >= 4), "{c:?}");

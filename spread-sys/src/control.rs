@@ -506,7 +506,8 @@ mod tests {
         ] {
             assert!(!encode(&bad, &mut Vec::new()));
         }
-        let body = b"mls1 ack 000000000abc www 5 4\nmls1 ack zz www 1 2\nmls1 stream 000000000abc www\n";
+        let body =
+            b"mls1 ack 000000000abc www 5 4\nmls1 ack zz www 1 2\nmls1 stream 000000000abc www\n";
         assert!(all(body).iter().all(|r| *r == Err(Skipped::Malformed)));
     }
 
@@ -523,8 +524,14 @@ mod tests {
         assert!(b.starts_with(b"mls1 resend 000000000007 www 12\nGET /"));
         assert_eq!(decode_resend(RESEND_MESS_TYPE, &b), Some(r));
         assert_eq!(decode_resend(CONTROL_MESS_TYPE, &b), None);
-        assert_eq!(decode_resend(RESEND_MESS_TYPE, b"mls1 resend 000000000007 www 0\nx"), None);
-        assert_eq!(decode_resend(RESEND_MESS_TYPE, b"mls1 resend 000000000007 www 1"), None);
+        assert_eq!(
+            decode_resend(RESEND_MESS_TYPE, b"mls1 resend 000000000007 www 0\nx"),
+            None
+        );
+        assert_eq!(
+            decode_resend(RESEND_MESS_TYPE, b"mls1 resend 000000000007 www 1"),
+            None
+        );
         assert!(control_is_never_a_resend());
     }
 

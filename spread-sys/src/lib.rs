@@ -56,13 +56,15 @@ pub mod error;
 pub mod mailbox;
 pub mod metrics;
 pub mod names;
+pub mod private_name;
+pub mod sender;
 pub mod seq;
 pub mod spool;
 pub mod spread_name;
 pub mod stream;
 pub mod testing;
-pub mod wire;
 pub mod window;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use mailbox::{ConnectOptions, Mailbox, MulticastTemplate};

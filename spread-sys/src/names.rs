@@ -49,6 +49,17 @@ pub enum NameError {
 }
 
 /// Whether `b` may appear in a private, group or daemon name (strictly above `#`, up to `~`).
+/// FNV-1a 32 (private names' host digits, `$#vhost` buckets): one definition, since a sender
+/// and a collector that hashed differently would disagree.
+pub fn fnv1a32(bytes: &[u8]) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for &b in bytes {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
 pub fn is_name_byte(b: u8) -> bool {
     (0x24..=0x7e).contains(&b)
 }

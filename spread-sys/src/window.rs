@@ -230,7 +230,14 @@ impl Window {
 
     /// Hold a line that was never resent by this process (read back from the spool): it is
     /// resent to the known collectors at the next pass, which starts at once. False when full.
-    pub fn inject(&mut self, stream: StreamId, group: &[u8], n: u64, line: &[u8], now: Instant) -> bool {
+    pub fn inject(
+        &mut self,
+        stream: StreamId,
+        group: &[u8],
+        n: u64,
+        line: &[u8],
+        now: Instant,
+    ) -> bool {
         if !self.has_room(line.len()) {
             return false;
         }
@@ -312,7 +319,8 @@ impl Window {
     /// forgets collectors not heard from for [`WindowConfig::collector_ttl`].
     pub fn resend_due(&mut self, now: Instant) -> bool {
         let ttl = self.cfg.collector_ttl;
-        self.collectors.retain(|c| now.duration_since(c.heard) < ttl);
+        self.collectors
+            .retain(|c| now.duration_since(c.heard) < ttl);
         if self.cursor.is_some() {
             return true;
         }
@@ -526,9 +534,21 @@ mod tests {
         assert_eq!((w.len(), w.bytes()), (10, 7 * 9 + 8));
         // Lines 4..=10 acked first: nothing leaves before 1..=3 do.
         let o = w.on_ack("#sld-1#h", S, b"www", 4, 10, t);
-        assert_eq!(o, AckOutcome { new_collector: true, released: 0 });
+        assert_eq!(
+            o,
+            AckOutcome {
+                new_collector: true,
+                released: 0
+            }
+        );
         let o = w.on_ack("#sld-1#h", S, b"www", 1, 3, t);
-        assert_eq!(o, AckOutcome { new_collector: false, released: 10 });
+        assert_eq!(
+            o,
+            AckOutcome {
+                new_collector: false,
+                released: 10
+            }
+        );
         assert!(w.is_empty());
         assert_eq!(w.bytes(), 0);
         // Acks of another group or stream release nothing.
@@ -547,7 +567,10 @@ mod tests {
         assert!(w.push(k, 1, [&b"0123456789"[..]], t));
         assert!(w.push(k, 2, [&b"01234"[..], b"56789"], t));
         assert!(!w.has_room(1));
-        assert!(!w.push(k, 3, [&b"x"[..]], t), "a line over the bound is refused");
+        assert!(
+            !w.push(k, 3, [&b"x"[..]], t),
+            "a line over the bound is refused"
+        );
         assert_eq!(w.len(), 2);
     }
 
@@ -566,7 +589,10 @@ mod tests {
         let got = pass(&mut w, t1);
         let numbers: Vec<u64> = got.iter().map(|g| g.2).collect();
         assert_eq!(numbers, [3, 5]);
-        assert_eq!(got[0], ("#sld-1#h".into(), "www".into(), 3, "line 3\n".into()));
+        assert_eq!(
+            got[0],
+            ("#sld-1#h".into(), "www".into(), 3, "line 3\n".into())
+        );
         // Then 1 s, 2 s, 4 s … between passes while nothing is acknowledged.
         assert!(!w.resend_due(t1 + Duration::from_millis(900)));
         assert!(w.resend_due(t1 + Duration::from_millis(1000)));
@@ -593,12 +619,13 @@ mod tests {
         w.on_ack("#c#h", S, b"www", 0, 0, t);
         assert!(w.resend_due(t));
         let mut sent = Vec::new();
-        assert!(!w
-            .resend_some(4, t, |_, r| {
+        assert!(
+            !w.resend_some(4, t, |_, r| {
                 sent.push(r.number);
                 Ok::<(), ()>(())
             })
-            .unwrap());
+            .unwrap()
+        );
         // Lines 1..=6 acknowledged while the pass is half-way: it goes on at 7.
         w.on_ack("#c#h", S, b"www", 1, 6, t);
         let mut fail_once = true;
@@ -611,11 +638,13 @@ mod tests {
             Ok(())
         });
         assert_eq!(r, Err(7));
-        assert!(w.resend_some(10, t, |_, r| {
-            sent.push(r.number);
-            Ok::<(), ()>(())
-        })
-        .unwrap());
+        assert!(
+            w.resend_some(10, t, |_, r| {
+                sent.push(r.number);
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+        );
         assert_eq!(sent, [1, 2, 3, 4, 7, 8, 9, 10]);
     }
 

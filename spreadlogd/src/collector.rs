@@ -12,8 +12,8 @@ use spread_sys::spread_name::Endpoint;
 use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox, SpreadName};
 
 use crate::config::{Config, SpreadConf};
-use crate::gaps::GapTable;
 use crate::delivered::Delivered;
+use crate::gaps::GapTable;
 use crate::intake::{Accepting, AckDue, Intake, Note, Received};
 use crate::logger::Logger;
 use crate::routing::Router;
@@ -114,19 +114,6 @@ pub struct Collector<'l> {
     started_with: Vec<(&'static str, String)>,
     /// `MetricsListen`: scrapes are answered from this loop (see `spread_sys::metrics`).
     metrics: Option<metrics::Endpoint>,
-}
-
-/// Private name for our sessions: `sld-<pid>` like the original, cut to Spread's 10 bytes; after a
-/// REJECT_NOT_UNIQUE (the daemon still holds our old session) another suffix.
-fn private_name(attempt: u32) -> String {
-    let pid = std::process::id();
-    let mut n = if attempt == 0 {
-        format!("sld-{pid}")
-    } else {
-        format!("s{attempt}-{pid}")
-    };
-    n.truncate(10);
-    n
 }
 
 /// The delivery journal (`delivered`) beside the gap table's `StateFile`.
@@ -983,7 +970,7 @@ fn connect_and_join(
         .map_err(|e| format!("bad daemon name {daemon:?}: {e}"))?;
     for _ in 0..4 {
         let opts = ConnectOptions {
-            private_name: private_name(*name_attempt),
+            private_name: spread_sys::private_name::collector(std::process::id(), *name_attempt),
             priority: true,
             group_membership: false,
             connect_timeout: Some(CONNECT_TIMEOUT),

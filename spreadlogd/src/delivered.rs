@@ -184,7 +184,14 @@ impl Delivered {
 
     /// A line `n` of (`stream`, `group`) arrived from `sender`: is it new? A new line counts as
     /// pending (so a second copy in the same batch is a repeat) until [`Delivered::commit`].
-    pub fn check(&mut self, stream: StreamId, group: &[u8], n: u64, sender: &[u8], now: u64) -> Seen {
+    pub fn check(
+        &mut self,
+        stream: StreamId,
+        group: &[u8],
+        n: u64,
+        sender: &[u8],
+        now: u64,
+    ) -> Seen {
         let k = self.key_mut(stream, group, sender, now);
         k.announced = k.announced.max(n);
         if k.written.contains(n) || k.pending.contains(n) {
@@ -195,13 +202,26 @@ impl Delivered {
     }
 
     /// A stream says it numbered lines 1..=`last` to `group`.
-    pub fn announced(&mut self, stream: StreamId, group: &[u8], last: u64, sender: &[u8], now: u64) -> &KeyState {
+    pub fn announced(
+        &mut self,
+        stream: StreamId,
+        group: &[u8],
+        last: u64,
+        sender: &[u8],
+        now: u64,
+    ) -> &KeyState {
         let k = self.key_mut(stream, group, sender, now);
         k.announced = k.announced.max(last);
         k
     }
 
-    fn key_mut(&mut self, stream: StreamId, group: &[u8], sender: &[u8], now: u64) -> &mut KeyState {
+    fn key_mut(
+        &mut self,
+        stream: StreamId,
+        group: &[u8],
+        sender: &[u8],
+        now: u64,
+    ) -> &mut KeyState {
         let id = (stream, Box::<[u8]>::from(group));
         if !self.dirty.contains(&id) {
             self.dirty.push(id.clone());
@@ -236,7 +256,11 @@ impl Delivered {
 
     /// The batch is in the files (`touched` lists their sizes now): record it, then the pending
     /// numbers count as written. Returns the keys whose state changed (to acknowledge).
-    pub fn commit(&mut self, touched: &[Touched], now: u64) -> io::Result<Vec<(StreamId, Box<[u8]>)>> {
+    pub fn commit(
+        &mut self,
+        touched: &[Touched],
+        now: u64,
+    ) -> io::Result<Vec<(StreamId, Box<[u8]>)>> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut out = Vec::new();
         for t in touched {
@@ -344,7 +368,9 @@ fn write_file(out: &mut Vec<u8>, t: &Touched) {
     let _ = writeln!(out, "{VERSION} file {} {} {} {path}", t.dev, t.ino, t.size);
 }
 
-fn parse_key<'a>(mut w: impl Iterator<Item = &'a str>) -> Option<((StreamId, Box<[u8]>), KeyState)> {
+fn parse_key<'a>(
+    mut w: impl Iterator<Item = &'a str>,
+) -> Option<((StreamId, Box<[u8]>), KeyState)> {
     let stream = StreamId::parse(w.next()?.as_bytes())?;
     let group: Box<[u8]> = w.next()?.as_bytes().into();
     let sender = w.next()?;
@@ -362,7 +388,11 @@ fn parse_key<'a>(mut w: impl Iterator<Item = &'a str>) -> Option<((StreamId, Box
         written,
         pending: Ranges::default(),
         repeats: 0,
-        sender: if sender == "-" { String::new() } else { sender.into() },
+        sender: if sender == "-" {
+            String::new()
+        } else {
+            sender.into()
+        },
         last_seen,
         announced,
     };
@@ -403,7 +433,11 @@ mod tests {
 
     /// Append `lines` to the log file the way a flush does, and describe it.
     fn write_lines(path: &Path, lines: &[&str]) -> Touched {
-        let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         for l in lines {
             f.write_all(l.as_bytes()).unwrap();
         }
@@ -411,7 +445,11 @@ mod tests {
     }
 
     /// A sender resends `n..=m`: the lines the collector takes (writes) this time.
-    fn deliver(d: &mut Delivered, path: &Path, range: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    fn deliver(
+        d: &mut Delivered,
+        path: &Path,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Vec<String> {
         let new: Vec<String> = range
             .filter(|&n| d.check(S, b"www", n, b"#web1#h", now_unix()) == Seen::New)
             .map(|n| format!("line {n}\n"))
@@ -432,7 +470,11 @@ mod tests {
         assert_eq!(d.check(S, b"www", 1, b"#a#h", 1), Seen::Repeat);
         assert_eq!(d.check(S, b"www", 2, b"#a#h", 1), Seen::New);
         d.abort();
-        assert_eq!(d.check(S, b"www", 2, b"#a#h", 1), Seen::New, "an aborted batch is not written");
+        assert_eq!(
+            d.check(S, b"www", 2, b"#a#h", 1),
+            Seen::New,
+            "an aborted batch is not written"
+        );
         assert_eq!(d.get(S, b"www").unwrap().missing(), 1);
     }
 
@@ -442,7 +484,10 @@ mod tests {
     #[test]
     fn a_crash_between_file_write_and_journal_neither_loses_nor_doubles() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, journal) = (dir.path().join("www.log"), dir.path().join("state.delivered"));
+        let (log, journal) = (
+            dir.path().join("www.log"),
+            dir.path().join("state.delivered"),
+        );
         let (mut d, rec) = Delivered::open(&journal).unwrap();
         assert_eq!((rec.keys, rec.cut.len(), rec.torn), (0, 0, false));
         assert_eq!(deliver(&mut d, &log, 1..=3).len(), 3);
@@ -455,8 +500,15 @@ mod tests {
         let (mut d, rec) = Delivered::open(&journal).unwrap();
         assert_eq!(rec.keys, 1);
         assert_eq!(rec.cut.len(), 1, "{rec:?}");
-        assert_eq!(fs::read_to_string(&log).unwrap(), "line 1\nline 2\nline 3\n");
-        assert_eq!(d.get(S, b"www").unwrap().sender, "#web1#h", "acks can go out at once");
+        assert_eq!(
+            fs::read_to_string(&log).unwrap(),
+            "line 1\nline 2\nline 3\n"
+        );
+        assert_eq!(
+            d.get(S, b"www").unwrap().sender,
+            "#web1#h",
+            "acks can go out at once"
+        );
         // The sender resends everything it holds unacknowledged: 1..=5.
         assert_eq!(deliver(&mut d, &log, 1..=5), ["line 4\n", "line 5\n"]);
         let want: String = (1..=5).map(|n| format!("line {n}\n")).collect();
@@ -472,13 +524,17 @@ mod tests {
     #[test]
     fn a_torn_journal_tail_and_a_rotated_file_are_left_alone() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, journal) = (dir.path().join("www.log"), dir.path().join("state.delivered"));
+        let (log, journal) = (
+            dir.path().join("www.log"),
+            dir.path().join("state.delivered"),
+        );
         let (mut d, _) = Delivered::open(&journal).unwrap();
         deliver(&mut d, &log, 1..=2);
         drop(d);
         // A torn transaction: ignored.
         let mut j = OpenOptions::new().append(true).open(&journal).unwrap();
-        j.write_all(b"mlsd1 key 000000005eed www #web1#h 1 1-9\nmlsd1 fi").unwrap();
+        j.write_all(b"mlsd1 key 000000005eed www #web1#h 1 1-9\nmlsd1 fi")
+            .unwrap();
         // The file was rotated and a new one started: not ours to cut.
         fs::rename(&log, dir.path().join("www.log.1")).unwrap();
         write_lines(&log, &["x\n"; 10]);

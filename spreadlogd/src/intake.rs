@@ -234,7 +234,11 @@ impl Intake {
         note: &mut impl FnMut(Note<'m>),
         route: &mut impl FnMut(&'m [u8], &'m [u8], bool),
     ) {
-        if self.delivered.get(stream, group).is_some_and(|k| k.written.contains(n)) {
+        if self
+            .delivered
+            .get(stream, group)
+            .is_some_and(|k| k.written.contains(n))
+        {
             // Written and committed: the sender lacks the ack, not the line.
             self.count_repeat(stream, group, note);
             self.owe_ack(conn, sender, stream, group);
@@ -251,7 +255,12 @@ impl Intake {
         self.owe_ack(conn, sender, stream, group);
     }
 
-    fn count_repeat<'m>(&mut self, stream: StreamId, group: &'m [u8], note: &mut impl FnMut(Note<'m>)) {
+    fn count_repeat<'m>(
+        &mut self,
+        stream: StreamId,
+        group: &'m [u8],
+        note: &mut impl FnMut(Note<'m>),
+    ) {
         self.streams.repeats += 1;
         if self.delivered.note_repeat(stream, group) {
             note(Note::StreamRepeat { stream, group });
@@ -356,7 +365,10 @@ impl Intake {
             }) if logs(group) => {
                 // Answer with what is written here (possibly nothing): the sender learns this
                 // collector exists and resends what it lacks.
-                let missing = self.delivered.announced(stream, group, last, sender, now).missing();
+                let missing = self
+                    .delivered
+                    .announced(stream, group, last, sender, now)
+                    .missing();
                 if missing > 0 {
                     note(Note::Resync {
                         stream,
@@ -455,7 +467,13 @@ mod tests {
     }
 
     /// Line `n` of stream `s` to www, live (with its tag group) or resent.
-    fn streamed(i: &mut Intake, s: StreamId, n: u64, resent: bool, accepting: Accepting) -> (Vec<String>, Vec<String>) {
+    fn streamed(
+        i: &mut Intake,
+        s: StreamId,
+        n: u64,
+        resent: bool,
+        accepting: Accepting,
+    ) -> (Vec<String>, Vec<String>) {
         let line = format!("line {n}\n");
         let (mut routed, mut notes) = (Vec::new(), Vec::new());
         let mut tag = stream::TagBuf::default();
@@ -493,7 +511,11 @@ mod tests {
             |n| notes.push(n.to_string()),
             |g, b, whole| {
                 assert!(whole);
-                routed.push(format!("{} {}", String::from_utf8_lossy(g), String::from_utf8_lossy(b)))
+                routed.push(format!(
+                    "{} {}",
+                    String::from_utf8_lossy(g),
+                    String::from_utf8_lossy(b)
+                ))
             },
         );
         (routed, notes)
@@ -503,8 +525,14 @@ mod tests {
     fn streamed_lines_are_written_once_and_acknowledged() {
         let s = StreamId::from_bits(0xabc);
         let mut i = with_history();
-        assert_eq!(streamed(&mut i, s, 1, false, Accepting::Yes).0, ["www line 1\n"]);
-        assert_eq!(streamed(&mut i, s, 3, false, Accepting::Yes).0, ["www line 3\n"]);
+        assert_eq!(
+            streamed(&mut i, s, 1, false, Accepting::Yes).0,
+            ["www line 1\n"]
+        );
+        assert_eq!(
+            streamed(&mut i, s, 3, false, Accepting::Yes).0,
+            ["www line 3\n"]
+        );
         // Not committed yet: a resend in the same batch is still a repeat.
         let (r, n) = streamed(&mut i, s, 1, true, Accepting::Yes);
         assert!(r.is_empty());
@@ -513,7 +541,10 @@ mod tests {
         assert_eq!(i.acks.len(), 1);
         assert_eq!(&*i.acks[0].sender, "#web1#h");
         // The missing line comes resent; later repeats are dropped without a word.
-        assert_eq!(streamed(&mut i, s, 2, true, Accepting::Yes).0, ["www line 2\n"]);
+        assert_eq!(
+            streamed(&mut i, s, 2, true, Accepting::Yes).0,
+            ["www line 2\n"]
+        );
         let (r, n) = streamed(&mut i, s, 3, true, Accepting::Yes);
         assert!(r.is_empty() && n.is_empty());
         assert_eq!((i.streams.repeats, i.streams.resent), (2, 3));
@@ -524,7 +555,10 @@ mod tests {
         assert!(r.is_empty());
         assert_eq!(i.streams.held_back, 1);
         // ...and come again later.
-        assert_eq!(streamed(&mut i, s, 4, true, Accepting::Yes).0, ["www line 4\n"]);
+        assert_eq!(
+            streamed(&mut i, s, 4, true, Accepting::Yes).0,
+            ["www line 4\n"]
+        );
     }
 
     #[test]
@@ -537,7 +571,12 @@ mod tests {
         let body = format!("mls1 stream {s} www 5\nmls1 stream {s} nobody 5\n");
         let (r, n) = control(&mut i, "#web1#h", body.as_bytes());
         assert!(r.is_empty());
-        assert_eq!(n, [format!("stream {s} to group www: 4 line(s) not written here yet; waiting for the sender to resend them")]);
+        assert_eq!(
+            n,
+            [format!(
+                "stream {s} to group www: 4 line(s) not written here yet; waiting for the sender to resend them"
+            )]
+        );
         assert_eq!(i.acks.len(), 1, "only for groups logged here");
     }
 

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 
-use crate::logger::Logger;
 use crate::delivered::Touched;
+use crate::logger::Logger;
 use crate::output::{Batch, open_log_file, write_file_batch};
 
 struct Slot {
@@ -129,8 +129,12 @@ impl VhostFiles {
             return true;
         }
         let path = self.dir.join(name);
-        let ok = match write_file_batch(&mut slot.file, &path, &slot.pending.bytes, &mut self.touched)
-        {
+        let ok = match write_file_batch(
+            &mut slot.file,
+            &path,
+            &slot.pending.bytes,
+            &mut self.touched,
+        ) {
             Ok(()) => {
                 self.lines_written += slot.pending.lines;
                 true

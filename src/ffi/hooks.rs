@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use crate::apache::{self, apr_pool_t, server_rec};
 use crate::config::{FoundTarget, ModuleConfig};
 use crate::counters;
-use crate::private_name::Role;
 use crate::target;
 use crate::transport::Transport;
+use spread_sys::private_name::Role;
 
 use super::state::{self, PREV_INIT, PREV_WRITER, Runtime, with_pending};
 use super::util::{

@@ -480,7 +480,9 @@ impl Parser<'_> {
 /// A Log block's group: the shared rule for log groups (`spread_sys::names`).
 fn check_group(g: &str) -> Result<(), String> {
     spread_sys::names::check_log_group(g.as_bytes()).map_err(|e| match e {
-        spread_sys::names::NameError::Reserved => format!("{e} (spreadlogd joins the control channel by itself)"),
+        spread_sys::names::NameError::Reserved => {
+            format!("{e} (spreadlogd joins the control channel by itself)")
+        }
         e => format!("not allowed in a Spread group name: {e}"),
     })
 }

@@ -4,32 +4,36 @@
 //! never blocked; lines that cannot be handed over go to a spool file (CONTRACTS §5) and are replayed,
 //! in order, once the daemon is back and the group has a member.
 
-use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use spread_sys::announce::Announcer;
-use spread_sys::control::{self, Record};
-use spread_sys::seq::{SeqCounter, mess_type_for};
+use spread_sys::private_name::{self, Role};
+use spread_sys::sender::{Link, SendError, probe_has_member};
 use spread_sys::spool::{Appended, FillAlarm, ReplayOutcome, Spool};
+use spread_sys::window::WindowConfig;
 use spread_sys::wire::constants::AGREED_MESS;
-use spread_sys::{ConnectOptions, Mailbox, Message};
+use spread_sys::{ConnectOptions, Mailbox};
 
 use super::Parsed;
 use crate::signals::Signals;
 
-pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] [-C BYTES] GROUP
+pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] [-C BYTES] [-W BYTES | -A] GROUP
   -s, --spread NAME     daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
   -S, --spool FILE      spool file for lines the daemon could not take
                         (default /var/tmp/spread-pipe.<uid>.<GROUP>.spool)
   -C, --spool-cap BYTES spool size cap (default 268435456); beyond it lines are dropped, counted
                         and reported
+  -W, --ack-window BYTES  unacknowledged lines held for resending (default 4194304); beyond it
+                        lines go to the spool
+  -A, --no-ack          do not hold lines for acknowledgements (only collectors without them,
+                        such as the original C spreadlogd, listen)
   -V, --version         print the version and exit
   -h, --help            this help
-Each stdin line becomes one message to GROUP; a line longer than the largest Spread message
-(143088 bytes beside its stream tag) is sent in several messages.";
+Each stdin line becomes one message to GROUP, held until a collector acknowledges it (resent if
+it lacks it); a line longer than the largest Spread message (143088 bytes beside its stream tag)
+is sent in several messages.";
 
 /// Largest line of one message: beside the log group, the stream tag (CONTRACTS "Names").
 pub const MAX_BODY: usize = spread_sys::stream::MAX_LINE;
@@ -39,6 +43,10 @@ const BATCH_BYTES: usize = 4 << 20;
 const FINAL_GRACE: Duration = Duration::from_secs(5);
 /// Default spool cap (`-C`).
 pub const DEFAULT_SPOOL_CAP: u64 = 256 << 20;
+/// Default acknowledgement window (`-W`), as the module's `SpreadAckWindow`.
+pub const DEFAULT_ACK_WINDOW: u64 = 4 << 20;
+/// How long the end of input waits for the last acknowledgements before spooling what is left.
+const FINAL_LINGER: Duration = Duration::from_secs(2);
 
 fn default_spool(group: &str) -> PathBuf {
     // SAFETY: getuid cannot fail and has no memory effects.
@@ -53,6 +61,8 @@ struct Options {
     spool: Option<PathBuf>,
     cap: u64,
     group: String,
+    /// Bytes of the acknowledgement window; None with `-A`.
+    window: Option<u64>,
 }
 
 fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, String> {
@@ -60,6 +70,7 @@ fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, Str
     let mut spread = "4803".to_owned();
     let mut spool = None;
     let mut cap = DEFAULT_SPOOL_CAP;
+    let mut window = Some(DEFAULT_ACK_WINDOW);
     let mut group = None;
     let mut p = lexopt::Parser::from_args(args);
     let e = |e: lexopt::Error| e.to_string();
@@ -73,6 +84,16 @@ fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, Str
                 let v = p.value().and_then(|v| v.string()).map_err(e)?;
                 cap = v.parse().map_err(|err| format!("-C {v:?}: {err}"))?;
             }
+            Short('W') | Long("ack-window") => {
+                let v = p.value().and_then(|v| v.string()).map_err(e)?;
+                window = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|&n: &u64| n >= 64 << 10)
+                        .ok_or_else(|| format!("-W {v:?}: not a byte count of at least 65536"))?,
+                );
+            }
+            Short('A') | Long("no-ack") => window = None,
             Short('h') | Long("help") => return Ok(Parsed::Help),
             Short('V') | Long("version") => return Ok(Parsed::Version),
             Value(g) if group.is_none() => group = Some(g.string().map_err(e)?),
@@ -89,6 +110,7 @@ fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, Str
         spool,
         cap,
         group,
+        window,
     }))
 }
 
@@ -102,6 +124,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         spool,
         cap,
         group,
+        window,
     } = o;
     // SIGPIPE ignored (a dead daemon socket gives EPIPE); SIGTERM/SIGINT (Apache stopping its piped
     // loggers) end the input: what was read is still sent or spooled; SIGHUP is ignored.
@@ -114,7 +137,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     };
     let spool_path = spool.unwrap_or_else(|| default_spool(&group));
     let rx = spawn_reader();
-    let mut s = Sender::new(spread, group, spool_path, cap);
+    let mut s = Sender::new(spread, group, spool_path, cap, window);
     s.run(rx)
 }
 
@@ -177,11 +200,9 @@ struct Sender {
     spool: Option<Spool>,
     spool_path: PathBuf,
     mb: Option<Mailbox>,
-    /// Per group: the private group whose sequence this is, and its counter. A group is absent
-    /// until its first numbered message (which then carries 0). Kept across reconnects: a
-    /// session under the same private name continues the sequence; under another name the
-    /// sequence is handed over first (CONTRACTS §2, `spread_sys::seq`).
-    seqs: HashMap<String, (String, SeqCounter)>,
+    /// The stream: numbers, acknowledgement window, announcements (`spread_sys::sender`).
+    link: Link,
+    host: String,
     next_try: Instant,
     backoff: Duration,
     next_probe: Instant,
@@ -190,14 +211,18 @@ struct Sender {
     dropped: u64,
     /// How long to keep trying to hand over spooled lines after the end of input.
     grace: Duration,
-    /// When to announce the next numbers on the control channel (after a reconnect, while idle).
-    announcer: Announcer,
     /// Warnings before the spool is full.
     fill: FillAlarm,
 }
 
 impl Sender {
-    fn new(spread: String, group: String, spool_path: PathBuf, cap: u64) -> Sender {
+    fn new(
+        spread: String,
+        group: String,
+        spool_path: PathBuf,
+        cap: u64,
+        window: Option<u64>,
+    ) -> Sender {
         let spool = match Spool::open(&spool_path, cap) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -215,7 +240,11 @@ impl Sender {
             spool,
             spool_path,
             mb: None,
-            seqs: HashMap::new(),
+            link: Link::new(window.map(|w| WindowConfig {
+                bound_bytes: w as usize,
+                ..WindowConfig::default()
+            })),
+            host: private_name::host_name(),
             next_try: now,
             backoff: Duration::from_millis(100),
             next_probe: now,
@@ -223,7 +252,6 @@ impl Sender {
             down_since: None,
             dropped: 0,
             grace: FINAL_GRACE,
-            announcer: Announcer::new(),
             fill: FillAlarm::default(),
         }
     }
@@ -236,8 +264,13 @@ impl Sender {
     fn run(&mut self, rx: Receiver<Vec<u8>>) -> i32 {
         let mut eof = false;
         while !eof {
-            // Bounded so a SIGTERM is noticed soon even while stdin is quiet.
-            let wait = Duration::from_millis(200);
+            // Bounded so a SIGTERM is noticed soon even while stdin is quiet, and acks are
+            // read often while lines wait for them.
+            let wait = if self.link.window().is_some_and(|w| !w.is_empty()) {
+                Duration::from_millis(50)
+            } else {
+                Duration::from_millis(200)
+            };
             let mut batch: Vec<Vec<u8>> = Vec::new();
             match rx.recv_timeout(wait) {
                 Ok(b) => batch.push(b),
@@ -265,26 +298,18 @@ impl Sender {
                 }
             }
             self.ensure_connected();
+            self.upkeep();
             if self.mb.is_some() && self.spool_pending() {
                 self.try_replay(false);
             }
-            self.announce_if_due();
             if batch.is_empty() {
                 continue;
             }
             if self.mb.is_some() && !self.spool_pending() {
-                if let Err(e) = self.send(&batch) {
-                    eprintln!(
-                        "spread-pipe: lost {}: {e}; spooling to {}",
-                        self.spread,
-                        self.spool_path.display()
-                    );
-                    self.connection_lost();
-                    self.spool_blocks(&batch);
-                }
+                self.send(&batch);
             } else {
                 // Keep order: while anything is spooled, new lines queue behind it.
-                self.spool_blocks(&batch);
+                self.spool_messages(batch.iter().flat_map(|b| messages(b)));
             }
         }
         // End of input: give the daemon (and a collector) a bounded chance to take what is spooled,
@@ -302,15 +327,21 @@ impl Sender {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        // At exit: where our sequences stand, since nothing numbered follows the last lines.
-        if self.mb.is_none() && self.numbered_total() > 0 {
+        // At exit: the last acks, where the stream stands (nothing numbered follows the last
+        // lines), and what is still unacknowledged to the spool with its stream and number.
+        if self.mb.is_none() && self.link.has_state() {
             self.next_try = Instant::now();
             self.ensure_connected();
         }
         if let Some(mut mb) = self.mb.take() {
-            let _ = announce(&mut mb, &self.seqs);
+            let linger = deadline
+                .saturating_duration_since(Instant::now())
+                .max(FINAL_LINGER);
+            self.link.linger(&mut mb, linger);
+            let _ = self.link.announce(&mut mb, AGREED_MESS);
             let _ = mb.disconnect();
         }
+        self.spill();
         if self.spool_pending() {
             eprintln!(
                 "spread-pipe: lines left in the spool {}: the next spread-pipe using it sends them",
@@ -327,85 +358,88 @@ impl Sender {
         0
     }
 
-    fn send(&mut self, batch: &[Vec<u8>]) -> spread_sys::Result<()> {
-        let mb = self.mb.as_mut().expect("connected");
-        let groups = [self.group.as_str()];
-        let counter = counter_for(&mut self.seqs, mb, &self.group);
-        let start = *counter;
-        let result = (|| {
-            for block in batch {
-                for m in messages(block) {
-                    mb.queue_multicast(AGREED_MESS, &groups, mess_type_for(counter.peek()), m)?;
-                    counter.advance();
-                }
-            }
-            mb.flush()
-        })();
-        if result.is_err() {
-            // The whole batch goes to the spool and gets these numbers again when it is replayed:
-            // a number is used only by a message that was handed over.
-            *counter = start;
-            if start.issued() == 0 {
-                self.seqs.remove(&self.group);
-            }
-        }
-        result
-    }
-
-    /// After connecting: every sequence that belongs to another private name (the daemon refused
-    /// the old one) is handed over on the control channel before any line, then starts afresh.
-    fn hand_over(&mut self) -> spread_sys::Result<()> {
-        let Some(mb) = self.mb.as_mut() else {
-            return Ok(());
-        };
-        let me = mb.private_group().to_owned();
-        // (Nothing numbered yet under the old name: nothing to hand over.)
-        let stale = self
-            .seqs
-            .iter()
-            .filter(|(_, (owner, counter))| *owner != me && counter.issued() != 0)
-            .map(|(g, (owner, counter))| Record::Handover {
-                old: owner.as_bytes(),
-                group: g.as_bytes(),
-                next: counter.issued(),
-            });
-        let stale: Vec<Record<'_>> = stale.collect();
-        if !stale.is_empty() {
-            control::send(mb, AGREED_MESS, stale.iter().copied())?;
-            for r in &stale {
-                if let Record::Handover { old, group, next } = r {
-                    eprintln!(
-                        "spread-pipe: now {me}: handed over {}'s sequence to group {} (next {next})",
-                        String::from_utf8_lossy(old),
-                        String::from_utf8_lossy(group)
-                    );
-                }
-            }
-        }
-        self.seqs.retain(|_, (owner, _)| *owner == me);
-        Ok(())
-    }
-
-    fn numbered_total(&self) -> u64 {
-        self.seqs.values().map(|(_, c)| c.issued()).sum()
-    }
-
-    /// Announce the next numbers when the schedule says so (`spread_sys::announce`).
-    fn announce_if_due(&mut self) {
-        let now = Instant::now();
-        let total = self.numbered_total();
-        if !self.announcer.tick(now, total) {
-            return;
-        }
+    /// Hand over a batch, line by line (each kept in the window until acknowledged); from the
+    /// first line the daemon or the window does not take on, the rest goes to the spool.
+    fn send(&mut self, batch: &[Vec<u8>]) {
         let Some(mb) = self.mb.as_mut() else {
             return;
         };
-        match announce(mb, &self.seqs) {
-            Ok(()) => self.announcer.announced(now),
-            Err(e) => {
-                eprintln!("spread-pipe: lost {}: {e}", self.spread);
+        let mut lines = batch.iter().flat_map(|b| messages(b));
+        let mut failed = None;
+        for m in lines.by_ref() {
+            if let Err(e) = self
+                .link
+                .send(mb, AGREED_MESS, &self.group, [m], Instant::now)
+            {
+                failed = Some((m, e));
+                break;
+            }
+        }
+        let Some((first, e)) = failed else {
+            return;
+        };
+        match e {
+            SendError::WindowFull => eprintln!(
+                "spread-pipe: no collector acknowledged the last {} bytes; spooling to {}",
+                self.link.window().map_or(0, |w| w.bytes()),
+                self.spool_path.display()
+            ),
+            SendError::Spread(e) => {
+                eprintln!(
+                    "spread-pipe: lost {}: {e}; spooling to {}",
+                    self.spread,
+                    self.spool_path.display()
+                );
                 self.connection_lost();
             }
+        }
+        self.spool_messages(std::iter::once(first).chain(lines));
+    }
+
+    /// Acks, announcements and resends, when connected.
+    fn upkeep(&mut self) {
+        let Some(mb) = self.mb.as_mut() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut step = self
+            .link
+            .read_acks(mb, now)
+            .and_then(|_| self.link.announce_if_due(mb, AGREED_MESS, now))
+            .map(drop);
+        if step.is_ok() && self.link.resend_due(now) {
+            step = loop {
+                match self.link.resend_some(mb, AGREED_MESS, now) {
+                    Ok((_, true)) => {}
+                    Ok((_, false)) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            };
+        }
+        if let Err(e) = step {
+            eprintln!("spread-pipe: lost {}: {e}", self.spread);
+            self.connection_lost();
+        }
+    }
+
+    /// Move what is still unacknowledged to the spool, with its stream and number.
+    fn spill(&mut self) {
+        let mut spilled = 0u64;
+        let (spool, dropped) = (&self.spool, &mut self.dropped);
+        self.link.spill(|group, origin, line| {
+            match spool
+                .as_ref()
+                .map(|s| s.append_any(0, group.as_bytes(), line, Some(origin)))
+            {
+                Some(Ok(Appended::Written)) => spilled += 1,
+                _ => *dropped += 1,
+            }
+        });
+        if spilled > 0 {
+            eprintln!(
+                "spread-pipe: {spilled} unacknowledged line(s) kept in the spool {} for the next run",
+                self.spool_path.display()
+            );
         }
     }
 
@@ -420,7 +454,12 @@ impl Sender {
             return;
         }
         let opts = ConnectOptions {
-            private_name: name(self.name_attempt),
+            private_name: private_name::derive(
+                Role::Pipe,
+                &self.host,
+                std::process::id(),
+                self.name_attempt,
+            ),
             priority: false,
             group_membership: false,
             connect_timeout: Some(Duration::from_secs(2)),
@@ -437,13 +476,9 @@ impl Sender {
                 }
                 self.mb = Some(mb);
                 self.backoff = Duration::from_millis(100);
-                // Lines in flight on the old session may be lost: say where we stand.
-                self.announcer.reconnected(Instant::now());
-                // Same private name: the sequence simply continues. Another name: hand it over.
-                if let Err(e) = self.hand_over() {
-                    eprintln!("spread-pipe: lost {} again: {e}", self.spread);
-                    self.connection_lost();
-                }
+                // Under any name the stream goes on; lines in flight on the old session may be
+                // lost: announce where it stands (collectors answer, resending starts).
+                self.link.connected(Instant::now());
             }
             Err(e) => {
                 if matches!(e, spread_sys::Error::RejectNotUnique(_)) {
@@ -462,24 +497,22 @@ impl Sender {
         }
     }
 
-    fn spool_blocks(&mut self, batch: &[Vec<u8>]) {
+    fn spool_messages<'m>(&mut self, lines: impl Iterator<Item = &'m [u8]>) {
         let before = self.dropped;
-        for block in batch {
-            for m in messages(block) {
-                match self
-                    .spool
-                    .as_ref()
-                    .map(|s| s.append(0, self.group.as_bytes(), m))
-                {
-                    Some(Ok(Appended::Written)) => {}
-                    Some(Ok(Appended::Full)) | None => self.dropped += 1,
-                    Some(Err(e)) => {
-                        self.dropped += 1;
-                        eprintln!(
-                            "spread-pipe: cannot write spool {}: {e}",
-                            self.spool_path.display()
-                        );
-                    }
+        for m in lines {
+            match self
+                .spool
+                .as_ref()
+                .map(|s| s.append(0, self.group.as_bytes(), m))
+            {
+                Some(Ok(Appended::Written)) => {}
+                Some(Ok(Appended::Full)) | None => self.dropped += 1,
+                Some(Err(e)) => {
+                    self.dropped += 1;
+                    eprintln!(
+                        "spread-pipe: cannot write spool {}: {e}",
+                        self.spool_path.display()
+                    );
                 }
             }
         }
@@ -503,39 +536,13 @@ impl Sender {
         }
     }
 
-    /// Does the group have a member (a collector)? A short-lived second session with membership
-    /// messages joins, reads the member list and disconnects (CONTRACTS §1).
+    /// Does the group have a member (a collector)? (`spread_sys::sender::probe_has_member`.)
     fn group_has_member(&self) -> bool {
-        let opts = ConnectOptions {
-            private_name: format!("pr{}", std::process::id() % 10_000_000),
-            priority: false,
-            group_membership: true,
-            connect_timeout: Some(Duration::from_secs(2)),
-            send_timeout: Some(Duration::from_secs(2)),
-        };
-        let Ok(mut probe) = Mailbox::connect(&self.spread, &opts) else {
-            return false;
-        };
-        let mut found = false;
-        if probe.join(&self.group).is_ok() {
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline {
-                match probe.poll(Some(deadline.saturating_duration_since(Instant::now()))) {
-                    Ok(true) => {}
-                    _ => break,
-                }
-                match probe.receive() {
-                    Ok(Message::Membership(m)) if m.group == self.group => {
-                        found = m.members.len() > 1;
-                        break;
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        }
-        let _ = probe.disconnect();
-        found
+        let name = private_name::derive(Role::PipeProbe, &self.host, std::process::id(), 0);
+        spread_sys::SpreadName::parse(&self.spread)
+            .and_then(|n| n.resolve())
+            .and_then(|ep| probe_has_member(&ep, name, &self.group, Duration::from_secs(2)))
+            .unwrap_or(false)
     }
 
     fn try_replay(&mut self, final_attempt: bool) {
@@ -549,19 +556,22 @@ impl Sender {
         let (Some(spool), Some(mb)) = (self.spool.as_ref(), self.mb.as_mut()) else {
             return;
         };
-        let seqs = &mut self.seqs;
-        // One write per replayed line: a record counts as sent only once it was handed over.
+        let link = &mut self.link;
+        // One write per replayed line: a record counts as sent only once it was handed over. A
+        // line sent before (spooled unacknowledged) goes back into the window, to be resent
+        // with its stream and number to the collectors that lack it.
         let outcome = spool.replay(|r| {
             let g = String::from_utf8_lossy(&r.group);
-            let counter = counter_for(seqs, mb, &g);
-            mb.multicast(
-                AGREED_MESS,
-                &[g.as_ref()],
-                mess_type_for(counter.peek()),
-                &r.line,
-            )?;
-            counter.advance();
-            Ok::<(), spread_sys::Error>(())
+            match r.origin {
+                Some(origin) => {
+                    if link.rehold(&g, origin, &r.line, Instant::now()) {
+                        Ok(())
+                    } else {
+                        Err(SendError::WindowFull)
+                    }
+                }
+                None => link.send(mb, AGREED_MESS, &g, [&r.line[..]], Instant::now),
+            }
         });
         match outcome {
             Ok(ReplayOutcome::Done(s)) => {
@@ -576,7 +586,9 @@ impl Sender {
                     "spread-pipe: replay interrupted after {} line(s): {error}",
                     summary.sent
                 );
-                self.connection_lost();
+                if matches!(error, SendError::Spread(_)) {
+                    self.connection_lost();
+                }
             }
             Err(e) => eprintln!(
                 "spread-pipe: cannot replay spool {}: {e}",
@@ -584,43 +596,6 @@ impl Sender {
             ),
         }
     }
-}
-
-/// Announce the next number of every group numbered on this connection.
-fn announce(
-    mb: &mut Mailbox,
-    seqs: &HashMap<String, (String, SeqCounter)>,
-) -> spread_sys::Result<()> {
-    let groups = seqs.iter().map(|(g, (_, c))| (g.as_bytes(), c.issued()));
-    control::send(mb, AGREED_MESS, control::next_records(groups)).map(drop)
-}
-
-/// The counter numbering the next message to `group` on `mb` (hand-overs are done on connect, so
-/// an existing entry belongs to `mb`'s private name).
-fn counter_for<'a>(
-    seqs: &'a mut HashMap<String, (String, SeqCounter)>,
-    mb: &Mailbox,
-    group: &str,
-) -> &'a mut SeqCounter {
-    let entry = seqs
-        .entry(group.to_owned())
-        .or_insert_with(|| (mb.private_group().to_owned(), SeqCounter::default()));
-    debug_assert_eq!(entry.0, mb.private_group());
-    &mut entry.1
-}
-
-fn name(attempt: u32) -> String {
-    let mut n = format!(
-        "pipe{}{}",
-        if attempt > 0 {
-            attempt.to_string()
-        } else {
-            String::new()
-        },
-        std::process::id()
-    );
-    n.truncate(10);
-    n
 }
 
 #[cfg(test)]
@@ -651,9 +626,18 @@ mod tests {
                 spread: "/run/spread/4803".into(),
                 spool: Some("/tmp/x.spool".into()),
                 cap: 100,
-                group: "errors".into()
+                group: "errors".into(),
+                window: Some(DEFAULT_ACK_WINDOW),
             }))
         );
+        match p(&["-A", "-W", "100000", "g"]) {
+            Ok(Parsed::Run(o)) => assert_eq!(o.window, Some(100_000), "the last one counts"),
+            other => panic!("{other:?}"),
+        }
+        match p(&["-W", "100000", "--no-ack", "g"]) {
+            Ok(Parsed::Run(o)) => assert_eq!(o.window, None),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(p(&["-V"]), Ok(Parsed::Version));
         assert_eq!(p(&["--help"]), Ok(Parsed::Help));
         for (args, why) in [
@@ -661,6 +645,7 @@ mod tests {
             (&["a", "b"][..], "exactly one GROUP"),
             (&["-q", "g"][..], "-q"),
             (&["-C", "lots", "g"][..], "-C \"lots\""),
+            (&["-W", "10", "g"][..], "at least 65536"),
             (&["mls.control"][..], "bookkeeping"),
             (&["mls~0123456789ab~1"][..], "bookkeeping"),
             (&["a b"][..], "illegal group name"),
@@ -669,11 +654,5 @@ mod tests {
             let e = p(args).unwrap_err();
             assert!(e.contains(why), "{args:?}: {e}");
         }
-    }
-
-    #[test]
-    fn names_fit_spread() {
-        assert!(name(0).len() <= 10 && name(3).len() <= 10);
-        assert!(name(0).bytes().all(|b| (0x24..=0x7e).contains(&b)));
     }
 }

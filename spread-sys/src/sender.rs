@@ -1,0 +1,365 @@
+//! The sender side of acknowledged delivery, shared by the Apache module and `spread-pipe`
+//! (CONTRACTS "Acknowledged delivery"): one [`Link`] per connection slot holds the stream, its
+//! numbers per group, the acknowledgement window and the announcement schedule, and does the
+//! protocol's I/O on a [`Mailbox`] the caller owns (connecting, locking and timeouts stay with
+//! the caller, who knows its own rules: a request thread never waits, spread-pipe may).
+//!
+//! The decisions are pure and tested without sockets: numbering and tags (`crate::stream`), what
+//! to hold, release and resend (`crate::window`), when to announce (`crate::announce`). What is
+//! here is the glue: a line goes out with its tag and into the window; acks come in and release;
+//! resends go to each collector's private group; what is left is spilled with its stream and
+//! number.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::time::{Duration, Instant};
+
+use crate::announce::Announcer;
+use crate::control::{self, Record};
+use crate::seq::{SeqCounter, mess_type_for};
+use crate::spool::Origin;
+use crate::stream::{self, StreamId};
+use crate::window::{Window, WindowConfig};
+use crate::{ConnectOptions, Error, Mailbox, Message, MulticastTemplate, Result};
+
+/// FNV-1a 64 for the per-group table: group names are short, and SipHash's DoS resistance buys
+/// nothing for names the admin configured or the host check produced, while costing hundreds of
+/// instructions per line.
+#[derive(Default)]
+pub struct Fnv64(u64);
+
+impl Hasher for Fnv64 {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// Per group: the stream's line counter, the message header for the current connection (built
+/// on its first line), and the group's key in the window.
+#[derive(Default)]
+struct GroupState {
+    counter: SeqCounter,
+    template: Option<MulticastTemplate>,
+    key: Option<u32>,
+}
+
+/// Why [`Link::send`] did not hand a line over.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("acknowledgement window full: no collector acknowledged recent lines")]
+    WindowFull,
+    #[error(transparent)]
+    Spread(#[from] Error),
+}
+
+/// What an I/O step saw, for the caller's counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Lines acknowledged (released from the window).
+    pub acked: u64,
+    /// Line copies resent.
+    pub resent: u64,
+    /// Announcement messages sent.
+    pub announced: u64,
+}
+
+/// One connection slot's stream: numbered 1, 2, … per group for the life of the process, across
+/// reconnects under any private name (collectors acknowledge to the name a line last came from).
+pub struct Link {
+    stream: StreamId,
+    groups: HashMap<Box<str>, GroupState, BuildHasherDefault<Fnv64>>,
+    window: Option<Window>,
+    announcer: Announcer,
+}
+
+/// Lines resent per [`Link::resend_some`] call, so a caller can let others use the connection
+/// in between.
+pub const RESEND_CHUNK: usize = 64;
+
+impl Link {
+    /// A fresh stream; with `window` (acknowledgements on) every line is held until acknowledged.
+    pub fn new(window: Option<WindowConfig>) -> Link {
+        Link {
+            stream: StreamId::random(),
+            groups: HashMap::default(),
+            window: window.map(Window::new),
+            announcer: Announcer::new(),
+        }
+    }
+
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
+    pub fn window(&self) -> Option<&Window> {
+        self.window.as_ref()
+    }
+
+    /// Lines numbered so far, all groups.
+    pub fn numbered_total(&self) -> u64 {
+        self.groups.values().map(|g| g.counter.issued()).sum()
+    }
+
+    /// Whether a broken connection must come back for this link: lines numbered (to announce)
+    /// or held (to resend).
+    pub fn has_state(&self) -> bool {
+        self.numbered_total() > 0 || self.window.as_ref().is_some_and(|w| !w.is_empty())
+    }
+
+    /// A new connection: headers are per connection, and the streams' numbers are announced at
+    /// once (lines in flight on the old session may be lost; the collectors' answers start the
+    /// resending).
+    pub fn connected(&mut self, now: Instant) {
+        for g in self.groups.values_mut() {
+            g.template = None;
+        }
+        self.announcer.reconnected(now);
+    }
+
+    /// Hand over one line, `parts` concatenated, to `group` with its tag: one sendmsg straight
+    /// from the parts, then (acknowledgements on) a copy into the window. A line that does not
+    /// fit the window is refused before anything is sent; so is one too long for a message
+    /// (`MessageTooLong`, the connection stays usable). A number is used only by a line that
+    /// was handed over.
+    pub fn send<'p, P>(
+        &mut self,
+        mb: &mut Mailbox,
+        service: u32,
+        group: &str,
+        parts: P,
+        now: impl FnOnce() -> Instant,
+    ) -> std::result::Result<(), SendError>
+    where
+        P: IntoIterator<Item = &'p [u8]> + Clone,
+    {
+        if let Some(w) = &self.window {
+            let len: usize = parts.clone().into_iter().map(<[u8]>::len).sum();
+            if !w.has_room(len) {
+                return Err(SendError::WindowFull);
+            }
+        }
+        // One table lookup per line; a new group allocates its key once.
+        let state = match self.groups.get_mut(group) {
+            Some(s) => s,
+            None => self.groups.entry(group.into()).or_default(),
+        };
+        let template = match &mut state.template {
+            Some(t) => t,
+            None => state
+                .template
+                .insert(mb.multicast_template(service, group)?),
+        };
+        let number = state.counter.issued() + 1;
+        let mut tag = stream::TagBuf::default();
+        template.set_tag(Some(stream::tag(self.stream, number, &mut tag)))?;
+        mb.multicast_parts(template, mess_type_for(state.counter.peek()), parts.clone())?;
+        state.counter.advance();
+        if let Some(w) = &mut self.window {
+            let key = match state.key {
+                Some(k) => Some(k),
+                None => w.key(self.stream, group.as_bytes()),
+            };
+            state.key = key;
+            // Room was checked above.
+            if let Some(k) = key {
+                w.push(k, number, parts, now());
+            }
+        }
+        Ok(())
+    }
+
+    /// Read what arrived for this connection (acks) without waiting.
+    pub fn read_acks(&mut self, mb: &mut Mailbox, now: Instant) -> Result<Progress> {
+        let mut p = Progress::default();
+        let window = &mut self.window;
+        mb.receive_batch(false, |m| {
+            if !m.is_regular() {
+                return;
+            }
+            let (Some(records), Some(w)) = (
+                control::decode(m.header.mess_type().0, m.body),
+                window.as_mut(),
+            ) else {
+                return;
+            };
+            let from = String::from_utf8_lossy(m.sender());
+            for r in records {
+                if let Ok(Record::Ack {
+                    stream,
+                    group,
+                    from: first,
+                    to: last,
+                }) = r
+                {
+                    p.acked += w.on_ack(&from, stream, group, first, last, now).released as u64;
+                }
+            }
+        })?;
+        Ok(p)
+    }
+
+    /// Announce the numbers when the schedule says so (after a reconnect, while idle).
+    pub fn announce_if_due(&mut self, mb: &mut Mailbox, service: u32, now: Instant) -> Result<u64> {
+        if !self.announcer.tick(now, self.numbered_total()) {
+            return Ok(0);
+        }
+        let n = self.announce(mb, service)?;
+        self.announcer.announced(now);
+        Ok(n)
+    }
+
+    /// Announce the numbers of this stream on every group, and of every other stream held (lines
+    /// taken back from the spool): acknowledging collectors answer with what they have, which
+    /// also introduces them. Returns the messages sent.
+    pub fn announce(&self, mb: &mut Mailbox, service: u32) -> Result<u64> {
+        let own = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.counter.issued() > 0)
+            .map(|(g, s)| Record::Stream {
+                stream: self.stream,
+                group: g.as_bytes(),
+                last: s.counter.issued(),
+            });
+        let held = self
+            .window
+            .as_ref()
+            .map(Window::held_keys)
+            .unwrap_or_default();
+        let others =
+            held.into_iter()
+                .filter(|(s, _, _)| *s != self.stream)
+                .map(|(stream, group, last)| Record::Stream {
+                    stream,
+                    group,
+                    last,
+                });
+        Ok(control::send(mb, service, own.chain(others))? as u64)
+    }
+
+    /// Whether a resend pass is due or under way (`Window::resend_due`).
+    pub fn resend_due(&mut self, now: Instant) -> bool {
+        self.window.as_mut().is_some_and(|w| w.resend_due(now))
+    }
+
+    /// Resend up to [`RESEND_CHUNK`] unacknowledged lines, each to every collector known, to its
+    /// private group only: no other member of the log group ever sees a line twice. Returns the
+    /// copies sent and whether the pass goes on.
+    pub fn resend_some(
+        &mut self,
+        mb: &mut Mailbox,
+        service: u32,
+        now: Instant,
+    ) -> Result<(u64, bool)> {
+        let Some(w) = self.window.as_mut() else {
+            return Ok((0, false));
+        };
+        let service = control::service_for(service);
+        let mut body = Vec::new();
+        let mut sent = 0;
+        w.resend_some(RESEND_CHUNK, now, |to, r| {
+            body.clear();
+            if !control::encode_resend(r, &mut body) {
+                return Ok(());
+            }
+            mb.multicast(service, &[to], control::RESEND_MESS_TYPE, &body)?;
+            sent += 1;
+            Ok::<(), Error>(())
+        })?;
+        Ok((sent, w.resend_pending()))
+    }
+
+    /// Take a line sent before (read back from the spool, its stream and number kept) into the
+    /// window, to be resent to the collectors that lack it; announced at the next upkeep. False
+    /// when the window is full or acknowledgements are off.
+    pub fn rehold(&mut self, group: &str, origin: Origin, line: &[u8], now: Instant) -> bool {
+        let Some(w) = self.window.as_mut() else {
+            return false;
+        };
+        if !w.inject(origin.stream, group.as_bytes(), origin.number, line, now) {
+            return false;
+        }
+        self.announcer.reconnected(now);
+        true
+    }
+
+    /// Wait up to `linger` for acks while lines are held (a process ending).
+    pub fn linger(&mut self, mb: &mut Mailbox, linger: Duration) -> u64 {
+        let deadline = Instant::now() + linger;
+        let mut acked = 0;
+        while self.window.as_ref().is_some_and(|w| !w.is_empty()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !mb.poll(Some(left)).unwrap_or(false) {
+                break;
+            }
+            match self.read_acks(mb, Instant::now()) {
+                Ok(p) => acked += p.acked,
+                Err(_) => break,
+            }
+        }
+        acked
+    }
+
+    /// Take every unacknowledged line out (the process ends): `each(group, origin, line)`
+    /// spools it with its stream and number.
+    pub fn spill(&mut self, mut each: impl FnMut(&str, Origin, &[u8])) {
+        if let Some(w) = &mut self.window {
+            w.drain(|stream, group, number, line| {
+                each(
+                    &String::from_utf8_lossy(group),
+                    Origin { stream, number },
+                    line,
+                )
+            });
+        }
+    }
+}
+
+/// Does `group` have a member other than the asker? A short-lived connection named `name`
+/// with membership messages joins, reads the member list (waiting up to 2 s) and leaves. Used
+/// before replaying unnumbered spooled lines: Spread drops what reaches a group with no member.
+pub fn probe_has_member(
+    endpoint: &crate::spread_name::Endpoint,
+    name: String,
+    group: &str,
+    timeout: Duration,
+) -> Result<bool> {
+    let opts = ConnectOptions {
+        private_name: name,
+        priority: false,
+        group_membership: true,
+        connect_timeout: Some(timeout),
+        send_timeout: Some(timeout),
+    };
+    let mut mb = Mailbox::connect_endpoint(endpoint, &opts)?;
+    let me = mb.private_group().to_owned();
+    mb.join(group)?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut answer = false;
+    while Instant::now() < deadline {
+        if !mb.poll(Some(deadline.saturating_duration_since(Instant::now())))? {
+            break;
+        }
+        if let Message::Membership(m) = mb.receive()?
+            && m.group == group
+        {
+            answer = m.members.iter().any(|member| *member != me);
+            break;
+        }
+    }
+    let _ = mb.leave(group);
+    let _ = mb.disconnect();
+    Ok(answer)
+}
