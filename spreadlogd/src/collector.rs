@@ -563,6 +563,15 @@ impl<'l> Collector<'l> {
                 "Lines left unacknowledged because a log file could not be written (resent later).",
                 self.intake.streams.held_back,
             ),
+            (
+                "stream_lines_missing",
+                Sample::gauge(
+                    "spreadlogd_stream_lines_missing",
+                    "Lines senders numbered (sent or announced) that are not written here: waiting \
+                     to be resent, or lost if their sender does not hold them (SpreadAcknowledge Off).",
+                    self.intake.delivered.missing() as f64,
+                ),
+            ),
             k(
                 "acks_sent",
                 "spreadlogd_ack_messages_total",

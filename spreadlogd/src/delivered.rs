@@ -249,6 +249,11 @@ impl Delivered {
         self.keys.get(&(stream, group.into()))
     }
 
+    /// Lines numbered by the streams known here and not written (yet).
+    pub fn missing(&self) -> u64 {
+        self.keys.values().map(KeyState::missing).sum()
+    }
+
     /// Every key, for acks after a restart and for metrics.
     pub fn keys(&self) -> impl Iterator<Item = (StreamId, &[u8], &KeyState)> {
         self.keys.iter().map(|((s, g), k)| (*s, &g[..], k))

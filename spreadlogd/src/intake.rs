@@ -365,6 +365,7 @@ impl Intake {
             }) if logs(group) => {
                 // Answer with what is written here (possibly nothing): the sender learns this
                 // collector exists and resends what it lacks.
+                self.gaps.announcements += 1;
                 let missing = self
                     .delivered
                     .announced(stream, group, last, sender, now)

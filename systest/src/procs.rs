@@ -414,9 +414,24 @@ pub struct Pipe {
 
 impl Pipe {
     pub fn start(dir: &Path, ns: Option<&Netns>, spread: &str, group: &str, tag: &str) -> Pipe {
+        Pipe::start_with(dir, ns, spread, group, tag, &[])
+    }
+
+    /// [`Pipe::start`] with more options (`-A`: no acknowledgements).
+    pub fn start_with(
+        dir: &Path,
+        ns: Option<&Netns>,
+        spread: &str,
+        group: &str,
+        tag: &str,
+        extra: &[&str],
+    ) -> Pipe {
         let spool = dir.join(format!("{tag}.spool"));
         let mut cmd = command(ns, bin("spread-pipe"));
-        cmd.args(["-s", spread, "-S"]).arg(&spool).arg(group);
+        cmd.args(["-s", spread, "-S"])
+            .arg(&spool)
+            .args(extra)
+            .arg(group);
         cmd.stdin(Stdio::piped());
         let mut proc = Proc::spawn(
             "spread-pipe",

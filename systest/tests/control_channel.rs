@@ -1,12 +1,14 @@
-//! The control channel (docs/contracts.md "Control channel"), end to end with real processes:
+//! Streams and the control channel (docs/contracts.md "Acknowledged delivery", "Control
+//! channel"), end to end with real processes:
 //!
-//! * a lost tail is counted exactly: lines numbered while no collector is joined (the daemon
-//!   drops them) are followed by nothing numbered, so only the sender's next-number
-//!   announcement can reveal them. A spreadlogd that joins afterwards must report exactly that
-//!   many lost lines, and no gap of unknown size;
-//! * no control message reaches a log file: a receiver that writes every body it gets on the log
-//!   group, as the original C spreadlogd does, ends with exactly the lines of the plain file log
-//!   that were sent while it listened, byte for byte — and so does spreadlogd's central file.
+//! * lines sent while no collector is joined (the daemon drops every one of them), followed by
+//!   nothing: with acknowledgements the sender holds them, and a spreadlogd that joins later gets
+//!   them resent at once — its file ends equal to the file log. Without acknowledgements
+//!   (`SpreadAcknowledge Off`, `spread-pipe -A`) only the stream's announcement can reveal them,
+//!   and spreadlogd must report exactly that many lines missing;
+//! * no control message and no resent line reaches a log group: a receiver that writes every
+//!   body it gets there, as the original C spreadlogd does, ends with exactly the lines of the
+//!   plain file log that were sent while it listened, byte for byte.
 //!
 //! Each runs with Apache and the module as the sender, and with `spread-pipe`.
 
@@ -22,7 +24,7 @@ use systest::{TempDir, free_addr, skip, wait_value};
 
 const GROUP: &str = "www";
 /// Lines numbered while nobody listens, then lines sent while both collectors listen.
-const LOST: u64 = 37;
+const EARLY: u64 = 37;
 const LATER: u64 = 23;
 
 /// The lines of a file, sorted (the comparison the fault suite uses: central == file log).
@@ -83,17 +85,19 @@ impl Sender {
     }
 }
 
-fn start_sender(kind: &str, t: &TempDir, spread: &str) -> Sender {
+fn start_sender(kind: &str, acks: bool, t: &TempDir, spread: &str) -> Sender {
     match kind {
         "apache" => {
             let fmt = "\"%U%q %>s\"";
             let body = format!(
                 "SpreadDaemon {spread}\n\
                  SpreadSpool {}/spool\n\
+                 SpreadAcknowledge {}\n\
                  {}\
                  CustomLog \"${GROUP}\" {fmt} {not}\n\
                  CustomLog {}/access.log {fmt} {not}\n",
                 t.subdir("spool").display(),
+                if acks { "On" } else { "Off" },
                 apache::STATUS,
                 t.subdir("apache").display(),
                 not = apache::NOT_STATUS,
@@ -106,7 +110,14 @@ fn start_sender(kind: &str, t: &TempDir, spread: &str) -> Sender {
                 &body,
             ))
         }
-        _ => Sender::Pipe(Pipe::start(t.path(), None, spread, GROUP, "p")),
+        _ => Sender::Pipe(Pipe::start_with(
+            t.path(),
+            None,
+            spread,
+            GROUP,
+            "p",
+            if acks { &[] } else { &["-A"] },
+        )),
     }
 }
 
@@ -128,8 +139,8 @@ fn counters_when(
     })
 }
 
-fn lost_tail_counted_exactly(kind: &str) {
-    let name = format!("lost_tail_counted_exactly[{kind}]");
+fn lines_before_any_collector(kind: &str, acks: bool) {
+    let name = format!("lines_before_any_collector[{kind}, acks {acks}]");
     if kind == "apache"
         && let Some(why) = apache::unavailable()
     {
@@ -138,11 +149,11 @@ fn lost_tail_counted_exactly(kind: &str) {
     let t = TempDir::new("tail");
     let daemon = Daemon::local(&t, &[]);
     let spread = daemon.spread_name();
-    let mut sender = start_sender(kind, &t, &spread);
+    let mut sender = start_sender(kind, acks, &t, &spread);
 
     // Numbered and handed over while nobody is joined: the daemon drops every one of them, and
     // nothing numbered follows while the sender is idle.
-    sender.send(0..LOST);
+    sender.send(0..EARLY);
     std::thread::sleep(Duration::from_millis(300));
 
     // A new collector (its state file is new: its history is complete and empty), and beside it
@@ -154,48 +165,56 @@ fn lost_tail_counted_exactly(kind: &str) {
         &logd_conf(&spread, &t.join("state/gaps"), &[(GROUP, &central)]),
     );
     let c_style = CStyleCollector::start(&spread, &[GROUP], &t.join("c-style.log"));
-    let c = counters_when(
-        &logd,
-        "the idle sender's announcement",
-        Duration::from_secs(30),
-        |c| c.get("announcements").copied().unwrap_or(0) > 0,
-    );
+    let lines = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let c = if acks {
+        // The sender's announcement introduces the collector, which answers "nothing here":
+        // the held lines are resent to it at once.
+        counters_when(&logd, "the held lines resent", Duration::from_secs(30), |c| {
+            c.get("lines_written").copied().unwrap_or(0) >= EARLY
+        })
+    } else {
+        counters_when(
+            &logd,
+            "the idle sender's announcement",
+            Duration::from_secs(30),
+            |c| c.get("stream_lines_missing").copied().unwrap_or(0) > 0,
+        )
+    };
+    let (written, missing) = if acks { (EARLY, 0) } else { (0, EARLY) };
     assert_eq!(
         (
+            c["lines_written"],
+            c["stream_lines_missing"],
             c["lines_lost_in_gaps"],
-            c["sequence_gaps"],
             c["unknown_gaps"]
         ),
-        (LOST, 1, 0),
-        "the lost tail, counted exactly once: {c:?}\nspreadlogd:\n{}",
+        (written, missing, 0, 0),
+        "{c:?}\nspreadlogd:\n{}",
         logd.proc.log()
     );
+    if acks {
+        assert!(c["resent_received"] >= EARLY, "{c:?}");
+    }
 
     // Lines sent while both listen arrive, then the sender exits (announcing once more).
-    sender.send(LOST..LOST + LATER);
-    let expected = sender.file_log(LOST..LOST + LATER);
-    assert_eq!(
-        expected.lines().count() as u64,
-        LATER,
-        "the file log has them"
-    );
+    sender.send(EARLY..EARLY + LATER);
+    let live = sender.file_log(EARLY..EARLY + LATER);
+    assert_eq!(live.lines().count() as u64, LATER, "the file log has them");
+    let expected = if acks {
+        sender.file_log(0..EARLY + LATER)
+    } else {
+        live.clone()
+    };
     sender.stop();
-    let lines = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    wait_value(
-        "the later lines in the central file",
-        Duration::from_secs(20),
-        || {
-            let n = lines(&central).lines().count() as u64;
-            if n >= LATER { Ok(()) } else { Err(n) }
-        },
-    );
-    let c = counters_when(
-        &logd,
-        "the exit announcement",
-        Duration::from_secs(20),
-        |c| c["announcements"] >= 2,
-    );
-    println!("{name}: lost {LOST} counted {c:?}");
+    let want = expected.lines().count() as u64;
+    wait_value("the lines in the central file", Duration::from_secs(20), || {
+        let n = lines(&central).lines().count() as u64;
+        if n >= want { Ok(()) } else { Err(n) }
+    });
+    let c = counters_when(&logd, "the exit announcement", Duration::from_secs(20), |c| {
+        c["announcements"] >= 2
+    });
+    println!("{name}: {c:?}");
     assert_eq!(
         sorted_lines(&lines(&central)),
         sorted_lines(&expected),
@@ -203,27 +222,38 @@ fn lost_tail_counted_exactly(kind: &str) {
     );
     assert_eq!(
         sorted_lines(&c_style.text()),
-        sorted_lines(&expected),
-        "the C-style collector's file == file log: no control message reached the log group"
+        sorted_lines(&live),
+        "the C-style collector's file == the lines sent while it listened: no control message \
+         and no resent line reached the log group"
     );
     assert_eq!(
         (
+            c["stream_lines_missing"],
             c["lines_lost_in_gaps"],
             c["unknown_gaps"],
-            c["repeats"],
             c["control_skipped"]
         ),
-        (LOST, 0, 0, 0),
+        (missing, 0, 0, 0),
         "{c:?}"
     );
 }
 
 #[test]
-fn lost_tail_counted_exactly_apache() {
-    lost_tail_counted_exactly("apache");
+fn lines_before_any_collector_are_resent_apache() {
+    lines_before_any_collector("apache", true);
 }
 
 #[test]
-fn lost_tail_counted_exactly_spread_pipe() {
-    lost_tail_counted_exactly("spread-pipe");
+fn lines_before_any_collector_are_resent_spread_pipe() {
+    lines_before_any_collector("spread-pipe", true);
+}
+
+#[test]
+fn lines_before_any_collector_are_counted_without_acks_apache() {
+    lines_before_any_collector("apache", false);
+}
+
+#[test]
+fn lines_before_any_collector_are_counted_without_acks_spread_pipe() {
+    lines_before_any_collector("spread-pipe", false);
 }
