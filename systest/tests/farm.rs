@@ -398,7 +398,7 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
 }
 
 #[test]
-fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
+fn farm_spreadlogd_restart_loses_nothing_what_it_missed_is_resent() {
     let first = 100;
     let Some(mut farm) = Farm::unless_skipped("farm_restart", 2, apache::ONE_CHILD) else {
         return;
@@ -407,7 +407,7 @@ fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
     assert_served(&stats, first, Duration::from_secs(5), &farm);
     farm.wait_central(first, Duration::from_secs(20));
     assert_eq!(farm.logd.term(), 0, "spreadlogd exit status");
-    // While no collector is joined Spread drops these after hand-over: they can only be gaps.
+    // While no collector is joined Spread drops these after hand-over; the senders hold them.
     let missed = 50;
     let stats = farm.load(first..first + missed, Duration::ZERO);
     assert_served(&stats, missed, Duration::from_secs(5), &farm);
@@ -418,18 +418,13 @@ fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
     let stats = farm.load(first + missed..total, Duration::ZERO);
     assert_served(&stats, after, Duration::from_secs(5), &farm);
     let sent = farm.sent(total);
-    let tally = wait_value(
-        "the lines after the restart",
-        Duration::from_secs(20),
-        || {
-            let t = Tally::of_file(&farm.central);
-            let done = farm
-                .webs
-                .iter()
-                .all(|w| t.count_of(&w.who) as u64 >= first + after);
-            if done { Ok(t) } else { Err(t.report(&sent)) }
-        },
-    );
+    let tally = wait_value("every line", Duration::from_secs(30), || {
+        let t = Tally::of_file(&farm.central);
+        let done = farm.webs.iter().all(|w| t.count_of(&w.who) as u64 >= total);
+        if done { Ok(t) } else { Err(t.report(&sent)) }
+    });
+    std::thread::sleep(Duration::from_millis(500)); // room for duplicates to show up
+    let tally = Tally::of_file(&farm.central);
     let c = farm.logd.counters();
     let report = format!(
         "{}\ncounters {c:?}\n{}",
@@ -438,32 +433,26 @@ fn farm_spreadlogd_restart_reports_exactly_what_it_missed() {
     );
     assert!(tally.duplicates().is_empty(), "{report}");
     for w in &farm.webs {
-        let miss = tally.missing(&w.who, total);
-        assert_eq!(
-            miss,
-            (first..first + missed).collect::<Vec<_>>(),
-            "{}: exactly the lines sent while spreadlogd was down are missing: {report}",
-            w.who
-        );
+        assert!(tally.missing(&w.who, total).is_empty(), "{report}");
     }
-    let expected_lost = missed * farm.webs.len() as u64;
-    assert_eq!(
-        c.get("lines_lost_in_gaps"),
-        Some(&expected_lost),
-        "{report}"
+    let resent = c.get("resent_received").copied().unwrap_or(0);
+    assert!(
+        resent >= missed * farm.webs.len() as u64,
+        "the lines sent while spreadlogd was down came resent: {report}"
     );
     assert_eq!(
-        c.get("sequence_gaps"),
-        Some(&(farm.webs.len() as u64)),
+        (
+            c.get("lines_lost_in_gaps"),
+            c.get("stream_lines_missing"),
+            c.get("unknown_gaps")
+        ),
+        (Some(&0), Some(&0), Some(&0)),
         "{report}"
     );
-    assert_eq!(c.get("unknown_gaps"), Some(&0), "{report}");
     println!(
         "farm spreadlogd restart: 2 servers x {total} requests, {missed} per server sent while \
-         spreadlogd was down; central {} lines, gap counter lines_lost_in_gaps={expected_lost} \
-         in {} gaps (exact), 0 duplicates",
+         spreadlogd was down; central {} lines, 0 missing, 0 duplicates, {resent} resent",
         tally.total(),
-        farm.webs.len()
     );
 }
 
