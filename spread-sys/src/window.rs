@@ -136,9 +136,14 @@ pub struct Window {
     /// The resend pass in progress: the position it continues at.
     cursor: Option<u64>,
     next_resend: Option<Instant>,
+    /// When the last resend pass started.
+    last_pass: Option<Instant>,
     backoff: Duration,
     stats: WindowStats,
 }
+
+/// Shortest pause between resend passes started because a collector's ack shows it lacks a line.
+pub const GAP_RESEND: Duration = Duration::from_millis(250);
 
 /// Most keys (stream, group) a window tracks: spooled lines of many dead streams wait in the
 /// spool rather than grow the table without bound.
@@ -156,6 +161,7 @@ impl Window {
             front_pos: 0,
             cursor: None,
             next_resend: None,
+            last_pass: None,
             backoff: cfg.first_resend,
             stats: WindowStats::default(),
         }
@@ -277,6 +283,19 @@ impl Window {
         if new_collector && !self.entries.is_empty() {
             self.next_resend = Some(now);
         }
+        // The collector holds lines past the oldest one we hold of that key: it lacks that one
+        // (lost in a dead daemon, say), so resend soon rather than at the back-off's pace; at
+        // most every GAP_RESEND, since every ack of the collector says so again.
+        if let Some(front) = self.entries.front()
+            && self.find(stream, group) == Some(front.key)
+            && front.n < last
+            && self.cursor.is_none()
+        {
+            let soonest = self.last_pass.map_or(now, |t| t + GAP_RESEND).max(now);
+            if self.next_resend.is_none_or(|at| at > soonest) {
+                self.next_resend = Some(soonest);
+            }
+        }
         AckOutcome {
             new_collector,
             released,
@@ -336,6 +355,7 @@ impl Window {
         };
         if due {
             self.cursor = Some(self.front_pos);
+            self.last_pass = Some(now);
             self.stats.resend_passes += 1;
         }
         due
@@ -609,6 +629,23 @@ mod tests {
         assert_eq!(got.len(), 4);
         // Collectors silent beyond their ttl are forgotten: nothing left to resend to.
         assert!(!w.resend_due(t3 + Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn an_ack_past_a_held_line_resends_it_soon() {
+        let t = Instant::now();
+        let mut w = Window::new(cfg(1 << 20));
+        send(&mut w, b"www", 1, 5, t);
+        w.on_ack("#c#h", S, b"www", 1, 1, t);
+        assert!(w.resend_due(t), "a new collector");
+        pass(&mut w, t);
+        // The known collector acks 3..=5: line 2 is missing there. Not before GAP_RESEND after
+        // the last pass, then at once (not after the 1 s back-off).
+        let t1 = t + Duration::from_millis(100);
+        w.on_ack("#c#h", S, b"www", 3, 5, t1);
+        assert!(!w.resend_due(t1));
+        assert!(w.resend_due(t + GAP_RESEND));
+        assert_eq!(pass(&mut w, t + GAP_RESEND).len(), 1);
     }
 
     #[test]

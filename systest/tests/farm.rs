@@ -418,7 +418,7 @@ fn farm_spreadlogd_restart_loses_nothing_what_it_missed_is_resent() {
     let stats = farm.load(first + missed..total, Duration::ZERO);
     assert_served(&stats, after, Duration::from_secs(5), &farm);
     let sent = farm.sent(total);
-    let tally = wait_value("every line", Duration::from_secs(30), || {
+    wait_value("every line", Duration::from_secs(30), || {
         let t = Tally::of_file(&farm.central);
         let done = farm.webs.iter().all(|w| t.count_of(&w.who) as u64 >= total);
         if done { Ok(t) } else { Err(t.report(&sent)) }
