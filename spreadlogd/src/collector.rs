@@ -581,7 +581,7 @@ impl<'l> Collector<'l> {
             k(
                 "announcements",
                 "spreadlogd_announcements_total",
-                "Next-number announcements received.",
+                "Announcements of senders' numbers received (streams, and the previous release's next numbers).",
                 g.announcements,
             ),
             k(
