@@ -47,6 +47,8 @@ pub struct ModuleConfig {
     pub acknowledge: bool,
     /// `SpreadAckWindow`: bytes of unacknowledged lines held per connection (then the spool).
     pub ack_window: u64,
+    /// `SpreadAckWarning`: warn in the error log once the oldest unacknowledged line is this old.
+    pub ack_warning: Duration,
 }
 
 impl Default for ModuleConfig {
@@ -65,12 +67,15 @@ impl Default for ModuleConfig {
             stats_interval: Duration::ZERO,
             acknowledge: true,
             ack_window: DEFAULT_ACK_WINDOW,
+            ack_warning: DEFAULT_ACK_WARNING,
         }
     }
 }
 
 /// Default `SpreadAckWindow`: 4 MiB per connection, about 16,000 lines of 250 bytes.
 pub const DEFAULT_ACK_WINDOW: u64 = 4 << 20;
+/// Default `SpreadAckWarning`.
+pub const DEFAULT_ACK_WARNING: Duration = Duration::from_secs(60);
 
 /// A Spread target found in Apache's configuration tree (CustomLog, TransferLog, GlobalLog),
 /// with where it was written.
@@ -193,6 +198,8 @@ pub enum ConfigError {
     AcksNeedOrder,
     #[error("SpreadAckWindow: {0:?} is not a size from 64K to 1G (bytes, nK, nM, nG)")]
     BadAckWindow(String),
+    #[error("SpreadAckWarning: {0:?} is not a number of seconds from 1 to 86400")]
+    BadAckWarning(String),
     #[error(
         "SpreadServiceType: {0:?} is not one of UNRELIABLE, RELIABLE, FIFO, CAUSAL, AGREED, SAFE"
     )]
@@ -304,6 +311,14 @@ pub fn parse_ack_window(value: &str) -> Result<u64, ConfigError> {
     match parse_size(value) {
         Ok(n) if ((64 << 10)..=(1 << 30)).contains(&n) => Ok(n),
         _ => Err(ConfigError::BadAckWindow(value.to_owned())),
+    }
+}
+
+/// `SpreadAckWarning`: whole seconds, 1 to 86400.
+pub fn parse_ack_warning(value: &str) -> Result<Duration, ConfigError> {
+    match value.parse::<u64>() {
+        Ok(n) if (1..=86_400).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(ConfigError::BadAckWarning(value.to_owned())),
     }
 }
 
@@ -432,6 +447,8 @@ mod tests {
         assert_eq!(parse_ack_window("4M").unwrap(), 4 << 20);
         assert!(parse_ack_window("1K").is_err());
         assert!(parse_ack_window("2G").is_err());
+        assert_eq!(parse_ack_warning("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_ack_warning("0").is_err() && parse_ack_warning("x").is_err());
         let cfg = ModuleConfig {
             hash_prefix: "p".repeat(29),
             hash_size: 100,

@@ -24,6 +24,7 @@ pub mod config;
 pub mod counters;
 pub mod deliver;
 pub mod ffi;
+pub mod gauges;
 pub mod host;
 pub mod line;
 pub mod replay;

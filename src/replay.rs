@@ -130,8 +130,18 @@ pub fn start(
                 // threads' and our own.
                 requests.maintain(&log);
                 sender.maintain(&log);
+                let (a, b) = (requests.holding(), sender.holding());
+                crate::gauges::report(
+                    pid,
+                    crate::gauges::Holding {
+                        unacked: a.unacked + b.unacked,
+                        unacked_bytes: a.unacked_bytes + b.unacked_bytes,
+                        oldest_ms: a.oldest_ms.max(b.oldest_ms),
+                        connected: a.connected + b.connected,
+                    },
+                );
                 // Lines wait for acks: read them often (and resend soon after they are due).
-                poll = if requests.unacked() + sender.unacked() > 0 {
+                poll = if a.unacked + b.unacked > 0 {
                     ACK_POLL
                 } else {
                     POLL

@@ -72,9 +72,8 @@ impl Conn {
     }
 }
 
-/// Warn in the error log when the oldest unacknowledged line is this old.
-pub const NO_ACK_WARNING: Duration = Duration::from_secs(60);
-/// … at most this often per connection.
+/// The "no acknowledgement" warning (after `SpreadAckWarning`) comes at most this often per
+/// connection.
 const NO_ACK_WARNING_EVERY: Duration = Duration::from_secs(300);
 
 struct Slot {
@@ -353,7 +352,7 @@ impl Transport {
         }
         if let Some(w) = conn.link.window()
             && let Some(age) = w.oldest_age(now)
-            && age >= NO_ACK_WARNING
+            && age >= self.cfg.ack_warning
             && conn.next_ack_warning.is_none_or(|t| now >= t)
         {
             conn.next_ack_warning = Some(now + NO_ACK_WARNING_EVERY);
@@ -435,6 +434,23 @@ impl Transport {
         }
         Counters::add(&self.counters().reheld, 1);
         Ok(true)
+    }
+
+    /// What this process's connections hold now (for the status page). Connections busy on a
+    /// request thread are skipped (never waits for a lock).
+    pub fn holding(&self) -> crate::gauges::Holding {
+        let now = Instant::now();
+        let mut h = crate::gauges::Holding::default();
+        for conn in self.slots.iter().filter_map(|s| s.conn.try_lock().ok()) {
+            h.connected += u64::from(conn.mailbox.is_some());
+            if let Some(w) = conn.link.window() {
+                h.unacked += w.len() as u64;
+                h.unacked_bytes += w.bytes() as u64;
+                let age = w.oldest_age(now).map_or(0, |a| a.as_millis() as u64);
+                h.oldest_ms = h.oldest_ms.max(age);
+            }
+        }
+        h
     }
 
     /// Lines held unacknowledged in this process's windows.

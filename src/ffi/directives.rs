@@ -39,6 +39,7 @@ directives!(
     StatsInterval,
     Acknowledge,
     AckWindow,
+    AckWarning,
 );
 
 impl Directive {
@@ -125,7 +126,7 @@ const END: command_rec = command_rec {
 
 use Directive as D;
 #[rustfmt::skip]
-pub static COMMANDS: CommandTable<15> = CommandTable([
+pub static COMMANDS: CommandTable<16> = CommandTable([
     entry(c"SpreadDaemon",               Args::Take12,  D::Daemon,         c"SpreadDaemon <spread name: 4803, 4803@host, /path/to/socket> [id]: a Spread daemon to send to (default: 4803, id 0)"),
     entry(c"SpreadConnectTimeout",       Args::Take1,   D::ConnectTimeout, c"SpreadConnectTimeout <ms>: bound on connecting to a daemon (default 200)"),
     entry(c"SpreadSendTimeout",          Args::Take1,   D::SendTimeout,    c"SpreadSendTimeout <ms>: bound on handing one line over, lock wait included (default 100)"),
@@ -140,6 +141,7 @@ pub static COMMANDS: CommandTable<15> = CommandTable([
     entry(c"SpreadStatsInterval",        Args::Take1,   D::StatsInterval,  c"SpreadStatsInterval <seconds>: log the counters every so often from the parent (default 0 = never)"),
     entry(c"SpreadAcknowledge",          Args::Flag,    D::Acknowledge,    c"SpreadAcknowledge On|Off: hold every line until a collector acknowledges it, resend what it lacks (default On; Off when only collectors without acknowledgements, such as the original C spreadlogd, listen)"),
     entry(c"SpreadAckWindow",            Args::Take1,   D::AckWindow,      c"SpreadAckWindow <bytes|nK|nM|nG>: unacknowledged lines held per child and daemon before new lines go to the spool (default 4M)"),
+    entry(c"SpreadAckWarning",           Args::Take1,   D::AckWarning,     c"SpreadAckWarning <seconds>: warn in the error log (at most every 5 minutes) once a line waits this long for an acknowledgement (default 60)"),
     END,
 ]);
 
@@ -173,6 +175,7 @@ fn apply(
             D::StatsInterval => p.cfg.stats_interval = config::parse_stats_interval(a)?,
             D::Acknowledge => p.cfg.acknowledge = on,
             D::AckWindow => p.cfg.ack_window = config::parse_ack_window(a)?,
+            D::AckWarning => p.cfg.ack_warning = config::parse_ack_warning(a)?,
             D::ErrorLog => {
                 let target = config::parse_target(a)?;
                 let max_level = match b {

@@ -174,6 +174,14 @@ unsafe extern "C" fn post_config(
                 "mod_log_spread: no shared memory for counters; counting per process",
             );
         }
+        if !crate::gauges::install_shared() {
+            log(
+                s,
+                APLOG_ERR,
+                "mod_log_spread: no shared memory for the children's gauges; the status page \
+                 shows only the serving child's",
+            );
+        }
         let cfg = with_pending(|p| p.finalized.clone());
         // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
         let (uid, gid) = unsafe {
@@ -316,6 +324,7 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
                 );
             }
             rt.transport.close_all(crate::replay::CLOSE_LINGER);
+            crate::gauges::release(std::process::id());
         }
         0
     })
