@@ -114,7 +114,10 @@ pub fn report(pid: u32, h: Holding) {
 /// This child ends: its slot is free again.
 pub fn release(pid: u32) {
     if let Some(t) = table()
-        && let Some(s) = t.slots.iter().find(|s| s.pid.load(Ordering::Relaxed) == pid)
+        && let Some(s) = t
+            .slots
+            .iter()
+            .find(|s| s.pid.load(Ordering::Relaxed) == pid)
     {
         s.updated_ms.store(0, Ordering::Relaxed);
         s.pid.store(0, Ordering::Release);

@@ -222,14 +222,43 @@ impl Apache {
     }
 
     /// The module's counters from its status handler (needs [`STATUS`] in the config).
+    /// The status page's counters (its first section).
     pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        let (counters, _) = self.status_page();
+        counters
+    }
+
+    /// The status page's figures of now (its second section: unacked lines, spool bytes, …).
+    pub fn gauges(&self) -> std::collections::BTreeMap<String, f64> {
+        let (_, gauges) = self.status_page();
+        gauges
+    }
+
+    fn status_page(
+        &self,
+    ) -> (
+        std::collections::BTreeMap<String, u64>,
+        std::collections::BTreeMap<String, f64>,
+    ) {
         let r = self.client(|addr| crate::http::get(addr, "/spread-status"));
         assert_eq!(r.status, 200, "status handler: {r:?}");
-        r.body
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter_map(|(k, v)| v.trim().parse().ok().map(|v| (k.trim().to_owned(), v)))
-            .collect()
+        let (counters, gauges) = r.body.split_once("\nnow ").unwrap_or((&r.body, ""));
+        let pairs = |text: &str| -> Vec<(String, String)> {
+            text.lines()
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .collect()
+        };
+        (
+            pairs(counters)
+                .into_iter()
+                .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
+                .collect(),
+            pairs(gauges)
+                .into_iter()
+                .filter_map(|(k, v)| v.parse().ok().map(|v| (k, v)))
+                .collect(),
+        )
     }
 
     pub fn error_log(&self) -> String {

@@ -169,9 +169,12 @@ fn lines_before_any_collector(kind: &str, acks: bool) {
     let c = if acks {
         // The sender's announcement introduces the collector, which answers "nothing here":
         // the held lines are resent to it at once.
-        counters_when(&logd, "the held lines resent", Duration::from_secs(30), |c| {
-            c.get("lines_written").copied().unwrap_or(0) >= EARLY
-        })
+        counters_when(
+            &logd,
+            "the held lines resent",
+            Duration::from_secs(30),
+            |c| c.get("lines_written").copied().unwrap_or(0) >= EARLY,
+        )
     } else {
         counters_when(
             &logd,
@@ -207,13 +210,20 @@ fn lines_before_any_collector(kind: &str, acks: bool) {
     };
     sender.stop();
     let want = expected.lines().count() as u64;
-    wait_value("the lines in the central file", Duration::from_secs(20), || {
-        let n = lines(&central).lines().count() as u64;
-        if n >= want { Ok(()) } else { Err(n) }
-    });
-    let c = counters_when(&logd, "the exit announcement", Duration::from_secs(20), |c| {
-        c["announcements"] >= 2
-    });
+    wait_value(
+        "the lines in the central file",
+        Duration::from_secs(20),
+        || {
+            let n = lines(&central).lines().count() as u64;
+            if n >= want { Ok(()) } else { Err(n) }
+        },
+    );
+    let c = counters_when(
+        &logd,
+        "the exit announcement",
+        Duration::from_secs(20),
+        |c| c["announcements"] >= 2,
+    );
     println!("{name}: {c:?}");
     assert_eq!(
         sorted_lines(&lines(&central)),

@@ -189,7 +189,10 @@ impl Rig {
             spooled: book.spooled,
         };
         if got != want || want.len() as u64 != n {
-            let missing: Vec<&String> = want.iter().filter(|l| got.binary_search(l).is_err()).collect();
+            let missing: Vec<&String> = want
+                .iter()
+                .filter(|l| got.binary_search(l).is_err())
+                .collect();
             let mut dup = got.clone();
             dup.dedup();
             panic!(
@@ -318,7 +321,6 @@ impl Rig {
             self.sender_log()
         )
     }
-
 }
 
 fn assert_load(st: &LoadStats, n: u64, bound: Duration, rig: &Rig) {
@@ -416,7 +418,11 @@ fn daemon_sigstop_sigcont_under_load(kind: Kind) {
 /// spreadlogd killed (`kill -9`) under load and started again 3 s later: what it missed, and
 /// what it wrote without journaling it, is resent and written once.
 fn spreadlogd_sigkill_restart_after_3s_under_load(kind: Kind) {
-    spreadlogd_restart(kind, libc::SIGKILL, "spreadlogd_sigkill_restart_after_3s_under_load");
+    spreadlogd_restart(
+        kind,
+        libc::SIGKILL,
+        "spreadlogd_sigkill_restart_after_3s_under_load",
+    );
 }
 
 /// spreadlogd stopped cleanly (SIGTERM) under load and started again 3 s later.

@@ -1,0 +1,301 @@
+//! Acknowledged delivery seen from outside (docs/contracts.md "Acknowledged delivery"), with a
+//! plain file log beside as ground truth:
+//!
+//! * lines nobody acknowledges are visible on the status page and warned about, then resent
+//!   once a collector comes;
+//! * a full disk on the collector holds lines back unacknowledged, and they are written once
+//!   when it has room again;
+//! * a receiver that behaves like the C spreadlogd stands beside our collector through a daemon
+//!   crash: it holds only log lines, none twice, while our central file equals the file log;
+//! * error-log lines (`SpreadErrorLog`) come through a collector `kill -9` exactly once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use systest::apache::{self, Apache};
+use systest::c_collector::CStyleCollector;
+use systest::http;
+use systest::mount::Tmpfs;
+use systest::procs::{Daemon, Logd, logd_conf};
+use systest::{TempDir, free_addr, skip, wait_value};
+
+const FORMAT: &str = "\"%U%q %>s\"";
+
+/// Apache logging to `$www` and to a plain file beside (`<dir>/apache/access.log`).
+fn apache(t: &TempDir, spread: &str, extra: &str) -> Apache {
+    let body = format!(
+        "SpreadDaemon {spread}\n\
+         SpreadSpool {}/spool\n\
+         SpreadConnectTimeout 200\n\
+         SpreadRetryInterval 200\n\
+         {extra}{}\
+         CustomLog \"$www\" {FORMAT} {not}\n\
+         CustomLog {}/access.log {FORMAT} {not}\n",
+        t.subdir("spool").display(),
+        apache::STATUS,
+        t.subdir("apache").display(),
+        not = apache::NOT_STATUS,
+    );
+    Apache::start(
+        &t.subdir("apache"),
+        None,
+        free_addr(),
+        apache::ONE_CHILD,
+        &body,
+    )
+}
+
+fn sorted(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// Wait until `central`, sorted, equals Apache's file log; panics with both sizes otherwise.
+fn assert_central_is_file_log(a: &Apache, central: &Path, n: usize, what: &str) {
+    let file_log = a.dir.join("access.log");
+    wait_value(what, Duration::from_secs(40), || {
+        let (want, got) = (sorted(&read(&file_log)), sorted(&read(central)));
+        if want.len() == n && got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "file log {} lines, central {} lines\n{}",
+                want.len(),
+                got.len(),
+                a.error_log_tail()
+            ))
+        }
+    });
+}
+
+#[test]
+fn unacknowledged_lines_are_shown_and_warned_then_resent() {
+    let name = "unacknowledged_lines_are_shown_and_warned_then_resent";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("unacked");
+    let daemon = Daemon::local(&t, &[]);
+    let a = apache(&t, &daemon.spread_name(), "SpreadAckWarning 1\n");
+    let n = 20;
+    let st = a.client(move |addr| http::load(addr, "u", 0..n, Duration::ZERO, ""));
+    assert_eq!(st.ok, n, "{st:?}");
+    // No collector: the lines are held, their age shows, and the error log says why.
+    let g = wait_value("the lines held and aging", Duration::from_secs(10), || {
+        let g = a.gauges();
+        let old = g.get("oldest_unacked_seconds").copied().unwrap_or(0.0);
+        if g.get("unacked_lines") == Some(&(n as f64)) && old >= 1.5 {
+            Ok(g)
+        } else {
+            Err(g)
+        }
+    });
+    assert_eq!(g.get("connections_up"), Some(&1.0), "{g:?}");
+    wait_value("the warning", Duration::from_secs(10), || {
+        let log = a.error_log();
+        if log.contains("no collector has acknowledged lines") {
+            Ok(())
+        } else {
+            Err(a.error_log_tail())
+        }
+    });
+    // A collector comes: it announces itself by answering, the lines are resent, released.
+    let central = t.join("www.log");
+    let _logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    assert_central_is_file_log(&a, &central, n as usize, "the held lines written");
+    let g = wait_value("the window empty", Duration::from_secs(10), || {
+        let g = a.gauges();
+        if g.get("unacked_lines") == Some(&0.0) {
+            Ok(g)
+        } else {
+            Err(g)
+        }
+    });
+    let c = a.counters();
+    println!("{name}: {c:?} {g:?}");
+    assert_eq!((c["held"], c["acked"]), (n, n), "{c:?}");
+    assert!(c["resent"] >= n, "{c:?}");
+}
+
+#[test]
+fn collector_disk_full_then_freed_every_line_written_once() {
+    let name = "collector_disk_full_then_freed_every_line_written_once";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("logdfull");
+    let logs = t.join("logs");
+    let _tmpfs = match Tmpfs::mount(&logs, "64k") {
+        Ok(m) => m,
+        Err(e) => return skip(name, &format!("cannot mount a tmpfs: {e}")),
+    };
+    // Most of the disk taken by other data: the central file fills it quickly.
+    let ballast = logs.join("other-data");
+    std::fs::write(&ballast, vec![0u8; 40 * 1024]).expect("ballast");
+    let daemon = Daemon::local(&t, &[]);
+    let central = logs.join("www.log");
+    let logd = Logd::start(
+        t.path(),
+        None,
+        &logd_conf(&daemon.spread_name(), &t.join("gaps"), &[("www", &central)]),
+    );
+    let a = apache(&t, &daemon.spread_name(), "");
+    let pad = format!("?{}", "f".repeat(200));
+    let n = 200;
+    let st = a.client(move |addr| http::load(addr, "f", 0..n, Duration::from_millis(2), &pad));
+    assert_eq!(st.ok, n, "{st:?}");
+    let c = wait_value("write errors", Duration::from_secs(20), || {
+        let c = logd.counters();
+        if c.get("write_errors").copied().unwrap_or(0) > 0 {
+            Ok(c)
+        } else {
+            Err(c)
+        }
+    });
+    let held = a.gauges();
+    assert!(
+        held.get("unacked_lines").copied().unwrap_or(0.0) > 0.0,
+        "lines not written must stay unacknowledged: {held:?} {c:?}"
+    );
+    std::fs::remove_file(&ballast).expect("free the disk");
+    assert_central_is_file_log(
+        &a,
+        &central,
+        n as usize,
+        "every line once the disk has room",
+    );
+    let c = logd.counters();
+    println!("{name}: {c:?}");
+    assert_eq!(c.get("lines_lost_on_write"), Some(&0), "{c:?}");
+}
+
+#[test]
+fn a_c_style_collector_beside_sees_each_line_once_through_a_daemon_crash() {
+    let name = "a_c_style_collector_beside_sees_each_line_once_through_a_daemon_crash";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("cbeside");
+    let mut daemon = Daemon::local(&t, &[]);
+    let central = t.join("www.log");
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    let c_file = t.join("c-style.log");
+    let c_style = CStyleCollector::start(&daemon.spread_name(), &["www"], &c_file);
+    let a = apache(&t, &daemon.spread_name(), "");
+    let n = 400;
+    let load = {
+        let addr = a.addr;
+        std::thread::spawn(move || http::load(addr, "c", 0..n, Duration::from_millis(5), ""))
+    };
+    std::thread::sleep(Duration::from_millis(700));
+    daemon.proc.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(150));
+    daemon.proc.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.restart(None);
+    logd.wait_joined(2);
+    c_style.wait_joined(2);
+    let st = load.join().expect("load");
+    assert_eq!(st.ok, n, "{st:?}");
+    assert_central_is_file_log(&a, &central, n as usize, "central == file log");
+    std::thread::sleep(Duration::from_millis(500));
+    let file_log = sorted(&read(&a.dir.join("access.log")));
+    let c_lines = sorted(&c_style.text());
+    let mut distinct = c_lines.clone();
+    distinct.dedup();
+    let strangers: Vec<&String> = c_lines
+        .iter()
+        .filter(|l| file_log.binary_search(l).is_err())
+        .collect();
+    let c = a.counters();
+    println!(
+        "{name}: file log {}, C-style collector {} lines ({} missed in the crash), module resent {}",
+        file_log.len(),
+        c_lines.len(),
+        file_log.len() - distinct.len(),
+        c["resent"]
+    );
+    assert!(strangers.is_empty(), "not log lines: {strangers:?}");
+    assert_eq!(distinct.len(), c_lines.len(), "a line reached it twice");
+    assert!(c["resent"] > 0, "{c:?}");
+}
+
+#[test]
+fn error_log_lines_through_a_collector_kill_arrive_once() {
+    let name = "error_log_lines_through_a_collector_kill_arrive_once";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("errlog");
+    let daemon = Daemon::local(&t, &[]);
+    let central = t.join("www.log");
+    let errors = t.join("errors.log");
+    let mut logd = Logd::local(
+        &t,
+        &daemon.spread_name(),
+        &[("www", &central), ("errors", &errors)],
+    );
+    // Each request for a missing file writes one AH00128 line at info level.
+    let a = apache(
+        &t,
+        &daemon.spread_name(),
+        "LogLevel info\nSpreadErrorLog $errors info\n",
+    );
+    let n = 300;
+    let load = {
+        let addr = a.addr;
+        std::thread::spawn(move || {
+            let mut st = http::LoadStats::default();
+            for i in 0..n {
+                let r = http::get(addr, &format!("/missing/e{i:05}"));
+                st.sent += 1;
+                st.ok += u64::from(r.status == 404);
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            st
+        })
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    logd.proc.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    let conf = read(logd.conf());
+    logd = Logd::start(t.path(), None, &conf);
+    let st = load.join().expect("load");
+    assert_eq!(st.ok, n, "{st:?}");
+    // Ground truth: the ids in Apache's own error log; the central file must hold each once.
+    let ids = |text: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("AH00128"))
+            .filter_map(|l| {
+                let i = l.find("/missing/e")?;
+                Some(l[i..i + 15].to_owned())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let want = ids(&a.error_log());
+    assert_eq!(want.len() as u64, n, "{}", a.error_log_tail());
+    wait_value("every error line once", Duration::from_secs(40), || {
+        let got = ids(&read(&errors));
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} of {} ({} lines)",
+                got.len(),
+                want.len(),
+                read(&errors).lines().count()
+            ))
+        }
+    });
+    let c = logd.counters();
+    println!("{name}: {n} error lines through a kill -9 of spreadlogd: {c:?}");
+    assert!(c["resent_received"] > 0, "{c:?}");
+}
