@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use systest::accounting::{Accounting, SenderBook};
 use systest::apache::{self, Apache};
+use systest::c_collector::CStyleCollector;
 use systest::http::{self, LoadStats};
 use systest::netns::{self, Netns, VethEnd};
 use systest::procs::{Daemon, Listen, Logd, logd_conf, tail_to_file};
@@ -89,11 +89,13 @@ impl Farm {
                  SpreadRetryInterval 200\n\
                  {}\
                  {extra}\
-                 CustomLog \"${GROUP}\" \"%U %>s\" {}\n",
+                 CustomLog \"${GROUP}\" \"%U %>s\" {not}\n\
+                 CustomLog {}/access.log \"%U %>s\" {not}\n",
                 lh_end.addr,
                 spool.display(),
                 apache::STATUS,
-                apache::NOT_STATUS
+                dir.display(),
+                not = apache::NOT_STATUS
             );
             let listen: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
             let apache = Apache::start(&dir, Some(&ns), listen, tuning, &body);
@@ -150,30 +152,49 @@ impl Farm {
         })
     }
 
-    /// The module's own account, summed over the web servers.
-    fn book(&self) -> SenderBook {
-        let mut total = SenderBook::default();
-        for w in &self.webs {
-            let m = w.apache.counters();
-            let g = |k: &str| m.get(k).copied().unwrap_or(0);
-            total.add(SenderBook {
-                spooled: g("spooled"),
-                replayed: g("replayed"),
-                dropped: g("dropped_spool_full") + g("dropped_spool_error"),
-            });
-        }
-        total
+    /// The ground truth: every web server's plain file log, all lines, sorted.
+    fn file_logs(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .webs
+            .iter()
+            .flat_map(|w| {
+                std::fs::read_to_string(w.apache.dir.join("access.log"))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort();
+        v
     }
 
-    /// Poll until every line of `0..n` per server is accounted for, or `timeout`.
-    fn settle(&self, n: u64, timeout: Duration) -> Accounting {
+    /// Wait until the central file, sorted, equals the file logs byte for byte (`n` lines per
+    /// server); panics with what differs. Returns spreadlogd's counters.
+    fn assert_exact(&self, n: u64, timeout: Duration) -> BTreeMap<String, u64> {
         let sent = self.sent(n);
         let deadline = Instant::now() + timeout;
         loop {
-            let t = Tally::of_file(&self.central);
-            let acc = Accounting::new(&t, &sent, &self.logd.counters(), self.book());
-            if acc.balanced() || Instant::now() > deadline {
-                return acc;
+            let want = self.file_logs();
+            let mut got: Vec<String> = std::fs::read_to_string(&self.central)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            got.sort();
+            let complete = want.len() as u64 == n * self.webs.len() as u64;
+            if complete && got == want {
+                return self.logd.counters();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "central file != file logs: file logs {} lines, central {}: {}\ncounters {:?}\n{}",
+                    want.len(),
+                    got.len(),
+                    Tally::of_file(&self.central).report(&sent),
+                    self.logd.counters(),
+                    self.diagnostics()
+                );
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -305,8 +326,8 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
         apache::ONE_CHILD,
         "MaxConnectionsPerChild 25\n",
     );
-    let n = 300;
-    let outage = Duration::from_secs(3);
+    let n = 900;
+    let outage = Duration::from_secs(10);
     let pause = Duration::from_millis(15);
     // Requests flow before, during and after the outage.
     let loader = {
@@ -338,34 +359,13 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
         .map(|h| h.join().expect("load"))
         .collect();
     assert_served(&stats, n, Duration::from_secs(3), &farm);
-    let sent = farm.sent(n);
-    // Every line ends up in the central file or counted as lost after hand-over.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let (tally, counters) = loop {
-        let t = Tally::of_file(&farm.central);
-        let c = farm.logd.counters();
-        let missing: usize = sent.iter().map(|(w, n)| t.missing(w, *n).len()).sum();
-        let lost = c.get("lines_lost_in_gaps").copied().unwrap_or(0) as usize;
-        if missing <= lost || Instant::now() > deadline {
-            break (t, c);
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let counters = farm.assert_exact(n, Duration::from_secs(60));
     let module: Vec<BTreeMap<String, u64>> =
         farm.webs.iter().map(|w| w.apache.counters()).collect();
-    let missing: usize = sent.iter().map(|(w, n)| tally.missing(w, *n).len()).sum();
-    let lost = counters.get("lines_lost_in_gaps").copied().unwrap_or(0) as usize;
     let report = format!(
-        "{}\nspreadlogd counters {counters:?}\nmodule counters {module:?}\n{}",
-        tally.report(&sent),
+        "spreadlogd counters {counters:?}\nmodule counters {module:?}\n{}",
         farm.diagnostics()
     );
-    assert!(tally.duplicates().is_empty(), "{report}");
-    assert_eq!(
-        missing, lost,
-        "lines neither written nor counted as gaps: {report}"
-    );
-    assert_eq!(counters.get("unknown_gaps"), Some(&0), "{report}");
     for m in &module {
         let dropped = m.get("dropped_spool_full").copied().unwrap_or(0)
             + m.get("dropped_spool_error").copied().unwrap_or(0);
@@ -375,25 +375,20 @@ fn farm_log_host_unreachable_lines_spooled_and_replayed() {
             m.get("replayed"),
             "spool not fully replayed: {report}"
         );
-        assert!(
-            m.get("spooled").copied().unwrap_or(0) > 0,
-            "a web server spooled nothing during the outage (the spool path was not exercised): {report}"
-        );
     }
-    let spooled: u64 = module
-        .iter()
-        .map(|m| m.get("spooled").copied().unwrap_or(0))
-        .sum();
+    let g = |m: &BTreeMap<String, u64>, k: &str| m.get(k).copied().unwrap_or(0);
+    let per = |k: &str| module.iter().map(|m| g(m, k)).collect::<Vec<_>>();
     println!(
         "farm outage: 2 servers x {n} requests, link down {down_for:?}: all served (slowest {:?}); \
-         central {} distinct, {spooled} spooled and replayed (per server {:?}), {lost} lost after \
-         hand-over and counted as gaps, 0 duplicates",
+         central == file logs ({} lines), 0 lost, 0 duplicates; per server spooled {:?}, \
+         spooled unacked {:?}, resent {:?}; spreadlogd resent received {}, repeats dropped {}",
         stats.iter().map(|s| s.slowest).max().unwrap_or_default(),
-        tally.distinct(),
-        module
-            .iter()
-            .map(|m| m.get("spooled").copied().unwrap_or(0))
-            .collect::<Vec<_>>()
+        n * 2,
+        per("spooled"),
+        per("spooled_unacked"),
+        per("resent"),
+        g(&counters, "resent_received"),
+        g(&counters, "stream_repeats"),
     );
 }
 
@@ -457,7 +452,7 @@ fn farm_spreadlogd_restart_loses_nothing_what_it_missed_is_resent() {
 }
 
 #[test]
-fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
+fn farm_tcp_reset_during_outage_every_line_written_once() {
     let Some(farm) = Farm::unless_skipped("farm_tcp_reset_during_outage", 1, apache::ONE_CHILD)
     else {
         return;
@@ -501,21 +496,38 @@ fn farm_tcp_reset_during_outage_every_line_written_or_counted_as_gap() {
         Duration::from_secs(2),
         &farm,
     );
-    let acc = farm.settle(n, Duration::from_secs(30));
+    let c = farm.assert_exact(n, Duration::from_secs(40));
+    let m = w.apache.counters();
     println!(
-        "farm TCP reset during outage: {killed} socket(s) destroyed, slowest request {:?}; {acc}",
-        stats.slowest
+        "farm TCP reset during outage: {killed} socket(s) destroyed, slowest request {:?}; \
+         central == file log ({n} lines); module resent {}, spooled {}; spreadlogd resent \
+         received {}, repeats dropped {}",
+        stats.slowest, m["resent"], m["spooled"], c["resent_received"], c["stream_repeats"]
     );
-    acc.assert_balanced(&farm.diagnostics());
+    assert!(
+        m["resent"] > 0,
+        "lines destroyed with the socket must have been resent: {m:?}"
+    );
 }
 
 #[test]
-fn farm_daemon_sigkill_over_tcp_losses_are_counted_as_gaps() {
+fn farm_daemon_sigkill_over_tcp_every_line_written_once() {
     let Some(mut farm) = Farm::unless_skipped("farm_daemon_sigkill_over_tcp", 2, apache::ONE_CHILD)
     else {
         return;
     };
     let n = 400;
+    // Beside spreadlogd on the log host, a receiver that writes every body it gets, as the C
+    // spreadlogd does.
+    let (spread, out) = (
+        farm.daemon.spread_name(),
+        farm.t.join("loghost/c-style.log"),
+    );
+    let c_style = farm
+        .lh
+        .spawn(move || CStyleCollector::start(&spread, &[GROUP], &out))
+        .join()
+        .expect("C-style collector");
     let loader: Vec<_> = farm
         .webs
         .iter()
@@ -525,19 +537,52 @@ fn farm_daemon_sigkill_over_tcp_losses_are_counted_as_gaps() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(700));
+    farm.daemon.proc.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(150));
     farm.daemon.proc.kill();
     std::thread::sleep(Duration::from_millis(300));
     farm.daemon.restart(Some(&farm.lh));
     farm.logd.wait_joined(2);
+    c_style.wait_joined(2);
     let stats: Vec<LoadStats> = loader
         .into_iter()
         .map(|h| h.join().expect("load"))
         .collect();
     assert_served(&stats, n, Duration::from_secs(3), &farm);
-    let acc = farm.settle(n, Duration::from_secs(30));
+    let c = farm.assert_exact(n, Duration::from_secs(40));
+    let resent: u64 = farm
+        .webs
+        .iter()
+        .map(|w| w.apache.counters()["resent"])
+        .sum();
+    // The C-style collector beside: only log lines, none twice.
+    let file_logs = farm.file_logs();
+    let mut c_lines: Vec<String> = c_style.text().lines().map(str::to_owned).collect();
+    c_lines.sort();
+    let strangers: Vec<&String> = c_lines
+        .iter()
+        .filter(|l| file_logs.binary_search(l).is_err())
+        .collect();
+    let mut distinct = c_lines.clone();
+    distinct.dedup();
     println!(
-        "farm daemon SIGKILL over TCP: 2 servers x {n}, slowest request {:?}; {acc}",
-        stats.iter().map(|s| s.slowest).max().unwrap_or_default()
+        "farm daemon SIGKILL over TCP: 2 servers x {n}, slowest request {:?}; central == file \
+         logs, module resent {resent}, spreadlogd resent received {}, repeats dropped {}; \
+         C-style collector {} lines, {} missed in the crash, 0 twice",
+        stats.iter().map(|s| s.slowest).max().unwrap_or_default(),
+        c["resent_received"],
+        c["stream_repeats"],
+        c_lines.len(),
+        file_logs.len() - distinct.len()
     );
-    acc.assert_balanced(&farm.diagnostics());
+    assert!(
+        resent > 0,
+        "lines died with the daemon, yet none was resent"
+    );
+    assert!(strangers.is_empty(), "not log lines: {strangers:?}");
+    assert_eq!(
+        distinct.len(),
+        c_lines.len(),
+        "a line reached the C-style collector twice"
+    );
 }
