@@ -166,7 +166,9 @@ pub fn start(
                 }
                 match replay_round(&cfg, &sender, spool, &host, pid) {
                     Ok(_) => failures = 0,
-                    Err(why) => {
+                    // The window waits for acks: go on as soon as they free it (next poll).
+                    Err(Paused::WindowFull) => failures = 0,
+                    Err(Paused::Failed(why)) => {
                         if Instant::now() >= next_report {
                             log(&format!("mod_log_spread: spool replay paused: {why}"));
                             next_report = Instant::now() + Duration::from_secs(30);
@@ -197,6 +199,24 @@ pub fn start(
     }
 }
 
+/// Why a replay round stopped before the end of the spool.
+#[derive(Debug)]
+pub enum Paused {
+    /// The acknowledgement window is full: not a failure, the next poll goes on.
+    WindowFull,
+    /// No member, no daemon, a bad record …: back off.
+    Failed(String),
+}
+
+impl std::fmt::Display for Paused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Paused::WindowFull => f.write_str("the acknowledgement window is full"),
+            Paused::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
 /// One pass over the spool. Returns how many lines were handed over.
 pub fn replay_round(
     cfg: &ModuleConfig,
@@ -204,8 +224,8 @@ pub fn replay_round(
     spool: &Spooler,
     host: &str,
     pid: u32,
-) -> Result<u64, String> {
-    let spool = spool.get()?;
+) -> Result<u64, Paused> {
+    let spool = spool.get().map_err(Paused::Failed)?;
     // Per (daemon, group): a member is there (None), or why replaying there has to wait.
     let mut has_member: HashMap<(u32, Vec<u8>), Option<Wait>> = HashMap::new();
     let mut sent = 0u64;
@@ -251,14 +271,21 @@ pub fn replay_round(
     match outcome {
         Ok(ReplayOutcome::Busy) => Ok(0),
         Ok(ReplayOutcome::Done(summary)) => match summary.cut {
-            Some(cut) => Err(format!("{} ({cut})", spool_path_hint(cfg))),
+            Some(cut) => Err(Paused::Failed(format!("{} ({cut})", spool_path_hint(cfg)))),
             None => Ok(sent),
         },
+        Ok(ReplayOutcome::Stopped {
+            error: ReplayStop::WindowFull | ReplayStop::Send(SendFailure::WindowFull),
+            ..
+        }) => Err(Paused::WindowFull),
         Ok(ReplayOutcome::Stopped { summary, error }) => {
             let cut = summary.cut.map(|c| format!("; {c}")).unwrap_or_default();
-            Err(format!("{error}{cut}"))
+            Err(Paused::Failed(format!("{error}{cut}")))
         }
-        Err(e) => Err(format!("spool {}: {e}", spool_path_hint(cfg))),
+        Err(e) => Err(Paused::Failed(format!(
+            "spool {}: {e}",
+            spool_path_hint(cfg)
+        ))),
     }
 }
 

@@ -82,7 +82,13 @@ pub struct Link {
     groups: HashMap<Box<str>, GroupState, BuildHasherDefault<Fnv64>>,
     window: Option<Window>,
     announcer: Announcer,
+    /// Lines taken back from the spool (they count as activity for the announcer).
+    reheld: u64,
+    last_announce: Option<Instant>,
 }
+
+/// While lines are held, announce at least this often.
+pub const HELD_ANNOUNCE: Duration = Duration::from_secs(10);
 
 /// Lines resent per [`Link::resend_some`] call, so a caller can let others use the connection
 /// in between.
@@ -96,6 +102,8 @@ impl Link {
             groups: HashMap::default(),
             window: window.map(Window::new),
             announcer: Announcer::new(),
+            reheld: 0,
+            last_announce: None,
         }
     }
 
@@ -210,13 +218,25 @@ impl Link {
         Ok(p)
     }
 
-    /// Announce the numbers when the schedule says so (after a reconnect, while idle).
+    /// Announce the numbers when the schedule says so (after a reconnect, while idle), and
+    /// every [`HELD_ANNOUNCE`] while lines are held: a collector that comes back after the idle
+    /// schedule ended (or never knew this stream) answers, and the lines are resent to it.
     pub fn announce_if_due(&mut self, mb: &mut Mailbox, service: u32, now: Instant) -> Result<u64> {
-        if !self.announcer.tick(now, self.numbered_total()) {
+        let activity = self.numbered_total() + self.reheld;
+        let scheduled = self.announcer.tick(now, activity);
+        let held = self.window.as_ref().is_some_and(|w| !w.is_empty());
+        let keepalive = held
+            && self
+                .last_announce
+                .is_none_or(|t| now.duration_since(t) >= HELD_ANNOUNCE);
+        if !scheduled && !keepalive {
             return Ok(0);
         }
         let n = self.announce(mb, service)?;
-        self.announcer.announced(now);
+        if scheduled {
+            self.announcer.announced(now);
+        }
+        self.last_announce = Some(now);
         Ok(n)
     }
 
@@ -291,6 +311,7 @@ impl Link {
         if !w.inject(origin.stream, group.as_bytes(), origin.number, line, now) {
             return false;
         }
+        self.reheld += 1;
         self.announcer.reconnected(now);
         true
     }

@@ -3,6 +3,7 @@
 //! processes) racing a replayer lose nothing.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -74,6 +75,53 @@ fn round_trip_in_order_and_files_are_cleaned_up() {
     assert_eq!(drain(&spool), vec![b"after\n".to_vec()]);
     // Nothing pending: Done with nothing sent.
     assert_eq!(drain(&spool), Vec::<Vec<u8>>::new());
+}
+
+#[test]
+fn numbered_records_replay_with_their_stream_and_number_beside_plain_ones() {
+    use spread_sys::spool::Origin;
+    use spread_sys::stream::StreamId;
+    let (_d, path) = tmp();
+    let spool = Spool::open(&path, 1 << 20).unwrap();
+    let origin = |n| Origin {
+        stream: StreamId::from_bits(0xabc),
+        number: n,
+    };
+    for i in 0..10u64 {
+        let o = (i % 2 == 0).then(|| origin(i + 1));
+        spool
+            .append_any(0, b"www", format!("line {i}\n").as_bytes(), o)
+            .unwrap();
+    }
+    // A torn numbered record in the middle: skipped, the rest replays.
+    let mut torn = Vec::new();
+    spread_sys::spool::encode_any(0, b"www", b"torn\n", Some(origin(99)), &mut torn);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&torn[..torn.len() - 3])
+        .unwrap();
+    spool
+        .append_any(0, b"www", b"after the tear\n", Some(origin(100)))
+        .unwrap();
+    let mut got = Vec::new();
+    let out = spool
+        .replay(|r: &SpoolRecord| -> Result<(), ()> {
+            got.push((r.origin.map(|o| o.number), r.line.clone()));
+            Ok(())
+        })
+        .unwrap();
+    let ReplayOutcome::Done(summary) = out else {
+        panic!("{out:?}")
+    };
+    assert!(summary.cut.is_some(), "the torn record is reported");
+    assert_eq!(got.len(), 11);
+    for (i, (n, line)) in got.iter().take(10).enumerate() {
+        assert_eq!(line, format!("line {i}\n").as_bytes());
+        assert_eq!(*n, (i % 2 == 0).then_some(i as u64 + 1));
+    }
+    assert_eq!(got[10], (Some(100), b"after the tear\n".to_vec()));
 }
 
 #[test]

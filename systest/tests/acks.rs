@@ -299,3 +299,203 @@ fn error_log_lines_through_a_collector_kill_arrive_once() {
     println!("{name}: {n} error lines through a kill -9 of spreadlogd: {c:?}");
     assert!(c["resent_received"] > 0, "{c:?}");
 }
+
+/// Scenario 7 of the acknowledged-delivery issue: the collector is down until more than 100,000
+/// lines wait (held in the window, then spooled), then comes back: every line once.
+#[test]
+fn collector_down_past_100000_lines_then_back_apache() {
+    let name = "collector_down_past_100000_lines_then_back_apache";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("longdown");
+    let daemon = Daemon::local(&t, &[]);
+    // The same unique id in both logs (mod_unique_id), whatever the load tool sends.
+    let fmt = "\"%{UNIQUE_ID}e %U %>s\"";
+    let body = format!(
+        "LoadModule unique_id_module /usr/lib/apache2/modules/mod_unique_id.so\n\
+         SpreadDaemon {}\n\
+         SpreadSpool {}/spool\n\
+         {}\
+         CustomLog \"$www\" {fmt} {not}\n\
+         CustomLog {}/access.log {fmt} {not}\n",
+        daemon.spread_name(),
+        t.subdir("spool").display(),
+        apache::STATUS,
+        t.subdir("apache").display(),
+        not = apache::NOT_STATUS,
+    );
+    let a = Apache::start(
+        &t.subdir("apache"),
+        None,
+        free_addr(),
+        apache::ONE_CHILD,
+        &body,
+    );
+    let n: u64 = 110_000;
+    let url = format!("http://{}/index.html", a.addr);
+    let out = std::process::Command::new("ab")
+        .args(["-q", "-k", "-c", "4", "-n", &n.to_string(), &url])
+        .output()
+        .expect("run ab (apache2-utils)");
+    assert!(
+        out.status.success(),
+        "ab: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = a.counters();
+    let waiting = c["held"] + c["spooled"];
+    assert!(
+        waiting >= 100_000 && c["sent"] + c["spooled"] == n,
+        "more than 100,000 lines held or spooled: {c:?}"
+    );
+    let central = t.join("www.log");
+    let started = std::time::Instant::now();
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    assert_central_is_file_log(
+        &a,
+        &central,
+        n as usize,
+        "every line once the collector is back",
+    );
+    let took = started.elapsed();
+    let c = a.counters();
+    let lc = logd.counters();
+    println!(
+        "{name}: {n} lines with no collector: held {}, spooled {} (window full {}); collector back: \
+         all written in {took:?}; resent {}, replayed {}, spreadlogd resent received {}, repeats \
+         dropped {}",
+        c["held"],
+        c["spooled"],
+        c["window_full"],
+        c["resent"],
+        c["replayed"],
+        lc["resent_received"],
+        lc["stream_repeats"]
+    );
+}
+
+#[test]
+fn collector_down_past_100000_lines_then_back_spread_pipe() {
+    let name = "collector_down_past_100000_lines_then_back_spread_pipe";
+    let t = TempDir::new("longdown-pipe");
+    let daemon = Daemon::local(&t, &[]);
+    let mut pipe = systest::procs::Pipe::start(t.path(), None, &daemon.spread_name(), "www", "p");
+    let n = 120_000;
+    let mut lines = String::new();
+    for i in 0..n {
+        lines.push_str(&format!(
+            "{} waited for the collector\n",
+            systest::tally::id("p", i)
+        ));
+    }
+    {
+        use std::io::Write;
+        let mut w = pipe.take_stdin();
+        w.write_all(lines.as_bytes()).expect("write to spread-pipe");
+        std::mem::forget(w);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let central = t.join("www.log");
+    let started = std::time::Instant::now();
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    let want = sorted(&lines);
+    wait_value("every line once", Duration::from_secs(90), || {
+        let got = sorted(&read(&central));
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{} of {} lines", got.len(), want.len()))
+        }
+    });
+    let lc = logd.counters();
+    println!(
+        "{name}: {n} lines with no collector; collector back: all written in {:?}; spreadlogd \
+         resent received {}, repeats dropped {}",
+        started.elapsed(),
+        lc["resent_received"],
+        lc["stream_repeats"]
+    );
+    assert!(lc["resent_received"] > 0, "{lc:?}");
+}
+
+/// spread-pipe ends while its lines wait for acknowledgements: they go to its spool with their
+/// stream and number, and the next spread-pipe on that spool resends them, once.
+#[test]
+fn spread_pipe_ends_unacknowledged_the_next_run_resends_its_lines() {
+    let t = TempDir::new("pipe-end");
+    let daemon = Daemon::local(&t, &[]);
+    let mut first = systest::procs::Pipe::start(t.path(), None, &daemon.spread_name(), "www", "p");
+    for i in 0..50 {
+        first.send(&format!("{} first run", systest::tally::id("p", i)));
+    }
+    // No collector: nothing is acknowledged; at the end they are spooled, numbered.
+    assert_eq!(first.finish(), 0, "{}", first.proc.log());
+    let log = first.proc.log();
+    assert!(
+        log.contains("unacknowledged line(s) kept in the spool"),
+        "{log}"
+    );
+    let central = t.join("www.log");
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    let mut second = systest::procs::Pipe::start(t.path(), None, &daemon.spread_name(), "www", "p");
+    for i in 50..60 {
+        second.send(&format!("{} second run", systest::tally::id("p", i)));
+    }
+    let want: Vec<String> = {
+        let mut v: Vec<String> = (0..50)
+            .map(|i| format!("{} first run", systest::tally::id("p", i)))
+            .chain((50..60).map(|i| format!("{} second run", systest::tally::id("p", i))))
+            .collect();
+        v.sort();
+        v
+    };
+    wait_value("both runs' lines once", Duration::from_secs(30), || {
+        let got = sorted(&read(&central));
+        if got == want { Ok(()) } else { Err(got.len()) }
+    });
+    assert_eq!(second.finish(), 0, "{}", second.proc.log());
+    let lc = logd.counters();
+    assert!(lc["resent_received"] >= 50, "{lc:?}");
+}
+
+/// A graceful restart while nothing is acknowledged (no collector): each exiting child moves its
+/// unacknowledged lines to the spool with their stream and number; the new children's replayer
+/// takes them back and resends them once a collector comes — each once.
+#[test]
+fn graceful_restart_with_lines_unacknowledged_spools_and_resends_them() {
+    let name = "graceful_restart_with_lines_unacknowledged_spools_and_resends_them";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("graceful");
+    let daemon = Daemon::local(&t, &[]);
+    let a = apache(&t, &daemon.spread_name(), "");
+    let st = a.client(|addr| http::load(addr, "g", 0..60, Duration::ZERO, ""));
+    assert_eq!(st.ok, 60, "{st:?}");
+    wait_value("60 lines held", Duration::from_secs(5), || {
+        let g = a.gauges();
+        if g.get("unacked_lines") == Some(&60.0) {
+            Ok(())
+        } else {
+            Err(g)
+        }
+    });
+    // Graceful restart: the old children finish and exit (their windows to the spool).
+    a.proc.signal(libc::SIGUSR1);
+    let spool = t.join("spool/spool");
+    wait_value("the windows spooled", Duration::from_secs(20), || {
+        let n = std::fs::metadata(&spool).map_or(0, |m| m.len());
+        if n > 0 { Ok(()) } else { Err(n) }
+    });
+    let st = a.client(|addr| http::load(addr, "g", 60..90, Duration::ZERO, ""));
+    assert_eq!(st.ok, 30, "{st:?}");
+    let central = t.join("www.log");
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    assert_central_is_file_log(&a, &central, 90, "every line once");
+    let c = a.counters();
+    let lc = logd.counters();
+    println!("{name}: module {c:?}\nspreadlogd {lc:?}");
+    assert!(c["reheld"] >= 60, "the spooled window taken back: {c:?}");
+    assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
+}

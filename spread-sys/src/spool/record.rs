@@ -34,6 +34,12 @@ pub(super) const MAGIC: [u8; 4] = *b"MLS1";
 /// Magic of a record that keeps its line's stream and number.
 pub(super) const MAGIC_NUMBERED: [u8; 4] = *b"MLS2";
 const ORIGIN_LEN: usize = 16;
+
+/// Whether `b` starts with a record magic of either kind.
+pub(super) fn is_magic(b: &[u8]) -> bool {
+    b.get(..4)
+        .is_some_and(|m| m == MAGIC || m == MAGIC_NUMBERED)
+}
 /// Bytes before the payload: magic, length, checksum.
 pub const RECORD_HEADER_LEN: usize = 12;
 /// Largest payload accepted when reading: a longer length field means corruption.

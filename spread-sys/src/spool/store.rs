@@ -566,7 +566,7 @@ fn find_next_record(file: &File, from: u64, size: u64) -> io::Result<Option<u64>
         let len = (size - at).min(window.len() as u64) as usize;
         file.read_exact_at(&mut window[..len], at)?;
         for i in 0..len.saturating_sub(MAGIC.len() - 1) {
-            if window[i..i + MAGIC.len()] != MAGIC {
+            if !is_magic(&window[i..i + MAGIC.len()]) {
                 continue;
             }
             let pos = at + i as u64;
@@ -611,7 +611,7 @@ fn read_record(
     let head_len = (RECORD_HEADER_LEN as u64).min(left) as usize;
     buf.resize(head_len, 0);
     r.read_exact(buf)?;
-    if head_len == RECORD_HEADER_LEN && buf[..4] == MAGIC {
+    if head_len == RECORD_HEADER_LEN && is_magic(buf) {
         let len = u32::from_le_bytes(buf[4..8].try_into().unwrap()) as u64;
         if len <= MAX_PAYLOAD as u64 {
             let take = len.min(left - RECORD_HEADER_LEN as u64) as usize;

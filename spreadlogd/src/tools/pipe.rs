@@ -206,6 +206,8 @@ struct Sender {
     next_try: Instant,
     backoff: Duration,
     next_probe: Instant,
+    /// Until when the group is known to have a member.
+    member_until: Instant,
     name_attempt: u32,
     down_since: Option<Instant>,
     dropped: u64,
@@ -248,6 +250,7 @@ impl Sender {
             next_try: now,
             backoff: Duration::from_millis(100),
             next_probe: now,
+            member_until: now,
             name_attempt: 0,
             down_since: None,
             dropped: 0,
@@ -550,8 +553,13 @@ impl Sender {
             return;
         }
         self.next_probe = Instant::now() + Duration::from_secs(1);
-        if !self.group_has_member() {
-            return;
+        // A member seen in the last 5 s is still there (a replay that waits for its window
+        // goes on every turn without dialling a probe each time).
+        if Instant::now() >= self.member_until {
+            if !self.group_has_member() {
+                return;
+            }
+            self.member_until = Instant::now() + Duration::from_secs(5);
         }
         let (Some(spool), Some(mb)) = (self.spool.as_ref(), self.mb.as_mut()) else {
             return;
@@ -582,12 +590,16 @@ impl Sender {
             }
             Ok(ReplayOutcome::Busy) => {}
             Ok(ReplayOutcome::Stopped { summary, error }) => {
-                eprintln!(
-                    "spread-pipe: replay interrupted after {} line(s): {error}",
-                    summary.sent
-                );
-                if matches!(error, SendError::Spread(_)) {
-                    self.connection_lost();
+                if !matches!(error, SendError::WindowFull) {
+                    eprintln!(
+                        "spread-pipe: replay interrupted after {} line(s): {error}",
+                        summary.sent
+                    );
+                }
+                match error {
+                    SendError::Spread(_) => self.connection_lost(),
+                    // The window waits for acks: go on as soon as they free it.
+                    SendError::WindowFull => self.next_probe = Instant::now(),
                 }
             }
             Err(e) => eprintln!(
