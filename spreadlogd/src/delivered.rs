@@ -101,12 +101,15 @@ pub struct Recovery {
     pub torn: bool,
 }
 
+/// (stream, group): what the journal keeps a state for.
+type KeyId = (StreamId, Box<[u8]>);
+
 #[derive(Default)]
 pub struct Delivered {
-    keys: HashMap<(StreamId, Box<[u8]>), KeyState>,
+    keys: HashMap<KeyId, KeyState>,
     files: HashMap<(u64, u64), Touched>,
     /// Keys with pending numbers or a changed state, since the last commit.
-    dirty: Vec<(StreamId, Box<[u8]>)>,
+    dirty: Vec<KeyId>,
     journal: Option<(PathBuf, File, u64)>,
 }
 
@@ -265,7 +268,7 @@ impl Delivered {
         &mut self,
         touched: &[Touched],
         now: u64,
-    ) -> io::Result<Vec<(StreamId, Box<[u8]>)>> {
+    ) -> io::Result<Vec<KeyId>> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut out = Vec::new();
         for t in touched {
@@ -340,7 +343,7 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn write_key(out: &mut Vec<u8>, id: &(StreamId, Box<[u8]>), k: &KeyState) {
+fn write_key(out: &mut Vec<u8>, id: &KeyId, k: &KeyState) {
     if k.written.ranges().is_empty() {
         return;
     }
@@ -375,7 +378,7 @@ fn write_file(out: &mut Vec<u8>, t: &Touched) {
 
 fn parse_key<'a>(
     mut w: impl Iterator<Item = &'a str>,
-) -> Option<((StreamId, Box<[u8]>), KeyState)> {
+) -> Option<(KeyId, KeyState)> {
     let stream = StreamId::parse(w.next()?.as_bytes())?;
     let group: Box<[u8]> = w.next()?.as_bytes().into();
     let sender = w.next()?;
