@@ -282,7 +282,7 @@ impl Transport {
             let _ = mb.set_send_timeout(Some(left));
         }
         let held = link.window().is_some();
-        let result = link.send(mb, self.cfg.service_type, group, parts, Instant::now);
+        let result = link.send(mb, self.cfg.service_type, group, parts);
         if shortened && mb.is_usable() {
             let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
         }

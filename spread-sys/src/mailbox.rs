@@ -97,6 +97,12 @@ impl MulticastTemplate {
     pub fn set_tag(&mut self, tag: Option<&str>) -> Result<()> {
         self.header.set_tag(tag.map(str::as_bytes))
     }
+
+    /// The per-line form of [`MulticastTemplate::set_tag`]: a NUL-padded tag field as
+    /// `crate::stream` builds it (not checked again).
+    pub fn set_tag_field(&mut self, field: &crate::stream::TagBuf) {
+        self.header.set_tag_field(field);
+    }
 }
 
 fn check_timeout(t: Option<Duration>) -> Result<()> {

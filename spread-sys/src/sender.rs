@@ -53,7 +53,13 @@ struct GroupState {
     counter: SeqCounter,
     template: Option<MulticastTemplate>,
     key: Option<u32>,
+    /// The tag group's name field, its stream prefix written once; per line only the number.
+    tag: Option<stream::TagBuf>,
 }
+
+/// A window is treated as full this close to its bound, without measuring the line: the
+/// longest line fits in what is left, so the request path sums no lengths before sending.
+const ROOM_SLACK: usize = stream::MAX_LINE;
 
 /// Why [`Link::send`] did not hand a line over.
 #[derive(Debug, thiserror::Error)]
@@ -147,14 +153,17 @@ impl Link {
         service: u32,
         group: &str,
         parts: P,
-        now: impl FnOnce() -> Instant,
     ) -> std::result::Result<(), SendError>
     where
         P: IntoIterator<Item = &'p [u8]> + Clone,
     {
-        if let Some(w) = &self.window {
-            let len: usize = parts.clone().into_iter().map(<[u8]>::len).sum();
-            if !w.has_room(len) {
+        // Room to stage the line: the longest line, or (close to the bound) this one measured.
+        let mut headroom = ROOM_SLACK;
+        if let Some(w) = &self.window
+            && !w.has_room(ROOM_SLACK)
+        {
+            headroom = parts.clone().into_iter().map(<[u8]>::len).sum();
+            if !w.has_room(headroom) {
                 return Err(SendError::WindowFull);
             }
         }
@@ -170,27 +179,50 @@ impl Link {
                 .insert(mb.multicast_template(service, group)?),
         };
         let number = state.counter.issued() + 1;
-        let mut tag = stream::TagBuf::default();
-        template.set_tag(Some(stream::tag(self.stream, number, &mut tag)))?;
-        mb.multicast_parts(template, mess_type_for(state.counter.peek()), parts.clone())?;
+        let stream_id = self.stream;
+        let tag = state.tag.get_or_insert_with(|| {
+            let mut t = stream::TagBuf::default();
+            stream::tag_prefix(stream_id, &mut t);
+            t
+        });
+        stream::tag_number(tag, number);
+        template.set_tag_field(tag);
+        let mess_type = mess_type_for(state.counter.peek());
+        let Some(w) = &mut self.window else {
+            mb.multicast_parts(template, mess_type, parts)?;
+            state.counter.advance();
+            return Ok(());
+        };
+        // With a window the line is copied once, into the window, and sent from there (two
+        // slices at most, rather than every piece again); it is held once it was sent.
+        let Some(len) = w.stage(parts.clone(), headroom) else {
+            // Longer than the free space, so longer than any message: refused as such (nothing
+            // sent, the connection kept; the caller cuts it).
+            mb.multicast_parts(template, mess_type, parts)?;
+            state.counter.advance();
+            return Ok(());
+        };
+        mb.multicast_parts(template, mess_type, w.staged(len))?;
         state.counter.advance();
-        if let Some(w) = &mut self.window {
-            let key = match state.key {
-                Some(k) => Some(k),
-                None => w.key(self.stream, group.as_bytes()),
-            };
-            state.key = key;
-            // Room was checked above.
-            if let Some(k) = key {
-                w.push(k, number, parts, now());
-            }
+        let key = match state.key {
+            Some(k) => Some(k),
+            None => w.key(self.stream, group.as_bytes()),
+        };
+        state.key = key;
+        // The line is dated at the next upkeep (no clock here).
+        if let Some(k) = key {
+            w.hold_staged(k, number, len);
         }
         Ok(())
     }
 
-    /// Read what arrived for this connection (acks) without waiting.
+    /// Read what arrived for this connection (acks) without waiting; first date the lines
+    /// pushed since the last upkeep.
     pub fn read_acks(&mut self, mb: &mut Mailbox, now: Instant) -> Result<Progress> {
         let mut p = Progress::default();
+        if let Some(w) = &mut self.window {
+            w.stamp(now);
+        }
         let window = &mut self.window;
         mb.receive_batch(false, |m| {
             if !m.is_regular() {

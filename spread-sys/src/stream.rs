@@ -85,21 +85,36 @@ fn parse_hex(hex: &[u8]) -> Option<u64> {
 /// Buffer for one tag group name (at most 29 bytes).
 pub type TagBuf = [u8; 32];
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 /// The tag group of line `n` of `stream`: `mls~<12 hex>~<hex n>`. Allocates nothing.
 pub fn tag(stream: StreamId, n: u64, buf: &mut TagBuf) -> &str {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let n = n.min(MAX_NUMBER);
+    *buf = TagBuf::default();
+    tag_prefix(stream, buf);
+    let len = tag_number(buf, n);
+    // Only ASCII was written.
+    std::str::from_utf8(&buf[..len]).unwrap_or(TAG_PREFIX)
+}
+
+/// Write `mls~<12 hex>~` at the start of a zeroed `buf`: the part of the tag that never
+/// changes for a stream (written once per group, not per line).
+pub fn tag_prefix(stream: StreamId, buf: &mut TagBuf) {
     buf[..4].copy_from_slice(TAG_PREFIX.as_bytes());
     for i in 0..12 {
         buf[4 + i] = HEX[((stream.0 >> (44 - 4 * i)) & 0xf) as usize];
     }
     buf[16] = b'~';
+}
+
+/// Write line number `n` after the prefix; returns the tag's length. The bytes after it stay
+/// zero as long as numbers only grow (a group name field is NUL-padded).
+pub fn tag_number(buf: &mut TagBuf, n: u64) -> usize {
+    let n = n.min(MAX_NUMBER);
     let digits = (64 - n.leading_zeros()).div_ceil(4).max(1) as usize;
     for i in 0..digits {
         buf[17 + i] = HEX[((n >> (4 * (digits - 1 - i))) & 0xf) as usize];
     }
-    // Only ASCII was written.
-    std::str::from_utf8(&buf[..17 + digits]).unwrap_or(TAG_PREFIX)
+    17 + digits
 }
 
 /// The stream and number a tag group carries; None for any other group name.

@@ -10,9 +10,13 @@
 //! in order and a line acknowledged early just waits for the ones before it.
 
 use std::collections::{HashMap, VecDeque};
+
 use std::time::{Duration, Instant};
 
 use crate::control::Resent;
+use crate::sender::Fnv64;
+
+type Fnv = std::hash::BuildHasherDefault<Fnv64>;
 use crate::stream::StreamId;
 
 /// Sizes and times of the window.
@@ -81,12 +85,166 @@ impl Ranges {
     }
 }
 
+/// The lines' bytes, oldest first, in one growable ring: a line is copied in with `memcpy`
+/// (at most two copies when it wraps), and freed from the front.
+#[derive(Debug, Default)]
+struct Ring {
+    buf: Vec<u8>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Append `parts` (`n` bytes in all), growing (doubling, once per size) when they do not
+    /// fit. A line that does not wrap is copied part after part with no arithmetic between.
+    fn push<'p>(&mut self, parts: impl IntoIterator<Item = &'p [u8]>, n: usize) {
+        if self.len + n > self.buf.len() {
+            self.grow((self.len + n).max(self.buf.len() * 2).max(4096));
+        }
+        let cap = self.buf.len();
+        let tail = self.head + self.len;
+        let at = if tail >= cap { tail - cap } else { tail };
+        if at + n <= cap {
+            let mut dst = &mut self.buf[at..at + n];
+            for p in parts {
+                let (head, rest) = dst.split_at_mut(p.len());
+                head.copy_from_slice(p);
+                dst = rest;
+            }
+        } else {
+            let mut at = at;
+            for p in parts {
+                let first = p.len().min(cap - at);
+                self.buf[at..at + first].copy_from_slice(&p[..first]);
+                self.buf[..p.len() - first].copy_from_slice(&p[first..]);
+                at = (at + p.len()) % cap;
+            }
+        }
+        self.len += n;
+    }
+
+    /// Copy `parts` after the held bytes without holding them yet (see [`Ring::hold`]); room
+    /// for `headroom` bytes is made first. Returns the staged length, or None (nothing usable
+    /// staged) for a line longer than the free space, which never overwrites held bytes.
+    fn stage<'p>(
+        &mut self,
+        parts: impl IntoIterator<Item = &'p [u8]>,
+        headroom: usize,
+    ) -> Option<usize> {
+        if self.len + headroom > self.buf.len() {
+            self.grow((self.len + headroom).max(self.buf.len() * 2).max(4096));
+        }
+        let cap = self.buf.len();
+        let free = cap - self.len;
+        let tail = self.head + self.len;
+        let mut at = if tail >= cap { tail - cap } else { tail };
+        let mut n = 0;
+        for p in parts {
+            n += p.len();
+            if n > free {
+                return None;
+            }
+            if at + p.len() <= cap {
+                copy_small(&mut self.buf[at..at + p.len()], p);
+                at += p.len();
+                if at == cap {
+                    at = 0;
+                }
+            } else {
+                let first = cap - at;
+                self.buf[at..].copy_from_slice(&p[..first]);
+                self.buf[..p.len() - first].copy_from_slice(&p[first..]);
+                at = p.len() - first;
+            }
+        }
+        Some(n)
+    }
+
+    /// The `n` staged bytes.
+    fn staged(&self, n: usize) -> (&[u8], &[u8]) {
+        self.slices(self.len, n)
+    }
+
+    /// Hold the `n` staged bytes.
+    fn hold(&mut self, n: usize) {
+        self.len += n;
+    }
+
+    fn grow(&mut self, cap: usize) {
+        let mut buf = vec![0u8; cap];
+        let (a, b) = self.slices(0, self.len);
+        buf[..a.len()].copy_from_slice(a);
+        buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+        self.buf = buf;
+        self.head = 0;
+    }
+
+    /// The bytes `offset..offset + n` from the front, as at most two slices.
+    fn slices(&self, offset: usize, n: usize) -> (&[u8], &[u8]) {
+        if n == 0 {
+            return (&[], &[]);
+        }
+        let cap = self.buf.len();
+        let start = (self.head + offset) % cap;
+        let first = n.min(cap - start);
+        (&self.buf[start..start + first], &self.buf[..n - first])
+    }
+
+    fn read(&self, offset: usize, n: usize, out: &mut Vec<u8>) {
+        let (a, b) = self.slices(offset, n);
+        out.extend_from_slice(a);
+        out.extend_from_slice(b);
+    }
+
+    fn pop_front(&mut self, n: usize) {
+        let n = n.min(self.len);
+        if n > 0 {
+            self.head = (self.head + n) % self.buf.len();
+            self.len -= n;
+        }
+    }
+}
+
+/// Copy a piece of a log line: most are a few bytes, for which a call to `memcpy` costs more
+/// than the copy (a line has a dozen pieces or more).
+/// Pieces of 4 to 16 bytes are copied as two overlapping fixed-size moves (what `memcpy` does
+/// inside, without the call); shorter ones with fixed-size moves too.
+#[inline(always)]
+fn copy_small(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    let dst = &mut dst[..n];
+    match n {
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        4..=7 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        3 => {
+            dst[..2].copy_from_slice(&src[..2]);
+            dst[2] = src[2];
+        }
+        2 => dst[..2].copy_from_slice(&src[..2]),
+        1 => dst[0] = src[0],
+        0 => {}
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     key: u32,
     n: u64,
     len: u32,
-    at: Instant,
+    /// When it was handed over, stamped by [`Window::stamp`] off the request path (so pushing
+    /// reads no clock); None until then.
+    at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -125,10 +283,11 @@ pub struct AckOutcome {
 pub struct Window {
     cfg: WindowConfig,
     entries: VecDeque<Entry>,
-    data: VecDeque<u8>,
+    data: Ring,
     keys: Vec<Key>,
-    /// stream -> group -> key (nested, so a lookup by `&[u8]` allocates nothing).
-    index: HashMap<StreamId, HashMap<Box<[u8]>, u32>>,
+    /// stream -> group -> key (nested, so a lookup by `&[u8]` allocates nothing; FNV, since
+    /// the keys are few and not chosen by an attacker).
+    index: HashMap<StreamId, HashMap<Box<[u8]>, u32, Fnv>, Fnv>,
     collectors: Vec<Collector>,
     /// Logical position of `entries[0]` (positions never repeat, so a resend cursor survives
     /// releases at the front).
@@ -138,12 +297,19 @@ pub struct Window {
     next_resend: Option<Instant>,
     /// When the last resend pass started.
     last_pass: Option<Instant>,
+    /// The next pass resends every unacknowledged line (a new collector, a hole shown by an
+    /// ack, lines taken back from the spool); otherwise at most [`PROBE_PASS`].
+    full_pass: bool,
+    /// Lines the pass in progress may still resend (None: all).
+    pass_left: Option<usize>,
     backoff: Duration,
     stats: WindowStats,
 }
 
 /// Shortest pause between resend passes started because a collector's ack shows it lacks a line.
 pub const GAP_RESEND: Duration = Duration::from_millis(250);
+/// Lines a resend pass on the timer alone resends (the oldest).
+pub const PROBE_PASS: usize = 256;
 
 /// Most keys (stream, group) a window tracks: spooled lines of many dead streams wait in the
 /// spool rather than grow the table without bound.
@@ -154,14 +320,16 @@ impl Window {
         Window {
             cfg,
             entries: VecDeque::new(),
-            data: VecDeque::new(),
+            data: Ring::default(),
             keys: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             collectors: Vec::new(),
             front_pos: 0,
             cursor: None,
             next_resend: None,
             last_pass: None,
+            full_pass: false,
+            pass_left: None,
             backoff: cfg.first_resend,
             stats: WindowStats::default(),
         }
@@ -202,24 +370,20 @@ impl Window {
         self.index.get(&stream)?.get(group).copied()
     }
 
-    /// Hold line `n` of `key`, given as parts (sent live just now). The caller checked
-    /// [`Window::has_room`]; a line that does not fit is refused (false).
+    /// Hold line `n` of `key`, given as parts of `len` bytes in all (sent live just now). The
+    /// caller checked [`Window::has_room`]; a line that does not fit is refused (false). Reads
+    /// no clock: [`Window::stamp`] dates it later.
     pub fn push<'p>(
         &mut self,
         key: u32,
         n: u64,
         parts: impl IntoIterator<Item = &'p [u8]>,
-        now: Instant,
+        len: usize,
     ) -> bool {
-        let before = self.data.len();
-        for p in parts {
-            self.data.extend(p);
-        }
-        let len = self.data.len() - before;
-        if self.data.len() > self.cfg.bound_bytes || (key as usize) >= self.keys.len() {
-            self.data.truncate(before);
+        if self.data.len() + len > self.cfg.bound_bytes || (key as usize) >= self.keys.len() {
             return false;
         }
+        self.data.push(parts, len);
         if self.entries.is_empty() {
             // A quiet window starts its resend clock with its first line.
             self.backoff = self.cfg.first_resend;
@@ -229,9 +393,56 @@ impl Window {
             key,
             n,
             len: len as u32,
-            at: now,
+            at: None,
         });
         true
+    }
+
+    /// Copy a line (`parts`) into the window without holding it yet, to be sent from there
+    /// ([`Window::staged`]) and then held ([`Window::hold_staged`]) or forgotten (the next
+    /// stage overwrites it). `headroom` is room to make first: the longest the line can be.
+    /// The caller checked [`Window::has_room`] for it.
+    pub fn stage<'p>(
+        &mut self,
+        parts: impl IntoIterator<Item = &'p [u8]>,
+        headroom: usize,
+    ) -> Option<usize> {
+        self.data.stage(parts, headroom)
+    }
+
+    /// The staged line's bytes (`len` of them), as at most two slices.
+    pub fn staged(&self, len: usize) -> [&[u8]; 2] {
+        let (a, b) = self.data.staged(len);
+        [a, b]
+    }
+
+    /// Hold the staged line as line `n` of `key` (it was sent).
+    pub fn hold_staged(&mut self, key: u32, n: u64, len: usize) {
+        if (key as usize) >= self.keys.len() {
+            return;
+        }
+        self.data.hold(len);
+        if self.entries.is_empty() {
+            self.backoff = self.cfg.first_resend;
+            self.next_resend = None;
+        }
+        self.entries.push_back(Entry {
+            key,
+            n,
+            len: len as u32,
+            at: None,
+        });
+    }
+
+    /// Date the lines pushed since the last call as of `now` (called on every upkeep, so a
+    /// line's age is late by at most one upkeep period).
+    pub fn stamp(&mut self, now: Instant) {
+        for e in self.entries.iter_mut().rev() {
+            if e.at.is_some() {
+                break;
+            }
+            e.at = Some(now);
+        }
     }
 
     /// Hold a line that was never resent by this process (read back from the spool): it is
@@ -253,9 +464,11 @@ impl Window {
         if self.keys[key as usize].acked.contains(n) {
             return true;
         }
-        let pushed = self.push(key, n, [line], now);
+        let pushed = self.push(key, n, [line], line.len());
+        self.stamp(now);
         if pushed {
             self.next_resend = Some(now);
+            self.full_pass = true;
         }
         pushed
     }
@@ -282,6 +495,7 @@ impl Window {
         }
         if new_collector && !self.entries.is_empty() {
             self.next_resend = Some(now);
+            self.full_pass = true;
         }
         // The collector holds lines past the oldest one we hold of that key: it lacks that one
         // (lost in a dead daemon, say), so resend soon rather than at the back-off's pace; at
@@ -295,6 +509,7 @@ impl Window {
             if self.next_resend.is_none_or(|at| at > soonest) {
                 self.next_resend = Some(soonest);
             }
+            self.full_pass = true;
         }
         AckOutcome {
             new_collector,
@@ -324,7 +539,7 @@ impl Window {
             if !self.keys[e.key as usize].acked.contains(e.n) {
                 break;
             }
-            self.data.drain(..e.len as usize);
+            self.data.pop_front(e.len as usize);
             self.entries.pop_front();
             self.front_pos += 1;
             n += 1;
@@ -351,11 +566,17 @@ impl Window {
         }
         let due = match self.next_resend {
             Some(at) => now >= at,
-            None => now.duration_since(oldest.at) >= self.backoff,
+            None => oldest
+                .at
+                .is_some_and(|at| now.duration_since(at) >= self.backoff),
         };
         if due {
             self.cursor = Some(self.front_pos);
             self.last_pass = Some(now);
+            // A pass on the timer alone probes with the oldest lines: a live collector that
+            // lacks them acknowledges them, and its acks show any further hole (a full pass
+            // follows); a dead one (its name not yet forgotten) costs little.
+            self.pass_left = (!std::mem::take(&mut self.full_pass)).then_some(PROBE_PASS);
             self.stats.resend_passes += 1;
         }
         due
@@ -388,10 +609,16 @@ impl Window {
                 self.cursor = Some(pos);
                 return Ok(false);
             }
+            if self.pass_left == Some(0) {
+                break;
+            }
             let key = &self.keys[e.key as usize];
             if !key.acked.contains(e.n) {
+                if let Some(left) = &mut self.pass_left {
+                    *left -= 1;
+                }
                 line.clear();
-                line.extend(self.data.range(offset..offset + e.len as usize));
+                self.data.read(offset, e.len as usize, &mut line);
                 let r = Resent {
                     stream: key.stream,
                     group: &key.group,
@@ -427,7 +654,8 @@ impl Window {
         let mut line = Vec::new();
         while let Some(e) = self.entries.pop_front() {
             line.clear();
-            line.extend(self.data.drain(..e.len as usize));
+            self.data.read(0, e.len as usize, &mut line);
+            self.data.pop_front(e.len as usize);
             let key = &self.keys[e.key as usize];
             if !key.acked.contains(e.n) {
                 each(key.stream, &key.group, e.n, &line);
@@ -472,7 +700,9 @@ impl Window {
 
     /// Age of the oldest line held.
     pub fn oldest_age(&self, now: Instant) -> Option<Duration> {
-        self.entries.front().map(|e| now.duration_since(e.at))
+        self.entries
+            .front()
+            .map(|e| e.at.map_or(Duration::ZERO, |at| now.duration_since(at)))
     }
 
     /// Collectors heard from (within the ttl, as of the last [`Window::resend_due`]).
@@ -503,8 +733,9 @@ mod tests {
         let k = w.key(S, g).unwrap();
         for n in first..first + count {
             let text = format!("line {n}\n");
-            assert!(w.push(k, n, [text.as_bytes()], now));
+            assert!(w.push(k, n, [text.as_bytes()], text.len()));
         }
+        w.stamp(now);
     }
 
     /// Run a whole resend pass; (collector, group, number, line) per resent line.
@@ -523,6 +754,53 @@ mod tests {
             .unwrap()
         {}
         out
+    }
+
+    #[test]
+    fn the_ring_keeps_bytes_in_order_across_wraps_and_growth() {
+        let mut r = Ring::default();
+        let mut model: std::collections::VecDeque<u8> = Default::default();
+        let mut x = 7u32;
+        for round in 0..2000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            if !x.is_multiple_of(3) || model.is_empty() {
+                let a: Vec<u8> = (0..(x % 300) as u8).map(|i| i ^ round as u8).collect();
+                let b: Vec<u8> = (0..(x % 50) as u8).collect();
+                r.push([&a[..], &b[..]], a.len() + b.len());
+                model.extend(&a);
+                model.extend(&b);
+            } else {
+                let n = (x as usize % 400).min(model.len());
+                r.pop_front(n);
+                model.drain(..n);
+            }
+            assert_eq!(r.len(), model.len());
+            let mut got = Vec::new();
+            r.read(0, r.len(), &mut got);
+            assert!(got.iter().eq(model.iter()), "round {round}");
+        }
+        r.pop_front(r.len());
+        assert_eq!(r.len(), 0);
+    }
+
+    #[test]
+    fn a_staged_line_is_held_or_forgotten() {
+        let mut w = Window::new(cfg(1 << 20));
+        let k = w.key(S, b"www").unwrap();
+        let n = w.stage([&b"GET "[..], b"/ 200\n"], 100).unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(w.staged(n).concat(), b"GET / 200\n");
+        assert!(w.is_empty(), "staged is not held");
+        // Not sent: the next stage takes its place.
+        let n = w.stage([&b"second\n"[..]], 100).unwrap();
+        w.hold_staged(k, 1, n);
+        // A line longer than the free space stages nothing and overwrites nothing.
+        let big = vec![b'x'; 10 << 20];
+        assert_eq!(w.stage([&big[..]], 100), None);
+        assert_eq!((w.len(), w.bytes()), (1, 7));
+        let mut out = Vec::new();
+        w.drain(|_, _, num, line| out.push((num, line.to_vec())));
+        assert_eq!(out, vec![(1, b"second\n".to_vec())]);
     }
 
     #[test]
@@ -580,15 +858,14 @@ mod tests {
 
     #[test]
     fn the_bound_is_bytes_of_lines() {
-        let t = Instant::now();
         let mut w = Window::new(cfg(20));
         let k = w.key(S, b"g").unwrap();
         assert!(w.has_room(20) && !w.has_room(21));
-        assert!(w.push(k, 1, [&b"0123456789"[..]], t));
-        assert!(w.push(k, 2, [&b"01234"[..], b"56789"], t));
+        assert!(w.push(k, 1, [&b"0123456789"[..]], 10));
+        assert!(w.push(k, 2, [&b"01234"[..], b"56789"], 10));
         assert!(!w.has_room(1));
         assert!(
-            !w.push(k, 3, [&b"x"[..]], t),
+            !w.push(k, 3, [&b"x"[..]], 1),
             "a line over the bound is refused"
         );
         assert_eq!(w.len(), 2);
@@ -646,6 +923,29 @@ mod tests {
         assert!(!w.resend_due(t1));
         assert!(w.resend_due(t + GAP_RESEND));
         assert_eq!(pass(&mut w, t + GAP_RESEND).len(), 1);
+    }
+
+    #[test]
+    fn a_pass_on_the_timer_probes_with_the_oldest_lines_only() {
+        let t = Instant::now();
+        let mut w = Window::new(cfg(1 << 20));
+        send(&mut w, b"www", 1, 1000, t);
+        w.on_ack("#c#h", S, b"www", 0, 0, t);
+        assert!(w.resend_due(t));
+        assert_eq!(pass(&mut w, t).len(), 1000, "a new collector: everything");
+        // Silence (the collector died, say): the next passes resend the oldest lines only.
+        let t1 = t + Duration::from_secs(1);
+        assert!(w.resend_due(t1));
+        let got = pass(&mut w, t1);
+        assert_eq!(got.len(), PROBE_PASS);
+        assert_eq!((got[0].2, got[PROBE_PASS - 1].2), (1, PROBE_PASS as u64));
+        // The collector answers the probe: it has them now, and its ack shows it lacks the
+        // rest: a full pass follows.
+        let t2 = t1 + Duration::from_millis(300);
+        w.on_ack("#c#h", S, b"www", 1, 10, t2);
+        w.on_ack("#c#h", S, b"www", 20, 20, t2);
+        assert!(w.resend_due(t2));
+        assert_eq!(pass(&mut w, t2).len(), 1000 - 11);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub const DOWN_REMINDER: Duration = Duration::from_secs(60);
 /// The gap table is saved this often while running, and at exit.
 pub const STATE_SAVE_INTERVAL: Duration = Duration::from_secs(60);
+/// Acknowledgements go out at most this often (each covers everything written until then): one
+/// ack per flush would cost the senders a wake-up per line at low rates.
+pub const ACK_EVERY: Duration = Duration::from_millis(50);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counters reported on SIGUSR1 and at exit.
@@ -114,6 +117,8 @@ pub struct Collector<'l> {
     started_with: Vec<(&'static str, String)>,
     /// `MetricsListen`: scrapes are answered from this loop (see `spread_sys::metrics`).
     metrics: Option<metrics::Endpoint>,
+    /// When acknowledgements last went out (see [`ACK_EVERY`]).
+    last_acks: Instant,
 }
 
 /// The delivery journal (`delivered`) beside the gap table's `StateFile`.
@@ -219,6 +224,7 @@ impl<'l> Collector<'l> {
             opts,
             started_with: cfg.restart_only(),
             metrics: None,
+            last_acks: Instant::now(),
         }
     }
 
@@ -443,6 +449,9 @@ impl<'l> Collector<'l> {
         }
         if self.router.has_pending() {
             t = t.min(Duration::from_secs(1));
+        }
+        if !self.intake.acks.is_empty() {
+            t = t.min(ACK_EVERY.saturating_sub(self.last_acks.elapsed()));
         }
         t.as_millis().min(60_000) as libc::c_int + 1
     }
@@ -781,6 +790,9 @@ impl<'l> Collector<'l> {
                 if self.router.has_pending() || self.router.is_stuck() {
                     self.flush_and_ack();
                 }
+                if !self.intake.acks.is_empty() && self.last_acks.elapsed() >= ACK_EVERY {
+                    self.send_acks();
+                }
                 self.wait(signals);
             }
         }
@@ -870,7 +882,9 @@ impl<'l> Collector<'l> {
                 return;
             }
         }
-        self.send_acks();
+        if self.last_acks.elapsed() >= ACK_EVERY {
+            self.send_acks();
+        }
     }
 
     /// Journal what closing the files wrote (their last pending lines).
@@ -885,6 +899,7 @@ impl<'l> Collector<'l> {
     /// Send the acks owed: each stream's written ranges on a group, to the sender's private
     /// group, one control message per sender where they fit.
     fn send_acks(&mut self) {
+        self.last_acks = Instant::now();
         let mut due = std::mem::take(&mut self.intake.acks);
         due.sort_by(|a, b| (a.conn, &a.sender).cmp(&(b.conn, &b.sender)));
         for chunk in due.chunk_by(|a, b| a.conn == b.conn && a.sender == b.sender) {
@@ -935,6 +950,7 @@ impl<'l> Collector<'l> {
     /// Write everything, close files, save the gap table, leave the daemons.
     pub fn shutdown(&mut self) {
         self.flush_and_ack();
+        self.send_acks();
         self.router.close_all(self.log);
         self.commit_closed();
         for c in &mut self.conns {

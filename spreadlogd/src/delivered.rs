@@ -264,11 +264,7 @@ impl Delivered {
 
     /// The batch is in the files (`touched` lists their sizes now): record it, then the pending
     /// numbers count as written. Returns the keys whose state changed (to acknowledge).
-    pub fn commit(
-        &mut self,
-        touched: &[Touched],
-        now: u64,
-    ) -> io::Result<Vec<KeyId>> {
+    pub fn commit(&mut self, touched: &[Touched], now: u64) -> io::Result<Vec<KeyId>> {
         let dirty = std::mem::take(&mut self.dirty);
         let mut out = Vec::new();
         for t in touched {
@@ -376,9 +372,7 @@ fn write_file(out: &mut Vec<u8>, t: &Touched) {
     let _ = writeln!(out, "{VERSION} file {} {} {} {path}", t.dev, t.ino, t.size);
 }
 
-fn parse_key<'a>(
-    mut w: impl Iterator<Item = &'a str>,
-) -> Option<(KeyId, KeyState)> {
+fn parse_key<'a>(mut w: impl Iterator<Item = &'a str>) -> Option<(KeyId, KeyState)> {
     let stream = StreamId::parse(w.next()?.as_bytes())?;
     let group: Box<[u8]> = w.next()?.as_bytes().into();
     let sender = w.next()?;

@@ -383,6 +383,22 @@ impl OneGroupHeader {
         Ok(())
     }
 
+    /// [`Self::set_tag`] from a whole NUL-padded name field built by `crate::stream` (a valid
+    /// group name by construction: not checked again, this runs per line).
+    pub fn set_tag_field(&mut self, field: &[u8; MAX_GROUP_NAME]) {
+        debug_assert!(
+            field
+                .iter()
+                .position(|&b| b == 0)
+                .is_some_and(|end| { crate::names::check_group(&field[..end]).is_ok() })
+        );
+        self.bytes[HEADER_LEN + MAX_GROUP_NAME..].copy_from_slice(field);
+        if !self.tagged {
+            self.tagged = true;
+            self.bytes[Self::GROUPS_AT..Self::GROUPS_AT + 4].copy_from_slice(&2u32.to_le_bytes());
+        }
+    }
+
     /// Set `mess_type` and the body length; `body_len` must be at most [`Self::MAX_BODY`]
     /// ([`Self::MAX_TAGGED_BODY`] with a tag).
     pub fn set(&mut self, mess_type: i16, body_len: usize) -> Result<()> {

@@ -370,10 +370,7 @@ impl Sender {
         let mut lines = batch.iter().flat_map(|b| messages(b));
         let mut failed = None;
         for m in lines.by_ref() {
-            if let Err(e) = self
-                .link
-                .send(mb, AGREED_MESS, &self.group, [m], Instant::now)
-            {
+            if let Err(e) = self.link.send(mb, AGREED_MESS, &self.group, [m]) {
                 failed = Some((m, e));
                 break;
             }
@@ -578,7 +575,7 @@ impl Sender {
                         Err(SendError::WindowFull)
                     }
                 }
-                None => link.send(mb, AGREED_MESS, &g, [&r.line[..]], Instant::now),
+                None => link.send(mb, AGREED_MESS, &g, [&r.line[..]]),
             }
         });
         match outcome {
