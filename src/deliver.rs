@@ -168,14 +168,19 @@ fn deliver_with<'a>(
         };
         let prefix = if with_prefix { &prefix[..] } else { &[] };
         let mut sent = if built_with_prefix.is_none() {
-            transport.try_send_parts(
-                alt.daemon_id,
-                group,
-                prefix
-                    .iter()
-                    .copied()
-                    .chain(pieces.clone().map(|p| -> &[u8] { p })),
-            )
+            if prefix.is_empty() {
+                // The common case, without the (empty) prefix chained in front of every piece.
+                transport.try_send_parts(alt.daemon_id, group, pieces.clone())
+            } else {
+                transport.try_send_parts(
+                    alt.daemon_id,
+                    group,
+                    prefix
+                        .iter()
+                        .copied()
+                        .chain(pieces.clone().map(|p| -> &[u8] { p })),
+                )
+            }
         } else {
             Err(SendFailure::Send(SpreadError::MessageTooLong {
                 len: 0,

@@ -55,6 +55,8 @@ struct GroupState {
     key: Option<u32>,
     /// The tag group's name field, its stream prefix written once; per line only the number.
     tag: Option<stream::TagBuf>,
+    /// The number the tag holds (0: none yet).
+    tag_n: u64,
 }
 
 /// A window is treated as full this close to its bound, without measuring the line: the
@@ -85,7 +87,11 @@ pub struct Progress {
 /// reconnects under any private name (collectors acknowledge to the name a line last came from).
 pub struct Link {
     stream: StreamId,
-    groups: HashMap<Box<str>, GroupState, BuildHasherDefault<Fnv64>>,
+    /// Per group, in the order first used; `index` finds one by name, `last` is the group of
+    /// the previous line (usually the next one's too: a compare instead of a hash).
+    groups: Vec<(Box<str>, GroupState)>,
+    index: HashMap<Box<str>, usize, BuildHasherDefault<Fnv64>>,
+    last: usize,
     window: Option<Window>,
     announcer: Announcer,
     /// Lines taken back from the spool (they count as activity for the announcer).
@@ -105,7 +111,9 @@ impl Link {
     pub fn new(window: Option<WindowConfig>) -> Link {
         Link {
             stream: StreamId::random(),
-            groups: HashMap::default(),
+            groups: Vec::new(),
+            index: HashMap::default(),
+            last: 0,
             window: window.map(Window::new),
             announcer: Announcer::new(),
             reheld: 0,
@@ -123,7 +131,7 @@ impl Link {
 
     /// Lines numbered so far, all groups.
     pub fn numbered_total(&self) -> u64 {
-        self.groups.values().map(|g| g.counter.issued()).sum()
+        self.groups.iter().map(|(_, g)| g.counter.issued()).sum()
     }
 
     /// Whether a broken connection must come back for this link: lines numbered (to announce)
@@ -136,7 +144,7 @@ impl Link {
     /// once (lines in flight on the old session may be lost; the collectors' answers start the
     /// resending).
     pub fn connected(&mut self, now: Instant) {
-        for g in self.groups.values_mut() {
+        for (_, g) in &mut self.groups {
             g.template = None;
         }
         self.announcer.reconnected(now);
@@ -167,11 +175,23 @@ impl Link {
                 return Err(SendError::WindowFull);
             }
         }
-        // One table lookup per line; a new group allocates its key once.
-        let state = match self.groups.get_mut(group) {
-            Some(s) => s,
-            None => self.groups.entry(group.into()).or_default(),
-        };
+        // The group of the previous line again (the usual case) costs a compare; another one
+        // a table lookup; a new group allocates its name once.
+        if self
+            .groups
+            .get(self.last)
+            .is_none_or(|(name, _)| **name != *group)
+        {
+            self.last = match self.index.get(group) {
+                Some(&i) => i,
+                None => {
+                    self.groups.push((group.into(), GroupState::default()));
+                    self.index.insert(group.into(), self.groups.len() - 1);
+                    self.groups.len() - 1
+                }
+            };
+        }
+        let state = &mut self.groups[self.last].1;
         let template = match &mut state.template {
             Some(t) => t,
             None => state
@@ -185,7 +205,12 @@ impl Link {
             stream::tag_prefix(stream_id, &mut t);
             t
         });
-        stream::tag_number(tag, number);
+        if state.tag_n + 1 == number && state.tag_n > 0 {
+            stream::tag_increment(tag, state.tag_n);
+        } else {
+            stream::tag_number(tag, number);
+        }
+        state.tag_n = number;
         template.set_tag_field(tag);
         let mess_type = mess_type_for(state.counter.peek());
         let Some(w) = &mut self.window else {

@@ -138,10 +138,36 @@ impl Ring {
         if self.len + headroom > self.buf.len() {
             self.grow((self.len + headroom).max(self.buf.len() * 2).max(4096));
         }
+        if self.len == 0 {
+            // Nothing held: start over at the beginning, where all of the space is one run.
+            self.head = 0;
+        }
         let cap = self.buf.len();
         let free = cap - self.len;
         let tail = self.head + self.len;
         let mut at = if tail >= cap { tail - cap } else { tail };
+        // The usual case: the free space after the tail does not wrap (the ring is empty, or its
+        // held bytes wrapped already, or there is room before the end): copy along one slice.
+        let contiguous = if at >= self.head && self.len > 0 {
+            cap - at
+        } else {
+            free
+        };
+        if contiguous >= headroom || contiguous == free {
+            let start = at;
+            let mut dst = &mut self.buf[at..at + contiguous];
+            for p in parts {
+                if p.len() > dst.len() {
+                    return None;
+                }
+                let (head, rest) = std::mem::take(&mut dst).split_at_mut(p.len());
+                copy_small(head, p);
+                dst = rest;
+            }
+            let n = contiguous - dst.len();
+            debug_assert!(start + n <= cap);
+            return Some(n);
+        }
         let mut n = 0;
         for p in parts {
             n += p.len();
@@ -766,7 +792,15 @@ mod tests {
             if !x.is_multiple_of(3) || model.is_empty() {
                 let a: Vec<u8> = (0..(x % 300) as u8).map(|i| i ^ round as u8).collect();
                 let b: Vec<u8> = (0..(x % 50) as u8).collect();
-                r.push([&a[..], &b[..]], a.len() + b.len());
+                if round % 2 == 0 {
+                    r.push([&a[..], &b[..]], a.len() + b.len());
+                } else {
+                    let n = r.stage([&a[..], &b[..]], 400).expect("room was made");
+                    assert_eq!(n, a.len() + b.len());
+                    let (s1, s2) = r.staged(n);
+                    assert_eq!([s1, s2].concat(), [&a[..], &b[..]].concat());
+                    r.hold(n);
+                }
                 model.extend(&a);
                 model.extend(&b);
             } else {
