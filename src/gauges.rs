@@ -81,6 +81,9 @@ pub struct Holding {
     pub connected: u64,
 }
 
+/// The slot this process claimed (its index + 1; 0: none yet), so a report is no search.
+static MINE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// This child's figures (claims a slot the first time; a full table drops them).
 pub fn report(pid: u32, h: Holding) {
     let Some(t) = table() else {
@@ -88,12 +91,21 @@ pub fn report(pid: u32, h: Holding) {
     };
     let now = now_ms();
     let stale = STALE.as_millis() as u64;
-    let slot = t
-        .slots
-        .iter()
-        .find(|s| s.pid.load(Ordering::Relaxed) == pid)
+    let index = MINE
+        .load(Ordering::Relaxed)
+        .checked_sub(1)
+        .filter(|&i| {
+            t.slots
+                .get(i)
+                .is_some_and(|s| s.pid.load(Ordering::Relaxed) == pid)
+        })
         .or_else(|| {
-            t.slots.iter().find(|s| {
+            t.slots
+                .iter()
+                .position(|s| s.pid.load(Ordering::Relaxed) == pid)
+        })
+        .or_else(|| {
+            t.slots.iter().position(|s| {
                 let old = s.pid.load(Ordering::Relaxed);
                 let fresh = now.saturating_sub(s.updated_ms.load(Ordering::Relaxed)) < stale;
                 (old == 0 || !fresh)
@@ -102,7 +114,9 @@ pub fn report(pid: u32, h: Holding) {
                         .is_ok()
             })
         });
-    if let Some(s) = slot {
+    if let Some(i) = index {
+        MINE.store(i + 1, Ordering::Relaxed);
+        let s = &t.slots[i];
         s.unacked.store(h.unacked, Ordering::Relaxed);
         s.unacked_bytes.store(h.unacked_bytes, Ordering::Relaxed);
         s.oldest_ms.store(h.oldest_ms, Ordering::Relaxed);

@@ -43,9 +43,11 @@ enum Wait {
 
 /// How often the spool is looked at.
 pub const POLL: Duration = Duration::from_millis(500);
-/// How often acknowledgements are read while lines wait for them (a daemon drops a session
-/// that lets 1,000 messages queue up).
-pub const ACK_POLL: Duration = Duration::from_millis(50);
+/// How often acknowledgements are read while lines wait for them. Often enough for the resend
+/// timers (1 s, and 250 ms after an ack shows a hole) and far from a daemon's limit of 1,000
+/// queued messages (spreadlogd acks at most every 50 ms: 50 s of acks); rarely enough that the
+/// upkeep costs the web server next to nothing per request.
+pub const ACK_POLL: Duration = Duration::from_millis(200);
 /// How long a child's exit waits for the last acknowledgements before spooling the rest.
 pub const CLOSE_LINGER: Duration = Duration::from_millis(200);
 /// Longest wait between two replay attempts that failed (no daemon, no member).

@@ -100,6 +100,7 @@ impl MulticastTemplate {
 
     /// The per-line form of [`MulticastTemplate::set_tag`]: a NUL-padded tag field as
     /// `crate::stream` builds it (not checked again).
+    #[inline]
     pub fn set_tag_field(&mut self, field: &crate::stream::TagBuf) {
         self.header.set_tag_field(field);
     }

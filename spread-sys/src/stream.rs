@@ -131,6 +131,7 @@ pub fn parse_tag(group: &[u8]) -> Option<(StreamId, u64)> {
 /// Turn the tag of line `n` in `buf` into the tag of line `n + 1` by counting up its hex digits
 /// in place (a few instructions per line instead of formatting the number). Returns the tag's
 /// length.
+#[inline]
 pub fn tag_increment(buf: &mut TagBuf, n: u64) -> usize {
     let end = buf[17..]
         .iter()

@@ -71,8 +71,13 @@ impl Ranges {
     }
 
     pub fn contains(&self, n: u64) -> bool {
+        self.range_of(n).is_some()
+    }
+
+    /// The range that holds `n`, if any.
+    pub fn range_of(&self, n: u64) -> Option<(u64, u64)> {
         let i = self.0.partition_point(|&(_, b)| b < n);
-        self.0.get(i).is_some_and(|&(a, _)| a <= n)
+        self.0.get(i).copied().filter(|&(a, _)| a <= n)
     }
 
     pub fn ranges(&self) -> &[(u64, u64)] {
@@ -143,59 +148,50 @@ impl Ring {
             self.head = 0;
         }
         let cap = self.buf.len();
-        let free = cap - self.len;
         let tail = self.head + self.len;
-        let mut at = if tail >= cap { tail - cap } else { tail };
-        // The usual case: the free space after the tail does not wrap (the ring is empty, or its
-        // held bytes wrapped already, or there is room before the end): copy along one slice.
-        let contiguous = if at >= self.head && self.len > 0 {
-            cap - at
+        let at = if tail >= cap { tail - cap } else { tail };
+        // The free space is at most two runs: after the tail (up to the end, or up to the head
+        // when the held bytes wrap), then from the start up to the head.
+        let (run1, run2) = if self.len == cap {
+            (0, 0)
+        } else if at >= self.head {
+            (cap - at, self.head)
         } else {
-            free
+            (self.head - at, 0)
         };
-        if contiguous >= headroom || contiguous == free {
-            let start = at;
-            let mut dst = &mut self.buf[at..at + contiguous];
-            for p in parts {
-                if p.len() > dst.len() {
-                    return None;
-                }
-                let (head, rest) = std::mem::take(&mut dst).split_at_mut(p.len());
-                copy_small(head, p);
-                dst = rest;
-            }
-            let n = contiguous - dst.len();
-            debug_assert!(start + n <= cap);
-            return Some(n);
-        }
+        let (start, end) = self.buf.split_at_mut(at);
+        let mut dst = &mut end[..run1];
+        let mut spare = &mut start[..run2];
         let mut n = 0;
         for p in parts {
             n += p.len();
-            if n > free {
+            if p.len() <= dst.len() {
+                let (head, rest) = std::mem::take(&mut dst).split_at_mut(p.len());
+                copy_small(head, p);
+                dst = rest;
+                continue;
+            }
+            // This piece wraps: the end of the first run, then the second run.
+            let k = dst.len();
+            if p.len() - k > spare.len() {
                 return None;
             }
-            if at + p.len() <= cap {
-                copy_small(&mut self.buf[at..at + p.len()], p);
-                at += p.len();
-                if at == cap {
-                    at = 0;
-                }
-            } else {
-                let first = cap - at;
-                self.buf[at..].copy_from_slice(&p[..first]);
-                self.buf[..p.len() - first].copy_from_slice(&p[first..]);
-                at = p.len() - first;
-            }
+            dst.copy_from_slice(&p[..k]);
+            let (head, rest) = std::mem::take(&mut spare).split_at_mut(p.len() - k);
+            head.copy_from_slice(&p[k..]);
+            dst = rest;
         }
         Some(n)
     }
 
     /// The `n` staged bytes.
+    #[inline]
     fn staged(&self, n: usize) -> (&[u8], &[u8]) {
         self.slices(self.len, n)
     }
 
     /// Hold the `n` staged bytes.
+    #[inline]
     fn hold(&mut self, n: usize) {
         self.len += n;
     }
@@ -210,6 +206,7 @@ impl Ring {
     }
 
     /// The bytes `offset..offset + n` from the front, as at most two slices.
+    #[inline]
     fn slices(&self, offset: usize, n: usize) -> (&[u8], &[u8]) {
         if n == 0 {
             return (&[], &[]);
@@ -241,8 +238,8 @@ impl Ring {
 /// inside, without the call); shorter ones with fixed-size moves too.
 #[inline(always)]
 fn copy_small(dst: &mut [u8], src: &[u8]) {
+    // `dst` is exactly as long as `src` (the caller split it so).
     let n = src.len();
-    let dst = &mut dst[..n];
     match n {
         8..=16 => {
             dst[..8].copy_from_slice(&src[..8]);
@@ -366,6 +363,7 @@ impl Window {
     }
 
     /// Whether a line of `len` bytes fits now (else the caller spools it, unnumbered).
+    #[inline]
     pub fn has_room(&self, len: usize) -> bool {
         self.data.len() + len <= self.cfg.bound_bytes
     }
@@ -437,12 +435,14 @@ impl Window {
     }
 
     /// The staged line's bytes (`len` of them), as at most two slices.
+    #[inline]
     pub fn staged(&self, len: usize) -> [&[u8]; 2] {
         let (a, b) = self.data.staged(len);
         [a, b]
     }
 
     /// Hold the staged line as line `n` of `key` (it was sent).
+    #[inline]
     pub fn hold_staged(&mut self, key: u32, n: u64, len: usize) {
         if (key as usize) >= self.keys.len() {
             return;
@@ -559,18 +559,28 @@ impl Window {
         }
     }
 
+    /// Free the acknowledged lines at the front. The range that covers one line usually covers
+    /// the next ones too: it is looked up again only when a line falls outside it.
     fn release(&mut self) -> usize {
-        let mut n = 0;
-        while let Some(e) = self.entries.front() {
-            if !self.keys[e.key as usize].acked.contains(e.n) {
-                break;
+        let (mut n, mut bytes) = (0usize, 0usize);
+        let mut covering: Option<(u32, u64, u64)> = None;
+        for e in &self.entries {
+            let inside = covering.is_some_and(|(k, a, b)| k == e.key && a <= e.n && e.n <= b);
+            if !inside {
+                match self.keys[e.key as usize].acked.range_of(e.n) {
+                    Some((a, b)) => covering = Some((e.key, a, b)),
+                    None => break,
+                }
             }
-            self.data.pop_front(e.len as usize);
-            self.entries.pop_front();
-            self.front_pos += 1;
             n += 1;
+            bytes += e.len as usize;
         }
-        self.stats.released += n as u64;
+        if n > 0 {
+            self.entries.drain(..n);
+            self.data.pop_front(bytes);
+            self.front_pos += n as u64;
+            self.stats.released += n as u64;
+        }
         n
     }
 

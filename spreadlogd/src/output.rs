@@ -26,12 +26,18 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Add one line; false (nothing added) when the batch would pass [`MAX_PENDING`].
+    /// Add one line, ending it with a newline if it has none (a message without one would
+    /// otherwise be fused with the next sender's line); false (nothing added) when the batch
+    /// would pass [`MAX_PENDING`].
     pub fn push(&mut self, line: &[u8]) -> bool {
-        if self.bytes.len() + line.len() > MAX_PENDING {
+        let newline = !line.ends_with(b"\n");
+        if self.bytes.len() + line.len() + usize::from(newline) > MAX_PENDING {
             return false;
         }
         self.bytes.extend_from_slice(line);
+        if newline {
+            self.bytes.push(b'\n');
+        }
         self.lines += 1;
         true
     }
@@ -385,6 +391,16 @@ mod tests {
         );
         assert_eq!(std::fs::read(&p).unwrap(), b"four\n");
         assert_eq!(o.lines_written, 4);
+    }
+
+    #[test]
+    fn every_line_ends_with_a_newline() {
+        let mut b = Batch::default();
+        assert!(b.push(b"no newline"));
+        assert!(b.push(b"has one\n"));
+        assert!(b.push(b""));
+        assert_eq!(b.bytes, b"no newline\nhas one\n\n");
+        assert_eq!(b.lines, 3);
     }
 
     #[test]

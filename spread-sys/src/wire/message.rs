@@ -385,6 +385,7 @@ impl OneGroupHeader {
 
     /// [`Self::set_tag`] from a whole NUL-padded name field built by `crate::stream` (a valid
     /// group name by construction: not checked again, this runs per line).
+    #[inline]
     pub fn set_tag_field(&mut self, field: &[u8; MAX_GROUP_NAME]) {
         debug_assert!(
             field
@@ -401,6 +402,7 @@ impl OneGroupHeader {
 
     /// Set `mess_type` and the body length; `body_len` must be at most [`Self::MAX_BODY`]
     /// ([`Self::MAX_TAGGED_BODY`] with a tag).
+    #[inline]
     pub fn set(&mut self, mess_type: i16, body_len: usize) -> Result<()> {
         let groups = 1 + usize::from(self.tagged);
         if body_len + groups * MAX_GROUP_NAME > MAX_SAFE_MESSAGE_LEN {
@@ -416,6 +418,7 @@ impl OneGroupHeader {
         Ok(())
     }
 
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         &self.bytes[..HEADER_LEN + MAX_GROUP_NAME * (1 + usize::from(self.tagged))]
     }
