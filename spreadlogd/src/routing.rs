@@ -384,7 +384,8 @@ mod tests {
         );
         assert_eq!(read("post.log"), "POST /b\nx DELETE\n");
         assert_eq!(read("vh/www.a.com"), "GET /\ntwo\n");
-        assert_eq!(read("vh/b.example"), "one\nthree");
+        // Every line ends with a newline, also one the sender sent without.
+        assert_eq!(read("vh/b.example"), "one\nthree\n");
         assert_eq!(
             read("vh/_invalid_host_"),
             "../../etc/passwd GET /\nno-space-line\n"
