@@ -49,6 +49,8 @@ pub struct ModuleConfig {
     pub ack_window: u64,
     /// `SpreadAckWarning`: warn in the error log once the oldest unacknowledged line is this old.
     pub ack_warning: Duration,
+    /// `SpreadAckAll`: release a line only once every collector of its group has it.
+    pub ack_all: bool,
 }
 
 impl Default for ModuleConfig {
@@ -68,6 +70,7 @@ impl Default for ModuleConfig {
             acknowledge: true,
             ack_window: DEFAULT_ACK_WINDOW,
             ack_warning: DEFAULT_ACK_WARNING,
+            ack_all: false,
         }
     }
 }

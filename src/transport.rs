@@ -65,6 +65,7 @@ impl Conn {
             retry_at: None,
             link: Link::new(cfg.acknowledge.then(|| WindowConfig {
                 bound_bytes: cfg.ack_window as usize,
+                all_collectors: cfg.ack_all,
                 ..WindowConfig::default()
             })),
             next_ack_warning: None,

@@ -23,6 +23,8 @@
 //! * `mls1 ack <stream> <group> <from> <to>` — a collector has written lines `from..=to` of that
 //!   stream and group (and recorded it durably). Sent to the sender's private group only. `0 0`
 //!   says "none yet". A collector sends one record per range it holds.
+//! * `mls1 collector <16 hex>` — first in a collector's ack messages: its stable id, so a
+//!   collector that restarted under a new private name is known as the same one.
 //!
 //! `n` is a decimal count (no sign, no leading zeros, at most 20 digits) that never wraps. A
 //! reader skips records of a version or verb it does not know (newer senders may add some), so
@@ -78,6 +80,9 @@ pub enum Record<'a> {
         group: &'a [u8],
         last: u64,
     },
+    /// The collector that sends the records after it (in the same message): a stable id, so a
+    /// restarted collector (a new private name) is known as the same one.
+    Collector { id: u64 },
     /// A collector holds lines `from..=to` of (`stream`, `group`); `0 0` holds none.
     Ack {
         stream: StreamId,
@@ -122,6 +127,11 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) -> bool {
                 return false;
             }
             return encode_stream_record(b"ack", stream, group, &[from, to], out);
+        }
+        Record::Collector { id } => {
+            use std::io::Write;
+            let _ = writeln!(out, "mls1 collector {id:016x}");
+            return true;
         }
     };
     if !is_group(group) || old.is_some_and(|o| !is_private_group(o)) {
@@ -212,7 +222,15 @@ fn decode_line(line: &[u8]) -> Result<Record<'_>, Skipped> {
                 to,
             }
         }
-        (b"next" | b"handover" | b"stream" | b"ack", _) => return Err(Skipped::Malformed),
+        (b"collector", [id]) if id.len() == 16 => Record::Collector {
+            id: std::str::from_utf8(id)
+                .ok()
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .ok_or(Skipped::Malformed)?,
+        },
+        (b"next" | b"handover" | b"stream" | b"ack" | b"collector", _) => {
+            return Err(Skipped::Malformed);
+        }
         _ => return Err(Skipped::Unknown),
     };
     Ok(record)
@@ -506,6 +524,10 @@ mod tests {
         ] {
             assert!(!encode(&bad, &mut Vec::new()));
         }
+        let mut c = Vec::new();
+        assert!(encode(&Record::Collector { id: 0xfeed_beef }, &mut c));
+        assert_eq!(c, b"mls1 collector 00000000feedbeef\n");
+        assert_eq!(all(&c), vec![Ok(Record::Collector { id: 0xfeed_beef })]);
         let body =
             b"mls1 ack 000000000abc www 5 4\nmls1 ack zz www 1 2\nmls1 stream 000000000abc www\n";
         assert!(all(body).iter().all(|r| *r == Err(Skipped::Malformed)));

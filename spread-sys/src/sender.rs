@@ -260,15 +260,20 @@ impl Link {
                 return;
             };
             let from = String::from_utf8_lossy(m.sender());
+            let mut id = None;
             for r in records {
-                if let Ok(Record::Ack {
-                    stream,
-                    group,
-                    from: first,
-                    to: last,
-                }) = r
-                {
-                    p.acked += w.on_ack(&from, stream, group, first, last, now).released as u64;
+                match r {
+                    Ok(Record::Collector { id: i }) => id = Some(i),
+                    Ok(Record::Ack {
+                        stream,
+                        group,
+                        from: first,
+                        to: last,
+                    }) => {
+                        let o = w.on_ack(&from, id, stream, group, first, last, now);
+                        p.acked += o.released as u64;
+                    }
+                    _ => {}
                 }
             }
         })?;

@@ -29,6 +29,9 @@ pub struct WindowConfig {
     pub max_resend: Duration,
     /// A collector not heard from for this long is no longer resent to.
     pub collector_ttl: Duration,
+    /// Release a line only once **every** collector that acknowledges its stream and group has
+    /// it (two log hosts that must both end complete), rather than once any one has.
+    pub all_collectors: bool,
 }
 
 impl Default for WindowConfig {
@@ -38,6 +41,7 @@ impl Default for WindowConfig {
             first_resend: Duration::from_secs(1),
             max_resend: Duration::from_secs(16),
             collector_ttl: Duration::from_secs(120),
+            all_collectors: false,
         }
     }
 }
@@ -279,8 +283,21 @@ struct Key {
 
 #[derive(Debug)]
 struct Collector {
+    /// Its stable id (`mls1 collector`), when it says one.
+    id: Option<u64>,
+    /// Its private group now: where resends go.
     name: Box<str>,
     heard: Instant,
+    /// What it holds, per key it acknowledged at all (an empty entry: it logs that group and
+    /// holds nothing yet).
+    acked: HashMap<u32, Ranges, Fnv>,
+}
+
+impl Collector {
+    /// It logs `key`'s group and does not hold line `n`.
+    fn lacks(&self, key: u32, n: u64) -> bool {
+        self.acked.get(&key).is_some_and(|r| !r.contains(n))
+    }
 }
 
 /// Counts for the status page and metrics.
@@ -501,18 +518,25 @@ impl Window {
 
     /// A collector (`from`, its private group) acknowledged lines `first..=last` of
     /// (`stream`, `group`); `0 0` holds none but still introduces the collector.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_ack(
         &mut self,
         from: &str,
+        id: Option<u64>,
         stream: StreamId,
         group: &[u8],
         first: u64,
         last: u64,
         now: Instant,
     ) -> AckOutcome {
-        let new_collector = self.heard(from, now);
+        let (c, new_collector) = self.heard(from, id, now);
         if let Some(k) = self.find(stream, group) {
             self.keys[k as usize].acked.insert(first, last);
+            self.collectors[c]
+                .acked
+                .entry(k)
+                .or_default()
+                .insert(first, last);
         }
         let released = self.release();
         if released > 0 {
@@ -543,18 +567,32 @@ impl Window {
         }
     }
 
-    fn heard(&mut self, from: &str, now: Instant) -> bool {
-        match self.collectors.iter_mut().find(|c| &*c.name == from) {
-            Some(c) => {
+    /// Note that collector `from` (its id, if it said one) was heard: its index, and whether it
+    /// is new to us — never heard, or back under another name (restarted: it may lack what was
+    /// sent meanwhile).
+    fn heard(&mut self, from: &str, id: Option<u64>, now: Instant) -> (usize, bool) {
+        let known = self.collectors.iter().position(|c| match (id, c.id) {
+            (Some(a), Some(b)) => a == b,
+            _ => &*c.name == from,
+        });
+        match known {
+            Some(i) => {
+                let c = &mut self.collectors[i];
                 c.heard = now;
-                false
+                let renamed = &*c.name != from;
+                if renamed {
+                    c.name = from.into();
+                }
+                (i, renamed)
             }
             None => {
                 self.collectors.push(Collector {
+                    id,
                     name: from.into(),
                     heard: now,
+                    acked: HashMap::default(),
                 });
-                true
+                (self.collectors.len() - 1, true)
             }
         }
     }
@@ -565,6 +603,14 @@ impl Window {
         let (mut n, mut bytes) = (0usize, 0usize);
         let mut covering: Option<(u32, u64, u64)> = None;
         for e in &self.entries {
+            if self.cfg.all_collectors {
+                if !self.held_by_all(e.key, e.n) {
+                    break;
+                }
+                n += 1;
+                bytes += e.len as usize;
+                continue;
+            }
             let inside = covering.is_some_and(|(k, a, b)| k == e.key && a <= e.n && e.n <= b);
             if !inside {
                 match self.keys[e.key as usize].acked.range_of(e.n) {
@@ -584,13 +630,32 @@ impl Window {
         n
     }
 
+    /// Every collector that logs `key`'s group holds line `n` (and there is one).
+    fn held_by_all(&self, key: u32, n: u64) -> bool {
+        let mut any = false;
+        for c in &self.collectors {
+            if let Some(r) = c.acked.get(&key) {
+                if !r.contains(n) {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        any
+    }
+
     /// Start a resend pass if one is due: lines wait unacknowledged for longer than the current
     /// back-off (or a new collector appeared), and a collector is known to resend to. Also
     /// forgets collectors not heard from for [`WindowConfig::collector_ttl`].
     pub fn resend_due(&mut self, now: Instant) -> bool {
         let ttl = self.cfg.collector_ttl;
+        let before = self.collectors.len();
         self.collectors
             .retain(|c| now.duration_since(c.heard) < ttl);
+        if self.cfg.all_collectors && self.collectors.len() < before {
+            // A collector gone for good no longer holds lines back.
+            self.release();
+        }
         if self.cursor.is_some() {
             return true;
         }
@@ -649,7 +714,15 @@ impl Window {
                 break;
             }
             let key = &self.keys[e.key as usize];
-            if !key.acked.contains(e.n) {
+            // Who lacks it: with all collectors required, each that logs the group and does not
+            // hold it; otherwise, unless one holds it already, each that logs the group (or, if
+            // none said so yet, every collector known).
+            let wanted = if self.cfg.all_collectors {
+                self.collectors.iter().any(|c| c.lacks(e.key, e.n))
+            } else {
+                !key.acked.contains(e.n)
+            };
+            if wanted {
                 if let Some(left) = &mut self.pass_left {
                     *left -= 1;
                 }
@@ -661,7 +734,16 @@ impl Window {
                     number: e.n,
                     line: &line,
                 };
+                let anyone_logs = self.collectors.iter().any(|c| c.acked.contains_key(&e.key));
                 for c in &self.collectors {
+                    let to = if anyone_logs {
+                        c.lacks(e.key, e.n)
+                    } else {
+                        true
+                    };
+                    if !to {
+                        continue;
+                    }
                     if let Err(err) = send(&c.name, &r) {
                         self.cursor = Some(pos);
                         return Err(err);
@@ -875,7 +957,7 @@ mod tests {
         send(&mut w, b"www", 1, 10, t);
         assert_eq!((w.len(), w.bytes()), (10, 7 * 9 + 8));
         // Lines 4..=10 acked first: nothing leaves before 1..=3 do.
-        let o = w.on_ack("#sld-1#h", S, b"www", 4, 10, t);
+        let o = w.on_ack("#sld-1#h", None, S, b"www", 4, 10, t);
         assert_eq!(
             o,
             AckOutcome {
@@ -883,7 +965,7 @@ mod tests {
                 released: 0
             }
         );
-        let o = w.on_ack("#sld-1#h", S, b"www", 1, 3, t);
+        let o = w.on_ack("#sld-1#h", None, S, b"www", 1, 3, t);
         assert_eq!(
             o,
             AckOutcome {
@@ -895,8 +977,8 @@ mod tests {
         assert_eq!(w.bytes(), 0);
         // Acks of another group or stream release nothing.
         send(&mut w, b"www", 11, 1, t);
-        w.on_ack("#sld-1#h", S, b"err", 1, 100, t);
-        w.on_ack("#sld-1#h", StreamId::from_bits(9), b"www", 1, 100, t);
+        w.on_ack("#sld-1#h", None, S, b"err", 1, 100, t);
+        w.on_ack("#sld-1#h", None, StreamId::from_bits(9), b"www", 1, 100, t);
         assert_eq!(w.len(), 1);
     }
 
@@ -924,8 +1006,8 @@ mod tests {
         assert!(!w.resend_due(t + Duration::from_secs(30)));
         // A collector acknowledges 1..=2 and 4: it is new, so the rest is resent at once.
         let t1 = t + Duration::from_millis(10);
-        w.on_ack("#sld-1#h", S, b"www", 1, 2, t1);
-        w.on_ack("#sld-1#h", S, b"www", 4, 4, t1);
+        w.on_ack("#sld-1#h", None, S, b"www", 1, 2, t1);
+        w.on_ack("#sld-1#h", None, S, b"www", 4, 4, t1);
         assert!(w.resend_due(t1));
         let got = pass(&mut w, t1);
         let numbers: Vec<u64> = got.iter().map(|g| g.2).collect();
@@ -944,7 +1026,7 @@ mod tests {
         assert_eq!(w.stats().resent, 4);
         // A second collector: each line goes to both.
         let t3 = t2 + Duration::from_secs(3);
-        w.on_ack("#sld-2#h", S, b"www", 0, 0, t3);
+        w.on_ack("#sld-2#h", None, S, b"www", 0, 0, t3);
         assert!(w.resend_due(t3));
         let got = pass(&mut w, t3);
         assert_eq!(got.len(), 4);
@@ -957,13 +1039,13 @@ mod tests {
         let t = Instant::now();
         let mut w = Window::new(cfg(1 << 20));
         send(&mut w, b"www", 1, 5, t);
-        w.on_ack("#c#h", S, b"www", 1, 1, t);
+        w.on_ack("#c#h", None, S, b"www", 1, 1, t);
         assert!(w.resend_due(t), "a new collector");
         pass(&mut w, t);
         // The known collector acks 3..=5: line 2 is missing there. Not before GAP_RESEND after
         // the last pass, then at once (not after the 1 s back-off).
         let t1 = t + Duration::from_millis(100);
-        w.on_ack("#c#h", S, b"www", 3, 5, t1);
+        w.on_ack("#c#h", None, S, b"www", 3, 5, t1);
         assert!(!w.resend_due(t1));
         assert!(w.resend_due(t + GAP_RESEND));
         assert_eq!(pass(&mut w, t + GAP_RESEND).len(), 1);
@@ -974,7 +1056,7 @@ mod tests {
         let t = Instant::now();
         let mut w = Window::new(cfg(1 << 20));
         send(&mut w, b"www", 1, 1000, t);
-        w.on_ack("#c#h", S, b"www", 0, 0, t);
+        w.on_ack("#c#h", None, S, b"www", 0, 0, t);
         assert!(w.resend_due(t));
         assert_eq!(pass(&mut w, t).len(), 1000, "a new collector: everything");
         // Silence (the collector died, say): the next passes resend the oldest lines only.
@@ -986,10 +1068,73 @@ mod tests {
         // The collector answers the probe: it has them now, and its ack shows it lacks the
         // rest: a full pass follows.
         let t2 = t1 + Duration::from_millis(300);
-        w.on_ack("#c#h", S, b"www", 1, 10, t2);
-        w.on_ack("#c#h", S, b"www", 20, 20, t2);
+        w.on_ack("#c#h", None, S, b"www", 1, 10, t2);
+        w.on_ack("#c#h", None, S, b"www", 20, 20, t2);
         assert!(w.resend_due(t2));
         assert_eq!(pass(&mut w, t2).len(), 1000 - 11);
+    }
+
+    #[test]
+    fn with_all_collectors_required_a_line_waits_for_each_and_goes_to_who_lacks_it() {
+        let t = Instant::now();
+        let mut w = Window::new(WindowConfig {
+            all_collectors: true,
+            ..cfg(1 << 20)
+        });
+        send(&mut w, b"www", 1, 4, t);
+        // Two log hosts on www (both known before the lines are acknowledged: they answered
+        // the stream's announcement), one collector of another group.
+        w.on_ack("#b#h", None, S, b"www", 0, 0, t);
+        w.on_ack("#a#h", None, S, b"www", 1, 4, t);
+        w.on_ack("#b#h", None, S, b"www", 1, 2, t);
+        w.on_ack("#e#h", None, S, b"errors", 1, 9, t);
+        assert_eq!(w.len(), 2, "3 and 4 wait for b");
+        assert!(w.resend_due(t));
+        let got = pass(&mut w, t);
+        assert_eq!(
+            got.iter().map(|g| (g.0.as_str(), g.2)).collect::<Vec<_>>(),
+            [("#b#h", 3), ("#b#h", 4)],
+            "only to who lacks it"
+        );
+        w.on_ack("#b#h", None, S, b"www", 3, 4, t);
+        assert!(w.is_empty());
+        // b dies (its name is heard no more): after the ttl it holds nothing back.
+        send(&mut w, b"www", 5, 1, t);
+        let later = t + Duration::from_secs(100);
+        w.on_ack("#a#h", None, S, b"www", 1, 5, later);
+        assert_eq!(w.len(), 1, "b is still within its ttl");
+        w.on_ack("#a#h", None, S, b"www", 1, 5, t + Duration::from_secs(130));
+        assert!(w.resend_due(t + Duration::from_secs(130)) || w.is_empty());
+        assert!(w.is_empty(), "b forgotten after 120 s");
+    }
+
+    #[test]
+    fn a_collector_back_under_a_new_name_is_the_same_one_and_gets_what_it_lacks() {
+        let t = Instant::now();
+        let mut w = Window::new(WindowConfig {
+            all_collectors: true,
+            ..cfg(1 << 20)
+        });
+        send(&mut w, b"www", 1, 3, t);
+        w.on_ack("#a#h", Some(1), S, b"www", 0, 0, t);
+        w.on_ack("#sld-10#h", Some(2), S, b"www", 0, 0, t);
+        w.on_ack("#a#h", Some(1), S, b"www", 1, 3, t);
+        w.on_ack("#sld-10#h", Some(2), S, b"www", 1, 1, t);
+        assert_eq!(w.len(), 2);
+        // Collector 2 restarts (kill -9): a new private name, the same id. Not a third
+        // collector holding lines back: the same one, resent to at once under its new name.
+        let t1 = t + Duration::from_millis(10);
+        let o = w.on_ack("#sld-11#h", Some(2), S, b"www", 1, 1, t1);
+        assert!(o.new_collector);
+        assert_eq!(w.collectors(), 2);
+        assert!(w.resend_due(t1));
+        let got = pass(&mut w, t1);
+        assert_eq!(
+            got.iter().map(|g| (g.0.as_str(), g.2)).collect::<Vec<_>>(),
+            [("#sld-11#h", 2), ("#sld-11#h", 3)]
+        );
+        w.on_ack("#sld-11#h", Some(2), S, b"www", 1, 3, t1);
+        assert!(w.is_empty());
     }
 
     #[test]
@@ -997,7 +1142,7 @@ mod tests {
         let t = Instant::now();
         let mut w = Window::new(cfg(1 << 20));
         send(&mut w, b"www", 1, 10, t);
-        w.on_ack("#c#h", S, b"www", 0, 0, t);
+        w.on_ack("#c#h", None, S, b"www", 0, 0, t);
         assert!(w.resend_due(t));
         let mut sent = Vec::new();
         assert!(
@@ -1008,7 +1153,7 @@ mod tests {
             .unwrap()
         );
         // Lines 1..=6 acknowledged while the pass is half-way: it goes on at 7.
-        w.on_ack("#c#h", S, b"www", 1, 6, t);
+        w.on_ack("#c#h", None, S, b"www", 1, 6, t);
         let mut fail_once = true;
         let r = w.resend_some(10, t, |_, r| {
             if fail_once {
@@ -1035,7 +1180,7 @@ mod tests {
         let mut w = Window::new(cfg(1 << 20));
         send(&mut w, b"www", 1, 3, t);
         send(&mut w, b"err", 1, 1, t);
-        w.on_ack("#c#h", S, b"www", 2, 2, t);
+        w.on_ack("#c#h", None, S, b"www", 2, 2, t);
         assert_eq!(
             w.held_keys(),
             vec![(S, &b"err"[..], 1), (S, &b"www"[..], 3)]
@@ -1053,15 +1198,15 @@ mod tests {
         assert!(w.is_empty() && w.bytes() == 0);
         // Another process reads them back: resent (privately) at the next pass, at once.
         let mut v = Window::new(cfg(1 << 20));
-        v.on_ack("#c#h", S, b"www", 0, 0, t);
+        v.on_ack("#c#h", None, S, b"www", 0, 0, t);
         for (s, g, n, l) in &out {
             assert!(v.inject(*s, g, *n, l, t));
         }
         assert!(v.resend_due(t));
         let got = pass(&mut v, t);
         assert_eq!(got.iter().map(|g| g.2).collect::<Vec<_>>(), [1, 3, 1]);
-        v.on_ack("#c#h", S, b"www", 1, 3, t);
-        v.on_ack("#c#h", S, b"err", 1, 1, t);
+        v.on_ack("#c#h", None, S, b"www", 1, 3, t);
+        v.on_ack("#c#h", None, S, b"err", 1, 1, t);
         assert!(v.is_empty());
     }
 }

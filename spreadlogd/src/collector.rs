@@ -119,6 +119,27 @@ pub struct Collector<'l> {
     metrics: Option<metrics::Endpoint>,
     /// When acknowledgements last went out (see [`ACK_EVERY`]).
     last_acks: Instant,
+    /// This collector's stable id in its acks (`mls1 collector`): the same across restarts, so
+    /// senders know a restarted collector as the same one.
+    id: u64,
+}
+
+/// A collector's id: a hash of the host name and its state file (or, without one, its
+/// configuration file): two collectors on one host write different files.
+fn collector_id(opts: &CollectorOptions) -> u64 {
+    let host = spread_sys::private_name::host_name();
+    let which = opts
+        .state_file
+        .as_ref()
+        .or(opts.config_file.as_ref())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    // FNV-1a 64: stable across runs and builds (a std hasher is not).
+    format!("{host}\0{which}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 /// The delivery journal (`delivered`) beside the gap table's `StateFile`.
@@ -214,6 +235,7 @@ impl<'l> Collector<'l> {
             }
             None => Delivered::in_memory(),
         };
+        let id = collector_id(&opts);
         Collector {
             conns: conns.collect(),
             router,
@@ -225,6 +247,7 @@ impl<'l> Collector<'l> {
             started_with: cfg.restart_only(),
             metrics: None,
             last_acks: Instant::now(),
+            id,
         }
     }
 
@@ -908,7 +931,8 @@ impl<'l> Collector<'l> {
                 continue;
             };
             let delivered = &self.intake.delivered;
-            let records = chunk.iter().flat_map(|a| {
+            let me = Record::Collector { id: self.id };
+            let records = std::iter::once(me).chain(chunk.iter().flat_map(|a| {
                 let ranges = delivered
                     .get(a.stream, &a.group)
                     .map(|k| k.written.ranges().to_vec())
@@ -920,7 +944,7 @@ impl<'l> Collector<'l> {
                     from,
                     to,
                 })
-            });
+            }));
             match control::send_to(mb, spread_sys::service::FIFO_MESS, sender, records) {
                 Ok(n) => self.counters.acks_sent += n as u64,
                 // A broken session shows at the next receive, which reconnects.

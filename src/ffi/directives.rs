@@ -40,6 +40,7 @@ directives!(
     Acknowledge,
     AckWindow,
     AckWarning,
+    AckAll,
 );
 
 impl Directive {
@@ -126,7 +127,7 @@ const END: command_rec = command_rec {
 
 use Directive as D;
 #[rustfmt::skip]
-pub static COMMANDS: CommandTable<16> = CommandTable([
+pub static COMMANDS: CommandTable<17> = CommandTable([
     entry(c"SpreadDaemon",               Args::Take12,  D::Daemon,         c"SpreadDaemon <spread name: 4803, 4803@host, /path/to/socket> [id]: a Spread daemon to send to (default: 4803, id 0)"),
     entry(c"SpreadConnectTimeout",       Args::Take1,   D::ConnectTimeout, c"SpreadConnectTimeout <ms>: bound on connecting to a daemon (default 200)"),
     entry(c"SpreadSendTimeout",          Args::Take1,   D::SendTimeout,    c"SpreadSendTimeout <ms>: bound on handing one line over, lock wait included (default 100)"),
@@ -142,6 +143,7 @@ pub static COMMANDS: CommandTable<16> = CommandTable([
     entry(c"SpreadAcknowledge",          Args::Flag,    D::Acknowledge,    c"SpreadAcknowledge On|Off: hold every line until a collector acknowledges it, resend what it lacks (default On; Off when only collectors without acknowledgements, such as the original C spreadlogd, listen)"),
     entry(c"SpreadAckWindow",            Args::Take1,   D::AckWindow,      c"SpreadAckWindow <bytes|nK|nM|nG>: unacknowledged lines held per child and daemon before new lines go to the spool (default 4M)"),
     entry(c"SpreadAckWarning",           Args::Take1,   D::AckWarning,     c"SpreadAckWarning <seconds>: warn in the error log (at most every 5 minutes) once a line waits this long for an acknowledgement (default 60)"),
+    entry(c"SpreadAckAll",               Args::Flag,    D::AckAll,         c"SpreadAckAll On|Off: release a line only once every collector of its group has acknowledged it, so that two log hosts both end complete (default Off: any one)"),
     END,
 ]);
 
@@ -176,6 +178,7 @@ fn apply(
             D::Acknowledge => p.cfg.acknowledge = on,
             D::AckWindow => p.cfg.ack_window = config::parse_ack_window(a)?,
             D::AckWarning => p.cfg.ack_warning = config::parse_ack_warning(a)?,
+            D::AckAll => p.cfg.ack_all = on,
             D::ErrorLog => {
                 let target = config::parse_target(a)?;
                 let max_level = match b {

@@ -499,3 +499,122 @@ fn graceful_restart_with_lines_unacknowledged_spools_and_resends_them() {
     assert!(c["reheld"] >= 60, "the spooled window taken back: {c:?}");
     assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
 }
+
+/// Scenario 8: two collectors on one group (two log hosts) with `SpreadAckAll On` /
+/// `spread-pipe -a`; one is killed (`kill -9`) under load and restarted 3 s later: both files
+/// end equal to the file log.
+fn two_collectors_both_complete(kind: &str) {
+    let name = format!("two_collectors_both_complete[{kind}]");
+    if kind == "apache"
+        && let Some(why) = apache::unavailable()
+    {
+        return skip(&name, &why);
+    }
+    let t = TempDir::new("twologd");
+    let daemon = Daemon::local(&t, &[]);
+    let (a_dir, b_dir) = (t.subdir("a"), t.subdir("b"));
+    let (a_file, b_file) = (a_dir.join("www.log"), b_dir.join("www.log"));
+    let a_conf = logd_conf(
+        &daemon.spread_name(),
+        &a_dir.join("gaps"),
+        &[("www", &a_file)],
+    );
+    let b_conf = logd_conf(
+        &daemon.spread_name(),
+        &b_dir.join("gaps"),
+        &[("www", &b_file)],
+    );
+    let logd_a = Logd::start(&a_dir, None, &a_conf);
+    let mut logd_b = Logd::start(&b_dir, None, &b_conf);
+    let n: u64 = 1500;
+    let mut piped = Vec::new();
+    let (apache, mut pipe) = if kind == "apache" {
+        (
+            Some(apache(&t, &daemon.spread_name(), "SpreadAckAll On\n")),
+            None,
+        )
+    } else {
+        (
+            None,
+            Some(systest::procs::Pipe::start_with(
+                t.path(),
+                None,
+                &daemon.spread_name(),
+                "www",
+                "p",
+                &["-a"],
+            )),
+        )
+    };
+    let load = match (&apache, &mut pipe) {
+        (Some(a), _) => {
+            let addr = a.addr;
+            std::thread::spawn(move || {
+                let st = http::load(addr, "t", 0..n, Duration::from_millis(2), "");
+                assert_eq!(st.ok, n, "{st:?}");
+            })
+        }
+        (None, Some(p)) => {
+            use std::io::Write;
+            let mut w = p.take_stdin();
+            piped = (0..n)
+                .map(|i| format!("{} to both log hosts", systest::tally::id("p", i)))
+                .collect();
+            let lines = piped.clone();
+            std::thread::spawn(move || {
+                for l in lines {
+                    writeln!(w, "{l}").expect("write to spread-pipe");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                std::mem::forget(w);
+            })
+        }
+        _ => unreachable!(),
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    logd_b.proc.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    logd_b = Logd::start(&b_dir, None, &b_conf);
+    load.join().expect("load");
+    let want = match &apache {
+        Some(a) => sorted(&read(&a.dir.join("access.log"))),
+        None => {
+            let mut v = piped.clone();
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(want.len() as u64, n);
+    for (who, file) in [("a", &a_file), ("b", &b_file)] {
+        wait_value(
+            &format!("collector {who}'s file == file log"),
+            Duration::from_secs(60),
+            || {
+                let got = sorted(&read(file));
+                if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("{} of {} lines", got.len(), want.len()))
+                }
+            },
+        );
+    }
+    let (ca, cb) = (logd_a.counters(), logd_b.counters());
+    println!(
+        "{name}: {n} lines, collector b killed for 3 s: both files == file log; b (restarted) \
+         resent received {}, repeats {}; a resent received {}, repeats {}",
+        cb["resent_received"], cb["stream_repeats"], ca["resent_received"], ca["stream_repeats"]
+    );
+    assert!(cb["resent_received"] > 0, "{cb:?}");
+    drop(pipe.take());
+}
+
+#[test]
+fn two_collectors_with_ack_all_both_complete_apache() {
+    two_collectors_both_complete("apache");
+}
+
+#[test]
+fn two_collectors_with_ack_all_both_complete_spread_pipe() {
+    two_collectors_both_complete("spread-pipe");
+}

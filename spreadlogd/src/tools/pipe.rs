@@ -19,7 +19,7 @@ use spread_sys::{ConnectOptions, Mailbox};
 use super::Parsed;
 use crate::signals::Signals;
 
-pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] [-C BYTES] [-W BYTES | -A] GROUP
+pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] [-C BYTES] [-W BYTES | -A] [-a] GROUP
   -s, --spread NAME     daemon (4803 = /tmp/4803, 4803@host = TCP, /path = unix socket; default 4803)
   -S, --spool FILE      spool file for lines the daemon could not take
                         (default /var/tmp/spread-pipe.<uid>.<GROUP>.spool)
@@ -29,6 +29,8 @@ pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] [-C
                         lines go to the spool
   -A, --no-ack          do not hold lines for acknowledgements (only collectors without them,
                         such as the original C spreadlogd, listen)
+  -a, --ack-all         release a line only once every collector of GROUP has it (two log hosts
+                        that must both end complete)
   -V, --version         print the version and exit
   -h, --help            this help
 Each stdin line becomes one message to GROUP, held until a collector acknowledges it (resent if
@@ -63,6 +65,8 @@ struct Options {
     group: String,
     /// Bytes of the acknowledgement window; None with `-A`.
     window: Option<u64>,
+    /// `-a`: every collector must acknowledge.
+    ack_all: bool,
 }
 
 fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, String> {
@@ -71,6 +75,7 @@ fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, Str
     let mut spool = None;
     let mut cap = DEFAULT_SPOOL_CAP;
     let mut window = Some(DEFAULT_ACK_WINDOW);
+    let mut ack_all = false;
     let mut group = None;
     let mut p = lexopt::Parser::from_args(args);
     let e = |e: lexopt::Error| e.to_string();
@@ -94,6 +99,7 @@ fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, Str
                 );
             }
             Short('A') | Long("no-ack") => window = None,
+            Short('a') | Long("ack-all") => ack_all = true,
             Short('h') | Long("help") => return Ok(Parsed::Help),
             Short('V') | Long("version") => return Ok(Parsed::Version),
             Value(g) if group.is_none() => group = Some(g.string().map_err(e)?),
@@ -111,6 +117,7 @@ fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed<Options>, Str
         cap,
         group,
         window,
+        ack_all,
     }))
 }
 
@@ -125,6 +132,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
         cap,
         group,
         window,
+        ack_all,
     } = o;
     // SIGPIPE ignored (a dead daemon socket gives EPIPE); SIGTERM/SIGINT (Apache stopping its piped
     // loggers) end the input: what was read is still sent or spooled; SIGHUP is ignored.
@@ -137,7 +145,7 @@ pub fn main<I: IntoIterator<Item = String>>(args: I) -> i32 {
     };
     let spool_path = spool.unwrap_or_else(|| default_spool(&group));
     let rx = spawn_reader();
-    let mut s = Sender::new(spread, group, spool_path, cap, window);
+    let mut s = Sender::new(spread, group, spool_path, cap, window, ack_all);
     s.run(rx)
 }
 
@@ -224,6 +232,7 @@ impl Sender {
         spool_path: PathBuf,
         cap: u64,
         window: Option<u64>,
+        ack_all: bool,
     ) -> Sender {
         let spool = match Spool::open(&spool_path, cap) {
             Ok(s) => Some(s),
@@ -244,6 +253,7 @@ impl Sender {
             mb: None,
             link: Link::new(window.map(|w| WindowConfig {
                 bound_bytes: w as usize,
+                all_collectors: ack_all,
                 ..WindowConfig::default()
             })),
             host: private_name::host_name(),
@@ -637,6 +647,7 @@ mod tests {
                 cap: 100,
                 group: "errors".into(),
                 window: Some(DEFAULT_ACK_WINDOW),
+                ack_all: false,
             }))
         );
         match p(&["-A", "-W", "100000", "g"]) {
