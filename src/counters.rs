@@ -109,27 +109,8 @@ pub fn get() -> &'static Counters {
 /// Create the shared mapping (in the parent, before fork) and publish it. Returns false if the
 /// kernel refused (counters then stay per process).
 pub fn install_shared() -> bool {
-    if !SHARED.load(Ordering::Acquire).is_null() {
-        return true;
-    }
-    // SAFETY: an anonymous shared mapping with no address hint has no preconditions; the result
-    // is checked against MAP_FAILED before use.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            std::mem::size_of::<Counters>(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return false;
-    }
-    // Zero-filled anonymous memory is a valid `Counters` (all atomics at 0).
-    SHARED.store(p.cast(), Ordering::Release);
-    true
+    // Zero-filled memory is a valid `Counters` (only atomics, all at 0).
+    crate::shared_memory::install(&SHARED)
 }
 
 #[cfg(test)]

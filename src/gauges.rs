@@ -33,27 +33,8 @@ static SHARED: AtomicPtr<Table> = AtomicPtr::new(std::ptr::null_mut());
 /// Create the shared table (in the parent, before fork). False if the kernel refused: the page
 /// then shows only what the serving child itself holds.
 pub fn install_shared() -> bool {
-    if !SHARED.load(Ordering::Acquire).is_null() {
-        return true;
-    }
-    // SAFETY: an anonymous shared mapping with no address hint has no preconditions; the result
-    // is checked against MAP_FAILED before use.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            std::mem::size_of::<Table>(),
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return false;
-    }
-    // Zero-filled anonymous memory is a valid `Table` (all atomics at 0).
-    SHARED.store(p.cast(), Ordering::Release);
-    true
+    // Zero-filled memory is a valid `Table` (only atomics, all at 0).
+    crate::shared_memory::install(&SHARED)
 }
 
 fn table() -> Option<&'static Table> {

@@ -28,6 +28,7 @@ pub mod gauges;
 pub mod host;
 pub mod line;
 pub mod replay;
+pub mod shared_memory;
 pub mod spooler;
 pub mod target;
 pub mod transport;

@@ -425,6 +425,13 @@ impl Window {
             return false;
         }
         self.data.push(parts, len);
+        self.hold_entry(key, n, len);
+        true
+    }
+
+    /// Book line `n` of `key`, whose `len` bytes were just added to the ring.
+    #[inline]
+    fn hold_entry(&mut self, key: u32, n: u64, len: usize) {
         if self.entries.is_empty() {
             // A quiet window starts its resend clock with its first line.
             self.backoff = self.cfg.first_resend;
@@ -436,7 +443,6 @@ impl Window {
             len: len as u32,
             at: None,
         });
-        true
     }
 
     /// Copy a line (`parts`) into the window without holding it yet, to be sent from there
@@ -465,16 +471,7 @@ impl Window {
             return;
         }
         self.data.hold(len);
-        if self.entries.is_empty() {
-            self.backoff = self.cfg.first_resend;
-            self.next_resend = None;
-        }
-        self.entries.push_back(Entry {
-            key,
-            n,
-            len: len as u32,
-            at: None,
-        });
+        self.hold_entry(key, n, len);
     }
 
     /// Date the lines pushed since the last call as of `now` (called on every upkeep, so a
