@@ -122,6 +122,63 @@ fn unacknowledged_lines_are_shown_and_warned_then_resent() {
     assert!(c["resent"] >= n, "{c:?}");
 }
 
+/// Scenario 9 with spread-pipe: the same full disk, the same outcome.
+#[test]
+fn collector_disk_full_then_freed_every_line_written_once_spread_pipe() {
+    let name = "collector_disk_full_then_freed_every_line_written_once_spread_pipe";
+    let t = TempDir::new("logdfull-pipe");
+    let logs = t.join("logs");
+    let _tmpfs = match Tmpfs::mount(&logs, "64k") {
+        Ok(m) => m,
+        Err(e) => return skip(name, &format!("cannot mount a tmpfs: {e}")),
+    };
+    let ballast = logs.join("other-data");
+    std::fs::write(&ballast, vec![0u8; 40 * 1024]).expect("ballast");
+    let daemon = Daemon::local(&t, &[]);
+    let central = logs.join("www.log");
+    let logd = Logd::start(
+        t.path(),
+        None,
+        &logd_conf(&daemon.spread_name(), &t.join("gaps"), &[("www", &central)]),
+    );
+    let mut pipe = systest::procs::Pipe::start(t.path(), None, &daemon.spread_name(), "www", "p");
+    let n = 200;
+    let mut want = Vec::new();
+    for i in 0..n {
+        let line = format!("{} {}", systest::tally::id("p", i), "f".repeat(200));
+        pipe.send(&line);
+        want.push(line);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    want.sort();
+    let c = wait_value("write errors", Duration::from_secs(20), || {
+        let c = logd.counters();
+        if c.get("write_errors").copied().unwrap_or(0) > 0 {
+            Ok(c)
+        } else {
+            Err(c)
+        }
+    });
+    assert!(c["held_back"] > 0 || c["write_errors"] > 0, "{c:?}");
+    std::fs::remove_file(&ballast).expect("free the disk");
+    wait_value(
+        "every line once the disk has room",
+        Duration::from_secs(40),
+        || {
+            let got = sorted(&read(&central));
+            if got == want {
+                Ok(())
+            } else {
+                Err(format!("{} of {} lines", got.len(), want.len()))
+            }
+        },
+    );
+    let c = logd.counters();
+    println!("{name}: {c:?}");
+    assert_eq!(c.get("lines_lost_on_write"), Some(&0), "{c:?}");
+    assert_eq!(pipe.finish(), 0, "{}", pipe.proc.log());
+}
+
 #[test]
 fn collector_disk_full_then_freed_every_line_written_once() {
     let name = "collector_disk_full_then_freed_every_line_written_once";
