@@ -387,7 +387,7 @@ impl<'l> Collector<'l> {
                     body: m.body,
                     groups: (0..m.group_count()).filter_map(|gi| m.group(gi)),
                 };
-                let mut routed: Vec<(&[u8], &[u8], bool)> = Vec::new();
+                let mut routed: Vec<crate::intake::Routed> = Vec::new();
                 let knows = |g: &[u8]| router.knows(i, g);
                 let accepting = if router.is_stuck() {
                     Accepting::HoldBack
@@ -432,7 +432,7 @@ impl<'l> Collector<'l> {
                     let c = per_group.of(g);
                     c.messages += 1;
                     c.bytes += body.len() as u64;
-                    router.route_body(i, g, body, whole, now, log);
+                    router.route_body(i, g, &body, whole, now, log);
                 }
             });
             match result {
@@ -603,6 +603,12 @@ impl<'l> Collector<'l> {
                      to be resent, or lost if their sender does not hold them (SpreadAcknowledge Off).",
                     self.intake.delivered.missing() as f64,
                 ),
+            ),
+            k(
+                "reassembled",
+                "spreadlogd_reassembled_lines_total",
+                "Lines that came in pieces (cut by spread-pipe) and were written whole.",
+                self.intake.streams.reassembled,
             ),
             k(
                 "acks_sent",

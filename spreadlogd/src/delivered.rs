@@ -237,6 +237,13 @@ impl Delivered {
         k
     }
 
+    /// Whether line `n` of (`stream`, `group`) is written or about to be (this batch).
+    pub fn has(&self, stream: StreamId, group: &[u8], n: u64) -> bool {
+        self.keys
+            .get(&(stream, group.into()))
+            .is_some_and(|k| k.written.contains(n) || k.pending.contains(n))
+    }
+
     /// Count a repeat of (`stream`, `group`); true for the first one (to be reported).
     pub fn note_repeat(&mut self, stream: StreamId, group: &[u8]) -> bool {
         match self.keys.get_mut(&(stream, group.into())) {

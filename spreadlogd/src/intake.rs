@@ -7,6 +7,9 @@
 //! arrive and are never written to a log file. Their records speak of a log group in their text;
 //! only groups this collector logs are accounted for.
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
 use spread_sys::control::{self, Record, Skipped};
 use spread_sys::seq;
 use spread_sys::stream::{self, StreamId};
@@ -168,6 +171,8 @@ pub struct StreamCounters {
     /// Lines refused unwritten while a log file cannot be written (full disk): never
     /// acknowledged, their senders resend them.
     pub held_back: u64,
+    /// Lines that came in pieces (spread-pipe cut them) and were written whole.
+    pub reassembled: u64,
 }
 
 /// An acknowledgement to send after the next commit: the stream's written ranges on `group`,
@@ -188,7 +193,24 @@ pub struct Intake {
     pub streams: StreamCounters,
     /// Acks owed, sent (and cleared) by the receive loop once the batch is committed.
     pub acks: Vec<AckDue>,
+    /// Pieces of split lines (a streamed message without a final newline continues in the
+    /// stream's next number: spread-pipe cuts lines longer than a message so), per stream and
+    /// group, by number, until the line is whole. Neither journaled nor acknowledged meanwhile:
+    /// their sender still holds them.
+    pieces: Pieces,
+    pieces_bytes: usize,
 }
+
+/// A line to route: its group, its body (borrowed from the message, or a reassembled line), and
+/// whether it is one entry.
+pub type Routed<'m> = (&'m [u8], Cow<'m, [u8]>, bool);
+
+/// Pieces held per stream and group, by number.
+type Pieces = HashMap<(StreamId, Box<[u8]>), BTreeMap<u64, Vec<u8>>>;
+
+/// Bytes of pieces held at most; past it the oldest split line is written as it stands (cut,
+/// not lost).
+pub const MAX_PIECES_BYTES: usize = 64 << 20;
 
 /// What the receive loop can do with a streamed line now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,7 +254,7 @@ impl Intake {
         accepting: Accepting,
         now: u64,
         note: &mut impl FnMut(Note<'m>),
-        route: &mut impl FnMut(&'m [u8], &'m [u8], bool),
+        route: &mut impl FnMut(&'m [u8], Cow<'m, [u8]>, bool),
     ) {
         if self
             .delivered
@@ -248,11 +270,89 @@ impl Intake {
             self.streams.held_back += 1;
             return;
         }
+        let key = (stream, Box::<[u8]>::from(group));
+        let continues = !body.ends_with(b"\n");
+        // While a split line is open (pieces held before `n`), a line with a newline may be its
+        // end or a line after it: that is known only once the pieces between are here.
+        let after_piece = self
+            .pieces
+            .get(&key)
+            .is_some_and(|p| p.range(..n).next().is_some());
+        if continues || after_piece {
+            // A piece of a split line, or its end: held until the line is whole.
+            let held = self.pieces.entry(key).or_default();
+            if let std::collections::btree_map::Entry::Vacant(v) = held.entry(n) {
+                self.pieces_bytes += body.len();
+                v.insert(body.to_vec());
+            }
+            self.assemble(conn, sender, stream, group, now, route);
+            return;
+        }
         match self.delivered.check(stream, group, n, sender, now) {
-            Seen::New => route(group, body, true),
+            Seen::New => route(group, Cow::Borrowed(body), true),
             Seen::Repeat => self.count_repeat(stream, group, note),
         }
         self.owe_ack(conn, sender, stream, group);
+    }
+
+    /// Route every split line of (`stream`, `group`) whose pieces are all here: a run of
+    /// numbers that starts a line (line 1, or the line before it is written) and ends with a
+    /// newline — or any run once the pieces pass [`MAX_PIECES_BYTES`]. (A sender ends its last
+    /// line with a newline: spread-pipe adds one at the end of its input.)
+    #[allow(clippy::too_many_arguments)]
+    fn assemble<'m>(
+        &mut self,
+        conn: usize,
+        sender: &'m [u8],
+        stream: StreamId,
+        group: &'m [u8],
+        now: u64,
+        route: &mut impl FnMut(&'m [u8], Cow<'m, [u8]>, bool),
+    ) {
+        let key = (stream, Box::<[u8]>::from(group));
+        loop {
+            let Some(held) = self.pieces.get(&key) else {
+                return;
+            };
+            let over = self.pieces_bytes > MAX_PIECES_BYTES;
+            // The runs of consecutive numbers, and the first that is whole.
+            let mut found = None;
+            let mut run_start = None;
+            let mut prev = None;
+            for (&k, body) in held {
+                if prev != Some(k.wrapping_sub(1)) {
+                    run_start = Some(k);
+                }
+                prev = Some(k);
+                let s = run_start.unwrap_or(k);
+                let starts_line = s == 1 || self.delivered.has(stream, group, s - 1);
+                let ends_line = body.ends_with(b"\n");
+                if (starts_line && ends_line) || over {
+                    found = Some((s, k));
+                    break;
+                }
+            }
+            let Some((s, e)) = found else {
+                return;
+            };
+            let held = self.pieces.get_mut(&key).expect("looked up above");
+            let mut line = Vec::new();
+            for k in s..=e {
+                if let Some(piece) = held.remove(&k) {
+                    self.pieces_bytes -= piece.len();
+                    line.extend_from_slice(&piece);
+                }
+            }
+            if held.is_empty() {
+                self.pieces.remove(&key);
+            }
+            for k in s..=e {
+                self.delivered.check(stream, group, k, sender, now);
+            }
+            self.streams.reassembled += 1;
+            route(group, Cow::Owned(line), true);
+            self.owe_ack(conn, sender, stream, group);
+        }
     }
 
     fn count_repeat<'m>(
@@ -278,7 +378,7 @@ impl Intake {
         now: u64,
         accepting: Accepting,
         mut note: impl FnMut(Note<'m>),
-        mut route: impl FnMut(&'m [u8], &'m [u8], bool),
+        mut route: impl FnMut(&'m [u8], Cow<'m, [u8]>, bool),
     ) where
         G: Iterator<Item = &'m [u8]> + Clone,
     {
@@ -330,7 +430,7 @@ impl Intake {
         for group in m.groups.filter(|g| logs(g)) {
             let v = self.gaps.observe(m.sender, group, m.mess_type, now);
             note_verdict(v, m.sender, group, Found::Line, &mut note);
-            route(group, m.body, whole);
+            route(group, Cow::Borrowed(m.body), whole);
         }
     }
 
@@ -370,6 +470,7 @@ impl Intake {
                     .delivered
                     .announced(stream, group, last, sender, now)
                     .missing();
+
                 if missing > 0 {
                     note(Note::Resync {
                         stream,
@@ -515,7 +616,7 @@ mod tests {
                 routed.push(format!(
                     "{} {}",
                     String::from_utf8_lossy(g),
-                    String::from_utf8_lossy(b)
+                    String::from_utf8_lossy(&b)
                 ))
             },
         );
@@ -559,6 +660,93 @@ mod tests {
         assert_eq!(
             streamed(&mut i, s, 4, true, Accepting::Yes).0,
             ["www line 4\n"]
+        );
+    }
+
+    /// A line with a given body as line `n` of stream `s`, live or resent; what was routed.
+    fn piece(i: &mut Intake, s: StreamId, n: u64, body: &[u8], resent: bool) -> Vec<String> {
+        let mut routed = Vec::new();
+        let mut tag = stream::TagBuf::default();
+        let tag = stream::tag(s, n, &mut tag).to_owned();
+        let mut msg = Vec::new();
+        let groups: Vec<&[u8]> = if resent {
+            let r = control::Resent {
+                stream: s,
+                group: b"www",
+                number: n,
+                line: body,
+            };
+            assert!(control::encode_resend(&r, &mut msg));
+            vec![b"#sld-1#h"]
+        } else {
+            msg.extend_from_slice(body);
+            vec![b"www", tag.as_bytes()]
+        };
+        let m = Received {
+            conn: 0,
+            sender: b"#pipe#h",
+            mess_type: if resent {
+                control::RESEND_MESS_TYPE
+            } else {
+                mess_type_for(0)
+            },
+            body: &msg,
+            groups: groups.iter().copied(),
+        };
+        i.accept(
+            m,
+            |g| g == b"www",
+            1,
+            Accepting::Yes,
+            |_| {},
+            |_, b, _| routed.push(String::from_utf8_lossy(&b).into_owned()),
+        );
+        routed
+    }
+
+    #[test]
+    fn a_line_cut_in_pieces_is_written_whole_once_every_piece_is_here() {
+        let s = StreamId::from_bits(0x9);
+        let mut i = with_history();
+        assert_eq!(piece(&mut i, s, 1, b"whole\n", false), ["whole\n"]);
+        // Line 2..=4 in three pieces; the middle one lost in flight, resent later.
+        assert!(piece(&mut i, s, 2, b"aaa", false).is_empty());
+        assert!(
+            piece(&mut i, s, 4, b"ccc\n", false).is_empty(),
+            "waits for piece 3"
+        );
+        assert!(i.acks.iter().all(|a| {
+            i.delivered
+                .get(a.stream, &a.group)
+                .is_some_and(|k| !k.written.contains(2))
+        }));
+        assert_eq!(piece(&mut i, s, 3, b"bbb", true), ["aaabbbccc\n"]);
+        assert_eq!(i.streams.reassembled, 1);
+        // Written once: a resent piece afterwards is a repeat.
+        i.delivered.commit(&[], 1).unwrap();
+        assert!(piece(&mut i, s, 3, b"bbb", true).is_empty());
+        assert_eq!(piece(&mut i, s, 5, b"after\n", false), ["after\n"]);
+        // An idle stream's announcement does not end a line that is still coming.
+        assert!(piece(&mut i, s, 6, b"still coming", false).is_empty());
+        let body = format!("mls1 stream {s} www 6\n");
+        let m = Received {
+            conn: 0,
+            sender: &b"#pipe#h"[..],
+            mess_type: CONTROL_MESS_TYPE,
+            body: body.as_bytes(),
+            groups: [CONTROL_GROUP.as_bytes()].into_iter(),
+        };
+        i.accept(
+            m,
+            |g| g == b"www",
+            1,
+            Accepting::Yes,
+            |_| {},
+            |_, _, _| panic!("nothing to route"),
+        );
+        assert_eq!(
+            piece(&mut i, s, 7, b" now\n", false),
+            ["still coming now\n"]
         );
     }
 

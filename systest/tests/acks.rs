@@ -689,3 +689,53 @@ fn two_collectors_with_ack_all_both_complete_apache() {
 fn two_collectors_with_ack_all_both_complete_spread_pipe() {
     two_collectors_both_complete("spread-pipe");
 }
+
+/// A line longer than any Spread message: spread-pipe sends it in pieces, spreadlogd writes it
+/// whole, once, with no other sender's line inside it — while another spread-pipe sends short
+/// lines to the same group all the time.
+#[test]
+fn a_line_longer_than_a_message_is_written_whole() {
+    let t = TempDir::new("longline");
+    let daemon = Daemon::local(&t, &[]);
+    let central = t.join("www.log");
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    let mut short = systest::procs::Pipe::start(t.path(), None, &daemon.spread_name(), "www", "s");
+    let mut long = systest::procs::Pipe::start(t.path(), None, &daemon.spread_name(), "www", "l");
+    let mut want = Vec::new();
+    let noise = {
+        use std::io::Write;
+        let mut w = short.take_stdin();
+        let lines: Vec<String> = (0..400)
+            .map(|i| format!("{} short", systest::tally::id("s", i)))
+            .collect();
+        want.extend(lines.iter().cloned());
+        std::thread::spawn(move || {
+            for l in lines {
+                writeln!(w, "{l}").expect("write");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // Dropped here: end of its input.
+        })
+    };
+    // 420 KB: three pieces and a bit.
+    let big: String = (0..42_000).map(|i| format!("{:09}|", i)).collect();
+    for (i, body) in [&big[..], "after the long one"].iter().enumerate() {
+        let line = format!("{} {body}", systest::tally::id("l", i as u64));
+        long.send(&line);
+        want.push(line);
+    }
+    noise.join().expect("noise");
+    want.sort();
+    wait_value("every line whole, once", Duration::from_secs(30), || {
+        let got = sorted(&read(&central));
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{} of {} lines", got.len(), want.len()))
+        }
+    });
+    let c = logd.counters();
+    assert!(c["reassembled"] >= 1, "{c:?}");
+    assert_eq!(long.finish(), 0, "{}", long.proc.log());
+    assert_eq!(short.finish(), 0, "{}", short.proc.log());
+}

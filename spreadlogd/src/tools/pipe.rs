@@ -35,7 +35,8 @@ pub const USAGE: &str = "usage: spread-pipe [-s SPREAD_NAME] [-S SPOOL_FILE] [-C
   -h, --help            this help
 Each stdin line becomes one message to GROUP, held until a collector acknowledges it (resent if
 it lacks it); a line longer than the largest Spread message (143088 bytes beside its stream tag)
-is sent in several messages.";
+is sent in several messages (spreadlogd writes it back whole); the last line always ends with a
+newline.";
 
 /// Largest line of one message: beside the log group, the stream tag (CONTRACTS "Names").
 pub const MAX_BODY: usize = spread_sys::stream::MAX_LINE;
@@ -168,6 +169,9 @@ fn spawn_reader() -> Receiver<Vec<u8>> {
             };
             if n == 0 {
                 if !carry.is_empty() {
+                    // The last line ends with a newline like every other: a message without one
+                    // is a piece that continues (spreadlogd waits for the rest).
+                    carry.push(b'\n');
                     let _ = tx.send(carry);
                 }
                 return;
