@@ -586,3 +586,92 @@ fn farm_daemon_sigkill_over_tcp_every_line_written_once() {
         "a line reached the C-style collector twice"
     );
 }
+
+/// Scenario 5 with spread-pipe, and a C-style collector beside spreadlogd on the log host: a
+/// spread-pipe in a web server's namespace sends over TCP to the log host while the link is down
+/// for 10 s. Every line ends in the central file once; the C-style collector holds only log
+/// lines, none twice.
+#[test]
+fn farm_link_down_spread_pipe_every_line_once_c_style_beside_sees_no_repeat() {
+    let Some(farm) = Farm::unless_skipped("farm_link_down_spread_pipe", 1, apache::ONE_CHILD)
+    else {
+        return;
+    };
+    let (spread, out) = (
+        farm.daemon.spread_name(),
+        farm.t.join("loghost/c-style.log"),
+    );
+    let c_style = farm
+        .lh
+        .spawn(move || CStyleCollector::start(&spread, &[GROUP], &out))
+        .join()
+        .expect("C-style collector");
+    let w = &farm.webs[0];
+    let tcp_name = format!("{SPREAD_PORT}@{}", w.lh_end.addr);
+    let mut pipe =
+        systest::procs::Pipe::start(&farm.t.join(&w.who), Some(&w.ns), &tcp_name, GROUP, "p");
+    let n = 1200;
+    let lines: Vec<String> = (0..n)
+        .map(|i| format!("{} piped across the farm", systest::tally::id("p", i)))
+        .collect();
+    let load = {
+        use std::io::Write;
+        let mut stdin = pipe.take_stdin();
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for l in lines {
+                writeln!(stdin, "{l}").expect("write to spread-pipe");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Dropped: end of input.
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    w.lh_end.set_up(false);
+    w.web_end.set_up(false);
+    std::thread::sleep(Duration::from_secs(10));
+    w.lh_end.set_up(true);
+    w.web_end.set_up(true);
+    load.join().expect("load");
+    let mut want = lines.clone();
+    want.sort();
+    let sorted = |p: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    wait_value("every piped line once", Duration::from_secs(60), || {
+        let got = sorted(&farm.central);
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("{} of {} lines", got.len(), want.len()))
+        }
+    });
+    let c_lines = sorted(&c_style.out);
+    let mut distinct = c_lines.clone();
+    distinct.dedup();
+    let strangers: Vec<&String> = c_lines
+        .iter()
+        .filter(|l| want.binary_search(l).is_err())
+        .collect();
+    let c = farm.logd.counters();
+    println!(
+        "farm link down 10 s, spread-pipe over TCP: {n} lines once in the central file; \
+         spreadlogd resent received {}, repeats {}; C-style collector {} lines, 0 twice",
+        c["resent_received"],
+        c["stream_repeats"],
+        c_lines.len()
+    );
+    assert!(strangers.is_empty(), "not log lines: {strangers:?}");
+    assert_eq!(
+        distinct.len(),
+        c_lines.len(),
+        "a line reached the C-style collector twice"
+    );
+    assert_eq!(pipe.finish(), 0, "{}", pipe.proc.log());
+}
