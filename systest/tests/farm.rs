@@ -152,6 +152,19 @@ impl Farm {
         })
     }
 
+    /// Beside spreadlogd on the log host, a receiver that writes every body it gets, as the C
+    /// spreadlogd does (started inside the log host's namespace, which its thread keeps).
+    fn c_style_collector(&self) -> CStyleCollector {
+        let (spread, out) = (
+            self.daemon.spread_name(),
+            self.t.join("loghost/c-style.log"),
+        );
+        self.lh
+            .spawn(move || CStyleCollector::start(&spread, &[GROUP], &out))
+            .join()
+            .expect("C-style collector")
+    }
+
     /// The ground truth: every web server's plain file log, all lines, sorted.
     fn file_logs(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -517,17 +530,7 @@ fn farm_daemon_sigkill_over_tcp_every_line_written_once() {
         return;
     };
     let n = 400;
-    // Beside spreadlogd on the log host, a receiver that writes every body it gets, as the C
-    // spreadlogd does.
-    let (spread, out) = (
-        farm.daemon.spread_name(),
-        farm.t.join("loghost/c-style.log"),
-    );
-    let c_style = farm
-        .lh
-        .spawn(move || CStyleCollector::start(&spread, &[GROUP], &out))
-        .join()
-        .expect("C-style collector");
+    let c_style = farm.c_style_collector();
     let loader: Vec<_> = farm
         .webs
         .iter()
@@ -597,15 +600,7 @@ fn farm_link_down_spread_pipe_every_line_once_c_style_beside_sees_no_repeat() {
     else {
         return;
     };
-    let (spread, out) = (
-        farm.daemon.spread_name(),
-        farm.t.join("loghost/c-style.log"),
-    );
-    let c_style = farm
-        .lh
-        .spawn(move || CStyleCollector::start(&spread, &[GROUP], &out))
-        .join()
-        .expect("C-style collector");
+    let c_style = farm.c_style_collector();
     let w = &farm.webs[0];
     let tcp_name = format!("{SPREAD_PORT}@{}", w.lh_end.addr);
     let mut pipe =
