@@ -10,7 +10,7 @@ use spread_sys::private_name::{self, Role};
 use spread_sys::sender::{Link, SendError};
 use spread_sys::spool::Origin;
 use spread_sys::spread_name::Endpoint;
-use spread_sys::window::{Window, WindowConfig};
+use spread_sys::window::WindowConfig;
 use spread_sys::{ConnectOptions, Error as SpreadError, Mailbox};
 
 use crate::config::ModuleConfig;
@@ -452,15 +452,6 @@ impl Transport {
             }
         }
         h
-    }
-
-    /// Lines held unacknowledged in this process's windows.
-    pub fn unacked(&self) -> usize {
-        self.slots
-            .iter()
-            .filter_map(|s| s.conn.try_lock().ok())
-            .map(|c| c.link.window().map_or(0, Window::len))
-            .sum()
     }
 
     /// The last reason the spool refused a line, if it ever did.

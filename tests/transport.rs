@@ -163,7 +163,7 @@ fn lines_lost_under_a_name_the_daemon_still_holds_are_resent_under_the_next_name
             .unwrap();
     }
     maintain_until(&t, "3 lines acknowledged", || {
-        logd.lines().len() == 3 && t.unacked() == 0
+        logd.lines().len() == 3 && t.holding().unacked == 0
     });
     // A stopped daemon reads nothing: these lines are handed over (in its socket buffer) ...
     daemon.pause();
@@ -190,7 +190,7 @@ fn lines_lost_under_a_name_the_daemon_still_holds_are_resent_under_the_next_name
     }
     t.try_send(0, "g", b"after 1\n").unwrap();
     maintain_until(&t, "every line acknowledged", || {
-        logd.lines().len() >= 10 && t.unacked() == 0
+        logd.lines().len() >= 10 && t.holding().unacked == 0
     });
     let mut lines = logd.lines();
     lines.sort();
@@ -222,7 +222,7 @@ fn maintenance_resends_held_lines_even_when_no_further_line_comes() {
     );
     t.try_send(0, "g", b"before\n").unwrap();
     maintain_until(&t, "1 line acknowledged", || {
-        logd.lines().len() == 1 && t.unacked() == 0
+        logd.lines().len() == 1 && t.holding().unacked == 0
     });
     daemon.pause();
     for i in 0..3 {
@@ -244,7 +244,7 @@ fn maintenance_resends_held_lines_even_when_no_further_line_comes() {
     // The replay thread's upkeep reconnects, announces the stream, hears what the collector
     // has and resends the rest.
     maintain_until(&t, "the held lines written", || {
-        logd.lines().len() == 4 && t.unacked() == 0
+        logd.lines().len() == 4 && t.holding().unacked == 0
     });
     let mut lines = logd.lines();
     lines.sort();

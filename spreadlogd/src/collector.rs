@@ -134,12 +134,11 @@ fn collector_id(opts: &CollectorOptions) -> u64 {
         .or(opts.config_file.as_ref())
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    // FNV-1a 64: stable across runs and builds (a std hasher is not).
-    format!("{host}\0{which}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        })
+    // FNV-1a 64 (the senders' hasher): stable across runs and builds, as std's is not.
+    use std::hash::Hasher;
+    let mut h = spread_sys::sender::Fnv64::default();
+    h.write(format!("{host}\0{which}").as_bytes());
+    h.finish()
 }
 
 /// The delivery journal (`delivered`) beside the gap table's `StateFile`.

@@ -29,6 +29,14 @@ pub fn free_addr() -> std::net::SocketAddr {
 }
 
 /// The port of [`free_addr`].
+/// The lines of a text, sorted: the comparison every delivery test makes (central file == file
+/// log, sorted, byte for byte).
+pub fn sorted_lines(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
 pub fn free_port() -> u16 {
     free_addr().port()
 }

@@ -17,7 +17,7 @@ use systest::c_collector::CStyleCollector;
 use systest::http;
 use systest::mount::Tmpfs;
 use systest::procs::{Daemon, Logd, logd_conf};
-use systest::{TempDir, free_addr, skip, wait_value};
+use systest::{TempDir, free_addr, skip, sorted_lines, wait_value};
 
 const FORMAT: &str = "\"%U%q %>s\"";
 
@@ -45,12 +45,6 @@ fn apache(t: &TempDir, spread: &str, extra: &str) -> Apache {
     )
 }
 
-fn sorted(text: &str) -> Vec<String> {
-    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
-    v.sort();
-    v
-}
-
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
@@ -59,7 +53,7 @@ fn read(p: &Path) -> String {
 fn assert_central_is_file_log(a: &Apache, central: &Path, n: usize, what: &str) {
     let file_log = a.dir.join("access.log");
     wait_value(what, Duration::from_secs(40), || {
-        let (want, got) = (sorted(&read(&file_log)), sorted(&read(central)));
+        let (want, got) = (sorted_lines(&read(&file_log)), sorted_lines(&read(central)));
         if want.len() == n && got == want {
             Ok(())
         } else {
@@ -209,7 +203,7 @@ fn collector_disk_full_then_freed_every_line_written_once_spread_pipe() {
         "every line once the disk has room",
         Duration::from_secs(40),
         || {
-            let got = sorted(&read(&d.central));
+            let got = sorted_lines(&read(&d.central));
             if got == want {
                 Ok(())
             } else {
@@ -275,8 +269,8 @@ fn a_c_style_collector_beside_sees_each_line_once_through_a_daemon_crash() {
     assert_eq!(st.ok, n, "{st:?}");
     assert_central_is_file_log(&a, &central, n as usize, "central == file log");
     std::thread::sleep(Duration::from_millis(500));
-    let file_log = sorted(&read(&a.dir.join("access.log")));
-    let c_lines = sorted(&c_style.text());
+    let file_log = sorted_lines(&read(&a.dir.join("access.log")));
+    let c_lines = sorted_lines(&c_style.text());
     let mut distinct = c_lines.clone();
     distinct.dedup();
     let strangers: Vec<&String> = c_lines
@@ -470,9 +464,9 @@ fn collector_down_past_100000_lines_then_back_spread_pipe() {
     let central = t.join("www.log");
     let started = std::time::Instant::now();
     let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
-    let want = sorted(&lines);
+    let want = sorted_lines(&lines);
     wait_value("every line once", Duration::from_secs(90), || {
-        let got = sorted(&read(&central));
+        let got = sorted_lines(&read(&central));
         if got == want {
             Ok(())
         } else {
@@ -522,7 +516,7 @@ fn spread_pipe_ends_unacknowledged_the_next_run_resends_its_lines() {
         v
     };
     wait_value("both runs' lines once", Duration::from_secs(30), || {
-        let got = sorted(&read(&central));
+        let got = sorted_lines(&read(&central));
         if got == want { Ok(()) } else { Err(got.len()) }
     });
     assert_eq!(second.finish(), 0, "{}", second.proc.log());
@@ -648,7 +642,7 @@ fn two_collectors_both_complete(kind: &str) {
     logd_b = Logd::start(&b_dir, None, &b_conf);
     load.join().expect("load");
     let want = match &apache {
-        Some(a) => sorted(&read(&a.dir.join("access.log"))),
+        Some(a) => sorted_lines(&read(&a.dir.join("access.log"))),
         None => {
             let mut v = piped.clone();
             v.sort();
@@ -661,7 +655,7 @@ fn two_collectors_both_complete(kind: &str) {
             &format!("collector {who}'s file == file log"),
             Duration::from_secs(60),
             || {
-                let got = sorted(&read(file));
+                let got = sorted_lines(&read(file));
                 if got == want {
                     Ok(())
                 } else {
@@ -727,7 +721,7 @@ fn a_line_longer_than_a_message_is_written_whole() {
     noise.join().expect("noise");
     want.sort();
     wait_value("every line whole, once", Duration::from_secs(30), || {
-        let got = sorted(&read(&central));
+        let got = sorted_lines(&read(&central));
         if got == want {
             Ok(())
         } else {

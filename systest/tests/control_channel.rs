@@ -20,19 +20,12 @@ use systest::c_collector::CStyleCollector;
 use systest::http;
 use systest::procs::{Daemon, Logd, Pipe, logd_conf};
 use systest::tally::id;
-use systest::{TempDir, free_addr, skip, wait_value};
+use systest::{TempDir, free_addr, skip, sorted_lines, wait_value};
 
 const GROUP: &str = "www";
 /// Lines numbered while nobody listens, then lines sent while both collectors listen.
 const EARLY: u64 = 37;
 const LATER: u64 = 23;
-
-/// The lines of a file, sorted (the comparison the fault suite uses: central == file log).
-fn sorted_lines(text: &str) -> Vec<String> {
-    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
-    v.sort();
-    v
-}
 
 /// The sender under test: lines go out numbered on GROUP; `expected` is what a file log holds.
 enum Sender {

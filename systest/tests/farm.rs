@@ -13,7 +13,7 @@ use systest::http::{self, LoadStats};
 use systest::netns::{self, Netns, VethEnd};
 use systest::procs::{Daemon, Listen, Logd, logd_conf, tail_to_file};
 use systest::tally::Tally;
-use systest::{TempDir, skip, wait_value};
+use systest::{TempDir, skip, sorted_lines, wait_value};
 
 const GROUP: &str = "www";
 const SPREAD_PORT: u16 = 4803;
@@ -630,15 +630,8 @@ fn farm_link_down_spread_pipe_every_line_once_c_style_beside_sees_no_repeat() {
     load.join().expect("load");
     let mut want = lines.clone();
     want.sort();
-    let sorted = |p: &std::path::Path| {
-        let mut v: Vec<String> = std::fs::read_to_string(p)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        v.sort();
-        v
-    };
+    let sorted =
+        |p: &std::path::Path| sorted_lines(&std::fs::read_to_string(p).unwrap_or_default());
     wait_value("every piped line once", Duration::from_secs(60), || {
         let got = sorted(&farm.central);
         if got == want {

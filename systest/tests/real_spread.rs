@@ -17,7 +17,7 @@ use systest::apache::{self, Apache};
 use systest::http;
 use systest::procs::{Logd, Pipe, Proc};
 use systest::tally::id;
-use systest::{TempDir, free_addr, free_port, skip, wait_value};
+use systest::{TempDir, free_addr, free_port, skip, sorted_lines, wait_value};
 
 /// A real Spread daemon on 127.0.0.1 (its unix socket is `/tmp/<port>`).
 struct RealSpread {
@@ -111,12 +111,6 @@ enum Fault {
     DaemonKill,
 }
 
-fn sorted(text: &str) -> Vec<String> {
-    let mut v: Vec<String> = text.lines().map(str::to_owned).collect();
-    v.sort();
-    v
-}
-
 fn run(kind: &str, fault: Fault) {
     let name = format!("real_spread[{kind}, {fault:?}]");
     let Some(bin) = real_spread(&name) else {
@@ -199,7 +193,9 @@ fn run(kind: &str, fault: Fault) {
     }
     load.join().expect("load");
     let want = match &apache {
-        Some(a) => sorted(&std::fs::read_to_string(a.dir.join("access.log")).unwrap_or_default()),
+        Some(a) => {
+            sorted_lines(&std::fs::read_to_string(a.dir.join("access.log")).unwrap_or_default())
+        }
         None => {
             let mut v = piped.clone();
             v.sort();
@@ -208,7 +204,7 @@ fn run(kind: &str, fault: Fault) {
     };
     assert_eq!(want.len() as u64, n);
     wait_value("central == file log", Duration::from_secs(60), || {
-        let got = sorted(&std::fs::read_to_string(&central).unwrap_or_default());
+        let got = sorted_lines(&std::fs::read_to_string(&central).unwrap_or_default());
         if got == want {
             Ok(())
         } else {
