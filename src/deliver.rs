@@ -14,6 +14,7 @@ use std::time::Duration;
 use spread_sys::Error as SpreadError;
 
 use crate::counters::{self, Counters};
+use crate::group_counters;
 use crate::host::{self, CleanHost};
 use crate::line;
 use crate::target::{GroupSpec, Target};
@@ -206,6 +207,13 @@ fn deliver_with<'a>(
         match sent {
             Ok(()) => {
                 Counters::add(&c.sent, 1);
+                let bytes = if built_with_prefix.is_some() {
+                    buf.len()
+                } else {
+                    prefix.iter().map(|p| p.len()).sum::<usize>()
+                        + pieces.clone().map(|p| p.len()).sum::<usize>()
+                };
+                group_counters::sent(alt.tally, bytes);
                 if i > 0 {
                     Counters::add(&c.failed_over, 1);
                 }
@@ -242,6 +250,11 @@ fn deliver_with<'a>(
         line::assemble(buf, &host_prefix, pieces, line::MAX_BODY);
     }
     let outcome = transport.spool_line(daemon_id, group, buf);
+    if outcome == Delivery::Spooled
+        && let Some(a) = target.alternatives.first()
+    {
+        group_counters::spooled(a.tally);
+    }
     if outcome == Delivery::Dropped && DROP_NOTICE.allow() {
         notice(Notice::Lost {
             group,

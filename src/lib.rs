@@ -25,6 +25,7 @@ pub mod counters;
 pub mod deliver;
 pub mod ffi;
 pub mod gauges;
+pub mod group_counters;
 pub mod host;
 pub mod line;
 pub mod replay;

@@ -20,6 +20,23 @@ pub enum GroupSpec {
 pub struct Alternative {
     pub group: GroupSpec,
     pub daemon_id: u32,
+    /// Its slot in [`crate::group_counters`] (given out at parse time, in the parent).
+    pub tally: u16,
+}
+
+impl Alternative {
+    pub fn new(group: GroupSpec, daemon_id: u32) -> Alternative {
+        let tally = crate::group_counters::slot_for(match &group {
+            GroupSpec::Named(g) => g,
+            GroupSpec::Hostname => "#hostname",
+            GroupSpec::Vhost => "#vhost",
+        });
+        Alternative {
+            group,
+            daemon_id,
+            tally,
+        }
+    }
 }
 
 /// A parsed target: alternatives in failover order (never empty).
@@ -100,7 +117,7 @@ fn parse_alternative(alt: &str) -> Result<Alternative, TargetError> {
         validate_group_name(name)?;
         GroupSpec::Named(name.to_owned())
     };
-    Ok(Alternative { group, daemon_id })
+    Ok(Alternative::new(group, daemon_id))
 }
 
 /// A group name we can put on the wire and in a target (Spread: 1-31 bytes in 0x24..=0x7E).
@@ -130,10 +147,7 @@ mod tests {
     use super::*;
 
     fn named(g: &str, id: u32) -> Alternative {
-        Alternative {
-            group: GroupSpec::Named(g.into()),
-            daemon_id: id,
-        }
+        Alternative::new(GroupSpec::Named(g.into()), id)
     }
 
     #[test]
@@ -146,20 +160,11 @@ mod tests {
         );
         assert_eq!(
             parse("$#hostname").unwrap().alternatives,
-            vec![Alternative {
-                group: GroupSpec::Hostname,
-                daemon_id: 0
-            }]
+            vec![Alternative::new(GroupSpec::Hostname, 0)]
         );
         assert_eq!(
             parse("$#vhost#3,$fallback").unwrap().alternatives,
-            vec![
-                Alternative {
-                    group: GroupSpec::Vhost,
-                    daemon_id: 3
-                },
-                named("fallback", 0)
-            ]
+            vec![Alternative::new(GroupSpec::Vhost, 3), named("fallback", 0)]
         );
     }
 

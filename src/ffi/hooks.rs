@@ -174,6 +174,13 @@ unsafe extern "C" fn post_config(
                 "mod_log_spread: no shared memory for counters; counting per process",
             );
         }
+        if !crate::group_counters::install_shared() {
+            log(
+                s,
+                APLOG_ERR,
+                "mod_log_spread: no shared memory for the counters per group; counting totals only",
+            );
+        }
         if !crate::gauges::install_shared() {
             log(
                 s,

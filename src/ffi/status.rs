@@ -115,6 +115,7 @@ pub unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
         let gauges = gauges();
         let (body, content_type) = if prometheus {
             let mut samples = counters::get().samples();
+            samples.extend(crate::group_counters::samples());
             samples.extend(gauges.iter().map(|g| g.sample()));
             let page = spread_sys::metrics::render(&samples);
             (page, c"text/plain; version=0.0.4; charset=utf-8")
@@ -123,6 +124,10 @@ pub unsafe extern "C" fn handler(r: *mut request_rec) -> c_int {
                 String::from("mod_log_spread counters (all children of this generation)\n");
             for (k, v) in counters::get().snapshot() {
                 body.push_str(&format!("{k}: {v}\n"));
+            }
+            for l in crate::group_counters::lines() {
+                body.push_str(&l);
+                body.push('\n');
             }
             body.push_str("now (live children, and the spool)\n");
             for g in &gauges {

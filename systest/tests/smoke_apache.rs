@@ -117,6 +117,15 @@ fn every_part_serves_prometheus_metrics_that_the_dashboard_and_rules_use() {
             }
         },
     );
+    // Per group: the lines and bytes handed over to group www are the central file's.
+    let written = std::fs::metadata(&central).unwrap().len();
+    for line in [
+        format!("\nmod_log_spread_group_lines_total{{group=\"www\"}} {n}\n"),
+        format!("\nmod_log_spread_group_bytes_total{{group=\"www\"}} {written}\n"),
+        "\nmod_log_spread_group_spooled_total{group=\"www\"} 0\n".to_string(),
+    ] {
+        assert!(module.body.contains(&line), "{line:?} not in\n{}", module.body);
+    }
     let collector = http::get(logd_metrics, "/metrics");
     let spread = http::get(daemon_metrics, "/metrics");
     let mut served = std::collections::BTreeSet::new();
