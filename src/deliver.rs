@@ -205,14 +205,8 @@ fn deliver_with<'a>(
             sent = transport.try_send(alt.daemon_id, group, buf);
         }
         match sent {
-            Ok(()) => {
+            Ok(bytes) => {
                 Counters::add(&c.sent, 1);
-                let bytes = if built_with_prefix.is_some() {
-                    buf.len()
-                } else {
-                    prefix.iter().map(|p| p.len()).sum::<usize>()
-                        + pieces.clone().map(|p| p.len()).sum::<usize>()
-                };
                 group_counters::sent(alt.tally, bytes);
                 if i > 0 {
                     Counters::add(&c.failed_over, 1);

@@ -20,6 +20,7 @@ pub mod apache {
     include!(concat!(env!("OUT_DIR"), "/apache_bindings.rs"));
 }
 
+pub mod batch_wake;
 pub mod config;
 pub mod counters;
 pub mod deliver;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use spread_sys::spool::ReplayOutcome;
 use spread_sys::spread_name::Endpoint;
 
+use crate::batch_wake::Woke;
 use crate::config::ModuleConfig;
 use crate::counters::{self, Counters};
 use crate::spooler::Spooler;
@@ -48,6 +49,9 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// queued messages (spreadlogd acks at most every 50 ms: 50 s of acks); rarely enough that the
 /// upkeep costs the web server next to nothing per request.
 pub const ACK_POLL: Duration = Duration::from_millis(200);
+/// Flush intervals the background thread keeps waking by itself after the last batch before
+/// it parks (then the next batch wakes it): 100 × 10 ms, a second of quiet.
+const POLL_ROUNDS: u32 = 100;
 /// How long a child's exit waits for the last acknowledgements before spooling the rest.
 pub const CLOSE_LINGER: Duration = Duration::from_millis(200);
 /// Longest wait between two replay attempts that failed (no daemon, no member).
@@ -56,11 +60,13 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// The running replay thread. It must be stopped and waited for before the child exits: Apache
 /// unloads this DSO during `exit()`, and a thread still running its code would then crash.
 pub struct ReplayThread {
-    /// (stop requested, thread finished)
-    state: Arc<(Mutex<(bool, bool)>, Condvar)>,
+    /// Whether the thread finished.
+    state: Arc<(Mutex<bool>, Condvar)>,
     /// Joined once finished: the thread's own exit (std's epilogue, TLS destructors) also runs
     /// code of this DSO, so "finished" alone is not enough before `exit()`.
     handle: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The thread sleeps on its `wake` (which batches and the stop request interrupt).
+    requests: &'static Transport,
 }
 
 impl ReplayThread {
@@ -68,11 +74,10 @@ impl ReplayThread {
     /// by the connect/send timeouts and the probe's 2 s).
     pub fn stop_and_wait(&self, timeout: Duration) -> bool {
         let (lock, cvar) = &*self.state;
+        self.requests.wake.stop();
         let mut st = lock.lock().unwrap_or_else(|p| p.into_inner());
-        st.0 = true;
-        cvar.notify_all();
         let deadline = Instant::now() + timeout;
-        while !st.1 {
+        while !*st {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return false;
@@ -90,19 +95,6 @@ impl ReplayThread {
     }
 }
 
-/// Sleep `d` unless a stop is requested; true when stopping.
-fn pause(state: &(Mutex<(bool, bool)>, Condvar), d: Duration) -> bool {
-    let (lock, cvar) = state;
-    let st = lock.lock().unwrap_or_else(|p| p.into_inner());
-    if st.0 {
-        return true;
-    }
-    let (st, _) = cvar
-        .wait_timeout_while(st, d, |st| !st.0)
-        .unwrap_or_else(|p| p.into_inner());
-    st.0
-}
-
 /// Start the replay thread of this child, replaying `requests`' spool and keeping its
 /// connections' sequences accounted for ([`Transport::maintain`]). `log` reports problems (the
 /// error log, throttled).
@@ -114,7 +106,7 @@ pub fn start(
     log: fn(&str),
 ) -> Option<ReplayThread> {
     let spool = &requests.spool;
-    let state = Arc::new((Mutex::new((false, false)), Condvar::new()));
+    let state = Arc::new((Mutex::new(false), Condvar::new()));
     let shared = state.clone();
     let spawned = std::thread::Builder::new()
         .name("spread-replay".into())
@@ -126,7 +118,43 @@ pub fn start(
             let mut next_replay = Instant::now();
             let mut fill = spread_sys::spool::FillAlarm::default();
             let mut poll = POLL;
-            while !pause(&shared, poll) {
+            let mut next_upkeep = Instant::now() + poll;
+            // Flush rounds left before parking: while lines keep coming the thread wakes every
+            // flush interval by itself, so requests never have to wake it.
+            let mut keep_polling = 0u32;
+            loop {
+                // Sleep until the next upkeep, or one flush interval while a batch waits or
+                // lines came recently. Parked first, then the look for batches: `batch_wake`.
+                let now = Instant::now();
+                let mut wait = next_upkeep.saturating_duration_since(now);
+                if requests.batching() {
+                    if requests.batch_pending() {
+                        keep_polling = POLL_ROUNDS;
+                    }
+                    if keep_polling > 0 {
+                        keep_polling -= 1;
+                        wait = wait.min(cfg.flush_interval);
+                    } else {
+                        requests.wake.park();
+                        if requests.batch_pending() {
+                            requests.wake.unpark();
+                            wait = wait.min(cfg.flush_interval);
+                        }
+                    }
+                }
+                match requests.wake.sleep(wait) {
+                    Woke::Stop => break,
+                    // Give the batch its flush interval to fill.
+                    Woke::BatchStarted => continue,
+                    Woke::Time => {}
+                }
+                requests.wake.unpark();
+                if requests.batching() {
+                    requests.flush_batches();
+                }
+                if Instant::now() < next_upkeep {
+                    continue;
+                }
                 // Broken connections that numbered lines: reconnect, hand their sequences over
                 // and announce where they stand (off the request path), for both the request
                 // threads' and our own.
@@ -148,6 +176,7 @@ pub fn start(
                 } else {
                     POLL
                 };
+                next_upkeep = Instant::now() + poll;
                 // Never open (and so create) spool files as root: children of Apache's `User`
                 // could not use them afterwards. Children have dropped privileges by now.
                 // SAFETY: geteuid has no preconditions.
@@ -184,13 +213,14 @@ pub fn start(
             }
             sender.close_all(CLOSE_LINGER);
             let (lock, cvar) = &*shared;
-            lock.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+            *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
             cvar.notify_all();
         });
     match spawned {
         Ok(h) => Some(ReplayThread {
             state,
             handle: Mutex::new(Some(h)),
+            requests,
         }),
         Err(e) => {
             log(&format!(

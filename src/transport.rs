@@ -3,6 +3,7 @@
 //!
 //! Built in each child (`child_init`), never in the parent, so no connection crosses a fork.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -58,16 +59,18 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(cfg: &ModuleConfig) -> Conn {
+    fn new(cfg: &ModuleConfig, batching: bool) -> Conn {
+        let mut link = Link::new(cfg.acknowledge.then(|| WindowConfig {
+            bound_bytes: cfg.ack_window as usize,
+            all_collectors: cfg.ack_all,
+            ..WindowConfig::default()
+        }));
+        link.set_batching(batching);
         Conn {
             mailbox: None,
             attempt: 0,
             retry_at: None,
-            link: Link::new(cfg.acknowledge.then(|| WindowConfig {
-                bound_bytes: cfg.ack_window as usize,
-                all_collectors: cfg.ack_all,
-                ..WindowConfig::default()
-            })),
+            link,
             next_ack_warning: None,
         }
     }
@@ -81,6 +84,8 @@ struct Slot {
     id: u32,
     endpoint: Endpoint,
     conn: Mutex<Conn>,
+    /// Lines are queued in the connection's mailbox, waiting for a flush (batching).
+    queued: AtomicBool,
 }
 
 /// Everything one process needs to send lines.
@@ -93,6 +98,11 @@ pub struct Transport {
     role: Role,
     /// Why the spool last refused a line (for the error log: "No space left on device", ...).
     last_spool_error: Mutex<Option<String>>,
+    /// Request lines are batched (`SpreadFlushInterval` > 0, request path only): several
+    /// messages per write, flushed by size here and by time by the background thread.
+    batching: bool,
+    /// Wakes the background thread when a batch starts while it sleeps long.
+    pub wake: crate::batch_wake::Wake,
 }
 
 /// A throttle for error-log messages from the request path: at most one per interval per kind.
@@ -125,13 +135,15 @@ impl Throttle {
 
 impl Transport {
     pub fn new(cfg: ModuleConfig, role: Role, host: String, pid: u32) -> Transport {
+        let batching = role == Role::Sender && !cfg.flush_interval.is_zero();
         let slots = cfg
             .daemons
             .iter()
             .map(|d| Slot {
                 id: d.id,
                 endpoint: d.endpoint.clone(),
-                conn: Mutex::new(Conn::new(&cfg)),
+                conn: Mutex::new(Conn::new(&cfg, batching)),
+                queued: AtomicBool::new(false),
             })
             .collect();
         let spool = Spooler::new(cfg.spool_path.clone(), cfg.spool_cap);
@@ -143,6 +155,47 @@ impl Transport {
             spool,
             role,
             last_spool_error: Mutex::new(None),
+            batching,
+            wake: Default::default(),
+        }
+    }
+
+    pub fn batching(&self) -> bool {
+        self.batching
+    }
+
+    /// Whether some connection has lines queued for a flush.
+    pub fn batch_pending(&self) -> bool {
+        self.slots.iter().any(|s| s.queued.load(Ordering::SeqCst))
+    }
+
+    /// Off the request path (the background thread, every `SpreadFlushInterval` while a batch
+    /// waits): write every connection's queued lines. It blocks on a connection's lock rather
+    /// than spinning: a request holds it only for a copy, or for its own flush.
+    pub fn flush_batches(&self) {
+        for slot in &self.slots {
+            if !slot.queued.load(Ordering::SeqCst) {
+                continue;
+            }
+            let mut guard = match slot.conn.lock() {
+                Ok(g) => g,
+                Err(p) => {
+                    let mut g = p.into_inner();
+                    g.mailbox = None;
+                    slot.conn.clear_poison();
+                    g
+                }
+            };
+            let conn = &mut *guard;
+            slot.queued.store(false, Ordering::SeqCst);
+            if let Some(mb) = conn.mailbox.as_mut()
+                && mb.queued_bytes() > 0
+                && mb.flush().is_err()
+            {
+                // The queued lines are in the window (acks on) and are resent once the
+                // connection is back; without acks they are lost like lines in flight.
+                self.broke(conn, Instant::now());
+            }
         }
     }
 
@@ -234,7 +287,7 @@ impl Transport {
 
     /// Try to hand `line` over to `group` on daemon `daemon_id`, within SpreadSendTimeout
     /// (plus SpreadConnectTimeout when a connection has to be opened).
-    pub fn try_send(&self, daemon_id: u32, group: &str, line: &[u8]) -> Result<(), SendFailure> {
+    pub fn try_send(&self, daemon_id: u32, group: &str, line: &[u8]) -> Result<usize, SendFailure> {
         self.try_send_parts(daemon_id, group, [line])
     }
 
@@ -248,7 +301,7 @@ impl Transport {
         daemon_id: u32,
         group: &str,
         parts: P,
-    ) -> Result<(), SendFailure>
+    ) -> Result<usize, SendFailure>
     where
         P: IntoIterator<Item = &'p [u8]> + Clone,
     {
@@ -283,17 +336,43 @@ impl Transport {
             let _ = mb.set_send_timeout(Some(left));
         }
         let held = link.window().is_some();
-        let result = link.send(mb, self.cfg.service_type, group, parts);
+        let was_queued = mb.queued_bytes() > 0;
+        let mut result = link.send(mb, self.cfg.service_type, group, parts);
+        let len = *result.as_ref().unwrap_or(&0);
+        if self.batching && result.is_ok() {
+            if mb.queued_bytes() >= self.cfg.batch_bytes {
+                // Full: this request writes the batch (bounded by SpreadSendTimeout like an
+                // unbatched line); the time-bound flush is the background thread's.
+                slot.queued.store(false, Ordering::SeqCst);
+                if let Err(e) = mb.flush() {
+                    if held {
+                        // This line and the batch are in the window: resent once the
+                        // connection is back. The line counts as handed over.
+                        *mailbox = None;
+                        *retry_at = Some(Instant::now() + self.cfg.retry_interval);
+                        Counters::add(&self.counters().send_errors, 1);
+                        Counters::add(&self.counters().held, 1);
+                        return Ok(len);
+                    }
+                    // Without a window the line goes to the failover or the spool; the rest
+                    // of the batch is lost like lines in flight.
+                    result = Err(SendError::Spread(e));
+                }
+            } else if !was_queued {
+                slot.queued.store(true, Ordering::SeqCst);
+                self.wake.batch_started();
+            }
+        }
         if shortened && mb.is_usable() {
             let _ = mb.set_send_timeout(Some(self.cfg.send_timeout));
         }
         let c = self.counters();
         match result {
-            Ok(()) => {
+            Ok(n) => {
                 if held {
                     Counters::add(&c.held, 1);
                 }
-                Ok(())
+                Ok(n)
             }
             Err(SendError::WindowFull) => {
                 Counters::add(&c.window_full, 1);
@@ -428,7 +507,7 @@ impl Transport {
         if conn.link.window().is_none() {
             // Without acknowledgements nobody would resend it: send it as a new line instead.
             drop(conn);
-            return self.try_send(daemon_id, group, line).map(|()| true);
+            return self.try_send(daemon_id, group, line).map(|_| true);
         }
         if !conn.link.rehold(group, origin, line, Instant::now()) {
             return Ok(false);
@@ -478,6 +557,13 @@ impl Transport {
             if conn.mailbox.is_none() && conn.link.has_state() {
                 conn.retry_at = None;
                 let _ = self.connect(slot, conn);
+            }
+            slot.queued.store(false, Ordering::SeqCst);
+            if let Some(mb) = conn.mailbox.as_mut()
+                && mb.queued_bytes() > 0
+                && mb.flush().is_err()
+            {
+                conn.mailbox = None;
             }
             if let Some(mut mb) = conn.mailbox.take() {
                 Counters::add(&c.acked, conn.link.linger(&mut mb, linger));

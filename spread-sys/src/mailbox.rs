@@ -434,6 +434,35 @@ impl Mailbox {
         result.map(|()| body_len)
     }
 
+    /// [`Mailbox::multicast_parts`]'s message queued in the outgoing buffer instead of written:
+    /// the same bytes, sent by the next [`Mailbox::flush`] (or before the next message that is
+    /// written at once) together with every other queued message, one write for them all. Only
+    /// checks can fail here (`MessageTooLong`, a template of another connection); nothing is
+    /// queued then and the connection stays usable. Returns the body length.
+    pub fn queue_parts<'p, P>(
+        &mut self,
+        template: &mut MulticastTemplate,
+        mess_type: i16,
+        parts: P,
+    ) -> Result<usize>
+    where
+        P: IntoIterator<Item = &'p [u8]> + Clone,
+    {
+        self.check_usable()?;
+        if template.mailbox != self.id {
+            return Err(Error::IllegalMessage(
+                "template from another connection".into(),
+            ));
+        }
+        let body_len = parts.clone().into_iter().map(<[u8]>::len).sum();
+        template.header.set(mess_type, body_len)?;
+        self.out.extend_from_slice(template.header.bytes());
+        for p in parts {
+            self.out.extend_from_slice(p);
+        }
+        Ok(body_len)
+    }
+
     /// Write all of `iov` (sendmsg, then the rest after a partial write), bounded by the send
     /// timeout; any failure closes the stream.
     fn send_iov(&mut self, mut iov: &mut [libc::iovec], total: usize) -> Result<()> {

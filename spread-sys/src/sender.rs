@@ -97,6 +97,9 @@ pub struct Link {
     /// Lines taken back from the spool (they count as activity for the announcer).
     reheld: u64,
     last_announce: Option<Instant>,
+    /// Lines are queued in the mailbox's outgoing buffer, written by the caller's
+    /// [`Mailbox::flush`] (several messages per write), instead of one sendmsg each.
+    batching: bool,
 }
 
 /// While lines are held, announce at least this often.
@@ -118,6 +121,29 @@ impl Link {
             announcer: Announcer::new(),
             reheld: 0,
             last_announce: None,
+            batching: false,
+        }
+    }
+
+    /// Queue lines instead of writing each (see [`Link::send`]); the caller flushes.
+    pub fn set_batching(&mut self, on: bool) {
+        self.batching = on;
+    }
+
+    fn put<'p, P>(
+        batching: bool,
+        mb: &mut Mailbox,
+        template: &mut crate::mailbox::MulticastTemplate,
+        mess_type: i16,
+        parts: P,
+    ) -> Result<usize>
+    where
+        P: IntoIterator<Item = &'p [u8]> + Clone,
+    {
+        if batching {
+            mb.queue_parts(template, mess_type, parts)
+        } else {
+            mb.multicast_parts(template, mess_type, parts)
         }
     }
 
@@ -151,7 +177,10 @@ impl Link {
     }
 
     /// Hand over one line, `parts` concatenated, to `group` with its tag: one sendmsg straight
-    /// from the parts, then (acknowledgements on) a copy into the window. A line that does not
+    /// from the parts, then (acknowledgements on) a copy into the window. Batching, the message
+    /// is queued in the mailbox instead, for the caller's next flush; a line lost with a queue
+    /// that could not be written is in the window like any other unacknowledged line. Returns
+    /// the line's length. A line that does not
     /// fit the window is refused before anything is sent; so is one too long for a message
     /// (`MessageTooLong`, the connection stays usable). A number is used only by a line that
     /// was handed over.
@@ -161,7 +190,7 @@ impl Link {
         service: u32,
         group: &str,
         parts: P,
-    ) -> std::result::Result<(), SendError>
+    ) -> std::result::Result<usize, SendError>
     where
         P: IntoIterator<Item = &'p [u8]> + Clone,
     {
@@ -213,21 +242,22 @@ impl Link {
         state.tag_n = number;
         template.set_tag_field(tag);
         let mess_type = mess_type_for(state.counter.peek());
+        let batching = self.batching;
         let Some(w) = &mut self.window else {
-            mb.multicast_parts(template, mess_type, parts)?;
+            let len = Self::put(batching, mb, template, mess_type, parts)?;
             state.counter.advance();
-            return Ok(());
+            return Ok(len);
         };
         // With a window the line is copied once, into the window, and sent from there (two
         // slices at most, rather than every piece again); it is held once it was sent.
         let Some(len) = w.stage(parts.clone(), headroom) else {
             // Longer than the free space, so longer than any message: refused as such (nothing
             // sent, the connection kept; the caller cuts it).
-            mb.multicast_parts(template, mess_type, parts)?;
+            let len = Self::put(batching, mb, template, mess_type, parts)?;
             state.counter.advance();
-            return Ok(());
+            return Ok(len);
         };
-        mb.multicast_parts(template, mess_type, w.staged(len))?;
+        Self::put(batching, mb, template, mess_type, w.staged(len))?;
         state.counter.advance();
         let key = match state.key {
             Some(k) => Some(k),
@@ -238,7 +268,7 @@ impl Link {
         if let Some(k) = key {
             w.hold_staged(k, number, len);
         }
-        Ok(())
+        Ok(len)
     }
 
     /// Read what arrived for this connection (acks) without waiting; first date the lines

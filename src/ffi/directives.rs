@@ -41,6 +41,8 @@ directives!(
     AckWindow,
     AckWarning,
     AckAll,
+    FlushInterval,
+    BatchSize,
 );
 
 impl Directive {
@@ -127,7 +129,7 @@ const END: command_rec = command_rec {
 
 use Directive as D;
 #[rustfmt::skip]
-pub static COMMANDS: CommandTable<17> = CommandTable([
+pub static COMMANDS: CommandTable<19> = CommandTable([
     entry(c"SpreadDaemon",               Args::Take12,  D::Daemon,         c"SpreadDaemon <spread name: 4803, 4803@host, /path/to/socket> [id]: a Spread daemon to send to (default: 4803, id 0)"),
     entry(c"SpreadConnectTimeout",       Args::Take1,   D::ConnectTimeout, c"SpreadConnectTimeout <ms>: bound on connecting to a daemon (default 200)"),
     entry(c"SpreadSendTimeout",          Args::Take1,   D::SendTimeout,    c"SpreadSendTimeout <ms>: bound on handing one line over, lock wait included (default 100)"),
@@ -144,6 +146,8 @@ pub static COMMANDS: CommandTable<17> = CommandTable([
     entry(c"SpreadAckWindow",            Args::Take1,   D::AckWindow,      c"SpreadAckWindow <bytes|nK|nM|nG>: unacknowledged lines held per child and daemon before new lines go to the spool (default 4M)"),
     entry(c"SpreadAckWarning",           Args::Take1,   D::AckWarning,     c"SpreadAckWarning <seconds>: warn in the error log (at most every 5 minutes) once a line waits this long for an acknowledgement (default 60)"),
     entry(c"SpreadAckAll",               Args::Flag,    D::AckAll,         c"SpreadAckAll On|Off: release a line only once every collector of its group has acknowledged it, so that two log hosts both end complete (default Off: any one)"),
+    entry(c"SpreadFlushInterval",        Args::Take1,   D::FlushInterval,  c"SpreadFlushInterval <ms>: lines of a child wait at most this long to be written to the daemon together, several messages per write (default 10; 0 = one write per line)"),
+    entry(c"SpreadBatchSize",            Args::Take1,   D::BatchSize,      c"SpreadBatchSize <bytes|nK|nM>: a child's batch this large is written at once (default 32K, at most 1M)"),
     END,
 ]);
 
@@ -179,6 +183,8 @@ fn apply(
             D::AckWindow => p.cfg.ack_window = config::parse_ack_window(a)?,
             D::AckWarning => p.cfg.ack_warning = config::parse_ack_warning(a)?,
             D::AckAll => p.cfg.ack_all = on,
+            D::FlushInterval => p.cfg.flush_interval = config::parse_flush_interval(a)?,
+            D::BatchSize => p.cfg.batch_bytes = config::parse_batch_size(a)?,
             D::ErrorLog => {
                 let target = config::parse_target(a)?;
                 let max_level = match b {

@@ -124,7 +124,11 @@ fn every_part_serves_prometheus_metrics_that_the_dashboard_and_rules_use() {
         format!("\nmod_log_spread_group_bytes_total{{group=\"www\"}} {written}\n"),
         "\nmod_log_spread_group_spooled_total{group=\"www\"} 0\n".to_string(),
     ] {
-        assert!(module.body.contains(&line), "{line:?} not in\n{}", module.body);
+        assert!(
+            module.body.contains(&line),
+            "{line:?} not in\n{}",
+            module.body
+        );
     }
     let collector = http::get(logd_metrics, "/metrics");
     let spread = http::get(daemon_metrics, "/metrics");

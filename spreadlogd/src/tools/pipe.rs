@@ -589,7 +589,7 @@ impl Sender {
                         Err(SendError::WindowFull)
                     }
                 }
-                None => link.send(mb, AGREED_MESS, &g, [&r.line[..]]),
+                None => link.send(mb, AGREED_MESS, &g, [&r.line[..]]).map(|_| ()),
             }
         });
         match outcome {
