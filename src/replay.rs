@@ -50,7 +50,7 @@ pub const POLL: Duration = Duration::from_millis(500);
 /// upkeep costs the web server next to nothing per request.
 pub const ACK_POLL: Duration = Duration::from_millis(200);
 /// Flush intervals the background thread keeps waking by itself after the last batch before
-/// it parks (then the next batch wakes it): 100 × 10 ms, a second of quiet.
+/// it parks (then the next batch wakes it): 100 × 10 ms is a second of quiet.
 const POLL_ROUNDS: u32 = 100;
 /// How long a child's exit waits for the last acknowledgements before spooling the rest.
 pub const CLOSE_LINGER: Duration = Duration::from_millis(200);
