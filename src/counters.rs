@@ -79,6 +79,9 @@ counters! {
     reheld,
     /// Lines that found their window full and went to the spool instead.
     window_full,
+    /// Writes that carried a batch of queued lines to a daemon (`SpreadFlushInterval`; `sent`
+    /// over this is the lines per write).
+    batch_writes,
 }
 
 impl Counters {

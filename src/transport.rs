@@ -190,11 +190,14 @@ impl Transport {
             slot.queued.store(false, Ordering::SeqCst);
             if let Some(mb) = conn.mailbox.as_mut()
                 && mb.queued_bytes() > 0
-                && mb.flush().is_err()
             {
-                // The queued lines are in the window (acks on) and are resent once the
-                // connection is back; without acks they are lost like lines in flight.
-                self.broke(conn, Instant::now());
+                if mb.flush().is_ok() {
+                    Counters::add(&self.counters().batch_writes, 1);
+                } else {
+                    // The queued lines are in the window (acks on) and are resent once the
+                    // connection is back; without acks they are lost like lines in flight.
+                    self.broke(conn, Instant::now());
+                }
             }
         }
     }
@@ -344,7 +347,11 @@ impl Transport {
                 // Full: this request writes the batch (bounded by SpreadSendTimeout like an
                 // unbatched line); the time-bound flush is the background thread's.
                 slot.queued.store(false, Ordering::SeqCst);
-                if let Err(e) = mb.flush() {
+                let flushed = mb.flush();
+                if flushed.is_ok() {
+                    Counters::add(&self.counters().batch_writes, 1);
+                }
+                if let Err(e) = flushed {
                     if held {
                         // This line and the batch are in the window: resent once the
                         // connection is back. The line counts as handed over.
@@ -561,9 +568,12 @@ impl Transport {
             slot.queued.store(false, Ordering::SeqCst);
             if let Some(mb) = conn.mailbox.as_mut()
                 && mb.queued_bytes() > 0
-                && mb.flush().is_err()
             {
-                conn.mailbox = None;
+                if mb.flush().is_ok() {
+                    Counters::add(&c.batch_writes, 1);
+                } else {
+                    conn.mailbox = None;
+                }
             }
             if let Some(mut mb) = conn.mailbox.take() {
                 Counters::add(&c.acked, conn.link.linger(&mut mb, linger));

@@ -70,6 +70,16 @@ pub fn page(s: &Stats) -> String {
             s.throttles,
         ),
         c(
+            "spread_daemon_reads_total",
+            "read(2) calls that returned client bytes (requests_in over this: messages per read).",
+            s.reads,
+        ),
+        c(
+            "spread_daemon_writes_total",
+            "write(2) calls that sent bytes to clients (deliveries over this: messages per write).",
+            s.writes,
+        ),
+        c(
             "spread_daemon_rejected_joins_total",
             "Joins answered with a reject message (group caps, memory).",
             s.rejected_joins,

@@ -146,7 +146,7 @@ pub static COMMANDS: CommandTable<19> = CommandTable([
     entry(c"SpreadAckWindow",            Args::Take1,   D::AckWindow,      c"SpreadAckWindow <bytes|nK|nM|nG>: unacknowledged lines held per child and daemon before new lines go to the spool (default 4M)"),
     entry(c"SpreadAckWarning",           Args::Take1,   D::AckWarning,     c"SpreadAckWarning <seconds>: warn in the error log (at most every 5 minutes) once a line waits this long for an acknowledgement (default 60)"),
     entry(c"SpreadAckAll",               Args::Flag,    D::AckAll,         c"SpreadAckAll On|Off: release a line only once every collector of its group has acknowledged it, so that two log hosts both end complete (default Off: any one)"),
-    entry(c"SpreadFlushInterval",        Args::Take1,   D::FlushInterval,  c"SpreadFlushInterval <ms>: lines of a child wait at most this long to be written to the daemon together, several messages per write (default 0 = one write per line; 10 is a good value)"),
+    entry(c"SpreadFlushInterval",        Args::Take1,   D::FlushInterval,  c"SpreadFlushInterval <ms>: lines of a child wait at most this long to be written to the daemon together, several messages per write (default 10; 0 = one write per line)"),
     entry(c"SpreadBatchSize",            Args::Take1,   D::BatchSize,      c"SpreadBatchSize <bytes|nK|nM>: a child's batch this large is written at once (default 32K, at most 1M)"),
     END,
 ]);

@@ -111,6 +111,11 @@ pub struct Stats {
     pub throttles: u64,
     /// Joins answered with a reject message (group caps, memory budget).
     pub rejected_joins: u64,
+    /// read(2) calls that returned client bytes (filled in by the event loop): `messages_in`
+    /// over this is the messages per read.
+    pub reads: u64,
+    /// write(2) calls that sent bytes to clients (filled in by the event loop).
+    pub writes: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

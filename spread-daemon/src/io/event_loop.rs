@@ -121,6 +121,9 @@ pub struct EventLoop {
     ready: Vec<SessionId>,
     dirty: Vec<SessionId>,
     scratch: Vec<u8>,
+    /// read(2) and write(2) calls that moved client bytes (for the metrics).
+    reads: u64,
+    writes: u64,
     stop_deadline: Duration,
     stopping_until: Option<Instant>,
     /// accept() failed for lack of descriptors: connections wait in the backlog and, edge-triggered,
@@ -227,6 +230,8 @@ impl EventLoop {
             ready: Vec::new(),
             dirty: Vec::new(),
             scratch: vec![0; READ_CHUNK],
+            reads: 0,
+            writes: 0,
             stop_deadline,
             stopping_until: None,
             accept_retry: false,
@@ -369,6 +374,8 @@ impl EventLoop {
                 Command::Stats(tx) => {
                     let mut s = self.core.stats();
                     s.throttles = self.throttle.count();
+                    s.reads = self.reads;
+                    s.writes = self.writes;
                     let _ = tx.send(s);
                 }
             }
@@ -503,6 +510,7 @@ impl EventLoop {
                         self.core.closed(id);
                     }
                     Ok(n) => {
+                        self.reads += 1;
                         // A short read drained the socket, unless the peer also hung up: then the
                         // EOF is still to be read and no new edge will announce it.
                         more = n == self.scratch.len() || c.hup;
@@ -633,6 +641,7 @@ impl EventLoop {
                     break;
                 }
                 Ok(n) => {
+                    self.writes += 1;
                     c.last_progress = Instant::now();
                     self.throttle.progressed(id, c.last_progress);
                     self.core.wrote(id, n, false);
