@@ -79,6 +79,9 @@ counters! {
     reheld,
     /// Lines that found their window full and went to the spool instead.
     window_full,
+    /// Unacknowledged lines the parent found in the window of a child that died (SIGKILL, a
+    /// crash) and spooled, to be resent by a live child.
+    orphans_spooled,
     /// Writes that carried a batch of queued lines to a daemon (`SpreadFlushInterval`; `sent`
     /// over this is the lines per write).
     batch_writes,

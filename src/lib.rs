@@ -23,6 +23,7 @@ pub mod apache {
 pub mod batch_wake;
 pub mod config;
 pub mod counters;
+pub mod crash_journal;
 pub mod deliver;
 pub mod ffi;
 pub mod gauges;

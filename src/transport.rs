@@ -51,6 +51,9 @@ pub enum Delivery {
 /// (`spread_sys::sender::Link`: numbers, acknowledgement window, announcements).
 struct Conn {
     mailbox: Option<Mailbox>,
+    /// The shared-memory slot its window lives in (request connections with acks), for the
+    /// parent to recover the lines if this child dies (`crash_journal`).
+    claim: Option<crate::crash_journal::Claim>,
     attempt: u32,
     retry_at: Option<Instant>,
     link: Link,
@@ -59,19 +62,36 @@ struct Conn {
 }
 
 impl Conn {
-    fn new(cfg: &ModuleConfig, batching: bool) -> Conn {
-        let mut link = Link::new(cfg.acknowledge.then(|| WindowConfig {
+    fn new(cfg: &ModuleConfig, batching: bool, journal: Option<(u32, u32)>) -> Conn {
+        let window = cfg.acknowledge.then(|| WindowConfig {
             bound_bytes: cfg.ack_window as usize,
             all_collectors: cfg.ack_all,
             ..WindowConfig::default()
-        }));
+        });
+        // (pid, daemon id): a request connection keeps its window in a crash-journal slot.
+        let claimed = window
+            .zip(journal)
+            .and_then(|(w, (pid, id))| crate::crash_journal::claim(pid, id).map(|c| (w, c)));
+        let (mut link, claim) = match claimed {
+            Some((w, (claim, storage))) => (Link::with_storage(w, storage), Some(claim)),
+            None => (Link::new(window), None),
+        };
         link.set_batching(batching);
         Conn {
+            claim,
             mailbox: None,
             attempt: 0,
             retry_at: None,
             link,
             next_ack_warning: None,
+        }
+    }
+
+    /// Tell the crash journal where the window stands (after every change to it).
+    #[inline]
+    fn publish(&mut self) {
+        if let (Some(claim), Some(w)) = (&mut self.claim, self.link.window()) {
+            claim.publish(w);
         }
     }
 }
@@ -142,7 +162,11 @@ impl Transport {
             .map(|d| Slot {
                 id: d.id,
                 endpoint: d.endpoint.clone(),
-                conn: Mutex::new(Conn::new(&cfg, batching)),
+                conn: Mutex::new(Conn::new(
+                    &cfg,
+                    batching,
+                    (role == Role::Sender).then_some((pid, d.id)),
+                )),
                 queued: AtomicBool::new(false),
             })
             .collect();
@@ -321,6 +345,7 @@ impl Transport {
             mailbox,
             retry_at,
             link,
+            claim,
             ..
         } = &mut *conn;
         let Some(mb) = mailbox.as_mut() else {
@@ -342,6 +367,9 @@ impl Transport {
         let was_queued = mb.queued_bytes() > 0;
         let mut result = link.send(mb, self.cfg.service_type, group, parts);
         let len = *result.as_ref().unwrap_or(&0);
+        if let (Some(claim), Some(w), Ok(_)) = (claim, link.window(), &result) {
+            claim.publish(w);
+        }
         if self.batching && result.is_ok() {
             if mb.queued_bytes() >= self.cfg.batch_bytes {
                 // Full: this request writes the batch (bounded by SpreadSendTimeout like an
@@ -433,6 +461,7 @@ impl Transport {
             Counters::add(&c.acked, p.acked);
             conn.link.announce_if_due(mb, self.cfg.service_type, now)
         });
+        conn.publish();
         match step {
             Ok(n) => Counters::add(&c.announcements, n),
             Err(_) => return self.broke(conn, now),
@@ -582,6 +611,7 @@ impl Transport {
                 }
                 let _ = mb.disconnect();
             }
+            let claim = conn.claim.take();
             conn.link.spill(|group, origin, line| {
                 match self.spool.append_any(slot.id, group, line, Some(origin)) {
                     SpoolResult::Written => Counters::add(&c.spooled_unacked, 1),
@@ -594,6 +624,10 @@ impl Transport {
                     }
                 }
             });
+            // What the window held is in the spool now: nothing left for the parent.
+            if let Some(claim) = claim {
+                claim.release();
+            }
         }
     }
 

@@ -57,6 +57,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod names;
 pub mod private_name;
+pub mod ring;
 pub mod sender;
 pub mod seq;
 pub mod spool;

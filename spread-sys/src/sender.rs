@@ -125,6 +125,14 @@ impl Link {
         }
     }
 
+    /// [`Link::new`] with a window whose bytes live in `storage` (shared memory a parent reads
+    /// if this process dies).
+    pub fn with_storage(window: WindowConfig, storage: crate::ring::Storage) -> Link {
+        let mut link = Link::new(None);
+        link.window = Some(Window::with_storage(window, storage));
+        link
+    }
+
     /// Queue lines instead of writing each (see [`Link::send`]); the caller flushes.
     pub fn set_batching(&mut self, on: bool) {
         self.batching = on;
@@ -251,8 +259,13 @@ impl Link {
         // With a window the line is copied once, into the window, and sent from there (two
         // slices at most, rather than every piece again); it is held once it was sent.
         let Some(len) = w.stage(parts.clone(), headroom) else {
-            // Longer than the free space, so longer than any message: refused as such (nothing
-            // sent, the connection kept; the caller cuts it).
+            let len: usize = parts.clone().into_iter().map(<[u8]>::len).sum();
+            if len <= stream::MAX_LINE {
+                // Fixed (shared) storage without room for it: like a full window.
+                return Err(SendError::WindowFull);
+            }
+            // Longer than any message: refused as such (nothing sent, the connection kept; the
+            // caller cuts it).
             let len = Self::put(batching, mb, template, mess_type, parts)?;
             state.counter.advance();
             return Ok(len);

@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::control::Resent;
+use crate::ring::{RECORD_HEADER, Ring, Storage};
 use crate::sender::Fnv64;
 
 type Fnv = std::hash::BuildHasherDefault<Fnv64>;
@@ -91,176 +92,6 @@ impl Ranges {
     /// How many numbers the ranges hold.
     pub fn count(&self) -> u64 {
         self.0.iter().map(|&(a, b)| b - a + 1).sum()
-    }
-}
-
-/// The lines' bytes, oldest first, in one growable ring: a line is copied in with `memcpy`
-/// (at most two copies when it wraps), and freed from the front.
-#[derive(Debug, Default)]
-struct Ring {
-    buf: Vec<u8>,
-    head: usize,
-    len: usize,
-}
-
-impl Ring {
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Append `parts` (`n` bytes in all), growing (doubling, once per size) when they do not
-    /// fit. A line that does not wrap is copied part after part with no arithmetic between.
-    fn push<'p>(&mut self, parts: impl IntoIterator<Item = &'p [u8]>, n: usize) {
-        if self.len + n > self.buf.len() {
-            self.grow((self.len + n).max(self.buf.len() * 2).max(4096));
-        }
-        let cap = self.buf.len();
-        let tail = self.head + self.len;
-        let at = if tail >= cap { tail - cap } else { tail };
-        if at + n <= cap {
-            let mut dst = &mut self.buf[at..at + n];
-            for p in parts {
-                let (head, rest) = dst.split_at_mut(p.len());
-                head.copy_from_slice(p);
-                dst = rest;
-            }
-        } else {
-            let mut at = at;
-            for p in parts {
-                let first = p.len().min(cap - at);
-                self.buf[at..at + first].copy_from_slice(&p[..first]);
-                self.buf[..p.len() - first].copy_from_slice(&p[first..]);
-                at = (at + p.len()) % cap;
-            }
-        }
-        self.len += n;
-    }
-
-    /// Copy `parts` after the held bytes without holding them yet (see [`Ring::hold`]); room
-    /// for `headroom` bytes is made first. Returns the staged length, or None (nothing usable
-    /// staged) for a line longer than the free space, which never overwrites held bytes.
-    fn stage<'p>(
-        &mut self,
-        parts: impl IntoIterator<Item = &'p [u8]>,
-        headroom: usize,
-    ) -> Option<usize> {
-        if self.len + headroom > self.buf.len() {
-            self.grow((self.len + headroom).max(self.buf.len() * 2).max(4096));
-        }
-        if self.len == 0 {
-            // Nothing held: start over at the beginning, where all of the space is one run.
-            self.head = 0;
-        }
-        let cap = self.buf.len();
-        let tail = self.head + self.len;
-        let at = if tail >= cap { tail - cap } else { tail };
-        // The free space is at most two runs: after the tail (up to the end, or up to the head
-        // when the held bytes wrap), then from the start up to the head.
-        let (run1, run2) = if self.len == cap {
-            (0, 0)
-        } else if at >= self.head {
-            (cap - at, self.head)
-        } else {
-            (self.head - at, 0)
-        };
-        let (start, end) = self.buf.split_at_mut(at);
-        let mut dst = &mut end[..run1];
-        let mut spare = &mut start[..run2];
-        let mut n = 0;
-        for p in parts {
-            n += p.len();
-            if p.len() <= dst.len() {
-                let (head, rest) = std::mem::take(&mut dst).split_at_mut(p.len());
-                copy_small(head, p);
-                dst = rest;
-                continue;
-            }
-            // This piece wraps: the end of the first run, then the second run.
-            let k = dst.len();
-            if p.len() - k > spare.len() {
-                return None;
-            }
-            dst.copy_from_slice(&p[..k]);
-            let (head, rest) = std::mem::take(&mut spare).split_at_mut(p.len() - k);
-            head.copy_from_slice(&p[k..]);
-            dst = rest;
-        }
-        Some(n)
-    }
-
-    /// The `n` staged bytes.
-    #[inline]
-    fn staged(&self, n: usize) -> (&[u8], &[u8]) {
-        self.slices(self.len, n)
-    }
-
-    /// Hold the `n` staged bytes.
-    #[inline]
-    fn hold(&mut self, n: usize) {
-        self.len += n;
-    }
-
-    fn grow(&mut self, cap: usize) {
-        let mut buf = vec![0u8; cap];
-        let (a, b) = self.slices(0, self.len);
-        buf[..a.len()].copy_from_slice(a);
-        buf[a.len()..a.len() + b.len()].copy_from_slice(b);
-        self.buf = buf;
-        self.head = 0;
-    }
-
-    /// The bytes `offset..offset + n` from the front, as at most two slices.
-    #[inline]
-    fn slices(&self, offset: usize, n: usize) -> (&[u8], &[u8]) {
-        if n == 0 {
-            return (&[], &[]);
-        }
-        let cap = self.buf.len();
-        let start = (self.head + offset) % cap;
-        let first = n.min(cap - start);
-        (&self.buf[start..start + first], &self.buf[..n - first])
-    }
-
-    fn read(&self, offset: usize, n: usize, out: &mut Vec<u8>) {
-        let (a, b) = self.slices(offset, n);
-        out.extend_from_slice(a);
-        out.extend_from_slice(b);
-    }
-
-    fn pop_front(&mut self, n: usize) {
-        let n = n.min(self.len);
-        if n > 0 {
-            self.head = (self.head + n) % self.buf.len();
-            self.len -= n;
-        }
-    }
-}
-
-/// Copy a piece of a log line: most are a few bytes, for which a call to `memcpy` costs more
-/// than the copy (a line has a dozen pieces or more).
-/// Pieces of 4 to 16 bytes are copied as two overlapping fixed-size moves (what `memcpy` does
-/// inside, without the call); shorter ones with fixed-size moves too.
-#[inline(always)]
-fn copy_small(dst: &mut [u8], src: &[u8]) {
-    // `dst` is exactly as long as `src` (the caller split it so).
-    let n = src.len();
-    match n {
-        8..=16 => {
-            dst[..8].copy_from_slice(&src[..8]);
-            dst[n - 8..].copy_from_slice(&src[n - 8..]);
-        }
-        4..=7 => {
-            dst[..4].copy_from_slice(&src[..4]);
-            dst[n - 4..].copy_from_slice(&src[n - 4..]);
-        }
-        3 => {
-            dst[..2].copy_from_slice(&src[..2]);
-            dst[2] = src[2];
-        }
-        2 => dst[..2].copy_from_slice(&src[..2]),
-        1 => dst[0] = src[0],
-        0 => {}
-        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -357,10 +188,17 @@ pub const MAX_KEYS: usize = 4096;
 
 impl Window {
     pub fn new(cfg: WindowConfig) -> Window {
+        Window::with_storage(cfg, Storage::default())
+    }
+
+    /// A window whose bytes are in `storage` (shared memory a parent reads if this process
+    /// dies: [`crate::ring::records`]). Fixed storage should hold `bound_bytes` and a header per
+    /// line on top; a line that does not fit is refused like one over the bound.
+    pub fn with_storage(cfg: WindowConfig, storage: Storage) -> Window {
         Window {
             cfg,
             entries: VecDeque::new(),
-            data: Ring::default(),
+            data: Ring::new(storage),
             keys: Vec::new(),
             index: HashMap::default(),
             collectors: Vec::new(),
@@ -382,7 +220,7 @@ impl Window {
     /// Whether a line of `len` bytes fits now (else the caller spools it, unnumbered).
     #[inline]
     pub fn has_room(&self, len: usize) -> bool {
-        self.data.len() + len <= self.cfg.bound_bytes
+        self.bytes() + len <= self.cfg.bound_bytes
     }
 
     /// The key of (`stream`, `group`); allocates the first time only. None when the table is
@@ -421,10 +259,12 @@ impl Window {
         parts: impl IntoIterator<Item = &'p [u8]>,
         len: usize,
     ) -> bool {
-        if self.data.len() + len > self.cfg.bound_bytes || (key as usize) >= self.keys.len() {
+        if !self.has_room(len) || (key as usize) >= self.keys.len() {
             return false;
         }
-        self.data.push(parts, len);
+        if !self.data.push(parts, len, key, n) {
+            return false;
+        }
         self.hold_entry(key, n, len);
         true
     }
@@ -470,7 +310,7 @@ impl Window {
         if (key as usize) >= self.keys.len() {
             return;
         }
-        self.data.hold(len);
+        self.data.hold(len, key, n);
         self.hold_entry(key, n, len);
     }
 
@@ -605,7 +445,7 @@ impl Window {
                     break;
                 }
                 n += 1;
-                bytes += e.len as usize;
+                bytes += RECORD_HEADER + e.len as usize;
                 continue;
             }
             let inside = covering.is_some_and(|(k, a, b)| k == e.key && a <= e.n && e.n <= b);
@@ -616,7 +456,7 @@ impl Window {
                 }
             }
             n += 1;
-            bytes += e.len as usize;
+            bytes += RECORD_HEADER + e.len as usize;
         }
         if n > 0 {
             self.entries.drain(..n);
@@ -698,7 +538,7 @@ impl Window {
             .entries
             .iter()
             .take((pos - self.front_pos) as usize)
-            .map(|e| e.len as usize)
+            .map(|e| RECORD_HEADER + e.len as usize)
             .sum();
         let mut line = Vec::new();
         let mut done = 0;
@@ -724,7 +564,7 @@ impl Window {
                     *left -= 1;
                 }
                 line.clear();
-                self.data.read(offset, e.len as usize, &mut line);
+                self.data.read_line(offset, e.len as usize, &mut line);
                 let r = Resent {
                     stream: key.stream,
                     group: &key.group,
@@ -749,7 +589,7 @@ impl Window {
                 }
                 done += 1;
             }
-            offset += e.len as usize;
+            offset += RECORD_HEADER + e.len as usize;
             pos += 1;
         }
         self.cursor = None;
@@ -769,8 +609,8 @@ impl Window {
         let mut line = Vec::new();
         while let Some(e) = self.entries.pop_front() {
             line.clear();
-            self.data.read(0, e.len as usize, &mut line);
-            self.data.pop_front(e.len as usize);
+            self.data.read_line(0, e.len as usize, &mut line);
+            self.data.pop_front(RECORD_HEADER + e.len as usize);
             let key = &self.keys[e.key as usize];
             if !key.acked.contains(e.n) {
                 each(key.stream, &key.group, e.n, &line);
@@ -810,7 +650,24 @@ impl Window {
 
     /// Bytes of lines held.
     pub fn bytes(&self) -> usize {
-        self.data.len()
+        self.data.len() - RECORD_HEADER * self.entries.len()
+    }
+
+    /// The ring's (front offset, bytes held, wrap size), for a reader of shared storage.
+    pub fn ring_span(&self) -> (usize, usize, usize) {
+        self.data.span()
+    }
+
+    /// How many keys there are, and key `k`'s stream and group (to publish them beside shared
+    /// storage).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn key_of(&self, k: u32) -> Option<(StreamId, &[u8])> {
+        self.keys
+            .get(k as usize)
+            .map(|key| (key.stream, &key.group[..]))
     }
 
     /// Age of the oldest line held.
@@ -869,41 +726,6 @@ mod tests {
             .unwrap()
         {}
         out
-    }
-
-    #[test]
-    fn the_ring_keeps_bytes_in_order_across_wraps_and_growth() {
-        let mut r = Ring::default();
-        let mut model: std::collections::VecDeque<u8> = Default::default();
-        let mut x = 7u32;
-        for round in 0..2000 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            if !x.is_multiple_of(3) || model.is_empty() {
-                let a: Vec<u8> = (0..(x % 300) as u8).map(|i| i ^ round as u8).collect();
-                let b: Vec<u8> = (0..(x % 50) as u8).collect();
-                if round % 2 == 0 {
-                    r.push([&a[..], &b[..]], a.len() + b.len());
-                } else {
-                    let n = r.stage([&a[..], &b[..]], 400).expect("room was made");
-                    assert_eq!(n, a.len() + b.len());
-                    let (s1, s2) = r.staged(n);
-                    assert_eq!([s1, s2].concat(), [&a[..], &b[..]].concat());
-                    r.hold(n);
-                }
-                model.extend(&a);
-                model.extend(&b);
-            } else {
-                let n = (x as usize % 400).min(model.len());
-                r.pop_front(n);
-                model.drain(..n);
-            }
-            assert_eq!(r.len(), model.len());
-            let mut got = Vec::new();
-            r.read(0, r.len(), &mut got);
-            assert!(got.iter().eq(model.iter()), "round {round}");
-        }
-        r.pop_front(r.len());
-        assert_eq!(r.len(), 0);
     }
 
     #[test]

@@ -160,8 +160,16 @@ unsafe extern "C" fn check_config(
     })
 }
 
+/// The configuration pool's cleanup: the crash journal's slots go with the generation.
+unsafe extern "C" fn unmap_crash_journal(_data: *mut c_void) -> apache::apr_status_t {
+    guarded("crash journal cleanup", 0, || {
+        crate::crash_journal::uninstall();
+        0
+    })
+}
+
 unsafe extern "C" fn post_config(
-    _pconf: *mut apr_pool_t,
+    pconf: *mut apr_pool_t,
     _plog: *mut apr_pool_t,
     _ptemp: *mut apr_pool_t,
     s: *mut server_rec,
@@ -190,6 +198,34 @@ unsafe extern "C" fn post_config(
             );
         }
         let cfg = with_pending(|p| p.finalized.clone());
+        if let Some(cfg) = cfg.as_ref().filter(|c| c.acknowledge) {
+            let mut limit: c_int = 0;
+            // SAFETY: asks the MPM for a number into our variable.
+            unsafe {
+                apache::ap_mpm_query(apache::AP_MPMQ_HARD_LIMIT_DAEMONS as c_int, &mut limit)
+            };
+            let slots = (limit.max(1) as usize) * cfg.daemons.len().max(1);
+            // Lines plus a 16-byte header each: twice the window holds lines of 16 bytes on.
+            if crate::crash_journal::install(slots, 2 * cfg.ack_window as usize) {
+                // SAFETY: a static cleanup with NULL data on the configuration pool, which runs
+                // before the module is unloaded.
+                unsafe {
+                    apache::apr_pool_cleanup_register(
+                        pconf,
+                        std::ptr::null(),
+                        Some(unmap_crash_journal),
+                        Some(apache::apr_pool_cleanup_null),
+                    );
+                }
+            } else {
+                log(
+                    s,
+                    APLOG_ERR,
+                    "mod_log_spread: no shared memory for the children's windows; lines held by \
+                     a child that crashes are lost",
+                );
+            }
+        }
         // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
         let (uid, gid) = unsafe {
             (
@@ -340,8 +376,57 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
 static LAST_NOTICE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
 /// Parent, about once a second: the periodic counter notice (SpreadStatsInterval).
+/// The parent's spool handle, for lines of children that died.
+static PARENT_SPOOL: std::sync::OnceLock<crate::spooler::Spooler> = std::sync::OnceLock::new();
+
+/// Parent: spool the lines a child that died (SIGKILL, a crash) still held unacknowledged.
+fn spool_orphans(s: *mut server_rec) {
+    let Some(cfg) = with_pending(|p| p.finalized.clone()) else {
+        return;
+    };
+    let spool = PARENT_SPOOL
+        .get_or_init(|| crate::spooler::Spooler::new(cfg.spool_path.clone(), cfg.spool_cap));
+    let c = counters::get();
+    let (mut kept, mut lost) = (0u64, 0u64);
+    let found = crate::crash_journal::collect_orphans(|o| {
+        let group = String::from_utf8_lossy(o.group);
+        match spool.append_any(o.daemon_id, &group, o.line, Some(o.origin)) {
+            crate::spooler::SpoolResult::Written => kept += 1,
+            _ => lost += 1,
+        }
+    });
+    if found == 0 {
+        return;
+    }
+    counters::Counters::add(&c.orphans_spooled, kept);
+    counters::Counters::add(&c.dropped_spool_error, lost);
+    // The parent runs as root: files it created go to Apache's User like the others.
+    // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
+    let (uid, gid) = unsafe {
+        (
+            apache::ap_unixd_config.user_id,
+            apache::ap_unixd_config.group_id,
+        )
+    };
+    let _ = crate::spooler::prepare_dir(&cfg.spool_path, uid, gid);
+    log(
+        s,
+        apache::APLOG_WARNING as c_int,
+        &format!(
+            "mod_log_spread: a child died holding {found} unacknowledged line(s); {kept} spooled \
+             for resending{}",
+            if lost > 0 {
+                format!(", {lost} lost (spool full or unwritable)")
+            } else {
+                String::new()
+            }
+        ),
+    );
+}
+
 unsafe extern "C" fn monitor(_p: *mut apr_pool_t, s: *mut server_rec) -> c_int {
     guarded("monitor", DECLINED, || {
+        spool_orphans(s);
         let interval = with_pending(|p| p.finalized.as_ref().map(|c| c.stats_interval))
             .unwrap_or(Duration::ZERO);
         if interval.is_zero() {

@@ -284,6 +284,23 @@ impl Apache {
     pub fn error_log_tail(&self) -> String {
         tail(&self.error_log(), 30)
     }
+
+    /// The pids of the parent's children now (from /proc).
+    pub fn children(&self) -> Vec<i32> {
+        let parent = self.proc.pid();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                    st.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                        == Some(parent)
+                })
+            })
+            .collect()
+    }
 }
 
 impl Drop for Apache {

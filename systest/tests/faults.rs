@@ -455,6 +455,52 @@ fn spreadlogd_restart(kind: Kind, sig: i32, scenario: &str) {
     );
 }
 
+/// A child of Apache killed with SIGKILL while it holds every line it logged unacknowledged (the
+/// collector is down): the parent finds them in the child's window in shared memory and spools
+/// them, a live child resends them once the collector is back, and the central file ends equal
+/// to the file log, each line of the killed child included.
+#[test]
+fn child_sigkill_mid_load_each_of_its_lines_reaches_the_central_file() {
+    let name = "child_sigkill_mid_load";
+    let Some((name, mut rig)) = Rig::unless_skipped(name, "childkill", Kind::Apache) else {
+        return;
+    };
+    // No acknowledgement comes while the collector is down: the child holds all it logged.
+    rig.logd.proc.kill();
+    let load = rig.start_load(0..600, Duration::from_millis(2), "");
+    std::thread::sleep(Duration::from_millis(700));
+    let Sender::Apache(apache) = &rig.sender else {
+        unreachable!("an Apache rig")
+    };
+    let children = apache.children();
+    assert_eq!(children.len(), 1, "one child serves: {children:?}");
+    // SAFETY: kill(2) on a child of the Apache this test started.
+    unsafe { libc::kill(children[0], libc::SIGKILL) };
+    let st = load.join().expect("load");
+    assert!(st.ok > 0, "{st:?}");
+    let conf = std::fs::read_to_string(rig.logd.conf()).expect("conf");
+    rig.logd = Logd::start(rig.t.path(), None, &conf);
+    // Lines logged by the killed child are in the file log; requests it was serving when it died
+    // were not logged by either log.
+    let logged = rig.file_log().len() as u64;
+    let exact = rig.exact_central(&name, logged);
+    let Sender::Apache(apache) = &rig.sender else {
+        unreachable!("an Apache rig")
+    };
+    let c = apache.counters();
+    let orphans = c.get("orphans_spooled").copied().unwrap_or(0);
+    println!(
+        "{name}: {} requests served of 600, {logged} logged; the killed child held {orphans} \
+         line(s), spooled by the parent and resent: {exact}",
+        st.ok
+    );
+    assert!(
+        orphans > 0,
+        "{name}: the parent spooled nothing of the killed child: {c:?}\n{}",
+        rig.diagnostics()
+    );
+}
+
 fn spreadlogd_sighup_rotation_every_100ms(kind: Kind) {
     let Some((name, mut rig)) =
         Rig::unless_skipped("spreadlogd_sighup_rotation_every_100ms", "hup", kind)
