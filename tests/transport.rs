@@ -17,6 +17,9 @@ fn cfg(dir: &Path, socket: &Path, send_timeout_ms: u64) -> ModuleConfig {
         spool_path: dir.join("spool"),
         send_timeout: Duration::from_millis(send_timeout_ms),
         retry_interval: Duration::from_millis(100),
+        // Each line written at once: these tests watch lines one by one (batching, whose
+        // flushes come from the child's background thread, has its own test below).
+        flush_interval: Duration::ZERO,
         ..ModuleConfig::default()
     };
     config::add_daemon(
@@ -251,4 +254,41 @@ fn maintenance_resends_held_lines_even_when_no_further_line_comes() {
     assert_eq!(lines, ["before", "lost 0", "lost 1", "lost 2"]);
     let c = logd.counters();
     assert_eq!(c.get("lines_lost_in_gaps"), Some(&0), "{c:?}");
+}
+
+#[test]
+fn batched_lines_wait_for_a_flush_and_then_arrive_together_in_order() {
+    let dir = TempDir::new("t-batch");
+    let daemon = SpreadDaemon::start(dir.path(), free_port());
+    let mut c = cfg(dir.path(), &daemon.socket, 200);
+    c.flush_interval = Duration::from_millis(10);
+    c.batch_bytes = 4096;
+    let t = Transport::new(c, Role::Sender, "web1".into(), 4343);
+    assert!(t.batching());
+    let rx = Receiver::join(&daemon.socket, "rxb", &["g"]);
+    for i in 0..5 {
+        t.try_send(0, "g", format!("queued {i}\n").as_bytes())
+            .unwrap();
+    }
+    // Queued, not written: nothing arrives until a flush.
+    assert!(t.batch_pending());
+    assert!(rx.collect(1, Duration::from_millis(300)).is_empty());
+    t.flush_batches();
+    assert!(!t.batch_pending());
+    let got = rx.collect(5, Duration::from_secs(5));
+    let bodies: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.3).into_owned())
+        .collect();
+    assert_eq!(
+        bodies,
+        (0..5).map(|i| format!("queued {i}\n")).collect::<Vec<_>>()
+    );
+    // A batch reaching SpreadBatchSize is written by the request that filled it.
+    let line = vec![b'x'; 1000];
+    for _ in 0..5 {
+        t.try_send(0, "g", &line).unwrap();
+    }
+    let full = rx.collect(4, Duration::from_secs(5));
+    assert_eq!(full.len(), 4, "the first four (4 KiB) went without a flush");
 }
