@@ -92,9 +92,24 @@ fn every_part_serves_prometheus_metrics_that_the_dashboard_and_rules_use() {
     let n = 30;
     let st = http::load(addr, "p", 0..n, Duration::ZERO, "");
     assert_eq!(st.ok, n, "{st:?}\n{}", apache.error_log_tail());
-    let plain = apache.counters();
+    // The two pages are compared at a quiet moment: the children's background threads change
+    // some counters by themselves (a timed batch write, an acknowledgement), so both are read
+    // between two equal readings of the plain page.
+    let (plain, module) = wait_value(
+        "a quiet moment to compare the two pages",
+        Duration::from_secs(10),
+        || {
+            let before = apache.counters();
+            let module = apache.client(|a| http::get(a, "/spread-status?format=prometheus"));
+            let after = apache.counters();
+            if before == after {
+                Ok((after, module))
+            } else {
+                Err(format!("{before:?} then {after:?}"))
+            }
+        },
+    );
     assert_eq!(plain.get("sent"), Some(&n), "{plain:?}");
-    let module = apache.client(|a| http::get(a, "/spread-status?format=prometheus"));
     assert_eq!(module.status, 200, "{module:?}");
     // Every counter of the plain page, under its Prometheus name, with the same value.
     for (k, v) in &plain {
