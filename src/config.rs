@@ -56,6 +56,9 @@ pub struct ModuleConfig {
     pub flush_interval: Duration,
     /// `SpreadBatchSize`: a batch this large is written at once by the request that filled it.
     pub batch_bytes: usize,
+    /// `SpreadBatchMessages`: consecutive lines of one group in a batch share one message
+    /// (collectors of this release only).
+    pub batch_messages: bool,
 }
 
 impl Default for ModuleConfig {
@@ -78,6 +81,7 @@ impl Default for ModuleConfig {
             ack_all: false,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             batch_bytes: DEFAULT_BATCH_BYTES,
+            batch_messages: false,
         }
     }
 }
@@ -117,6 +121,9 @@ impl ModuleConfig {
             && self.service_type & (FIFO_MESS | CAUSAL_MESS | AGREED_MESS | SAFE_MESS) == 0
         {
             return Err(ConfigError::AcksNeedOrder);
+        }
+        if self.batch_messages && self.flush_interval.is_zero() {
+            return Err(ConfigError::BatchMessagesNeedBatching);
         }
         let widest = (self.hash_size - 1).to_string();
         if self.hash_prefix.len() + widest.len() > spread_sys::names::MAX_GROUP_LEN {
@@ -214,6 +221,11 @@ pub enum ConfigError {
          may reorder a sender's lines; use FIFO, CAUSAL, AGREED or SAFE, or SpreadAcknowledge Off"
     )]
     AcksNeedOrder,
+    #[error(
+        "SpreadBatchMessages On puts the lines of one batch into one message: it needs batching, \
+         SpreadFlushInterval above 0"
+    )]
+    BatchMessagesNeedBatching,
     #[error("SpreadFlushInterval: {0:?} is not milliseconds from 0 (no batching) to 1000")]
     BadFlushInterval(String),
     #[error("SpreadBatchSize: {0:?} is not a size from 4K to 1M (bytes, nK, nM)")]

@@ -77,6 +77,7 @@ impl Conn {
             None => (Link::new(window), None),
         };
         link.set_batching(batching);
+        link.set_batch_messages(batching && cfg.batch_messages);
         Conn {
             claim,
             mailbox: None,

@@ -26,6 +26,9 @@ fn every_directive_and_target_form_is_accepted() {
          SpreadSpool spool/lines\n\
          SpreadSpoolSize 16M\n\
          SpreadStatsInterval 60\n\
+         SpreadFlushInterval 20\n\
+         SpreadBatchSize 64K\n\
+         SpreadBatchMessages On\n\
          SpreadErrorLog $errors warn\n\
          LogFormat \"%h %t \\\"%r\\\" %>s\" small\n\
          CustomLog $www small\n\
@@ -83,6 +86,12 @@ fn bad_configs_fail_configtest_with_clear_messages() {
         ),
         ("CustomLog $a,b common", "must start with '$'"),
         ("CustomLog $x#y common", "daemon id \"y\""),
+        ("SpreadFlushInterval 5000", "SpreadFlushInterval: \"5000\""),
+        ("SpreadBatchSize 2M", "SpreadBatchSize: \"2M\""),
+        (
+            "SpreadFlushInterval 0\nSpreadBatchMessages On",
+            "SpreadBatchMessages On puts the lines of one batch into one message",
+        ),
         (
             "<VirtualHost 127.0.0.1:*>\nSpreadDaemon 4803\n</VirtualHost>",
             "cannot occur within <VirtualHost>",

@@ -43,6 +43,32 @@ pub const CONTROL_MESS_TYPE: i16 = 0x7F01;
 /// private group, never to a group: no other receiver sees it.
 pub const RESEND_MESS_TYPE: i16 = 0x7F02;
 
+/// The `mess_type` of a message holding several lines of one stream and group (opt-in, for
+/// collectors of this release only): entries `[u32 little-endian length][bytes]`, the first
+/// numbered by the message's tag, the next ones one more each. An entry is a whole log line,
+/// newlines inside it included.
+pub const BATCH_MESS_TYPE: i16 = 0x7F03;
+
+/// The 4-byte length that starts a batch entry of `len` bytes.
+#[inline]
+pub fn batch_entry_len(len: usize) -> [u8; 4] {
+    (len as u32).to_le_bytes()
+}
+
+/// The entries of a batched message's body, in order; None when the body does not split into
+/// whole entries.
+pub fn batch_entries(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut out = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let entry = rest.get(4..4 + len)?;
+        out.push(entry);
+        rest = &rest[4 + len..];
+    }
+    Some(out)
+}
+
 /// Version token that starts every record this code writes.
 const VERSION: &[u8] = b"mls1";
 
@@ -545,6 +571,16 @@ mod tests {
         assert!(encode_resend(&r, &mut b));
         assert!(b.starts_with(b"mls1 resend 000000000007 www 12\nGET /"));
         assert_eq!(decode_resend(RESEND_MESS_TYPE, &b), Some(r));
+        let mut body = Vec::new();
+        for e in [&b"one\n"[..], b"two\nlines\n", b""] {
+            body.extend_from_slice(&batch_entry_len(e.len()));
+            body.extend_from_slice(e);
+        }
+        assert_eq!(
+            batch_entries(&body),
+            Some(vec![&b"one\n"[..], b"two\nlines\n", b""])
+        );
+        assert_eq!(batch_entries(&body[..body.len() - 3]), None);
         assert_eq!(decode_resend(CONTROL_MESS_TYPE, &b), None);
         assert_eq!(
             decode_resend(RESEND_MESS_TYPE, b"mls1 resend 000000000007 www 0\nx"),

@@ -67,6 +67,8 @@ pub struct Mailbox {
     private_group: String,
     /// Outgoing bytes not yet written (queued multicasts); reused, so no allocation once warm.
     out: Vec<u8>,
+    /// Counts the times `out` was emptied (an [`OpenMessage`] of an earlier filling is stale).
+    out_generation: u64,
     inbuf: Deframer,
     send_timeout: Option<Duration>,
     /// A connection error happened: the stream is unusable (libspread's NET_ERROR_ON_SESSION).
@@ -86,6 +88,18 @@ static NEXT_MAILBOX_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// The header of a one-group message from one connection, built once
 /// ([`Mailbox::multicast_template`]): sender, service and group are checked and encoded then, and
 /// each [`Mailbox::multicast_parts`] only patches `mess_type` and the length.
+/// A message at the end of the outgoing buffer that can still grow (see
+/// [`Mailbox::queue_open`]).
+#[derive(Debug, Clone, Copy)]
+pub struct OpenMessage {
+    start: usize,
+    end: usize,
+    body_len: usize,
+    max_body: usize,
+    /// Which filling of the outgoing buffer it belongs to (a write empties the buffer).
+    generation: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct MulticastTemplate {
     header: OneGroupHeader,
@@ -281,6 +295,7 @@ impl Mailbox {
             fd,
             private_group,
             out: Vec::with_capacity(4096),
+            out_generation: 0,
             inbuf: Deframer::new(DAEMON_KILL_LEN),
             send_timeout: opts.send_timeout,
             broken: false,
@@ -313,7 +328,7 @@ impl Mailbox {
     /// The stream can no longer be trusted: close our side so the daemon drops the session too.
     fn fail(&mut self, e: Error) -> Error {
         self.broken = true;
-        self.out.clear();
+        self.clear_out();
         socket::shutdown(self.fd.as_raw_fd());
         e
     }
@@ -421,7 +436,7 @@ impl Mailbox {
             n += 1;
         }
         if let Err(e) = template.header.set(mess_type, body_len) {
-            self.out.clear();
+            self.clear_out();
             return Err(e);
         }
         let header = template.header.bytes();
@@ -430,7 +445,7 @@ impl Mailbox {
             iov_len: header.len(),
         };
         let result = self.send_iov(&mut iov[..n], header.len() + body_len);
-        self.out.clear();
+        self.clear_out();
         result.map(|()| body_len)
     }
 
@@ -461,6 +476,66 @@ impl Mailbox {
             self.out.extend_from_slice(p);
         }
         Ok(body_len)
+    }
+
+    /// [`Mailbox::queue_parts`] of a message whose body is `head` then `parts`, and that may take
+    /// more body later ([`Mailbox::extend_open`]): several lines in one message (a batch).
+    pub fn queue_open<'p, P>(
+        &mut self,
+        template: &mut MulticastTemplate,
+        mess_type: i16,
+        head: &[u8],
+        parts: P,
+    ) -> Result<OpenMessage>
+    where
+        P: IntoIterator<Item = &'p [u8]> + Clone,
+    {
+        self.check_usable()?;
+        if template.mailbox != self.id {
+            return Err(Error::IllegalMessage(
+                "template from another connection".into(),
+            ));
+        }
+        let body_len = head.len() + parts.clone().into_iter().map(<[u8]>::len).sum::<usize>();
+        template.header.set(mess_type, body_len)?;
+        let start = self.out.len();
+        self.out.extend_from_slice(template.header.bytes());
+        self.out.extend_from_slice(head);
+        for p in parts {
+            self.out.extend_from_slice(p);
+        }
+        Ok(OpenMessage {
+            start,
+            end: self.out.len(),
+            body_len,
+            max_body: template.header.max_body(),
+            generation: self.out_generation,
+        })
+    }
+
+    /// Append `head` then `parts` to the body of `open`, still the last message queued and not
+    /// written yet. False (nothing appended) when it was written or is no longer last, or when
+    /// the body would pass the largest message.
+    pub fn extend_open<'p, P>(&mut self, open: &mut OpenMessage, head: &[u8], parts: P) -> bool
+    where
+        P: IntoIterator<Item = &'p [u8]> + Clone,
+    {
+        if open.generation != self.out_generation || open.end != self.out.len() {
+            return false;
+        }
+        let add = head.len() + parts.clone().into_iter().map(<[u8]>::len).sum::<usize>();
+        if open.body_len + add > open.max_body {
+            return false;
+        }
+        self.out.extend_from_slice(head);
+        for p in parts {
+            self.out.extend_from_slice(p);
+        }
+        open.body_len += add;
+        open.end = self.out.len();
+        let at = open.start + crate::wire::message::OneGroupHeader::LEN_AT;
+        self.out[at..at + 4].copy_from_slice(&(open.body_len as u32).to_le_bytes());
+        true
     }
 
     /// Write all of `iov` (sendmsg, then the rest after a partial write), bounded by the send
@@ -538,6 +613,11 @@ impl Mailbox {
         )
     }
 
+    fn clear_out(&mut self) {
+        self.out.clear();
+        self.out_generation += 1;
+    }
+
     /// Bytes queued and not yet written.
     pub fn queued_bytes(&self) -> usize {
         self.out.len()
@@ -569,7 +649,7 @@ impl Mailbox {
                 }
             }
         }
-        self.out.clear();
+        self.clear_out();
         Ok(())
     }
 

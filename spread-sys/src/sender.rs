@@ -100,6 +100,20 @@ pub struct Link {
     /// Lines are queued in the mailbox's outgoing buffer, written by the caller's
     /// [`Mailbox::flush`] (several messages per write), instead of one sendmsg each.
     batching: bool,
+    /// Batching, consecutive lines of one group also share one message
+    /// ([`control::BATCH_MESS_TYPE`]; collectors of this release only).
+    batch_messages: bool,
+    /// The batched message that the next line of its group may join.
+    open: Option<OpenBatch>,
+}
+
+/// A queued batched message still taking lines.
+#[derive(Debug, Clone, Copy)]
+struct OpenBatch {
+    group: usize,
+    msg: crate::mailbox::OpenMessage,
+    /// The number the next line must have to join it.
+    next: u64,
 }
 
 /// While lines are held, announce at least this often.
@@ -122,7 +136,15 @@ impl Link {
             reheld: 0,
             last_announce: None,
             batching: false,
+            batch_messages: false,
+            open: None,
         }
+    }
+
+    /// Batching, put consecutive lines of a group into one message (see
+    /// [`control::BATCH_MESS_TYPE`]); only for collectors of this release.
+    pub fn set_batch_messages(&mut self, on: bool) {
+        self.batch_messages = on;
     }
 
     /// [`Link::new`] with a window whose bytes live in `storage` (shared memory a parent reads
@@ -136,6 +158,45 @@ impl Link {
     /// Queue lines instead of writing each (see [`Link::send`]); the caller flushes.
     pub fn set_batching(&mut self, on: bool) {
         self.batching = on;
+    }
+
+    /// [`Link::put`], or with batched messages: the line joins the open message of its group
+    /// when it is the next number there, else opens a new one.
+    #[allow(clippy::too_many_arguments)]
+    fn put_line<'p, P>(
+        batching: bool,
+        batch_messages: bool,
+        open: &mut Option<OpenBatch>,
+        group: usize,
+        number: u64,
+        mb: &mut Mailbox,
+        template: &mut crate::mailbox::MulticastTemplate,
+        mess_type: i16,
+        parts: P,
+    ) -> Result<usize>
+    where
+        P: IntoIterator<Item = &'p [u8]> + Clone,
+    {
+        if !(batching && batch_messages) {
+            return Self::put(batching, mb, template, mess_type, parts);
+        }
+        let len: usize = parts.clone().into_iter().map(<[u8]>::len).sum();
+        let head = control::batch_entry_len(len);
+        if let Some(o) = open.as_mut()
+            && o.group == group
+            && o.next == number
+            && mb.extend_open(&mut o.msg, &head, parts.clone())
+        {
+            o.next += 1;
+            return Ok(len);
+        }
+        let msg = mb.queue_open(template, control::BATCH_MESS_TYPE, &head, parts)?;
+        *open = Some(OpenBatch {
+            group,
+            msg,
+            next: number + 1,
+        });
+        Ok(len)
     }
 
     fn put<'p, P>(
@@ -250,9 +311,20 @@ impl Link {
         state.tag_n = number;
         template.set_tag_field(tag);
         let mess_type = mess_type_for(state.counter.peek());
-        let batching = self.batching;
+        let (batching, batch_messages, gi) = (self.batching, self.batch_messages, self.last);
+        let open = &mut self.open;
         let Some(w) = &mut self.window else {
-            let len = Self::put(batching, mb, template, mess_type, parts)?;
+            let len = Self::put_line(
+                batching,
+                batch_messages,
+                open,
+                gi,
+                number,
+                mb,
+                template,
+                mess_type,
+                parts,
+            )?;
             state.counter.advance();
             return Ok(len);
         };
@@ -270,7 +342,17 @@ impl Link {
             state.counter.advance();
             return Ok(len);
         };
-        Self::put(batching, mb, template, mess_type, w.staged(len))?;
+        Self::put_line(
+            batching,
+            batch_messages,
+            open,
+            gi,
+            number,
+            mb,
+            template,
+            mess_type,
+            w.staged(len),
+        )?;
         state.counter.advance();
         let key = match state.key {
             Some(k) => Some(k),

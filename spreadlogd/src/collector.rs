@@ -589,6 +589,12 @@ impl<'l> Collector<'l> {
                 self.intake.streams.resent,
             ),
             k(
+                "batched_messages",
+                "spreadlogd_batched_messages_total",
+                "Messages that carried several lines of one stream (senders with batched messages).",
+                self.intake.streams.batched,
+            ),
+            k(
                 "held_back",
                 "spreadlogd_held_back_lines_total",
                 "Lines left unacknowledged because a log file could not be written (resent later).",

@@ -173,6 +173,8 @@ pub struct StreamCounters {
     pub held_back: u64,
     /// Lines that came in pieces (spread-pipe cut them) and were written whole.
     pub reassembled: u64,
+    /// Messages that carried several lines (`BATCH_MESS_TYPE`).
+    pub batched: u64,
 }
 
 /// An acknowledgement to send after the next commit: the stream's written ranges on `group`,
@@ -402,6 +404,28 @@ impl Intake {
         if m.mess_type == control::RESEND_MESS_TYPE {
             self.control.skipped += 1;
             note(Note::BadControl { sender: m.sender });
+            return;
+        }
+        // A batch of lines (opt-in senders): each entry is a line numbered from the tag's number
+        // on, taken exactly as if it had come alone.
+        if m.mess_type == control::BATCH_MESS_TYPE {
+            let (Some((stream_id, first)), Some(entries)) = (
+                m.groups.clone().find_map(stream::parse_tag),
+                control::batch_entries(m.body),
+            ) else {
+                self.control.skipped += 1;
+                note(Note::BadControl { sender: m.sender });
+                return;
+            };
+            self.streams.batched += 1;
+            for (i, entry) in entries.into_iter().enumerate() {
+                let id = (stream_id, first + i as u64);
+                for group in m.groups.clone().filter(|g| logs(g)) {
+                    self.streamed(
+                        m.conn, m.sender, id, group, entry, accepting, now, &mut note, &mut route,
+                    );
+                }
+            }
             return;
         }
         // A streamed line names its stream and number in a tag group beside the log group.
@@ -702,6 +726,64 @@ mod tests {
             |_, b, _| routed.push(String::from_utf8_lossy(&b).into_owned()),
         );
         routed
+    }
+
+    /// A batched message of `entries` from line `first` of stream `s` to www; what was routed
+    /// and the notes.
+    fn batch(i: &mut Intake, s: StreamId, first: u64, body: &[u8]) -> (Vec<String>, usize) {
+        let mut routed = Vec::new();
+        let mut notes = 0;
+        let mut tag = stream::TagBuf::default();
+        let tag = stream::tag(s, first, &mut tag).to_owned();
+        let groups: Vec<&[u8]> = vec![b"www", tag.as_bytes()];
+        let m = Received {
+            conn: 0,
+            sender: b"#web#h",
+            mess_type: control::BATCH_MESS_TYPE,
+            body,
+            groups: groups.iter().copied(),
+        };
+        i.accept(
+            m,
+            |g| g == b"www",
+            1,
+            Accepting::Yes,
+            |_| notes += 1,
+            |_, b, _| routed.push(String::from_utf8_lossy(&b).into_owned()),
+        );
+        (routed, notes)
+    }
+
+    fn entries(lines: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for l in lines {
+            body.extend_from_slice(&control::batch_entry_len(l.len()));
+            body.extend_from_slice(l);
+        }
+        body
+    }
+
+    #[test]
+    fn a_batched_message_is_taken_line_by_line_with_consecutive_numbers() {
+        let s = StreamId::from_bits(0x5);
+        let mut i = with_history();
+        let body = entries(&[b"one\n", b"two\nwith a newline inside\n", b"three\n"]);
+        let (r, notes) = batch(&mut i, s, 7, &body);
+        assert_eq!(r, ["one\n", "two\nwith a newline inside\n", "three\n"]);
+        assert_eq!(notes, 0);
+        assert!(i.delivered.has(s, b"www", 7) && i.delivered.has(s, b"www", 9));
+        assert!(!i.delivered.has(s, b"www", 10));
+        assert_eq!(i.streams.batched, 1);
+        // The same lines again (a resend of the batch's numbers): repeats, not written twice.
+        let (r, _) = batch(&mut i, s, 9, &entries(&[b"three\n", b"four\n"]));
+        assert_eq!(r, ["four\n"]);
+        assert_eq!(i.streams.repeats, 1);
+        // A body that does not split into whole entries is said, and nothing of it written.
+        let mut bad = entries(&[b"five\n"]);
+        bad.truncate(bad.len() - 2);
+        let (r, notes) = batch(&mut i, s, 11, &bad);
+        assert!(r.is_empty());
+        assert_eq!(notes, 1);
     }
 
     #[test]

@@ -43,6 +43,7 @@ directives!(
     AckAll,
     FlushInterval,
     BatchSize,
+    BatchMessages,
 );
 
 impl Directive {
@@ -129,7 +130,7 @@ const END: command_rec = command_rec {
 
 use Directive as D;
 #[rustfmt::skip]
-pub static COMMANDS: CommandTable<19> = CommandTable([
+pub static COMMANDS: CommandTable<20> = CommandTable([
     entry(c"SpreadDaemon",               Args::Take12,  D::Daemon,         c"SpreadDaemon <spread name: 4803, 4803@host, /path/to/socket> [id]: a Spread daemon to send to (default: 4803, id 0)"),
     entry(c"SpreadConnectTimeout",       Args::Take1,   D::ConnectTimeout, c"SpreadConnectTimeout <ms>: bound on connecting to a daemon (default 200)"),
     entry(c"SpreadSendTimeout",          Args::Take1,   D::SendTimeout,    c"SpreadSendTimeout <ms>: bound on handing one line over, lock wait included (default 100)"),
@@ -148,6 +149,7 @@ pub static COMMANDS: CommandTable<19> = CommandTable([
     entry(c"SpreadAckAll",               Args::Flag,    D::AckAll,         c"SpreadAckAll On|Off: release a line only once every collector of its group has acknowledged it, so that two log hosts both end complete (default Off: any one)"),
     entry(c"SpreadFlushInterval",        Args::Take1,   D::FlushInterval,  c"SpreadFlushInterval <ms>: lines of a child wait at most this long to be written to the daemon together, several messages per write (default 10; 0 = one write per line)"),
     entry(c"SpreadBatchSize",            Args::Take1,   D::BatchSize,      c"SpreadBatchSize <bytes|nK|nM>: a child's batch this large is written at once (default 32K, at most 1M)"),
+    entry(c"SpreadBatchMessages",        Args::Flag,    D::BatchMessages,  c"SpreadBatchMessages On|Off: with batching, consecutive lines of one group share one Spread message, each line numbered (default Off; only spreadlogd of this release reads such messages, the original C spreadlogd cannot)"),
     END,
 ]);
 
@@ -185,6 +187,7 @@ fn apply(
             D::AckAll => p.cfg.ack_all = on,
             D::FlushInterval => p.cfg.flush_interval = config::parse_flush_interval(a)?,
             D::BatchSize => p.cfg.batch_bytes = config::parse_batch_size(a)?,
+            D::BatchMessages => p.cfg.batch_messages = on,
             D::ErrorLog => {
                 let target = config::parse_target(a)?;
                 let max_level = match b {

@@ -135,3 +135,52 @@ fn a_lone_line_is_written_within_the_flush_interval() {
     );
     println!("batching bound: lone lines at the daemon after {delays:?} (SpreadFlushInterval 20)");
 }
+
+#[test]
+fn batched_messages_carry_many_lines_and_spreadlogd_writes_each_once() {
+    if let Some(why) = apache::unavailable() {
+        return skip(
+            "batched_messages_carry_many_lines_and_spreadlogd_writes_each_once",
+            &why,
+        );
+    }
+    let t = TempDir::new("batch-messages");
+    let metrics = free_addr();
+    let daemon = Daemon::local(&t, &["--metrics-listen", &metrics.to_string()]);
+    let central = t.join("www.log");
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    let (apache, addr) = apache_with(&t, &daemon.spread_name(), "SpreadBatchMessages On\n");
+    let n = 3000;
+    let in0 = daemon_counter(metrics, "spread_daemon_requests_in_total");
+    let st = http::load(addr, "m", 0..n, Duration::ZERO, "");
+    assert_eq!(st.ok, n, "{st:?}\n{}", apache.error_log_tail());
+    wait_value(
+        "every line in the central file",
+        Duration::from_secs(20),
+        || {
+            let t = Tally::of_file(&central);
+            if t.distinct() as u64 == n {
+                Ok(())
+            } else {
+                Err(t.report(&[("m", n)]))
+            }
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300)); // room for duplicates to show up
+    let tally = Tally::of_file(&central);
+    assert_eq!(tally.total(), n, "{}", tally.report(&[("m", n)]));
+    let c = logd.counters();
+    let batched = c.get("batched_messages").copied().unwrap_or(0);
+    let messages = daemon_counter(metrics, "spread_daemon_requests_in_total") - in0;
+    assert!(batched > 0, "no batched message reached spreadlogd: {c:?}");
+    // Many lines per message: one message per line (batched messages off or broken) would give
+    // at least n requests at the daemon.
+    assert!(
+        messages * 3 <= n,
+        "{messages} messages reached the daemon for {n} lines: {c:?}"
+    );
+    println!(
+        "batched messages: {n} lines in {messages} messages at the daemon ({batched} batched at \
+         spreadlogd); central file exact"
+    );
+}

@@ -30,7 +30,15 @@ static BIG_PAD: std::sync::LazyLock<String> =
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Apache,
+    /// Apache with `SpreadBatchMessages On`: runs of lines share one Spread message.
+    ApacheBatchedMessages,
     Pipe,
+}
+
+impl Kind {
+    fn is_apache(self) -> bool {
+        matches!(self, Kind::Apache | Kind::ApacheBatchedMessages)
+    }
 }
 
 enum Sender {
@@ -58,7 +66,7 @@ enum Via {
 
 fn unavailable(kind: Kind) -> Option<String> {
     match kind {
-        Kind::Apache => apache::unavailable(),
+        Kind::Apache | Kind::ApacheBatchedMessages => apache::unavailable(),
         Kind::Pipe => None,
     }
 }
@@ -107,7 +115,7 @@ impl Rig {
         let central = t.join("www.log");
         let logd = Logd::local(&t, &daemon.spread_name(), &[(GROUP, &central)]);
         let sender = match kind {
-            Kind::Apache => Sender::Apache(Apache::start(
+            Kind::Apache | Kind::ApacheBatchedMessages => Sender::Apache(Apache::start(
                 &t.subdir("apache"),
                 None,
                 free_addr(),
@@ -115,7 +123,15 @@ impl Rig {
                 &apache_body(
                     &daemon.spread_name(),
                     &t.subdir("spool"),
-                    &file_log_line(&t.subdir("apache")),
+                    &format!(
+                        "{}{}",
+                        if kind == Kind::ApacheBatchedMessages {
+                            "SpreadBatchMessages On\n"
+                        } else {
+                            ""
+                        },
+                        file_log_line(&t.subdir("apache"))
+                    ),
                 ),
             )),
             Kind::Pipe => Sender::Pipe(Pipe::start(
@@ -384,7 +400,7 @@ fn daemon_sigkill_restart(kind: Kind, via: Via) {
     // The module hands lines to the stopped daemon at once, so some surely die with it.
     // spread-pipe may be spooling at that moment (it queues behind its spool until the
     // collector is back), with nothing in flight: its count is reported, not required.
-    if kind == Kind::Apache {
+    if kind.is_apache() {
         assert!(
             exact.resent > 0,
             "{name}: lines died with the daemon, yet none was resent: {exact}"
@@ -544,8 +560,9 @@ fn spreadlogd_sighup_rotation_every_100ms(kind: Kind) {
     assert!(rig.logd.proc.alive(), "spreadlogd died");
 }
 
-/// Each scenario runs with Apache and the module as the sender, and with `spread-pipe`:
-/// `<scenario>::apache` and `<scenario>::spread_pipe`.
+/// Each scenario runs with Apache and the module as the sender (one message per line, and
+/// batched messages), and with `spread-pipe`: `<scenario>::apache`,
+/// `<scenario>::apache_batched_messages` and `<scenario>::spread_pipe`.
 macro_rules! with_each_sender {
     ($($scenario:ident),+ $(,)?) => {
         $(
@@ -553,6 +570,11 @@ macro_rules! with_each_sender {
                 #[test]
                 fn apache() {
                     super::$scenario(super::Kind::Apache);
+                }
+
+                #[test]
+                fn apache_batched_messages() {
+                    super::$scenario(super::Kind::ApacheBatchedMessages);
                 }
 
                 #[test]

@@ -336,7 +336,7 @@ impl OneGroupHeader {
     /// Offset of the hint in the header.
     const HINT_AT: usize = 40;
     /// Offset of the body length in the header.
-    const LEN_AT: usize = 44;
+    pub const LEN_AT: usize = 44;
     /// The largest body a one-group message carries (CONTRACTS §3).
     pub const MAX_BODY: usize = MAX_SAFE_MESSAGE_LEN - MAX_GROUP_NAME;
     /// The largest body of a message with a tag group as well.
@@ -421,6 +421,11 @@ impl OneGroupHeader {
     #[inline]
     pub fn bytes(&self) -> &[u8] {
         &self.bytes[..HEADER_LEN + MAX_GROUP_NAME * (1 + usize::from(self.tagged))]
+    }
+
+    /// The largest body this header can announce.
+    pub fn max_body(&self) -> usize {
+        MAX_SAFE_MESSAGE_LEN - MAX_GROUP_NAME * (1 + usize::from(self.tagged))
     }
 }
 
