@@ -96,33 +96,31 @@ pub fn samples() -> Vec<spread_sys::metrics::Sample> {
         } else {
             &t.slots[i]
         };
-        let v = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        out.push(
-            Sample::counter(
+        let families: [(&'static str, &'static str, &AtomicU64); 3] = [
+            (
                 "mod_log_spread_group_lines_total",
                 "Lines handed over to a daemon at once, per configured group (#vhost and \
                  #hostname: all their hosts together; spooled lines replayed later are in \
                  mod_log_spread_replayed_total).",
-                v(&s.lines),
-            )
-            .with_label("group", label),
-        );
-        out.push(
-            Sample::counter(
+                &s.lines,
+            ),
+            (
                 "mod_log_spread_group_bytes_total",
                 "Bytes of the lines handed over, per configured group.",
-                v(&s.bytes),
-            )
-            .with_label("group", label),
-        );
-        out.push(
-            Sample::counter(
+                &s.bytes,
+            ),
+            (
                 "mod_log_spread_group_spooled_total",
                 "Lines written to the spool because no daemon took them, per configured group.",
-                v(&s.spooled),
-            )
-            .with_label("group", label),
-        );
+                &s.spooled,
+            ),
+        ];
+        for (name, help, value) in families {
+            out.push(
+                Sample::counter(name, help, value.load(Ordering::Relaxed))
+                    .with_label("group", label),
+            );
+        }
     }
     out
 }

@@ -391,12 +391,7 @@ impl Mailbox {
         mess_type: i16,
         parts: impl IntoIterator<Item = &'p [u8]>,
     ) -> Result<usize> {
-        self.check_usable()?;
-        if template.mailbox != self.id {
-            return Err(Error::IllegalMessage(
-                "template from another connection".into(),
-            ));
-        }
+        self.check_template(template)?;
         if !self.out.is_empty() {
             self.flush()?;
         }
@@ -463,12 +458,7 @@ impl Mailbox {
     where
         P: IntoIterator<Item = &'p [u8]> + Clone,
     {
-        self.check_usable()?;
-        if template.mailbox != self.id {
-            return Err(Error::IllegalMessage(
-                "template from another connection".into(),
-            ));
-        }
+        self.check_template(template)?;
         let body_len = parts.clone().into_iter().map(<[u8]>::len).sum();
         template.header.set(mess_type, body_len)?;
         self.out.extend_from_slice(template.header.bytes());
@@ -490,12 +480,7 @@ impl Mailbox {
     where
         P: IntoIterator<Item = &'p [u8]> + Clone,
     {
-        self.check_usable()?;
-        if template.mailbox != self.id {
-            return Err(Error::IllegalMessage(
-                "template from another connection".into(),
-            ));
-        }
+        self.check_template(template)?;
         let body_len = head.len() + parts.clone().into_iter().map(<[u8]>::len).sum::<usize>();
         template.header.set(mess_type, body_len)?;
         let start = self.out.len();
@@ -611,6 +596,17 @@ impl Mailbox {
             data,
             &mut self.out,
         )
+    }
+
+    /// The connection is usable and `template` is one of its own.
+    fn check_template(&mut self, template: &MulticastTemplate) -> Result<()> {
+        self.check_usable()?;
+        if template.mailbox != self.id {
+            return Err(Error::IllegalMessage(
+                "template from another connection".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn clear_out(&mut self) {

@@ -107,6 +107,16 @@ pub struct Link {
     open: Option<OpenBatch>,
 }
 
+/// How one line goes out: its group's place in the link and its number, and the batching
+/// state it may join.
+struct LineOut<'a> {
+    batching: bool,
+    batch_messages: bool,
+    open: &'a mut Option<OpenBatch>,
+    group: usize,
+    number: u64,
+}
+
 /// A queued batched message still taking lines.
 #[derive(Debug, Clone, Copy)]
 struct OpenBatch {
@@ -162,13 +172,8 @@ impl Link {
 
     /// [`Link::put`], or with batched messages: the line joins the open message of its group
     /// when it is the next number there, else opens a new one.
-    #[allow(clippy::too_many_arguments)]
     fn put_line<'p, P>(
-        batching: bool,
-        batch_messages: bool,
-        open: &mut Option<OpenBatch>,
-        group: usize,
-        number: u64,
+        line: LineOut<'_>,
         mb: &mut Mailbox,
         template: &mut crate::mailbox::MulticastTemplate,
         mess_type: i16,
@@ -177,6 +182,13 @@ impl Link {
     where
         P: IntoIterator<Item = &'p [u8]> + Clone,
     {
+        let LineOut {
+            batching,
+            batch_messages,
+            open,
+            group,
+            number,
+        } = line;
         if !(batching && batch_messages) {
             return Self::put(batching, mb, template, mess_type, parts);
         }
@@ -311,20 +323,16 @@ impl Link {
         state.tag_n = number;
         template.set_tag_field(tag);
         let mess_type = mess_type_for(state.counter.peek());
-        let (batching, batch_messages, gi) = (self.batching, self.batch_messages, self.last);
-        let open = &mut self.open;
+        let batching = self.batching;
+        let line = LineOut {
+            batching,
+            batch_messages: self.batch_messages,
+            open: &mut self.open,
+            group: self.last,
+            number,
+        };
         let Some(w) = &mut self.window else {
-            let len = Self::put_line(
-                batching,
-                batch_messages,
-                open,
-                gi,
-                number,
-                mb,
-                template,
-                mess_type,
-                parts,
-            )?;
+            let len = Self::put_line(line, mb, template, mess_type, parts)?;
             state.counter.advance();
             return Ok(len);
         };
@@ -342,17 +350,7 @@ impl Link {
             state.counter.advance();
             return Ok(len);
         };
-        Self::put_line(
-            batching,
-            batch_messages,
-            open,
-            gi,
-            number,
-            mb,
-            template,
-            mess_type,
-            w.staged(len),
-        )?;
+        Self::put_line(line, mb, template, mess_type, w.staged(len))?;
         state.counter.advance();
         let key = match state.key {
             Some(k) => Some(k),

@@ -1,6 +1,7 @@
-//! Batching on the request path (`SpreadFlushInterval`, `SpreadBatchSize`): a child's lines share
-//! writes to the daemon, every line still arrives once, and a lone line is written within the
-//! flush interval by the child's background thread (no later request needed).
+//! Batching on the request path (`SpreadFlushInterval`, `SpreadBatchSize`, `SpreadBatchMessages`):
+//! a child's lines share writes (and, opted in, messages) to the daemon, every line still
+//! arrives once, and a lone line is written within the flush interval by the child's background
+//! thread (no later request needed).
 
 use std::time::{Duration, Instant};
 
@@ -9,67 +10,104 @@ use systest::procs::{Daemon, Logd};
 use systest::tally::Tally;
 use systest::{TempDir, free_addr, http, skip, wait_value};
 
-/// A daemon counter from its `/metrics` page.
-fn daemon_counter(metrics: std::net::SocketAddr, name: &str) -> u64 {
-    let page = http::get(metrics, "/metrics").body;
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not on the daemon's page:\n{page}"))
+/// A daemon with its metrics page, optionally spreadlogd writing group www, and an Apache (two
+/// children) logging `%U %>s` to www with `extra` directives. Processes drop before the dir.
+struct Rig {
+    apache: Apache,
+    addr: std::net::SocketAddr,
+    logd: Option<Logd>,
+    central: std::path::PathBuf,
+    metrics: std::net::SocketAddr,
+    _daemon: Daemon,
+    _t: TempDir,
 }
 
-fn apache_with(t: &TempDir, spread: &str, extra: &str) -> (Apache, std::net::SocketAddr) {
-    let spool = t.subdir("spool");
-    let addr = free_addr();
-    let apache = Apache::start(
-        &t.subdir("apache"),
-        None,
-        addr,
-        apache::TWO_CHILDREN,
-        &format!(
-            "SpreadDaemon {spread}\nSpreadSpool {}/spool\n{extra}{}CustomLog \"$www\" \"%U %>s\" {}\n",
-            spool.display(),
-            apache::STATUS,
-            apache::NOT_STATUS
-        ),
-    );
-    (apache, addr)
+impl Rig {
+    /// None (said as a skip) where Apache cannot run.
+    fn start(name: &str, tag: &str, extra: &str, collector: bool) -> Option<Rig> {
+        if let Some(why) = apache::unavailable() {
+            skip(name, &why);
+            return None;
+        }
+        let t = TempDir::new(tag);
+        let metrics = free_addr();
+        let daemon = Daemon::local(&t, &["--metrics-listen", &metrics.to_string()]);
+        let central = t.join("www.log");
+        let logd = collector.then(|| Logd::local(&t, &daemon.spread_name(), &[("www", &central)]));
+        let spool = t.subdir("spool");
+        let addr = free_addr();
+        let apache = Apache::start(
+            &t.subdir("apache"),
+            None,
+            addr,
+            apache::TWO_CHILDREN,
+            &format!(
+                "SpreadDaemon {}\nSpreadSpool {}/spool\n{extra}{}CustomLog \"$www\" \"%U %>s\" {}\n",
+                daemon.spread_name(),
+                spool.display(),
+                apache::STATUS,
+                apache::NOT_STATUS
+            ),
+        );
+        Some(Rig {
+            apache,
+            addr,
+            logd,
+            central,
+            metrics,
+            _daemon: daemon,
+            _t: t,
+        })
+    }
+
+    /// A daemon counter from its `/metrics` page.
+    fn daemon_counter(&self, name: &str) -> u64 {
+        let page = http::get(self.metrics, "/metrics").body;
+        page.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not on the daemon's page:\n{page}"))
+    }
+
+    /// Send requests `0..n` (id prefix `who`); every one must be served.
+    fn load(&self, who: &str, n: u64) {
+        let st = http::load(self.addr, who, 0..n, Duration::ZERO, "");
+        assert_eq!(st.ok, n, "{st:?}\n{}", self.apache.error_log_tail());
+    }
+
+    /// Wait until the central file holds each of the `n` lines, then check that none is there
+    /// twice.
+    fn assert_central_exact(&self, who: &str, n: u64) {
+        wait_value(
+            "every line in the central file",
+            Duration::from_secs(20),
+            || {
+                let t = Tally::of_file(&self.central);
+                if t.distinct() as u64 == n {
+                    Ok(())
+                } else {
+                    Err(t.report(&[(who, n)]))
+                }
+            },
+        );
+        std::thread::sleep(Duration::from_millis(300)); // room for duplicates to show up
+        let tally = Tally::of_file(&self.central);
+        assert_eq!(tally.total(), n, "{}", tally.report(&[(who, n)]));
+    }
 }
 
 #[test]
 fn batched_lines_share_writes_and_each_arrives_once() {
-    if let Some(why) = apache::unavailable() {
-        return skip("batched_lines_share_writes_and_each_arrives_once", &why);
-    }
-    let t = TempDir::new("batching");
-    let metrics = free_addr();
-    let daemon = Daemon::local(&t, &["--metrics-listen", &metrics.to_string()]);
-    let central = t.join("www.log");
-    let _logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    let name = "batched_lines_share_writes_and_each_arrives_once";
     // The defaults: batching on (10 ms, 32K), acknowledgements on.
-    let (apache, addr) = apache_with(&t, &daemon.spread_name(), "");
+    let Some(rig) = Rig::start(name, "batching", "", true) else {
+        return;
+    };
     let n = 3000;
-    let (reads0, in0) = (
-        daemon_counter(metrics, "spread_daemon_reads_total"),
-        daemon_counter(metrics, "spread_daemon_requests_in_total"),
-    );
-    let st = http::load(addr, "b", 0..n, Duration::ZERO, "");
-    assert_eq!(st.ok, n, "{st:?}\n{}", apache.error_log_tail());
-    let tally = wait_value(
-        "every line in the central file",
-        Duration::from_secs(20),
-        || {
-            let t = Tally::of_file(&central);
-            if t.distinct() as u64 == n {
-                Ok(t)
-            } else {
-                Err(t.report(&[("b", n)]))
-            }
-        },
-    );
-    std::thread::sleep(Duration::from_millis(300)); // room for duplicates to show up
-    let tally2 = Tally::of_file(&central);
-    assert_eq!(tally2.total(), n, "{}", tally.report(&[("b", n)]));
-    let c = apache.counters();
+    let reads0 = rig.daemon_counter("spread_daemon_reads_total");
+    let in0 = rig.daemon_counter("spread_daemon_requests_in_total");
+    rig.load("b", n);
+    rig.assert_central_exact("b", n);
+    let c = rig.apache.counters();
     let (sent, writes) = (c["sent"], c["batch_writes"]);
     assert_eq!(sent, n, "{c:?}");
     // Several lines per write: at this rate a 10 ms batch holds many lines; one write per line
@@ -78,8 +116,8 @@ fn batched_lines_share_writes_and_each_arrives_once() {
         writes > 0 && sent >= 3 * writes,
         "lines per write {sent}/{writes}: {c:?}"
     );
-    let reads = daemon_counter(metrics, "spread_daemon_reads_total") - reads0;
-    let msgs = daemon_counter(metrics, "spread_daemon_requests_in_total") - in0;
+    let reads = rig.daemon_counter("spread_daemon_reads_total") - reads0;
+    let msgs = rig.daemon_counter("spread_daemon_requests_in_total") - in0;
     assert!(
         msgs >= 2 * reads,
         "the daemon read {msgs} requests in {reads} reads: batches should arrive whole"
@@ -93,32 +131,25 @@ fn batched_lines_share_writes_and_each_arrives_once() {
 
 #[test]
 fn a_lone_line_is_written_within_the_flush_interval() {
-    if let Some(why) = apache::unavailable() {
-        return skip("a_lone_line_is_written_within_the_flush_interval", &why);
-    }
-    let t = TempDir::new("batching-bound");
-    let metrics = free_addr();
-    let daemon = Daemon::local(&t, &["--metrics-listen", &metrics.to_string()]);
+    let name = "a_lone_line_is_written_within_the_flush_interval";
     // Acknowledgements off: the background thread's upkeep then runs only every 500 ms, so a
     // line that arrives within 300 ms was written by the flush timer (20 ms here), not by the
     // upkeep or by a later request.
-    let (apache, addr) = apache_with(
-        &t,
-        &daemon.spread_name(),
-        "SpreadAcknowledge Off\nSpreadFlushInterval 20\n",
-    );
+    let extra = "SpreadAcknowledge Off\nSpreadFlushInterval 20\n";
+    let Some(rig) = Rig::start(name, "batching-bound", extra, false) else {
+        return;
+    };
     // Connections are opened lazily: a first line makes them.
-    let st = http::load(addr, "w", 0..1, Duration::ZERO, "");
-    assert_eq!(st.ok, 1, "{st:?}");
+    rig.load("w", 1);
     std::thread::sleep(Duration::from_millis(700));
     let mut delays = Vec::new();
     for i in 1..6 {
-        let before = daemon_counter(metrics, "spread_daemon_requests_in_total");
-        let st = http::load(addr, "w", i..i + 1, Duration::ZERO, "");
+        let before = rig.daemon_counter("spread_daemon_requests_in_total");
+        let st = http::load(rig.addr, "w", i..i + 1, Duration::ZERO, "");
         assert_eq!(st.ok, 1, "{st:?}");
         let sent = Instant::now();
         let arrived = wait_value("the line at the daemon", Duration::from_secs(5), || {
-            if daemon_counter(metrics, "spread_daemon_requests_in_total") > before {
+            if rig.daemon_counter("spread_daemon_requests_in_total") > before {
                 Ok(sent.elapsed())
             } else {
                 Err("not yet")
@@ -131,47 +162,24 @@ fn a_lone_line_is_written_within_the_flush_interval() {
     assert!(
         worst < Duration::from_millis(300),
         "lone lines reached the daemon after {delays:?} (SpreadFlushInterval 20)\n{}",
-        apache.error_log_tail()
+        rig.apache.error_log_tail()
     );
     println!("batching bound: lone lines at the daemon after {delays:?} (SpreadFlushInterval 20)");
 }
 
 #[test]
 fn batched_messages_carry_many_lines_and_spreadlogd_writes_each_once() {
-    if let Some(why) = apache::unavailable() {
-        return skip(
-            "batched_messages_carry_many_lines_and_spreadlogd_writes_each_once",
-            &why,
-        );
-    }
-    let t = TempDir::new("batch-messages");
-    let metrics = free_addr();
-    let daemon = Daemon::local(&t, &["--metrics-listen", &metrics.to_string()]);
-    let central = t.join("www.log");
-    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
-    let (apache, addr) = apache_with(&t, &daemon.spread_name(), "SpreadBatchMessages On\n");
+    let name = "batched_messages_carry_many_lines_and_spreadlogd_writes_each_once";
+    let Some(rig) = Rig::start(name, "batch-messages", "SpreadBatchMessages On\n", true) else {
+        return;
+    };
     let n = 3000;
-    let in0 = daemon_counter(metrics, "spread_daemon_requests_in_total");
-    let st = http::load(addr, "m", 0..n, Duration::ZERO, "");
-    assert_eq!(st.ok, n, "{st:?}\n{}", apache.error_log_tail());
-    wait_value(
-        "every line in the central file",
-        Duration::from_secs(20),
-        || {
-            let t = Tally::of_file(&central);
-            if t.distinct() as u64 == n {
-                Ok(())
-            } else {
-                Err(t.report(&[("m", n)]))
-            }
-        },
-    );
-    std::thread::sleep(Duration::from_millis(300)); // room for duplicates to show up
-    let tally = Tally::of_file(&central);
-    assert_eq!(tally.total(), n, "{}", tally.report(&[("m", n)]));
-    let c = logd.counters();
+    let in0 = rig.daemon_counter("spread_daemon_requests_in_total");
+    rig.load("m", n);
+    rig.assert_central_exact("m", n);
+    let c = rig.logd.as_ref().expect("a collector").counters();
     let batched = c.get("batched_messages").copied().unwrap_or(0);
-    let messages = daemon_counter(metrics, "spread_daemon_requests_in_total") - in0;
+    let messages = rig.daemon_counter("spread_daemon_requests_in_total") - in0;
     assert!(batched > 0, "no batched message reached spreadlogd: {c:?}");
     // Many lines per message: one message per line (batched messages off or broken) would give
     // at least n requests at the daemon.
