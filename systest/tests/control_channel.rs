@@ -70,6 +70,13 @@ impl Sender {
         }
     }
 
+    fn log_tail(&self) -> String {
+        match self {
+            Sender::Apache(a) => a.error_log_tail(),
+            Sender::Pipe(p) => p.proc.log(),
+        }
+    }
+
     fn stop(&mut self) {
         match self {
             Sender::Apache(a) => a.stop(),
@@ -211,12 +218,15 @@ fn lines_before_any_collector(kind: &str, acks: bool) {
             if n >= want { Ok(()) } else { Err(n) }
         },
     );
-    let c = counters_when(
-        &logd,
-        "the exit announcement",
-        Duration::from_secs(20),
-        |c| c["announcements"] >= 2,
-    );
+    let c = wait_value("the exit announcement", Duration::from_secs(20), || {
+        let c = logd.counters();
+        if c["announcements"] >= 2 {
+            Ok(c)
+        } else {
+            // Say why when it never comes: the sender's own account of its exit.
+            Err(format!("{c:?}\nsender:\n{}", sender.log_tail()))
+        }
+    });
     println!("{name}: {c:?}");
     assert_eq!(
         sorted_lines(&lines(&central)),
