@@ -587,7 +587,10 @@ impl Transport {
     pub fn close_all(&self, linger: Duration) {
         let c = self.counters();
         for slot in &self.slots {
-            let Ok(mut conn) = slot.conn.try_lock() else {
+            // Wait for the lock as a request would (a thread still finishing its last line
+            // holds it for a copy): skipping the slot would lose its exit announcement, its
+            // queued batch and the spooling of its window.
+            let Ok((mut conn, _)) = self.lock_bounded(slot) else {
                 continue;
             };
             let conn = &mut *conn;
