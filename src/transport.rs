@@ -109,6 +109,18 @@ struct Slot {
     queued: AtomicBool,
 }
 
+/// A panic while holding a connection's lock left plain data; the connection may be mid-way,
+/// so drop it and carry on.
+fn recover<'a>(
+    slot: &'a Slot,
+    p: std::sync::PoisonError<MutexGuard<'a, Conn>>,
+) -> MutexGuard<'a, Conn> {
+    let mut guard = p.into_inner();
+    guard.mailbox = None;
+    slot.conn.clear_poison();
+    guard
+}
+
 /// Everything one process needs to send lines.
 pub struct Transport {
     cfg: ModuleConfig,
@@ -202,15 +214,7 @@ impl Transport {
             if !slot.queued.load(Ordering::SeqCst) {
                 continue;
             }
-            let mut guard = match slot.conn.lock() {
-                Ok(g) => g,
-                Err(p) => {
-                    let mut g = p.into_inner();
-                    g.mailbox = None;
-                    slot.conn.clear_poison();
-                    g
-                }
-            };
+            let mut guard = slot.conn.lock().unwrap_or_else(|p| recover(slot, p));
             let conn = &mut *guard;
             slot.queued.store(false, Ordering::SeqCst);
             if let Some(mb) = conn.mailbox.as_mut()
@@ -246,13 +250,8 @@ impl Transport {
         loop {
             match slot.conn.try_lock() {
                 Ok(guard) => return Ok((guard, start.map(|s| s.elapsed()))),
-                // A panic while holding the lock left plain data; the connection may be mid-way,
-                // so drop it and carry on.
                 Err(TryLockError::Poisoned(p)) => {
-                    let mut guard = p.into_inner();
-                    guard.mailbox = None;
-                    slot.conn.clear_poison();
-                    return Ok((guard, start.map(|s| s.elapsed())));
+                    return Ok((recover(slot, p), start.map(|s| s.elapsed())));
                 }
                 Err(TryLockError::WouldBlock) => {
                     let began = *start.get_or_insert_with(Instant::now);

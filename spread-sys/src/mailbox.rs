@@ -458,14 +458,9 @@ impl Mailbox {
     where
         P: IntoIterator<Item = &'p [u8]> + Clone,
     {
-        self.check_template(template)?;
-        let body_len = parts.clone().into_iter().map(<[u8]>::len).sum();
-        template.header.set(mess_type, body_len)?;
-        self.out.extend_from_slice(template.header.bytes());
-        for p in parts {
-            self.out.extend_from_slice(p);
-        }
-        Ok(body_len)
+        // A message that nothing joins: the open one's copy, without a head.
+        self.queue_open(template, mess_type, &[], parts)
+            .map(|open| open.body_len)
     }
 
     /// [`Mailbox::queue_parts`] of a message whose body is `head` then `parts`, and that may take

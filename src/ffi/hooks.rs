@@ -226,13 +226,7 @@ unsafe extern "C" fn post_config(
                 );
             }
         }
-        // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
-        let (uid, gid) = unsafe {
-            (
-                apache::ap_unixd_config.user_id,
-                apache::ap_unixd_config.group_id,
-            )
-        };
+        let (uid, gid) = apache_user();
         if let Some(cfg) = cfg
             && let Err(e) = crate::spooler::prepare_dir(&cfg.spool_path, uid, gid)
         {
@@ -376,6 +370,17 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
 static LAST_NOTICE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
 /// Parent, about once a second: the periodic counter notice (SpreadStatsInterval).
+/// Apache's `User` and `Group` (mod_unixd), whom spool files belong to.
+fn apache_user() -> (u32, u32) {
+    // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
+    unsafe {
+        (
+            apache::ap_unixd_config.user_id,
+            apache::ap_unixd_config.group_id,
+        )
+    }
+}
+
 /// The parent's spool handle, for lines of children that died.
 static PARENT_SPOOL: std::sync::OnceLock<crate::spooler::Spooler> = std::sync::OnceLock::new();
 
@@ -390,24 +395,19 @@ fn spool_orphans(s: *mut server_rec) {
     let (mut kept, mut lost) = (0u64, 0u64);
     let found = crate::crash_journal::collect_orphans(|o| {
         let group = String::from_utf8_lossy(o.group);
-        match spool.append_any(o.daemon_id, &group, o.line, Some(o.origin)) {
-            crate::spooler::SpoolResult::Written => kept += 1,
-            _ => lost += 1,
-        }
+        let (counter, tally) = match spool.append_any(o.daemon_id, &group, o.line, Some(o.origin)) {
+            crate::spooler::SpoolResult::Written => (&c.orphans_spooled, &mut kept),
+            crate::spooler::SpoolResult::Full => (&c.dropped_spool_full, &mut lost),
+            crate::spooler::SpoolResult::Error(_) => (&c.dropped_spool_error, &mut lost),
+        };
+        *tally += 1;
+        counters::Counters::add(counter, 1);
     });
     if found == 0 {
         return;
     }
-    counters::Counters::add(&c.orphans_spooled, kept);
-    counters::Counters::add(&c.dropped_spool_error, lost);
     // The parent runs as root: files it created go to Apache's User like the others.
-    // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
-    let (uid, gid) = unsafe {
-        (
-            apache::ap_unixd_config.user_id,
-            apache::ap_unixd_config.group_id,
-        )
-    };
+    let (uid, gid) = apache_user();
     let _ = crate::spooler::prepare_dir(&cfg.spool_path, uid, gid);
     log(
         s,
