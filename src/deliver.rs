@@ -89,11 +89,38 @@ static FAILOVER_NOTICE: Throttle = Throttle::new(Duration::from_secs(10));
 
 /// Deliver one line, given as `pieces` to be concatenated, to `target`. `clean` is the request's
 /// host when the target needs one (`$#hostname`, `$#vhost`; see [`needs_host`]).
+///
+/// The usual line (a named group, taken at once) goes out without touching the thread's line
+/// buffer or any scratch space: everything else (failover, a line to cut, the spool) is
+/// [`deliver_with`], told how the first attempt went so that no line is sent twice.
 pub fn deliver<'a>(
     transport: &Transport,
     target: &Target,
     clean: Option<&CleanHost>,
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
+    notice: &mut dyn FnMut(Notice<'_>),
+) -> Delivery {
+    let mut first = None;
+    if let Some(alt) = target.alternatives.first()
+        && let GroupSpec::Named(group) = &alt.group
+    {
+        match transport.try_send_parts(alt.daemon_id, group, pieces.clone()) {
+            Ok(bytes) => return count_sent(target, 0, bytes),
+            Err(e) => first = Some(Err(e)),
+        }
+    }
+    deliver_slowly(transport, target, clean, pieces, first, notice)
+}
+
+/// What [`deliver`] does when the first alternative did not simply take the line.
+#[cold]
+#[inline(never)]
+fn deliver_slowly<'a>(
+    transport: &Transport,
+    target: &Target,
+    clean: Option<&CleanHost>,
+    pieces: impl Iterator<Item = &'a [u8]> + Clone,
+    first: Option<Result<usize, SendFailure>>,
     notice: &mut dyn FnMut(Notice<'_>),
 ) -> Delivery {
     LINE.with(|cell| {
@@ -109,8 +136,21 @@ pub fn deliver<'a>(
             target,
             clean,
         };
-        deliver_with(buf, &route, pieces, notice)
+        deliver_with(buf, &route, pieces, first, notice)
     })
+}
+
+/// Count a line alternative `i` of `target` took (`bytes` long).
+fn count_sent(target: &Target, i: usize, bytes: usize) -> Delivery {
+    let c = counters::get();
+    Counters::add(&c.sent, 1);
+    if let Some(alt) = target.alternatives.get(i) {
+        group_counters::sent(alt.tally, bytes);
+    }
+    if i > 0 {
+        Counters::add(&c.failed_over, 1);
+    }
+    Delivery::Sent(i)
 }
 
 /// Where one line goes: its target, through the process's transport, with the request's host.
@@ -128,10 +168,13 @@ pub fn needs_host(target: &Target) -> bool {
         .any(|a| !matches!(a.group, GroupSpec::Named(_)))
 }
 
+/// Every alternative in turn (the first one's attempt is `first` when [`deliver`] made it),
+/// then the spool.
 fn deliver_with<'a>(
     buf: &mut Vec<u8>,
     route: &Route<'_>,
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
+    mut first_attempt: Option<Result<usize, SendFailure>>,
     notice: &mut dyn FnMut(Notice<'_>),
 ) -> Delivery {
     let Route {
@@ -168,7 +211,9 @@ fn deliver_with<'a>(
             }
         };
         let prefix = if with_prefix { &prefix[..] } else { &[] };
-        let mut sent = if built_with_prefix.is_none() {
+        let mut sent = if let Some(attempt) = first_attempt.take() {
+            attempt
+        } else if built_with_prefix.is_none() {
             if prefix.is_empty() {
                 // The common case, without the (empty) prefix chained in front of every piece.
                 transport.try_send_parts(alt.daemon_id, group, pieces.clone())
@@ -205,14 +250,7 @@ fn deliver_with<'a>(
             sent = transport.try_send(alt.daemon_id, group, buf);
         }
         match sent {
-            Ok(bytes) => {
-                Counters::add(&c.sent, 1);
-                group_counters::sent(alt.tally, bytes);
-                if i > 0 {
-                    Counters::add(&c.failed_over, 1);
-                }
-                return Delivery::Sent(i);
-            }
+            Ok(bytes) => return count_sent(target, i, bytes),
             Err(e) => {
                 if target.alternatives.len() > 1 && FAILOVER_NOTICE.allow() {
                     notice(Notice::FailedOver {

@@ -3,8 +3,8 @@
 //!
 //! Built in each child (`child_init`), never in the parent, so no connection crosses a fork.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use spread_sys::private_name::{self, Role};
@@ -104,21 +104,52 @@ const NO_ACK_WARNING_EVERY: Duration = Duration::from_secs(300);
 struct Slot {
     id: u32,
     endpoint: Endpoint,
-    conn: Mutex<Conn>,
+    /// parking_lot's lock, for `try_lock_for`: a request thread that finds the connection busy
+    /// (the background thread writing a batch, another thread's line) spins briefly and then
+    /// sleeps on a futex until the lock is free or SpreadSendTimeout passed; no yield loop.
+    conn: parking_lot::Mutex<Conn>,
     /// Lines are queued in the connection's mailbox, waiting for a flush (batching).
     queued: AtomicBool,
 }
 
-/// A panic while holding a connection's lock left plain data; the connection may be mid-way,
-/// so drop it and carry on.
-fn recover<'a>(
-    slot: &'a Slot,
-    p: std::sync::PoisonError<MutexGuard<'a, Conn>>,
-) -> MutexGuard<'a, Conn> {
-    let mut guard = p.into_inner();
-    guard.mailbox = None;
-    slot.conn.clear_poison();
-    guard
+impl Slot {
+    fn lock(&self) -> ConnGuard<'_> {
+        ConnGuard(self.conn.lock())
+    }
+
+    fn try_lock(&self) -> Option<ConnGuard<'_>> {
+        self.conn.try_lock().map(ConnGuard)
+    }
+
+    fn try_lock_for(&self, bound: Duration) -> Option<ConnGuard<'_>> {
+        self.conn.try_lock_for(bound).map(ConnGuard)
+    }
+}
+
+/// A held connection. A panic while holding it (it unwinds through here) may have left the
+/// mailbox mid-way through a message: the connection is dropped then, and the next user opens
+/// a fresh one (parking_lot's lock does not poison, so this guard does what poisoning did).
+struct ConnGuard<'a>(parking_lot::MutexGuard<'a, Conn>);
+
+impl std::ops::Deref for ConnGuard<'_> {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ConnGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.0
+    }
+}
+
+impl Drop for ConnGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.mailbox = None;
+        }
+    }
 }
 
 /// Everything one process needs to send lines.
@@ -175,7 +206,7 @@ impl Transport {
             .map(|d| Slot {
                 id: d.id,
                 endpoint: d.endpoint.clone(),
-                conn: Mutex::new(Conn::new(
+                conn: parking_lot::Mutex::new(Conn::new(
                     &cfg,
                     batching,
                     (role == Role::Sender).then_some((pid, d.id)),
@@ -214,7 +245,7 @@ impl Transport {
             if !slot.queued.load(Ordering::SeqCst) {
                 continue;
             }
-            let mut guard = slot.conn.lock().unwrap_or_else(|p| recover(slot, p));
+            let mut guard = slot.lock();
             let conn = &mut *guard;
             slot.queued.store(false, Ordering::SeqCst);
             if let Some(mb) = conn.mailbox.as_mut()
@@ -244,28 +275,16 @@ impl Transport {
     fn lock_bounded<'a>(
         &self,
         slot: &'a Slot,
-    ) -> Result<(MutexGuard<'a, Conn>, Option<Duration>), SendFailure> {
-        let mut spins = 0u32;
-        let mut start: Option<Instant> = None;
-        loop {
-            match slot.conn.try_lock() {
-                Ok(guard) => return Ok((guard, start.map(|s| s.elapsed()))),
-                Err(TryLockError::Poisoned(p)) => {
-                    return Ok((recover(slot, p), start.map(|s| s.elapsed())));
-                }
-                Err(TryLockError::WouldBlock) => {
-                    let began = *start.get_or_insert_with(Instant::now);
-                    if began.elapsed() >= self.cfg.send_timeout {
-                        Counters::add(&self.counters().lock_timeouts, 1);
-                        return Err(SendFailure::LockTimeout);
-                    }
-                    spins += 1;
-                    if spins < 64 {
-                        std::thread::yield_now();
-                    } else {
-                        std::thread::sleep(Duration::from_micros(50));
-                    }
-                }
+    ) -> Result<(ConnGuard<'a>, Option<Duration>), SendFailure> {
+        if let Some(guard) = slot.try_lock() {
+            return Ok((guard, None));
+        }
+        let start = Instant::now();
+        match slot.try_lock_for(self.cfg.send_timeout) {
+            Some(guard) => Ok((guard, Some(start.elapsed()))),
+            None => {
+                Counters::add(&self.counters().lock_timeouts, 1);
+                Err(SendFailure::LockTimeout)
             }
         }
     }
@@ -447,7 +466,7 @@ impl Transport {
     fn maintain_slot(&self, slot: &Slot, log: &dyn Fn(&str)) {
         let now = Instant::now();
         let c = self.counters();
-        let Ok(mut guard) = slot.conn.try_lock() else {
+        let Some(mut guard) = slot.try_lock() else {
             return;
         };
         let conn = &mut *guard;
@@ -493,7 +512,7 @@ impl Transport {
         // lock is busy goes on at the next turn).
         drop(guard);
         loop {
-            let Ok(mut guard) = slot.conn.try_lock() else {
+            let Some(mut guard) = slot.try_lock() else {
                 return;
             };
             let conn = &mut *guard;
@@ -557,7 +576,7 @@ impl Transport {
     pub fn holding(&self) -> crate::gauges::Holding {
         let now = Instant::now();
         let mut h = crate::gauges::Holding::default();
-        for conn in self.slots.iter().filter_map(|s| s.conn.try_lock().ok()) {
+        for conn in self.slots.iter().filter_map(Slot::try_lock) {
             h.connected += u64::from(conn.mailbox.is_some());
             if let Some(w) = conn.link.window() {
                 h.unacked += w.len() as u64;

@@ -479,10 +479,17 @@ impl Mailbox {
         let body_len = head.len() + parts.clone().into_iter().map(<[u8]>::len).sum::<usize>();
         template.header.set(mess_type, body_len)?;
         let start = self.out.len();
+        self.out.reserve(template.header.bytes().len() + body_len);
         self.out.extend_from_slice(template.header.bytes());
-        self.out.extend_from_slice(head);
+        // Empty pieces are common (no batch-entry head; the second slice of a window line
+        // that did not wrap): skipping them skips a call.
+        if !head.is_empty() {
+            self.out.extend_from_slice(head);
+        }
         for p in parts {
-            self.out.extend_from_slice(p);
+            if !p.is_empty() {
+                self.out.extend_from_slice(p);
+            }
         }
         Ok(OpenMessage {
             start,
