@@ -1,7 +1,12 @@
 //! The group table: who is in which group, in `strcmp` order of private group names, and each
 //! group's change counter (group_id.id[2], PROTOCOL.md §7).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+/// Names hash with foldhash: every multicast looks its group up, and SipHash (std's default)
+/// was a sixth of the daemon's instructions per message. foldhash's seed is random per process,
+/// and the number of groups is capped, so crafted names cannot make the table slow.
+pub type NameMap<V> = foldhash::HashMap<Vec<u8>, V>;
 
 use super::SessionId;
 
@@ -22,7 +27,7 @@ impl Group {
 
 #[derive(Debug, Default)]
 pub struct Groups {
-    map: HashMap<Vec<u8>, Group>,
+    map: NameMap<Group>,
 }
 
 /// What a join or leave did.

@@ -175,7 +175,7 @@ pub struct Core {
     ring_time: u32,
     sessions: Vec<Option<Session>>,
     free: Vec<SessionId>,
-    names: std::collections::HashMap<Vec<u8>, SessionId>,
+    names: groups::NameMap<SessionId>,
     groups: Groups,
     actions: VecDeque<Action>,
     dirty: Vec<SessionId>,
