@@ -92,7 +92,7 @@ static FAILOVER_NOTICE: Throttle = Throttle::new(Duration::from_secs(10));
 ///
 /// The usual line (a named group, taken at once) goes out without touching the thread's line
 /// buffer or any scratch space: everything else (failover, a line to cut, the spool) is
-/// [`deliver_with`], told how the first attempt went so that no line is sent twice.
+/// [`deliver_slowly`], told why the first attempt failed so that no line is sent twice.
 pub fn deliver<'a>(
     transport: &Transport,
     target: &Target,
@@ -100,16 +100,16 @@ pub fn deliver<'a>(
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
     notice: &mut dyn FnMut(Notice<'_>),
 ) -> Delivery {
-    let mut first = None;
+    let mut first_failure = None;
     if let Some(alt) = target.alternatives.first()
         && let GroupSpec::Named(group) = &alt.group
     {
         match transport.try_send_parts(alt.daemon_id, group, pieces.clone()) {
             Ok(bytes) => return count_sent(target, 0, bytes),
-            Err(e) => first = Some(Err(e)),
+            Err(e) => first_failure = Some(e),
         }
     }
-    deliver_slowly(transport, target, clean, pieces, first, notice)
+    deliver_slowly(transport, target, clean, pieces, first_failure, notice)
 }
 
 /// What [`deliver`] does when the first alternative did not simply take the line.
@@ -120,7 +120,7 @@ fn deliver_slowly<'a>(
     target: &Target,
     clean: Option<&CleanHost>,
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
-    first: Option<Result<usize, SendFailure>>,
+    first_failure: Option<SendFailure>,
     notice: &mut dyn FnMut(Notice<'_>),
 ) -> Delivery {
     LINE.with(|cell| {
@@ -136,7 +136,7 @@ fn deliver_slowly<'a>(
             target,
             clean,
         };
-        deliver_with(buf, &route, pieces, first, notice)
+        deliver_with(buf, &route, pieces, first_failure, notice)
     })
 }
 
@@ -168,13 +168,13 @@ pub fn needs_host(target: &Target) -> bool {
         .any(|a| !matches!(a.group, GroupSpec::Named(_)))
 }
 
-/// Every alternative in turn (the first one's attempt is `first` when [`deliver`] made it),
-/// then the spool.
+/// Every alternative in turn (the first one is not tried again when [`deliver`] already saw
+/// it fail: `first_failure`), then the spool.
 fn deliver_with<'a>(
     buf: &mut Vec<u8>,
     route: &Route<'_>,
     pieces: impl Iterator<Item = &'a [u8]> + Clone,
-    mut first_attempt: Option<Result<usize, SendFailure>>,
+    mut first_failure: Option<SendFailure>,
     notice: &mut dyn FnMut(Notice<'_>),
 ) -> Delivery {
     let Route {
@@ -211,8 +211,8 @@ fn deliver_with<'a>(
             }
         };
         let prefix = if with_prefix { &prefix[..] } else { &[] };
-        let mut sent = if let Some(attempt) = first_attempt.take() {
-            attempt
+        let mut sent = if let Some(e) = first_failure.take() {
+            Err(e)
         } else if built_with_prefix.is_none() {
             if prefix.is_empty() {
                 // The common case, without the (empty) prefix chained in front of every piece.
