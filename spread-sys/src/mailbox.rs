@@ -85,9 +85,6 @@ pub const MAX_PARTS: usize = 30;
 
 static NEXT_MAILBOX_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// The header of a one-group message from one connection, built once
-/// ([`Mailbox::multicast_template`]): sender, service and group are checked and encoded then, and
-/// each [`Mailbox::multicast_parts`] only patches `mess_type` and the length.
 /// A message at the end of the outgoing buffer that can still grow (see
 /// [`Mailbox::queue_open`]).
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +97,9 @@ pub struct OpenMessage {
     generation: u64,
 }
 
+/// The header of a one-group message from one connection, built once
+/// ([`Mailbox::multicast_template`]): sender, service and group are checked and encoded then, and
+/// each [`Mailbox::multicast_parts`] only patches `mess_type` and the length.
 #[derive(Clone, Debug)]
 pub struct MulticastTemplate {
     header: OneGroupHeader,

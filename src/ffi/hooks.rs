@@ -369,7 +369,6 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
 
 static LAST_NOTICE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
 
-/// Parent, about once a second: the periodic counter notice (SpreadStatsInterval).
 /// Apache's `User` and `Group` (mod_unixd), whom spool files belong to.
 fn apache_user() -> (u32, u32) {
     // SAFETY: plain reads of mod_unixd's configuration record (filled by User/Group).
@@ -424,6 +423,8 @@ fn spool_orphans(s: *mut server_rec) {
     );
 }
 
+/// Parent, about once a second: the lines of children that died, and the periodic counter
+/// notice (SpreadStatsInterval).
 unsafe extern "C" fn monitor(_p: *mut apr_pool_t, s: *mut server_rec) -> c_int {
     guarded("monitor", DECLINED, || {
         spool_orphans(s);

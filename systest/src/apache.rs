@@ -175,6 +175,30 @@ pub struct Apache {
 }
 
 impl Apache {
+    /// An Apache (MPM `tuning`) in `t` logging `%U %>s` to group `www` through the daemon
+    /// `spread`, spooling under `t`; `extra` goes before the CustomLog, `condition` after it.
+    pub fn logging_www(
+        t: &crate::TempDir,
+        spread: &str,
+        tuning: &str,
+        extra: &str,
+        condition: &str,
+    ) -> (Apache, SocketAddr) {
+        let spool = t.subdir("spool");
+        let addr = crate::free_addr();
+        let apache = Apache::start(
+            &t.subdir("apache"),
+            None,
+            addr,
+            tuning,
+            &format!(
+                "SpreadDaemon {spread}\nSpreadSpool {}/spool\n{extra}CustomLog \"$www\" \"%U %>s\" {condition}\n",
+                spool.display()
+            ),
+        );
+        (apache, addr)
+    }
+
     /// Write the config into `dir`, check it, start `apache2 -D FOREGROUND`, wait until it listens.
     pub fn start(
         dir: &Path,

@@ -34,20 +34,12 @@ impl Rig {
         let daemon = Daemon::local(&t, &["--metrics-listen", &metrics.to_string()]);
         let central = t.join("www.log");
         let logd = collector.then(|| Logd::local(&t, &daemon.spread_name(), &[("www", &central)]));
-        let spool = t.subdir("spool");
-        let addr = free_addr();
-        let apache = Apache::start(
-            &t.subdir("apache"),
-            None,
-            addr,
+        let (apache, addr) = Apache::logging_www(
+            &t,
+            &daemon.spread_name(),
             apache::TWO_CHILDREN,
-            &format!(
-                "SpreadDaemon {}\nSpreadSpool {}/spool\n{extra}{}CustomLog \"$www\" \"%U %>s\" {}\n",
-                daemon.spread_name(),
-                spool.display(),
-                apache::STATUS,
-                apache::NOT_STATUS
-            ),
+            &format!("{extra}{}", apache::STATUS),
+            apache::NOT_STATUS,
         );
         Some(Rig {
             apache,

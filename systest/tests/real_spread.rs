@@ -264,19 +264,12 @@ fn real_spread_acks_release_the_window() {
     let spread = RealSpread::start(&bin, &t.subdir("spread"));
     let central = t.join("www.log");
     let logd = Logd::local(&t, &spread.name(), &[("www", &central)]);
-    let body = format!(
-        "SpreadDaemon {}\nSpreadSpool {}/spool\n{}CustomLog \"$www\" \"%U %>s\" {}\n",
-        spread.name(),
-        t.subdir("spool").display(),
-        apache::STATUS,
-        apache::NOT_STATUS
-    );
-    let a = Apache::start(
-        &t.subdir("apache"),
-        None,
-        free_addr(),
+    let (a, _) = Apache::logging_www(
+        &t,
+        &spread.name(),
         apache::ONE_CHILD,
-        &body,
+        apache::STATUS,
+        apache::NOT_STATUS,
     );
     let st = a.client(|addr| http::load(addr, "k", 0..200, Duration::ZERO, ""));
     assert_eq!(st.ok, 200, "{st:?}");

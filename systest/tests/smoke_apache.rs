@@ -7,29 +7,6 @@ use systest::procs::{Daemon, Logd, logd_conf};
 use systest::tally::Tally;
 use systest::{TempDir, free_addr, http, promtool, skip, wait_value};
 
-/// An Apache (two children) logging `%U %>s` to group `www` through `spread`, spooling under
-/// `t`; `extra` goes before the CustomLog, `condition` after it.
-fn apache_logging_www(
-    t: &TempDir,
-    spread: &str,
-    extra: &str,
-    condition: &str,
-) -> (Apache, std::net::SocketAddr) {
-    let spool = t.subdir("spool");
-    let addr = free_addr();
-    let apache = Apache::start(
-        &t.subdir("apache"),
-        None,
-        addr,
-        apache::TWO_CHILDREN,
-        &format!(
-            "SpreadDaemon {spread}\nSpreadSpool {}/spool\n{extra}CustomLog \"$www\" \"%U %>s\" {condition}\n",
-            spool.display()
-        ),
-    );
-    (apache, addr)
-}
-
 #[test]
 fn apache_lines_reach_spreadlogd_once() {
     if let Some(why) = apache::unavailable() {
@@ -39,7 +16,8 @@ fn apache_lines_reach_spreadlogd_once() {
     let daemon = Daemon::local(&t, &[]);
     let central = t.join("www.log");
     let _logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
-    let (apache, addr) = apache_logging_www(&t, &daemon.spread_name(), "", "");
+    let (apache, addr) =
+        Apache::logging_www(&t, &daemon.spread_name(), apache::TWO_CHILDREN, "", "");
     let n = 200;
     let st = http::load(addr, "s", 0..n, Duration::ZERO, "");
     assert_eq!(st.ok, n, "{st:?}\n{}", apache.error_log_tail());
@@ -83,9 +61,10 @@ fn every_part_serves_prometheus_metrics_that_the_dashboard_and_rules_use() {
             logd_conf(&daemon.spread_name(), &t.join("gaps"), &[("www", &central)])
         ),
     );
-    let (apache, addr) = apache_logging_www(
+    let (apache, addr) = Apache::logging_www(
         &t,
         &daemon.spread_name(),
+        apache::TWO_CHILDREN,
         apache::STATUS,
         apache::NOT_STATUS,
     );

@@ -404,10 +404,9 @@ impl OneGroupHeader {
     /// ([`Self::MAX_TAGGED_BODY`] with a tag).
     #[inline]
     pub fn set(&mut self, mess_type: i16, body_len: usize) -> Result<()> {
-        let groups = 1 + usize::from(self.tagged);
-        if body_len + groups * MAX_GROUP_NAME > MAX_SAFE_MESSAGE_LEN {
+        if body_len > self.max_body() {
             return Err(Error::MessageTooLong {
-                len: body_len + groups * MAX_GROUP_NAME,
+                len: body_len + MAX_GROUP_NAME * (1 + usize::from(self.tagged)),
                 max: MAX_SAFE_MESSAGE_LEN,
             });
         }
@@ -424,8 +423,13 @@ impl OneGroupHeader {
     }
 
     /// The largest body this header can announce.
+    #[inline]
     pub fn max_body(&self) -> usize {
-        MAX_SAFE_MESSAGE_LEN - MAX_GROUP_NAME * (1 + usize::from(self.tagged))
+        if self.tagged {
+            Self::MAX_TAGGED_BODY
+        } else {
+            Self::MAX_BODY
+        }
     }
 }
 
