@@ -2,9 +2,10 @@
 //! acknowledgement window keeps its bytes in memory shared with the parent (one slot per child
 //! and daemon, created by the parent before it forks). The ring is self-describing
 //! (`spread_sys::ring`); the child publishes its front and length after every change and the
-//! keys (stream, group) as they appear. The parent's monitor looks at the slots about once a
-//! second; a slot whose child is gone without releasing it is read and its lines are spooled with
-//! their stream and number, so a live child's replayer resends them to the collectors that lack
+//! keys (stream, group) as they appear. The parent looks at the slots when Apache runs its
+//! monitor (about every 10 s) and once more when the generation ends (a stop or restart, after
+//! the MPM reaped the children it stopped); a slot whose child is gone without releasing it is
+//! read and its lines are spooled with their stream and number, so a live child's replayer resends them to the collectors that lack
 //! them (collectors drop the copies they already have).
 //!
 //! A child that exits normally spools what its windows hold itself and frees its slots. Lines
@@ -27,6 +28,38 @@ struct KeyRec {
     stream: AtomicU64,
     group_len: AtomicU32,
     group: [AtomicU64; GROUP_WORDS],
+    /// Without a window: the lines this key has numbered (0: not published).
+    numbered: AtomicU64,
+}
+
+impl KeyRec {
+    fn set(&self, stream: StreamId, group: &[u8]) {
+        self.stream.store(stream.bits(), Ordering::Relaxed);
+        let mut words = [0u64; GROUP_WORDS];
+        for (i, b) in group.iter().take(GROUP_WORDS * 8).enumerate() {
+            words[i / 8] |= (*b as u64) << ((i % 8) * 8);
+        }
+        for (slot, w) in self.group.iter().zip(words) {
+            slot.store(w, Ordering::Relaxed);
+        }
+        self.group_len
+            .store(group.len().min(GROUP_WORDS * 8) as u32, Ordering::Relaxed);
+        self.numbered.store(0, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> (StreamId, Vec<u8>) {
+        let len = (self.group_len.load(Ordering::Relaxed) as usize).min(GROUP_WORDS * 8);
+        let bytes: Vec<u8> = self
+            .group
+            .iter()
+            .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
+            .take(len)
+            .collect();
+        (
+            StreamId::from_bits(self.stream.load(Ordering::Relaxed)),
+            bytes,
+        )
+    }
 }
 
 /// A slot's published state (the ring's bytes follow it in the mapping).
@@ -199,25 +232,47 @@ impl Claim {
 
     #[cold]
     fn publish_keys(&mut self, w: &spread_sys::window::Window, keys: usize) {
-        {
-            for k in self.published_keys..keys {
-                if let Some((stream, group)) = w.key_of(k as u32) {
-                    let rec = &self.head.key[k];
-                    rec.stream.store(stream.bits(), Ordering::Relaxed);
-                    let mut words = [0u64; GROUP_WORDS];
-                    for (i, b) in group.iter().take(GROUP_WORDS * 8).enumerate() {
-                        words[i / 8] |= (*b as u64) << ((i % 8) * 8);
-                    }
-                    for (slot, w) in rec.group.iter().zip(words) {
-                        slot.store(w, Ordering::Relaxed);
-                    }
-                    rec.group_len
-                        .store(group.len().min(GROUP_WORDS * 8) as u32, Ordering::Relaxed);
-                }
+        for k in self.published_keys..keys {
+            if let Some((stream, group)) = w.key_of(k as u32) {
+                self.head.key[k].set(stream, group);
             }
-            self.head.keys.store(keys as u32, Ordering::Release);
-            self.published_keys = keys;
         }
+        self.head.keys.store(keys as u32, Ordering::Release);
+        self.published_keys = keys;
+    }
+
+    /// Without a window: publish how many lines the group of `link`'s last line has numbered
+    /// (one store per line; a group's first line also writes its key). The parent announces
+    /// these numbers for a child that died, so the collectors count what it had not written.
+    #[inline]
+    pub fn publish_numbered(&mut self, link: &spread_sys::sender::Link) {
+        if let Some((k, group, n)) = link.last_numbered() {
+            self.publish_number(k, link.stream(), group.as_bytes(), n);
+        }
+    }
+
+    /// Group `k` of `stream` (named `group`) has numbered `n` lines.
+    #[inline]
+    fn publish_number(&mut self, k: usize, stream: StreamId, group: &[u8], n: u64) {
+        if k >= MAX_KEYS {
+            return;
+        }
+        if k >= self.published_keys {
+            self.publish_group(k, stream, group);
+        }
+        self.head.key[k].numbered.store(n, Ordering::Release);
+    }
+
+    #[cold]
+    fn publish_group(&mut self, k: usize, stream: StreamId, group: &[u8]) {
+        // Keys between the last published and this one (groups whose first line was refused)
+        // stay unnumbered: the parent skips them.
+        for rec in &self.head.key[self.published_keys..k] {
+            rec.numbered.store(0, Ordering::Relaxed);
+        }
+        self.head.key[k].set(stream, group);
+        self.head.keys.store(k as u32 + 1, Ordering::Release);
+        self.published_keys = k + 1;
     }
 
     /// The child spooled what its window held (a normal exit): nothing is left for the parent.
@@ -235,13 +290,31 @@ pub struct Orphan<'a> {
     pub line: &'a [u8],
 }
 
-/// In the parent: hand every line held by a child that is gone to `keep` (the spool), then free
-/// its slot. Returns how many lines were found.
-pub fn collect_orphans(mut keep: impl FnMut(Orphan<'_>)) -> u64 {
+/// A dead child's stream on one group, without a window: how many lines it had numbered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    pub daemon_id: u32,
+    pub stream: StreamId,
+    pub group: Vec<u8>,
+    pub numbered: u64,
+}
+
+/// What the parent found in the slots of children that are gone.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Lines handed to `keep` (windows).
+    pub lines: u64,
+    /// Numbers to announce (connections without a window).
+    pub tails: Vec<Tail>,
+}
+
+/// In the parent: hand every line held by a child that is gone to `keep` (the spool), gather
+/// the numbers its connections without a window published, then free its slot.
+pub fn collect_orphans(mut keep: impl FnMut(Orphan<'_>)) -> Collected {
+    let mut found = Collected::default();
     let Some(r) = region() else {
-        return 0;
+        return found;
     };
-    let mut found = 0;
     for i in 0..r.slots {
         let head = r.head(i);
         let pid = head.pid.load(Ordering::Acquire);
@@ -254,29 +327,28 @@ pub fn collect_orphans(mut keep: impl FnMut(Orphan<'_>)) -> u64 {
             continue;
         }
         let keys = (head.keys.load(Ordering::Acquire) as usize).min(MAX_KEYS);
-        let table: Vec<(StreamId, Vec<u8>)> = head.key[..keys]
-            .iter()
-            .map(|k| {
-                let len = (k.group_len.load(Ordering::Relaxed) as usize).min(GROUP_WORDS * 8);
-                let bytes: Vec<u8> = k
-                    .group
-                    .iter()
-                    .flat_map(|w| w.load(Ordering::Relaxed).to_le_bytes())
-                    .take(len)
-                    .collect();
-                (StreamId::from_bits(k.stream.load(Ordering::Relaxed)), bytes)
-            })
-            .collect();
+        let table: Vec<(StreamId, Vec<u8>)> = head.key[..keys].iter().map(KeyRec::get).collect();
+        let daemon_id = head.daemon_id.load(Ordering::Relaxed);
+        for (rec, (stream, group)) in head.key[..keys].iter().zip(&table) {
+            let numbered = rec.numbered.load(Ordering::Acquire);
+            if numbered > 0 {
+                found.tails.push(Tail {
+                    daemon_id,
+                    stream: *stream,
+                    group: group.clone(),
+                    numbered,
+                });
+            }
+        }
         let span = head.span.load(Ordering::Acquire);
         let cap = (head.cap.load(Ordering::Acquire) as usize).min(r.ring_bytes);
         let (front, len) = ((span >> 32) as usize, (span & 0xffff_ffff) as usize);
         // SAFETY: the slot's owner is gone: nobody writes these bytes any more; the mapping
         // lives as long as this process.
         let buf: &[u8] = unsafe { std::slice::from_raw_parts(r.ring_ptr(i), r.ring_bytes) };
-        let daemon_id = head.daemon_id.load(Ordering::Relaxed);
         ring::records(buf, front, len, cap, |key, n, line| {
             if let Some((stream, group)) = table.get(key as usize) {
-                found += 1;
+                found.lines += 1;
                 keep(Orphan {
                     daemon_id,
                     group,
@@ -299,8 +371,13 @@ mod tests {
     use super::*;
     use spread_sys::window::{Window, WindowConfig};
 
+    /// The region is one per process and the parent's look frees every dead child's slot: the
+    /// tests take turns.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn the_parent_finds_what_a_killed_child_held() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         assert!(install(4, 1 << 20));
         // SAFETY: the child only writes its claimed slot and then dies by SIGKILL.
         let pid = unsafe { libc::fork() };
@@ -331,10 +408,42 @@ mod tests {
                 o.line.to_vec(),
             ))
         });
-        assert_eq!(n, 5);
+        assert_eq!((n.lines, n.tails.len()), (5, 0));
         assert_eq!(got[0], (3, b"www".to_vec(), 0xabc, 1, b"line 1\n".to_vec()));
         assert_eq!(got[4].4, b"line 5\n".to_vec());
         // Freed: nothing the second time.
-        assert_eq!(collect_orphans(|_| {}), 0);
+        assert_eq!(collect_orphans(|_| {}).lines, 0);
+    }
+
+    #[test]
+    fn the_parent_finds_the_numbers_of_a_killed_child_without_a_window() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        assert!(install(4, 1 << 20));
+        // SAFETY: the child only writes its claimed slot and then dies by SIGKILL.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let (mut claim, _) = claim(std::process::id(), 2).expect("a free slot");
+            let s = StreamId::from_bits(0xdef);
+            for n in 1..=7u64 {
+                claim.publish_number(0, s, b"www", n);
+            }
+            // Group 1's first line was refused: group 2 comes next.
+            claim.publish_number(2, s, b"err", 3);
+            // SAFETY: ends this forked child at once, like a crash.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child with a valid status pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let found = collect_orphans(|_| panic!("no window, no lines"));
+        let tail = |group: &[u8], numbered| Tail {
+            daemon_id: 2,
+            stream: StreamId::from_bits(0xdef),
+            group: group.to_vec(),
+            numbered,
+        };
+        assert_eq!(found.tails, vec![tail(b"www", 7), tail(b"err", 3)]);
+        assert!(collect_orphans(|_| {}).tails.is_empty());
     }
 }

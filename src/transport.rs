@@ -51,8 +51,10 @@ pub enum Delivery {
 /// (`spread_sys::sender::Link`: numbers, acknowledgement window, announcements).
 struct Conn {
     mailbox: Option<Mailbox>,
-    /// The shared-memory slot its window lives in (request connections with acks), for the
-    /// parent to recover the lines if this child dies (`crash_journal`).
+    /// The shared-memory slot of a request connection (`crash_journal`): with acks its window
+    /// lives there, for the parent to recover the lines if this child dies; without, its
+    /// groups' numbers, for the parent to announce them (what the child had not yet written
+    /// is then counted missing by the collectors, not lost silently).
     claim: Option<crate::crash_journal::Claim>,
     attempt: u32,
     retry_at: Option<Instant>,
@@ -68,13 +70,13 @@ impl Conn {
             all_collectors: cfg.ack_all,
             ..WindowConfig::default()
         });
-        // (pid, daemon id): a request connection keeps its window in a crash-journal slot.
-        let claimed = window
-            .zip(journal)
-            .and_then(|(w, (pid, id))| crate::crash_journal::claim(pid, id).map(|c| (w, c)));
-        let (mut link, claim) = match claimed {
-            Some((w, (claim, storage))) => (Link::with_storage(w, storage), Some(claim)),
-            None => (Link::new(window), None),
+        // (pid, daemon id): a request connection keeps its window, or without acks its
+        // numbers, in a crash-journal slot.
+        let claimed = journal.and_then(|(pid, id)| crate::crash_journal::claim(pid, id));
+        let (mut link, claim) = match (window, claimed) {
+            (Some(w), Some((claim, storage))) => (Link::with_storage(w, storage), Some(claim)),
+            (None, Some((claim, _))) => (Link::new(None), Some(claim)),
+            (window, None) => (Link::new(window), None),
         };
         link.set_batching(batching);
         link.set_batch_messages(batching && cfg.batch_messages);
@@ -386,8 +388,11 @@ impl Transport {
         let was_queued = mb.queued_bytes() > 0;
         let mut result = link.send(mb, self.cfg.service_type, group, parts);
         let len = *result.as_ref().unwrap_or(&0);
-        if let (Some(claim), Some(w), Ok(_)) = (claim, link.window(), &result) {
-            claim.publish(w);
+        if let (Some(claim), Ok(_)) = (claim, &result) {
+            match link.window() {
+                Some(w) => claim.publish(w),
+                None => claim.publish_numbered(link),
+            }
         }
         if self.batching && result.is_ok() {
             if mb.queued_bytes() >= self.cfg.batch_bytes {

@@ -236,6 +236,16 @@ impl Link {
         self.window.as_ref()
     }
 
+    /// The group of the last line handed over (its place among this link's groups, which never
+    /// changes, and its name) and how many lines that group has numbered: what a crash journal
+    /// publishes without a window, so that a dead sender's numbers can still be announced.
+    #[inline]
+    pub fn last_numbered(&self) -> Option<(usize, &str, u64)> {
+        self.groups
+            .get(self.last)
+            .map(|(name, g)| (self.last, &**name, g.counter.issued()))
+    }
+
     /// Lines numbered so far, all groups.
     pub fn numbered_total(&self) -> u64 {
         self.groups.iter().map(|(_, g)| g.counter.issued()).sum()
@@ -531,6 +541,34 @@ impl Link {
             });
         }
     }
+}
+
+/// Announce the numbers of streams whose sender is gone (a child that died, announced by its
+/// parent): a short-lived connection named `name` sends the records and leaves. Collectors
+/// count what they lack of those numbers as missing. Returns the messages sent.
+pub fn announce_for(
+    endpoint: &crate::spread_name::Endpoint,
+    name: String,
+    service: u32,
+    streams: &[(StreamId, &[u8], u64)],
+    timeout: Duration,
+) -> Result<usize> {
+    let opts = ConnectOptions {
+        private_name: name,
+        priority: false,
+        group_membership: false,
+        connect_timeout: Some(timeout),
+        send_timeout: Some(timeout),
+    };
+    let mut mb = Mailbox::connect_endpoint(endpoint, &opts)?;
+    let records = streams.iter().map(|&(stream, group, last)| Record::Stream {
+        stream,
+        group,
+        last,
+    });
+    let sent = control::send(&mut mb, service, records)?;
+    mb.disconnect()?;
+    Ok(sent)
 }
 
 /// Does `group` have a member other than the asker? A short-lived connection named `name`

@@ -160,9 +160,21 @@ unsafe extern "C" fn check_config(
     })
 }
 
+/// The parent's pid, taken in post_config (which only the parent runs).
+static PARENT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// The configuration pool's cleanup: the crash journal's slots go with the generation.
-unsafe extern "C" fn unmap_crash_journal(_data: *mut c_void) -> apache::apr_status_t {
+///
+/// In the parent this runs after a stop or restart, once the MPM has reaped the children it
+/// stopped, so the slots of children that died since the monitor's last look (up to ten
+/// seconds ago, or a child that crashed on its way out of an ungraceful stop) are spooled now:
+/// nothing else would see them before the mapping goes. Children run it too (at `exit()`),
+/// where only the unmapping is theirs to do.
+unsafe extern "C" fn unmap_crash_journal(data: *mut c_void) -> apache::apr_status_t {
     guarded("crash journal cleanup", 0, || {
+        if std::process::id() == PARENT_PID.load(Ordering::Relaxed) {
+            spool_orphans(data.cast());
+        }
         crate::crash_journal::uninstall();
         0
     })
@@ -175,6 +187,7 @@ unsafe extern "C" fn post_config(
     s: *mut server_rec,
 ) -> c_int {
     guarded("post_config", OK, || {
+        PARENT_PID.store(std::process::id(), Ordering::Relaxed);
         if !counters::install_shared() {
             log(
                 s,
@@ -198,7 +211,7 @@ unsafe extern "C" fn post_config(
             );
         }
         let cfg = with_pending(|p| p.finalized.clone());
-        if let Some(cfg) = cfg.as_ref().filter(|c| c.acknowledge) {
+        if let Some(cfg) = cfg.as_ref() {
             let mut limit: c_int = 0;
             // SAFETY: asks the MPM for a number into our variable.
             unsafe {
@@ -206,13 +219,20 @@ unsafe extern "C" fn post_config(
             };
             let slots = (limit.max(1) as usize) * cfg.daemons.len().max(1);
             // Lines plus a 16-byte header each: twice the window holds lines of 16 bytes on.
-            if crate::crash_journal::install(slots, 2 * cfg.ack_window as usize) {
-                // SAFETY: a static cleanup with NULL data on the configuration pool, which runs
-                // before the module is unloaded.
+            // Without acks a slot holds only its connection's numbers.
+            let ring_bytes = if cfg.acknowledge {
+                2 * cfg.ack_window as usize
+            } else {
+                0
+            };
+            if crate::crash_journal::install(slots, ring_bytes) {
+                // SAFETY: a static cleanup on the configuration pool, which runs before the
+                // module is unloaded; its data is the main server, allocated in that same pool
+                // (freed only after its cleanups ran).
                 unsafe {
                     apache::apr_pool_cleanup_register(
                         pconf,
-                        std::ptr::null(),
+                        s.cast(),
                         Some(unmap_crash_journal),
                         Some(apache::apr_pool_cleanup_null),
                     );
@@ -221,8 +241,8 @@ unsafe extern "C" fn post_config(
                 log(
                     s,
                     APLOG_ERR,
-                    "mod_log_spread: no shared memory for the children's windows; lines held by \
-                     a child that crashes are lost",
+                    "mod_log_spread: no shared memory for the children's windows and numbers; \
+                     lines held by a child that crashes are lost",
                 );
             }
         }
@@ -392,7 +412,7 @@ fn spool_orphans(s: *mut server_rec) {
         .get_or_init(|| crate::spooler::Spooler::new(cfg.spool_path.clone(), cfg.spool_cap));
     let c = counters::get();
     let (mut kept, mut lost) = (0u64, 0u64);
-    let found = crate::crash_journal::collect_orphans(|o| {
+    let collected = crate::crash_journal::collect_orphans(|o| {
         let group = String::from_utf8_lossy(o.group);
         let (counter, tally) = match spool.append_any(o.daemon_id, &group, o.line, Some(o.origin)) {
             crate::spooler::SpoolResult::Written => (&c.orphans_spooled, &mut kept),
@@ -402,6 +422,8 @@ fn spool_orphans(s: *mut server_rec) {
         *tally += 1;
         counters::Counters::add(counter, 1);
     });
+    announce_tails(s, &cfg, &collected.tails);
+    let found = collected.lines;
     if found == 0 {
         return;
     }
@@ -423,8 +445,51 @@ fn spool_orphans(s: *mut server_rec) {
     );
 }
 
-/// Parent, about once a second: the lines of children that died, and the periodic counter
-/// notice (SpreadStatsInterval).
+/// Parent: announce the numbers of a dead child's streams (connections without
+/// acknowledgements), so that collectors count the lines it numbered but never wrote (a batch
+/// not yet flushed, its exit announcement never sent) as missing instead of never knowing.
+fn announce_tails(s: *mut server_rec, cfg: &ModuleConfig, tails: &[crate::crash_journal::Tail]) {
+    let mut daemons: Vec<u32> = tails.iter().map(|t| t.daemon_id).collect();
+    daemons.sort_unstable();
+    daemons.dedup();
+    for id in daemons {
+        let Some(daemon) = cfg.daemon(id) else {
+            continue;
+        };
+        let streams: Vec<_> = tails
+            .iter()
+            .filter(|t| t.daemon_id == id)
+            .map(|t| (t.stream, t.group.as_slice(), t.numbered))
+            .collect();
+        let name =
+            spread_sys::private_name::derive(Role::Probe, &hostname(), std::process::id(), 0);
+        let said = match spread_sys::sender::announce_for(
+            &daemon.endpoint,
+            name,
+            cfg.service_type,
+            &streams,
+            cfg.connect_timeout,
+        ) {
+            Ok(_) => format!(
+                "mod_log_spread: a child died before writing all it had logged (SpreadAcknowledge \
+                 Off); its numbers on {} group(s) were announced to daemon {}, so collectors \
+                 count the lines it had not written as missing",
+                streams.len(),
+                daemon.name
+            ),
+            Err(e) => format!(
+                "mod_log_spread: a child died before writing all it had logged (SpreadAcknowledge \
+                 Off), and its numbers could not be announced to daemon {}: {e}; lines it had \
+                 not written are lost without being counted",
+                daemon.name
+            ),
+        };
+        log(s, apache::APLOG_WARNING as c_int, &said);
+    }
+}
+
+/// Parent, when Apache runs its monitor (about every 10 s): the lines of children that died, and
+/// the periodic counter notice (SpreadStatsInterval).
 unsafe extern "C" fn monitor(_p: *mut apr_pool_t, s: *mut server_rec) -> c_int {
     guarded("monitor", DECLINED, || {
         spool_orphans(s);

@@ -19,7 +19,7 @@ use systest::http::{self, LoadStats};
 use systest::mount::Tmpfs;
 use systest::procs::{Daemon, Listen, Logd, Pipe, tail, tail_piped};
 use systest::tally::{Tally, id};
-use systest::{TempDir, free_addr, free_port, skip, wait_until};
+use systest::{TempDir, free_addr, free_port, skip, wait_until, wait_value};
 
 const GROUP: &str = "www";
 
@@ -99,6 +99,11 @@ fn file_log_line(dir: &Path) -> String {
 
 impl Rig {
     fn new(tag: &str, kind: Kind, via: Via) -> Rig {
+        Rig::with_directives(tag, kind, via, "")
+    }
+
+    /// With `directives` added to Apache's module configuration.
+    fn with_directives(tag: &str, kind: Kind, via: Via, directives: &str) -> Rig {
         let t = TempDir::new(tag);
         let daemon = match via {
             Via::Unix => Daemon::local(&t, &[]),
@@ -124,7 +129,7 @@ impl Rig {
                     &daemon.spread_name(),
                     &t.subdir("spool"),
                     &format!(
-                        "{}{}",
+                        "{}{directives}{}",
                         if kind == Kind::ApacheBatchedMessages {
                             "SpreadBatchMessages On\n"
                         } else {
@@ -514,6 +519,138 @@ fn child_sigkill_mid_load_each_of_its_lines_reaches_the_central_file() {
         orphans > 0,
         "{name}: the parent spooled nothing of the killed child: {c:?}\n{}",
         rig.diagnostics()
+    );
+}
+
+/// As above, but Apache is stopped right after the kill, before the parent's monitor (every ten
+/// seconds) has looked: the parent spools the dead child's window on its way out, and the next
+/// Apache on the same spool resends those lines once the collector is back.
+#[test]
+fn child_sigkill_then_apache_stopped_its_lines_reach_the_central_file_after_a_restart() {
+    let name = "child_sigkill_then_apache_stopped";
+    let Some((name, mut rig)) = Rig::unless_skipped(name, "childstop", Kind::Apache) else {
+        return;
+    };
+    rig.logd.proc.kill();
+    let load = rig.start_load(0..300, Duration::from_millis(2), "");
+    std::thread::sleep(Duration::from_millis(400));
+    let Sender::Apache(apache) = &mut rig.sender else {
+        unreachable!("an Apache rig")
+    };
+    let children = apache.children();
+    assert_eq!(children.len(), 1, "one child serves: {children:?}");
+    // SAFETY: kill(2) on a child of the Apache this test started.
+    unsafe { libc::kill(children[0], libc::SIGKILL) };
+    let st = load.join().expect("load");
+    assert!(st.ok > 0, "{st:?}");
+    apache.stop();
+    let said = apache.error_log();
+    assert!(
+        said.contains("a child died holding"),
+        "{name}: the parent did not spool the killed child's lines:\n{said}"
+    );
+    let logged = rig.file_log().len() as u64;
+    // The same spool and file log, and the collector back: the new child resends.
+    let body = apache_body(
+        &rig.daemon.spread_name(),
+        &rig.t.subdir("spool"),
+        &file_log_line(&rig.t.subdir("apache")),
+    );
+    rig.sender = Sender::Apache(Apache::start(
+        &rig.t.subdir("apache"),
+        None,
+        free_addr(),
+        apache::ONE_CHILD,
+        &body,
+    ));
+    let conf = std::fs::read_to_string(rig.logd.conf()).expect("conf");
+    rig.logd = Logd::start(rig.t.path(), None, &conf);
+    let exact = rig.exact_central(&name, logged);
+    println!(
+        "{name}: {} requests served of 300, {logged} logged, all in the central file after the \
+         restart: {exact}",
+        st.ok
+    );
+}
+
+/// Without acknowledgements a child killed with SIGKILL loses what it had not yet written (its
+/// batch: here up to a second of lines), and it never announces its numbers itself. The parent
+/// announces them for it (from the child's slot in shared memory), so the collector counts each
+/// lost line as missing: the central file holds only lines of the file log, once each, and
+/// written + missing == logged.
+#[test]
+fn child_sigkill_without_acks_its_unwritten_lines_are_counted_missing() {
+    let name = "child_sigkill_without_acks";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let mut rig = Rig::with_directives(
+        "childnoack",
+        Kind::Apache,
+        Via::Unix,
+        "SpreadAcknowledge Off\nSpreadFlushInterval 1000\n",
+    );
+    let load = rig.start_load(0..300, Duration::from_millis(2), "");
+    std::thread::sleep(Duration::from_millis(400));
+    let Sender::Apache(apache) = &mut rig.sender else {
+        unreachable!("an Apache rig")
+    };
+    let children = apache.children();
+    assert_eq!(children.len(), 1, "one child serves: {children:?}");
+    // SAFETY: kill(2) on a child of the Apache this test started.
+    unsafe { libc::kill(children[0], libc::SIGKILL) };
+    let st = load.join().expect("load");
+    assert!(st.ok > 0, "{st:?}");
+    // The parent announces at its next monitor (up to 10 s) or, as here, when it stops.
+    apache.stop();
+    let said = apache.error_log();
+    let logged = rig.file_log().len() as u64;
+    let c = wait_value(
+        "written + missing = logged",
+        Duration::from_secs(20),
+        || {
+            let c = rig.logd.counters();
+            let g = |k: &str| c.get(k).copied().unwrap_or(0);
+            if g("lines_written") + g("stream_lines_missing") >= logged {
+                Ok(c)
+            } else {
+                std::thread::sleep(Duration::from_millis(300));
+                Err(format!("{c:?}\n{said}"))
+            }
+        },
+    );
+    let central: Vec<String> = std::fs::read_to_string(&rig.central)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut sorted = central.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), central.len(), "{name}: a line written twice");
+    let file_log = rig.file_log();
+    let foreign: Vec<&String> = sorted
+        .iter()
+        .filter(|l| file_log.binary_search(l).is_err())
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "{name}: not in the file log: {foreign:?}"
+    );
+    let missing = c["stream_lines_missing"];
+    println!(
+        "{name}: {} requests served of 300, {logged} logged: {} written, {missing} counted \
+         missing",
+        st.ok, c["lines_written"]
+    );
+    assert_eq!(
+        (c["lines_written"] + missing, c["lines_lost_in_gaps"]),
+        (logged, 0),
+        "{name}: written + missing != logged: {c:?}\n{said}"
+    );
+    assert!(
+        missing > 0 && said.contains("its numbers on 1 group(s) were announced"),
+        "{name}: the killed child's batch was not lost, or not announced: {c:?}\n{said}"
     );
 }
 
