@@ -631,10 +631,12 @@ impl Transport {
                     conn.mailbox = None;
                 }
             }
+            let mut announced = conn.link.numbered_total() == 0;
             if let Some(mut mb) = conn.mailbox.take() {
                 Counters::add(&c.acked, conn.link.linger(&mut mb, linger));
                 if let Ok(n) = conn.link.announce(&mut mb, self.cfg.service_type) {
                     Counters::add(&c.announcements, n);
+                    announced = true;
                 }
                 let _ = mb.disconnect();
             }
@@ -651,8 +653,12 @@ impl Transport {
                     }
                 }
             });
-            // What the window held is in the spool now: nothing left for the parent.
-            if let Some(claim) = claim {
+            // What the window held is in the spool now: nothing left for the parent. Without a
+            // window, a slot whose numbers could not be announced (the daemon gone, the socket
+            // broken) stays claimed: the parent announces them once this process is gone.
+            if let Some(claim) = claim
+                && (announced || conn.link.window().is_some())
+            {
                 claim.release();
             }
         }

@@ -446,8 +446,8 @@ fn spool_orphans(s: *mut server_rec) {
 }
 
 /// Parent: announce the numbers of a dead child's streams (connections without
-/// acknowledgements), so that collectors count the lines it numbered but never wrote (a batch
-/// not yet flushed, its exit announcement never sent) as missing instead of never knowing.
+/// acknowledgements) that it did not announce itself, so that collectors count the lines it
+/// numbered but never wrote (a batch not yet flushed) as missing instead of never knowing.
 fn announce_tails(s: *mut server_rec, cfg: &ModuleConfig, tails: &[crate::crash_journal::Tail]) {
     let mut daemons: Vec<u32> = tails.iter().map(|t| t.daemon_id).collect();
     daemons.sort_unstable();
@@ -471,16 +471,18 @@ fn announce_tails(s: *mut server_rec, cfg: &ModuleConfig, tails: &[crate::crash_
             cfg.connect_timeout,
         ) {
             Ok(_) => format!(
-                "mod_log_spread: a child died before writing all it had logged (SpreadAcknowledge \
-                 Off); its numbers on {} group(s) were announced to daemon {}, so collectors \
-                 count the lines it had not written as missing",
+                "mod_log_spread: a child ended without announcing how many lines it had numbered \
+                 (SpreadAcknowledge Off: it died, or lost its daemon at exit); its numbers on {} \
+                 group(s) were announced to daemon {}, so collectors count the lines that never \
+                 reached them as missing",
                 streams.len(),
                 daemon.name
             ),
             Err(e) => format!(
-                "mod_log_spread: a child died before writing all it had logged (SpreadAcknowledge \
-                 Off), and its numbers could not be announced to daemon {}: {e}; lines it had \
-                 not written are lost without being counted",
+                "mod_log_spread: a child ended without announcing how many lines it had numbered \
+                 (SpreadAcknowledge Off: it died, or lost its daemon at exit), and they could not \
+                 be announced to daemon {} either: {e}; lines that never reached it are lost \
+                 without being counted",
                 daemon.name
             ),
         };

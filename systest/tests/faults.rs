@@ -654,6 +654,41 @@ fn child_sigkill_without_acks_its_unwritten_lines_are_counted_missing() {
     );
 }
 
+/// Without acknowledgements, the daemon killed and Apache stopped while it is down: the child
+/// cannot announce its numbers at exit, so its slot stays claimed and the parent tries for it;
+/// with the daemon still down it says in the error log that lines in flight are lost uncounted,
+/// instead of saying nothing.
+#[test]
+fn daemon_down_at_stop_without_acks_the_parent_says_what_is_lost_uncounted() {
+    let name = "daemon_down_at_stop_without_acks";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let mut rig = Rig::with_directives(
+        "stopnoack",
+        Kind::Apache,
+        Via::Unix,
+        "SpreadAcknowledge Off\n",
+    );
+    let st = rig
+        .start_load(0..50, Duration::ZERO, "")
+        .join()
+        .expect("load");
+    assert_eq!(st.ok, 50, "{st:?}");
+    rig.daemon.proc.kill();
+    let Sender::Apache(apache) = &mut rig.sender else {
+        unreachable!("an Apache rig")
+    };
+    apache.stop();
+    let said = apache.error_log();
+    assert!(
+        said.contains("ended without announcing how many lines it had numbered")
+            && said.contains("could not be announced")
+            && said.contains("lost without being counted"),
+        "{name}: the parent said nothing of the unannounced numbers:\n{said}"
+    );
+}
+
 fn spreadlogd_sighup_rotation_every_100ms(kind: Kind) {
     let Some((name, mut rig)) =
         Rig::unless_skipped("spreadlogd_sighup_rotation_every_100ms", "hup", kind)
