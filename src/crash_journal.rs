@@ -375,14 +375,27 @@ mod tests {
     /// tests take turns.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-    #[test]
-    fn the_parent_finds_what_a_killed_child_held() {
-        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    /// Install the region, run `child` in a forked child that then dies by SIGKILL (a crash),
+    /// and wait for it.
+    fn in_a_killed_child(child: impl FnOnce()) {
         assert!(install(4, 1 << 20));
         // SAFETY: the child only writes its claimed slot and then dies by SIGKILL.
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
+            child();
+            // SAFETY: ends this forked child at once, like a crash.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child with a valid status pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+
+    #[test]
+    fn the_parent_finds_what_a_killed_child_held() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        in_a_killed_child(|| {
             let me = std::process::id();
             let (mut claim, storage) = claim(me, 3).expect("a free slot");
             let mut w = Window::with_storage(WindowConfig::default(), storage);
@@ -392,12 +405,7 @@ mod tests {
                 w.push(k, n, [line.as_bytes()], line.len());
             }
             claim.publish(&w);
-            // SAFETY: ends this forked child at once, like a crash.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child with a valid status pointer.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        });
         let mut got = Vec::new();
         let n = collect_orphans(|o| {
             got.push((
@@ -418,11 +426,7 @@ mod tests {
     #[test]
     fn the_parent_finds_the_numbers_of_a_killed_child_without_a_window() {
         let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-        assert!(install(4, 1 << 20));
-        // SAFETY: the child only writes its claimed slot and then dies by SIGKILL.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0);
-        if pid == 0 {
+        in_a_killed_child(|| {
             let (mut claim, _) = claim(std::process::id(), 2).expect("a free slot");
             let s = StreamId::from_bits(0xdef);
             for n in 1..=7u64 {
@@ -430,12 +434,7 @@ mod tests {
             }
             // Group 1's first line was refused: group 2 comes next.
             claim.publish_number(2, s, b"err", 3);
-            // SAFETY: ends this forked child at once, like a crash.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child with a valid status pointer.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        });
         let found = collect_orphans(|_| panic!("no window, no lines"));
         let tail = |group: &[u8], numbered| Tail {
             daemon_id: 2,

@@ -543,6 +543,23 @@ impl Link {
     }
 }
 
+/// A short-lived connection named `name`, connect and sends bounded by `timeout`.
+fn connect_briefly(
+    endpoint: &crate::spread_name::Endpoint,
+    name: String,
+    group_membership: bool,
+    timeout: Duration,
+) -> Result<Mailbox> {
+    let opts = ConnectOptions {
+        private_name: name,
+        priority: false,
+        group_membership,
+        connect_timeout: Some(timeout),
+        send_timeout: Some(timeout),
+    };
+    Mailbox::connect_endpoint(endpoint, &opts)
+}
+
 /// Announce the numbers of streams whose sender is gone (a child that died, announced by its
 /// parent): a short-lived connection named `name` sends the records and leaves. Collectors
 /// count what they lack of those numbers as missing. Returns the messages sent.
@@ -553,14 +570,7 @@ pub fn announce_for(
     streams: &[(StreamId, &[u8], u64)],
     timeout: Duration,
 ) -> Result<usize> {
-    let opts = ConnectOptions {
-        private_name: name,
-        priority: false,
-        group_membership: false,
-        connect_timeout: Some(timeout),
-        send_timeout: Some(timeout),
-    };
-    let mut mb = Mailbox::connect_endpoint(endpoint, &opts)?;
+    let mut mb = connect_briefly(endpoint, name, false, timeout)?;
     let records = streams.iter().map(|&(stream, group, last)| Record::Stream {
         stream,
         group,
@@ -580,14 +590,7 @@ pub fn probe_has_member(
     group: &str,
     timeout: Duration,
 ) -> Result<bool> {
-    let opts = ConnectOptions {
-        private_name: name,
-        priority: false,
-        group_membership: true,
-        connect_timeout: Some(timeout),
-        send_timeout: Some(timeout),
-    };
-    let mut mb = Mailbox::connect_endpoint(endpoint, &opts)?;
+    let mut mb = connect_briefly(endpoint, name, true, timeout)?;
     let me = mb.private_group().to_owned();
     mb.join(group)?;
     let deadline = Instant::now() + Duration::from_secs(2);

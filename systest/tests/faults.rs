@@ -304,6 +304,23 @@ impl Rig {
         }
     }
 
+    /// Load `0..n` (a request every 2 ms), SIGKILL Apache's one child after `after`, and wait
+    /// for the load to end (the parent starts a new child that serves the rest).
+    fn kill_the_child_mid_load(&mut self, n: u64, after: Duration) -> LoadStats {
+        let load = self.start_load(0..n, Duration::from_millis(2), "");
+        std::thread::sleep(after);
+        let Sender::Apache(apache) = &self.sender else {
+            unreachable!("an Apache rig")
+        };
+        let children = apache.children();
+        assert_eq!(children.len(), 1, "one child serves: {children:?}");
+        // SAFETY: kill(2) on a child of the Apache this test started.
+        unsafe { libc::kill(children[0], libc::SIGKILL) };
+        let st = load.join().expect("load");
+        assert!(st.ok > 0, "{st:?}");
+        st
+    }
+
     fn book(&self) -> SenderBook {
         match &self.sender {
             Sender::Apache(a) => {
@@ -488,17 +505,7 @@ fn child_sigkill_mid_load_each_of_its_lines_reaches_the_central_file() {
     };
     // No acknowledgement comes while the collector is down: the child holds all it logged.
     rig.logd.proc.kill();
-    let load = rig.start_load(0..600, Duration::from_millis(2), "");
-    std::thread::sleep(Duration::from_millis(700));
-    let Sender::Apache(apache) = &rig.sender else {
-        unreachable!("an Apache rig")
-    };
-    let children = apache.children();
-    assert_eq!(children.len(), 1, "one child serves: {children:?}");
-    // SAFETY: kill(2) on a child of the Apache this test started.
-    unsafe { libc::kill(children[0], libc::SIGKILL) };
-    let st = load.join().expect("load");
-    assert!(st.ok > 0, "{st:?}");
+    let st = rig.kill_the_child_mid_load(600, Duration::from_millis(700));
     let conf = std::fs::read_to_string(rig.logd.conf()).expect("conf");
     rig.logd = Logd::start(rig.t.path(), None, &conf);
     // Lines logged by the killed child are in the file log; requests it was serving when it died
@@ -532,17 +539,10 @@ fn child_sigkill_then_apache_stopped_its_lines_reach_the_central_file_after_a_re
         return;
     };
     rig.logd.proc.kill();
-    let load = rig.start_load(0..300, Duration::from_millis(2), "");
-    std::thread::sleep(Duration::from_millis(400));
+    let st = rig.kill_the_child_mid_load(300, Duration::from_millis(400));
     let Sender::Apache(apache) = &mut rig.sender else {
         unreachable!("an Apache rig")
     };
-    let children = apache.children();
-    assert_eq!(children.len(), 1, "one child serves: {children:?}");
-    // SAFETY: kill(2) on a child of the Apache this test started.
-    unsafe { libc::kill(children[0], libc::SIGKILL) };
-    let st = load.join().expect("load");
-    assert!(st.ok > 0, "{st:?}");
     apache.stop();
     let said = apache.error_log();
     assert!(
@@ -590,17 +590,10 @@ fn child_sigkill_without_acks_its_unwritten_lines_are_counted_missing() {
         Via::Unix,
         "SpreadAcknowledge Off\nSpreadFlushInterval 1000\n",
     );
-    let load = rig.start_load(0..300, Duration::from_millis(2), "");
-    std::thread::sleep(Duration::from_millis(400));
+    let st = rig.kill_the_child_mid_load(300, Duration::from_millis(400));
     let Sender::Apache(apache) = &mut rig.sender else {
         unreachable!("an Apache rig")
     };
-    let children = apache.children();
-    assert_eq!(children.len(), 1, "one child serves: {children:?}");
-    // SAFETY: kill(2) on a child of the Apache this test started.
-    unsafe { libc::kill(children[0], libc::SIGKILL) };
-    let st = load.join().expect("load");
-    assert!(st.ok > 0, "{st:?}");
     // The parent announces at its next monitor (up to 10 s) or, as here, when it stops.
     apache.stop();
     let said = apache.error_log();
