@@ -5,8 +5,10 @@
 //! keys (stream, group) as they appear. The parent looks at the slots when Apache runs its
 //! monitor (about every 10 s) and once more when the generation ends (a stop or restart, after
 //! the MPM reaped the children it stopped); a slot whose child is gone without releasing it is
-//! read and its lines are spooled with their stream and number, so a live child's replayer resends them to the collectors that lack
-//! them (collectors drop the copies they already have).
+//! read and its lines are spooled with their stream and number, so a live child's replayer
+//! resends them to the collectors that lack them (collectors drop the copies they already have).
+//! Connections without acknowledgements keep no window: their slot holds only the count each
+//! group has numbered, which the parent announces for a child that is gone.
 //!
 //! A child that exits normally spools what its windows hold itself and frees its slots. Lines
 //! held by the spool replayer's own connection, and lines of a child of an earlier generation
@@ -213,9 +215,19 @@ pub fn claim(pid: u32, daemon_id: u32) -> Option<(Claim, Storage)> {
 }
 
 impl Claim {
-    /// Publish the window's state: its ring span, and keys added since the last time.
+    /// Publish where `link` stands (after every line it handed over): with a window, the
+    /// window's ring span and new keys; without, the count of its last line's group.
     #[inline]
-    pub fn publish(&mut self, w: &spread_sys::window::Window) {
+    pub fn publish(&mut self, link: &spread_sys::sender::Link) {
+        match link.window() {
+            Some(w) => self.publish_window(w),
+            None => self.publish_numbered(link),
+        }
+    }
+
+    /// The window's state: its ring span, and keys added since the last time.
+    #[inline]
+    fn publish_window(&mut self, w: &spread_sys::window::Window) {
         let keys = w.key_count();
         if keys > self.published_keys && self.published_keys < MAX_KEYS {
             self.publish_keys(w, keys.min(MAX_KEYS));
@@ -241,11 +253,11 @@ impl Claim {
         self.published_keys = keys;
     }
 
-    /// Without a window: publish how many lines the group of `link`'s last line has numbered
-    /// (one store per line; a group's first line also writes its key). The parent announces
-    /// these numbers for a child that died, so the collectors count what it had not written.
+    /// Without a window: how many lines the group of `link`'s last line has numbered (one
+    /// store per line; a group's first line also writes its key). The parent announces these
+    /// numbers for a child that died, so the collectors count what it had not written.
     #[inline]
-    pub fn publish_numbered(&mut self, link: &spread_sys::sender::Link) {
+    fn publish_numbered(&mut self, link: &spread_sys::sender::Link) {
         if let Some((k, group, n)) = link.last_numbered() {
             self.publish_number(k, link.stream(), group.as_bytes(), n);
         }
@@ -404,7 +416,7 @@ mod tests {
                 let line = format!("line {n}\n");
                 w.push(k, n, [line.as_bytes()], line.len());
             }
-            claim.publish(&w);
+            claim.publish_window(&w);
         });
         let mut got = Vec::new();
         let n = collect_orphans(|o| {

@@ -90,11 +90,11 @@ impl Conn {
         }
     }
 
-    /// Tell the crash journal where the window stands (after every change to it).
+    /// Tell the crash journal where the link stands (after every change to it).
     #[inline]
     fn publish(&mut self) {
-        if let (Some(claim), Some(w)) = (&mut self.claim, self.link.window()) {
-            claim.publish(w);
+        if let Some(claim) = &mut self.claim {
+            claim.publish(&self.link);
         }
     }
 }
@@ -389,10 +389,7 @@ impl Transport {
         let mut result = link.send(mb, self.cfg.service_type, group, parts);
         let len = *result.as_ref().unwrap_or(&0);
         if let (Some(claim), Ok(_)) = (claim, &result) {
-            match link.window() {
-                Some(w) => claim.publish(w),
-                None => claim.publish_numbered(link),
-            }
+            claim.publish(link);
         }
         if self.batching && result.is_ok() {
             if mb.queued_bytes() >= self.cfg.batch_bytes {
