@@ -86,10 +86,13 @@ impl Default for ModuleConfig {
     }
 }
 
-/// Default `SpreadFlushInterval`: a line reaches the daemon within 10 ms (a `spread-tail`
-/// watcher sees lines up to 10 ms later than unbatched); at 1,000 requests/s a write carries
-/// about ten lines, and under heavy load batches fill by size long before.
-pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+/// Default `SpreadFlushInterval`: a line reaches the daemon within 25 ms (a `spread-tail`
+/// watcher sees lines up to 25 ms later than unbatched). Each write costs the web host a wake-up
+/// of the child's background thread and of the local daemon, several tens of µs on a VM: with
+/// every setup of `scripts/bench-peers` loaded at once, 10 ms cost 1.022 × a file log's CPU per
+/// request and 25 ms 0.975 (50 ms: 0.986, no better). At 1,000 requests/s a write carries about
+/// 25 lines; under heavy load batches fill by size (`SpreadBatchSize`) first.
+pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(25);
 /// Default `SpreadBatchSize`: 32 KiB, about 150 lines of 200 bytes per write; well under a unix
 /// socket's send buffer, so a flush rarely waits for the daemon.
 pub const DEFAULT_BATCH_BYTES: usize = 32 << 10;

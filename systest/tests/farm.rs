@@ -419,7 +419,7 @@ fn farm_spreadlogd_restart_loses_nothing_what_it_missed_is_resent() {
     let missed = 50;
     let stats = farm.load(first..first + missed, Duration::ZERO);
     assert_served(&stats, missed, Duration::from_secs(5), &farm);
-    // Batched lines reach the daemon within SpreadFlushInterval (10 ms) of their hand-over; the
+    // Batched lines reach the daemon within SpreadFlushInterval (25 ms by default) of their hand-over; the
     // scenario is about lines at the daemon while no collector is joined, so give the last
     // batches far more than that before the collector comes back (a batch written after its
     // return is simply delivered live, which is right but not what is tested here).
