@@ -419,10 +419,10 @@ fn farm_spreadlogd_restart_loses_nothing_what_it_missed_is_resent() {
     let missed = 50;
     let stats = farm.load(first..first + missed, Duration::ZERO);
     assert_served(&stats, missed, Duration::from_secs(5), &farm);
-    // Batched lines reach the daemon within SpreadFlushInterval (25 ms by default) of their hand-over; the
-    // scenario is about lines at the daemon while no collector is joined, so give the last
-    // batches far more than that before the collector comes back (a batch written after its
-    // return is simply delivered live, which is right but not what is tested here).
+    // Batched lines reach the daemon within SpreadFlushInterval (25 ms by default) of their
+    // hand-over; the scenario is about lines at the daemon while no collector is joined, so give
+    // the last batches far more than that before the collector comes back (a batch written after
+    // its return is simply delivered live, which is right but not what is tested here).
     std::thread::sleep(Duration::from_millis(500));
     let conf = std::fs::read_to_string(farm.logd.conf()).expect("conf");
     farm.logd = Logd::start(&farm.t.join("loghost"), Some(&farm.lh), &conf);
