@@ -117,9 +117,8 @@ fn run(kind: &str, fault: Fault) {
         return;
     };
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    if kind == "apache"
-        && let Some(why) = apache::unavailable()
-    {
+    let apache_kind = kind.starts_with("apache");
+    if apache_kind && let Some(why) = apache::unavailable() {
         return skip(&name, &why);
     }
     let t = TempDir::new("realspread");
@@ -128,11 +127,18 @@ fn run(kind: &str, fault: Fault) {
     let mut logd = Logd::local(&t, &spread.name(), &[("www", &central)]);
     let n: u64 = 3000;
     let mut piped = Vec::new();
-    let (load, apache, mut pipe): (_, _, Option<Pipe>) = if kind == "apache" {
+    let (load, apache, mut pipe): (_, _, Option<Pipe>) = if apache_kind {
         let fmt = "\"%U %>s\"";
+        // Packed: runs of lines share one message of our own type (0x7F03), which a real
+        // daemon must pass on unchanged like any other message.
+        let packed = if kind == "apache-packed" {
+            "SpreadBatchMessages On\n"
+        } else {
+            ""
+        };
         let body = format!(
             "SpreadDaemon {}\nSpreadSpool {}/spool\nSpreadConnectTimeout 200\n\
-             SpreadRetryInterval 200\n{}\
+             SpreadRetryInterval 200\n{packed}{}\
              CustomLog \"$www\" {fmt} {not}\nCustomLog {}/access.log {fmt} {not}\n",
             spread.name(),
             t.subdir("spool").display(),
@@ -239,6 +245,18 @@ fn real_spread_collector_kill_spread_pipe() {
 #[ignore = "needs REAL_SPREAD, a Spread daemon built outside the project"]
 fn real_spread_daemon_kill_apache() {
     run("apache", Fault::DaemonKill);
+}
+
+#[test]
+#[ignore = "needs REAL_SPREAD, a Spread daemon built outside the project"]
+fn real_spread_collector_kill_apache_packed() {
+    run("apache-packed", Fault::CollectorKill);
+}
+
+#[test]
+#[ignore = "needs REAL_SPREAD, a Spread daemon built outside the project"]
+fn real_spread_daemon_kill_apache_packed() {
+    run("apache-packed", Fault::DaemonKill);
 }
 
 #[test]
