@@ -11,8 +11,15 @@
 //! group has numbered, which the parent announces for a child that is gone.
 //!
 //! A child that exits normally spools what its windows hold itself and frees its slots. Lines
-//! held by the spool replayer's own connection, and lines of a child of an earlier generation
-//! (the module is loaded afresh at a restart), are outside this net.
+//! held by the spool replayer's own connection are outside this net.
+//!
+//! A graceful restart does not wait for the old generation's children: they finish their
+//! requests while the new generation serves. The module is unloaded and loaded afresh, so its
+//! statics forget the old region; the parent therefore keeps a region whose slots are still
+//! claimed mapped and lists it in a small table that outlives the module ([`Retired`], kept by
+//! Apache's process pool), and goes on looking at it until its last child is gone. A region
+//! written by another build (an upgrade between generations) is read only if its layout is the
+//! same ([`LAYOUT`]).
 
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
@@ -79,10 +86,95 @@ struct SlotHead {
     key: [KeyRec; MAX_KEYS],
 }
 
+#[derive(Clone, Copy)]
 struct Region {
     base: *mut u8,
     slots: usize,
     ring_bytes: usize,
+}
+
+/// What a region's bytes mean: a build with another [`SlotHead`], key record or ring record
+/// leaves a retired region it cannot read alone. "MLS1" and the sizes.
+pub const LAYOUT: u64 = (0x4d4c_5331u64 << 32)
+    | ((std::mem::size_of::<SlotHead>() as u64) << 8)
+    | spread_sys::ring::RECORD_HEADER as u64;
+
+/// Regions of earlier generations that may still hold lines, at most this many (a restart
+/// every few seconds while old children linger for minutes would need more: the oldest is then
+/// given up, and said so).
+pub const MAX_RETIRED: usize = 8;
+
+/// One retired region (`base` 0: an empty entry).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RetiredRegion {
+    layout: u64,
+    base: usize,
+    slots: usize,
+    ring_bytes: usize,
+}
+
+/// The table of retired regions. It lives in memory that outlives the module (the caller's:
+/// Apache's process pool), so plain data only, valid when all zero.
+#[repr(C)]
+pub struct Retired {
+    regions: [RetiredRegion; MAX_RETIRED],
+}
+
+/// The table this process uses (the parent's; set by [`adopt_retired`]).
+static RETIRED: AtomicPtr<Retired> = AtomicPtr::new(std::ptr::null_mut());
+
+fn retired_table() -> Option<&'static mut Retired> {
+    let p = RETIRED.load(Ordering::Acquire);
+    // SAFETY: set by `adopt_retired` from memory that outlives the module; only the parent's
+    // main thread uses it (post_config, the monitor, the configuration pool's cleanup), one call
+    // at a time, so no other reference to it is alive.
+    (!p.is_null()).then(|| unsafe { &mut *p })
+}
+
+/// Use `table` (zero-filled at first, then as earlier generations of this process left it) for
+/// the retired regions. Entries written by another layout are unmapped: nobody can read them.
+/// Returns how many regions of earlier generations are still looked at.
+///
+/// # Safety
+/// `table` must point to a `Retired` that stays valid and unaliased for the rest of the
+/// process (or until the next call), and every non-empty entry must describe a mapping of this
+/// process made by `install` (of this or an earlier generation).
+pub unsafe fn adopt_retired(table: *mut Retired) -> usize {
+    RETIRED.store(table, Ordering::Release);
+    let Some(t) = retired_table() else {
+        return 0;
+    };
+    let mut kept = 0;
+    for e in t.regions.iter_mut().filter(|e| e.base != 0) {
+        if e.layout == LAYOUT {
+            kept += 1;
+        } else {
+            // Per the contract, a mapping of this process of exactly this size.
+            e.region().unmap();
+            *e = RetiredRegion::zeroed();
+        }
+    }
+    kept
+}
+
+impl RetiredRegion {
+    const fn zeroed() -> RetiredRegion {
+        RetiredRegion {
+            layout: 0,
+            base: 0,
+            slots: 0,
+            ring_bytes: 0,
+        }
+    }
+
+    fn region(&self) -> Region {
+        Region {
+            base: self.base as *mut u8,
+            slots: self.slots,
+            ring_bytes: self.ring_bytes,
+        }
+    }
 }
 
 static BASE: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
@@ -148,17 +240,73 @@ pub fn install(slots: usize, ring_bytes: usize) -> bool {
     true
 }
 
-/// Unmap the slots (the configuration pool's cleanup in the parent, before the module is
-/// unloaded at a restart; children keep their own mapping until they exit).
-pub fn uninstall() {
+/// Let the slots go (the configuration pool's cleanup, before the module is unloaded at a
+/// restart or stop). In the parent (`keep_claimed`), a region some of whose slots are still
+/// claimed (children of this generation that a graceful restart left running) is kept mapped
+/// and listed as retired, so that the next generation goes on looking at it; otherwise it is
+/// unmapped. Returns false when such a region had to be given up (no table, or the table full:
+/// its oldest entry is given up for it).
+pub fn uninstall(keep_claimed: bool) -> bool {
     let base = BASE.swap(std::ptr::null_mut(), Ordering::AcqRel);
     if base.is_null() {
-        return;
+        return true;
     }
-    let size = SLOTS.load(Ordering::Acquire) * stride(RING_BYTES.load(Ordering::Acquire));
-    // SAFETY: `base` and `size` are exactly the mapping `install` made; it was unpublished
-    // above, so nothing of this process reaches it any more.
-    unsafe { libc::munmap(base.cast(), size) };
+    let r = Region {
+        base,
+        slots: SLOTS.load(Ordering::Acquire),
+        ring_bytes: RING_BYTES.load(Ordering::Acquire),
+    };
+    if keep_claimed && r.claimed() > 0 {
+        let Some(t) = retired_table() else {
+            r.unmap();
+            return false;
+        };
+        let entry = RetiredRegion {
+            layout: LAYOUT,
+            base: base as usize,
+            slots: r.slots,
+            ring_bytes: r.ring_bytes,
+        };
+        if let Some(free) = t.regions.iter_mut().find(|e| e.base == 0) {
+            *free = entry;
+            return true;
+        }
+        // Full: the oldest goes (its children have lingered through MAX_RETIRED restarts).
+        t.regions[0].region().unmap();
+        t.regions.rotate_left(1);
+        t.regions[MAX_RETIRED - 1] = entry;
+        return false;
+    }
+    r.unmap();
+    true
+}
+
+/// In a child: unmap the retired regions it inherited (only the parent reads them).
+pub fn forget_retired() {
+    let Some(t) = retired_table() else {
+        return;
+    };
+    for e in t.regions.iter_mut().filter(|e| e.base != 0) {
+        e.region().unmap();
+        *e = RetiredRegion::zeroed();
+    }
+    RETIRED.store(std::ptr::null_mut(), Ordering::Release);
+}
+
+impl Region {
+    /// Slots claimed by a process (alive, or dead and not yet looked at).
+    fn claimed(&self) -> usize {
+        (0..self.slots)
+            .filter(|&i| self.head(i).pid.load(Ordering::Acquire) != 0)
+            .count()
+    }
+
+    fn unmap(self) {
+        // SAFETY: `base` and the size are exactly a mapping `install` made in this process (the
+        // current region, unpublished by the caller, or a retired one, removed from the table by
+        // the caller), so nothing of this process reaches it any more.
+        unsafe { libc::munmap(self.base.cast(), self.slots * stride(self.ring_bytes)) };
+    }
 }
 
 fn start_time(pid: u32) -> Option<u64> {
@@ -324,58 +472,77 @@ pub struct Collected {
 /// the numbers its connections without a window published, then free its slot.
 pub fn collect_orphans(mut keep: impl FnMut(Orphan<'_>)) -> Collected {
     let mut found = Collected::default();
-    let Some(r) = region() else {
-        return found;
-    };
-    for i in 0..r.slots {
-        let head = r.head(i);
-        let pid = head.pid.load(Ordering::Acquire);
-        if pid == 0 {
-            continue;
-        }
-        let start = head.start.load(Ordering::Relaxed);
-        let alive = start_time(pid).is_some_and(|s| start == 0 || s == start);
-        if alive {
-            continue;
-        }
-        let keys = (head.keys.load(Ordering::Acquire) as usize).min(MAX_KEYS);
-        let table: Vec<(StreamId, Vec<u8>)> = head.key[..keys].iter().map(KeyRec::get).collect();
-        let daemon_id = head.daemon_id.load(Ordering::Relaxed);
-        for (rec, (stream, group)) in head.key[..keys].iter().zip(&table) {
-            let numbered = rec.numbered.load(Ordering::Acquire);
-            if numbered > 0 {
-                found.tails.push(Tail {
-                    daemon_id,
-                    stream: *stream,
-                    group: group.clone(),
-                    numbered,
-                });
+    if let Some(r) = region() {
+        r.collect(&mut found, &mut keep);
+    }
+    // Earlier generations' regions: once the last of their children is gone, let them go.
+    if let Some(t) = retired_table() {
+        for e in t.regions.iter_mut().filter(|e| e.base != 0) {
+            let r = e.region();
+            r.collect(&mut found, &mut keep);
+            if r.claimed() == 0 {
+                r.unmap();
+                *e = RetiredRegion::zeroed();
             }
         }
-        let span = head.span.load(Ordering::Acquire);
-        let cap = (head.cap.load(Ordering::Acquire) as usize).min(r.ring_bytes);
-        let (front, len) = ((span >> 32) as usize, (span & 0xffff_ffff) as usize);
-        // SAFETY: the slot's owner is gone: nobody writes these bytes any more; the mapping
-        // lives as long as this process.
-        let buf: &[u8] = unsafe { std::slice::from_raw_parts(r.ring_ptr(i), r.ring_bytes) };
-        ring::records(buf, front, len, cap, |key, n, line| {
-            if let Some((stream, group)) = table.get(key as usize) {
-                found.lines += 1;
-                keep(Orphan {
-                    daemon_id,
-                    group,
-                    origin: Origin {
-                        stream: *stream,
-                        number: n,
-                    },
-                    line,
-                });
-            }
-        });
-        head.span.store(0, Ordering::Release);
-        head.pid.store(0, Ordering::Release);
     }
     found
+}
+
+impl Region {
+    /// [`collect_orphans`] for this region.
+    fn collect(&self, found: &mut Collected, keep: &mut impl FnMut(Orphan<'_>)) {
+        let r = self;
+        for i in 0..r.slots {
+            let head = r.head(i);
+            let pid = head.pid.load(Ordering::Acquire);
+            if pid == 0 {
+                continue;
+            }
+            let start = head.start.load(Ordering::Relaxed);
+            let alive = start_time(pid).is_some_and(|s| start == 0 || s == start);
+            if alive {
+                continue;
+            }
+            let keys = (head.keys.load(Ordering::Acquire) as usize).min(MAX_KEYS);
+            let table: Vec<(StreamId, Vec<u8>)> =
+                head.key[..keys].iter().map(KeyRec::get).collect();
+            let daemon_id = head.daemon_id.load(Ordering::Relaxed);
+            for (rec, (stream, group)) in head.key[..keys].iter().zip(&table) {
+                let numbered = rec.numbered.load(Ordering::Acquire);
+                if numbered > 0 {
+                    found.tails.push(Tail {
+                        daemon_id,
+                        stream: *stream,
+                        group: group.clone(),
+                        numbered,
+                    });
+                }
+            }
+            let span = head.span.load(Ordering::Acquire);
+            let cap = (head.cap.load(Ordering::Acquire) as usize).min(r.ring_bytes);
+            let (front, len) = ((span >> 32) as usize, (span & 0xffff_ffff) as usize);
+            // SAFETY: the slot's owner is gone: nobody writes these bytes any more; the mapping
+            // lives as long as this process.
+            let buf: &[u8] = unsafe { std::slice::from_raw_parts(r.ring_ptr(i), r.ring_bytes) };
+            ring::records(buf, front, len, cap, |key, n, line| {
+                if let Some((stream, group)) = table.get(key as usize) {
+                    found.lines += 1;
+                    keep(Orphan {
+                        daemon_id,
+                        group,
+                        origin: Origin {
+                            stream: *stream,
+                            number: n,
+                        },
+                        line,
+                    });
+                }
+            });
+            head.span.store(0, Ordering::Release);
+            head.pid.store(0, Ordering::Release);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -433,6 +600,99 @@ mod tests {
         assert_eq!(got[4].4, b"line 5\n".to_vec());
         // Freed: nothing the second time.
         assert_eq!(collect_orphans(|_| {}).lines, 0);
+    }
+
+    /// A graceful restart leaves a child of the old generation running: its region is retired,
+    /// not unmapped, looked at by the next generation's parent, and let go once the child is.
+    #[test]
+    fn a_region_left_by_a_restart_is_looked_at_until_its_last_child_is_gone() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let table = Box::into_raw(Box::new(Retired {
+            regions: [RetiredRegion::zeroed(); MAX_RETIRED],
+        }));
+        let in_use = move || {
+            // SAFETY: the leaked table; no reference to it is held across calls.
+            unsafe { (*table).regions.iter().filter(|e| e.base != 0).count() }
+        };
+        // SAFETY: a table that lives for the rest of the test process, all entries empty.
+        assert_eq!(unsafe { adopt_retired(table) }, 0);
+        assert!(install(4, 1 << 20));
+        let mut fds = [0; 2];
+        // SAFETY: a pipe into a valid two-int array.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the child only writes its claimed slot and the pipe, then waits to be killed.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            let (mut claim, storage) = claim(std::process::id(), 1).expect("a free slot");
+            let mut w = Window::with_storage(WindowConfig::default(), storage);
+            let k = w.key(StreamId::from_bits(0x01d), b"www").unwrap();
+            for n in 1..=3u64 {
+                let line = format!("line {n}\n");
+                w.push(k, n, [line.as_bytes()], line.len());
+            }
+            claim.publish_window(&w);
+            // SAFETY: writes one byte from a valid buffer, then sleeps until killed.
+            unsafe {
+                libc::write(fds[1], b"r".as_ptr().cast(), 1);
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        let mut ready = [0u8; 1];
+        // SAFETY: reads one byte into a valid buffer: the child has published its window.
+        assert_eq!(
+            unsafe { libc::read(fds[0], ready.as_mut_ptr().cast(), 1) },
+            1
+        );
+        // The restart: the generation's region goes, but the running child keeps it mapped.
+        assert!(uninstall(true));
+        assert!(region().is_none());
+        assert_eq!(in_use(), 1);
+        assert_eq!(collect_orphans(|_| panic!("its child is alive")).lines, 0);
+        assert_eq!(in_use(), 1, "kept while its child runs");
+        // SAFETY: kill(2) and waitpid on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        let mut got = Vec::new();
+        let found = collect_orphans(|o| got.push((o.daemon_id, o.origin.number, o.line.to_vec())));
+        assert_eq!(found.lines, 3);
+        assert_eq!(got[2], (1, 3, b"line 3\n".to_vec()));
+        assert_eq!(in_use(), 0, "let go with its last child");
+        // A region of another layout (another build of the module) is let go at once.
+        let size = 4 * stride(1 << 20);
+        // SAFETY: a fresh anonymous mapping, checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        // SAFETY: the leaked table; the entry describes the mapping just made.
+        unsafe {
+            (*table).regions[0] = RetiredRegion {
+                layout: LAYOUT ^ 1,
+                base: p as usize,
+                slots: 4,
+                ring_bytes: 1 << 20,
+            };
+            assert_eq!(adopt_retired(table), 0);
+        }
+        assert_eq!(in_use(), 0);
+        forget_retired();
+        // SAFETY: closing the pipe's two descriptors.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
     }
 
     #[test]

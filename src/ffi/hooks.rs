@@ -167,17 +167,70 @@ static PARENT_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::
 ///
 /// In the parent this runs after a stop or restart, once the MPM has reaped the children it
 /// stopped, so the slots of children that died since the monitor's last look (up to ten
-/// seconds ago, or a child that crashed on its way out of an ungraceful stop) are spooled now:
-/// nothing else would see them before the mapping goes. Children run it too (at `exit()`),
-/// where only the unmapping is theirs to do.
+/// seconds ago, or a child that crashed on its way out of an ungraceful stop) are spooled now.
+/// Children that a graceful restart left running keep their slots: the region is then retired,
+/// not unmapped, and the next generation goes on looking at it. Children run this too (at
+/// `exit()`), where only the unmapping is theirs to do.
 unsafe extern "C" fn unmap_crash_journal(data: *mut c_void) -> apache::apr_status_t {
     guarded("crash journal cleanup", 0, || {
-        if std::process::id() == PARENT_PID.load(Ordering::Relaxed) {
+        let parent = std::process::id() == PARENT_PID.load(Ordering::Relaxed);
+        if parent {
             spool_orphans(data.cast());
         }
-        crate::crash_journal::uninstall();
+        if !crate::crash_journal::uninstall(parent) {
+            log(
+                data.cast(),
+                APLOG_ERR,
+                &format!(
+                    "mod_log_spread: children of an earlier generation are still running and \
+                     their windows can no longer be watched (more than {} generations at once, \
+                     or no memory for the table): lines they hold are lost if they crash",
+                    crate::crash_journal::MAX_RETIRED
+                ),
+            );
+        }
         0
     })
+}
+
+/// The parent's table of retired crash-journal regions ([`crate::crash_journal::Retired`]),
+/// kept in Apache's process pool: it outlives this module, which a restart unloads.
+fn adopt_retired_regions(s: *mut server_rec) {
+    const KEY: &std::ffi::CStr = c"mod_log_spread/crash_journal/retired";
+    // SAFETY: `s` is the main server Apache passed to post_config; its process record and the
+    // process pool live as long as the process.
+    let pool = unsafe { (*(*s).process).pool };
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: reads the pool's user data under our key into `data`.
+    unsafe { apache::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool) };
+    if data.is_null() {
+        let size = std::mem::size_of::<crate::crash_journal::Retired>();
+        // SAFETY: allocates from the process pool, which lives as long as the process; the bytes
+        // are zeroed before use (an all-zero table is empty) and published under a static key
+        // with no cleanup (plain data).
+        unsafe {
+            data = apache::apr_palloc(pool, size as apache::apr_size_t);
+            if data.is_null() {
+                return;
+            }
+            std::ptr::write_bytes(data.cast::<u8>(), 0, size);
+            apache::apr_pool_userdata_setn(data, KEY.as_ptr(), None, pool);
+        }
+    }
+    // SAFETY: the table lives in the process pool (valid for the whole process) and is only
+    // used by this process's main thread; its entries were written by `uninstall` of this or an
+    // earlier generation of this process, each describing one of its mappings.
+    let kept = unsafe { crate::crash_journal::adopt_retired(data.cast()) };
+    if kept > 0 {
+        log(
+            s,
+            APLOG_NOTICE,
+            &format!(
+                "mod_log_spread: watching the windows of {kept} earlier generation(s) of \
+                 children until they exit"
+            ),
+        );
+    }
 }
 
 unsafe extern "C" fn post_config(
@@ -188,6 +241,7 @@ unsafe extern "C" fn post_config(
 ) -> c_int {
     guarded("post_config", OK, || {
         PARENT_PID.store(std::process::id(), Ordering::Relaxed);
+        adopt_retired_regions(s);
         if !counters::install_shared() {
             log(
                 s,
@@ -330,6 +384,7 @@ unsafe extern "C" fn child_init(pchild: *mut apr_pool_t, _s: *mut server_rec) {
     guarded("child_init", (), || {
         let (cfg, handles, error_logs) =
             with_pending(|p| (p.finalized.clone(), p.handles.clone(), p.error_logs.clone()));
+        crate::crash_journal::forget_retired();
         let Some(cfg) = cfg else { return };
         let mut handles = handles.into_boxed_slice();
         handles.sort_unstable();

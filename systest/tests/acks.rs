@@ -578,6 +578,82 @@ fn graceful_restart_with_lines_unacknowledged_spools_and_resends_them() {
     assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
 }
 
+/// A child of the previous generation, still serving a request after a graceful restart, is
+/// killed with SIGKILL while it holds every line it logged unacknowledged (no collector yet).
+/// The restart unloaded and reloaded the module, yet the parent still finds those lines in the
+/// old generation's shared memory, spools them, and the new child resends them once a collector
+/// comes: the central file ends equal to the file log, each line once.
+#[test]
+fn old_generation_child_killed_after_a_graceful_restart_loses_nothing() {
+    let name = "old_generation_child_killed_after_a_graceful_restart_loses_nothing";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("oldgen");
+    let daemon = Daemon::local(&t, &[]);
+    let a = apache(&t, &daemon.spread_name(), "");
+    let st = a.client(|addr| http::load(addr, "o", 0..60, Duration::ZERO, ""));
+    assert_eq!(st.ok, 60, "{st:?}");
+    wait_value("60 lines held", Duration::from_secs(5), || {
+        let g = a.gauges();
+        if g.get("unacked_lines") == Some(&60.0) {
+            Ok(())
+        } else {
+            Err(g)
+        }
+    });
+    let old = a.children();
+    assert_eq!(
+        old.len(),
+        1,
+        "{name}: one child before the restart: {old:?}"
+    );
+    // A request that never ends keeps the old child's worker reading (Timeout, 60 s), so the
+    // child outlives the restart.
+    let mut slow = std::net::TcpStream::connect(a.addr).expect("connect");
+    std::io::Write::write_all(&mut slow, b"GET /i/slow HTTP/1.1\r\nHost: localhost\r\n")
+        .expect("a partial request");
+    std::thread::sleep(Duration::from_millis(300));
+    a.proc.signal(libc::SIGUSR1);
+    wait_value(
+        "the new generation's child beside the old one",
+        Duration::from_secs(20),
+        || {
+            let now = a.children();
+            if now.contains(&old[0]) && now.iter().any(|p| !old.contains(p)) {
+                Ok(())
+            } else {
+                Err(now)
+            }
+        },
+    );
+    // SAFETY: kill(2) on the old generation's child, found among this Apache's children above.
+    unsafe { libc::kill(old[0], libc::SIGKILL) };
+    wait_value(
+        "the parent spooling the old child's lines",
+        Duration::from_secs(40),
+        || {
+            let said = a.error_log();
+            if said.contains("a child died holding 60 unacknowledged line(s); 60 spooled") {
+                Ok(())
+            } else {
+                Err(a.error_log_tail())
+            }
+        },
+    );
+    let st = a.client(|addr| http::load(addr, "o", 60..90, Duration::ZERO, ""));
+    assert_eq!(st.ok, 30, "{st:?}");
+    let central = t.join("www.log");
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    assert_central_is_file_log(&a, &central, 90, "every line once");
+    let c = a.counters();
+    let lc = logd.counters();
+    println!("{name}: module {c:?}\nspreadlogd {lc:?}");
+    assert_eq!(c["orphans_spooled"], 60, "{c:?}");
+    assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
+    drop(slow);
+}
+
 /// Scenario 8: two collectors on one group (two log hosts) with `SpreadAckAll On` /
 /// `spread-pipe -a`; one is killed (`kill -9`) under load and restarted 3 s later: both files
 /// end equal to the file log.
