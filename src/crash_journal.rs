@@ -10,8 +10,9 @@
 //! Connections without acknowledgements keep no window: their slot holds only the count each
 //! group has numbered, which the parent announces for a child that is gone.
 //!
-//! A child that exits normally spools what its windows hold itself and frees its slots. Lines
-//! held by the spool replayer's own connection are outside this net.
+//! A child that exits normally spools what its windows hold itself and frees its slots. The
+//! spool replayer's connection has a slot too: lines it took back from the spool (sent before,
+//! unacknowledged) are in no spool any more until acknowledged, only in its window.
 //!
 //! A graceful restart does not wait for the old generation's children: they finish their
 //! requests while the new generation serves. The module is unloaded and loaded afresh, so its
@@ -28,8 +29,10 @@ use spread_sys::spool::Origin;
 use spread_sys::stream::StreamId;
 
 /// Keys (stream, group) a slot publishes; lines of further keys are not recoverable by the
-/// parent (a child has one stream per daemon and a few groups).
-pub const MAX_KEYS: usize = 64;
+/// parent. A request connection has one stream and a few groups; a replayer takes back lines
+/// of the streams of every child whose window went to the spool (each exit, each restart).
+/// Address space only: a key record is written when its key first appears.
+pub const MAX_KEYS: usize = 1024;
 const GROUP_WORDS: usize = 4; // 32 bytes, the longest group name and its NUL
 
 #[repr(C)]

@@ -51,7 +51,7 @@ pub enum Delivery {
 /// (`spread_sys::sender::Link`: numbers, acknowledgement window, announcements).
 struct Conn {
     mailbox: Option<Mailbox>,
-    /// The shared-memory slot of a request connection (`crash_journal`): with acks its window
+    /// The shared-memory slot of a request or replayer connection (`crash_journal`): with acks its window
     /// lives there, for the parent to recover the lines if this child dies; without, its
     /// groups' numbers, for the parent to announce them (what the child had not yet written
     /// is then counted missing by the collectors, not lost silently).
@@ -70,8 +70,8 @@ impl Conn {
             all_collectors: cfg.ack_all,
             ..WindowConfig::default()
         });
-        // (pid, daemon id): a request connection keeps its window, or without acks its
-        // numbers, in a crash-journal slot.
+        // (pid, daemon id): a request or replayer connection keeps its window, or without acks
+        // its numbers, in a crash-journal slot.
         let claimed = journal.and_then(|(pid, id)| crate::crash_journal::claim(pid, id));
         let (mut link, claim) = match (window, claimed) {
             (Some(w), Some((claim, storage))) => (Link::with_storage(w, storage), Some(claim)),
@@ -211,7 +211,8 @@ impl Transport {
                 conn: parking_lot::Mutex::new(Conn::new(
                     &cfg,
                     batching,
-                    (role == Role::Sender).then_some((pid, d.id)),
+                    // Request and replayer connections (not probes): both hold lines.
+                    matches!(role, Role::Sender | Role::Replayer).then_some((pid, d.id)),
                 )),
                 queued: AtomicBool::new(false),
             })
@@ -569,6 +570,8 @@ impl Transport {
         if !conn.link.rehold(group, origin, line, Instant::now()) {
             return Ok(false);
         }
+        // Out of the spool and into this window: the parent must see it if this child dies.
+        conn.publish();
         Counters::add(&self.counters().reheld, 1);
         Ok(true)
     }

@@ -16,7 +16,7 @@ use spread_sys::private_name::Role;
 
 use super::state::{self, PREV_INIT, PREV_WRITER, Runtime, with_pending};
 use super::util::{
-    self, APLOG_EMERG, APLOG_ERR, APLOG_NOTICE, APLOG_STARTUP, guarded, log, opt_str,
+    self, APLOG_EMERG, APLOG_ERR, APLOG_INFO, APLOG_NOTICE, APLOG_STARTUP, guarded, log, opt_str,
 };
 use super::{errorlog, status, writer};
 
@@ -224,7 +224,7 @@ fn adopt_retired_regions(s: *mut server_rec) {
     if kept > 0 {
         log(
             s,
-            APLOG_NOTICE,
+            APLOG_INFO,
             &format!(
                 "mod_log_spread: watching the windows of {kept} earlier generation(s) of \
                  children until they exit"
@@ -271,7 +271,8 @@ unsafe extern "C" fn post_config(
             unsafe {
                 apache::ap_mpm_query(apache::AP_MPMQ_HARD_LIMIT_DAEMONS as c_int, &mut limit)
             };
-            let slots = (limit.max(1) as usize) * cfg.daemons.len().max(1);
+            // A request connection and a replayer connection per child and daemon.
+            let slots = 2 * (limit.max(1) as usize) * cfg.daemons.len().max(1);
             // Lines plus a 16-byte header each: twice the window holds lines of 16 bytes on.
             // Without acks a slot holds only its connection's numbers.
             let ring_bytes = if cfg.acknowledge {

@@ -11,6 +11,7 @@ pub const APLOG_EMERG: c_int = apache::APLOG_EMERG as c_int;
 pub const APLOG_ERR: c_int = apache::APLOG_ERR as c_int;
 pub const APLOG_WARNING: c_int = apache::APLOG_WARNING as c_int;
 pub const APLOG_NOTICE: c_int = apache::APLOG_NOTICE as c_int;
+pub const APLOG_INFO: c_int = apache::APLOG_INFO as c_int;
 pub const APLOG_STARTUP: c_int = apache::APLOG_STARTUP as c_int;
 
 /// Borrow a C string as UTF-8 (lossy bytes become None).

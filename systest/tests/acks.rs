@@ -578,6 +578,75 @@ fn graceful_restart_with_lines_unacknowledged_spools_and_resends_them() {
     assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
 }
 
+/// Lines a replayer took back from the spool into its window (sent before, unacknowledged: no
+/// collector) are held by that child alone: the child is killed with SIGKILL, and the parent
+/// finds them in the replayer's slot of shared memory, spools them again, and the next child
+/// resends them once a collector comes: the central file ends equal to the file log.
+#[test]
+fn child_killed_while_its_replayer_holds_spooled_lines_loses_nothing() {
+    let name = "child_killed_while_its_replayer_holds_spooled_lines_loses_nothing";
+    if let Some(why) = apache::unavailable() {
+        return skip(name, &why);
+    }
+    let t = TempDir::new("replaykill");
+    let daemon = Daemon::local(&t, &[]);
+    let a = apache(&t, &daemon.spread_name(), "");
+    let st = a.client(|addr| http::load(addr, "k", 0..60, Duration::ZERO, ""));
+    assert_eq!(st.ok, 60, "{st:?}");
+    wait_value("60 lines held", Duration::from_secs(5), || {
+        let g = a.gauges();
+        if g.get("unacked_lines") == Some(&60.0) {
+            Ok(())
+        } else {
+            Err(g)
+        }
+    });
+    // The child's graceful exit moves its window to the spool; the new child's replayer takes
+    // the lines back into its own window.
+    a.proc.signal(libc::SIGUSR1);
+    wait_value(
+        "the spooled lines taken back",
+        Duration::from_secs(20),
+        || {
+            let c = a.counters();
+            if c.get("reheld") == Some(&60) {
+                Ok(())
+            } else {
+                Err(c)
+            }
+        },
+    );
+    let children = a.children();
+    assert_eq!(
+        children.len(),
+        1,
+        "{name}: one child holds them: {children:?}"
+    );
+    // SAFETY: kill(2) on this Apache's only child.
+    unsafe { libc::kill(children[0], libc::SIGKILL) };
+    wait_value(
+        "the parent spooling the replayer's lines",
+        Duration::from_secs(40),
+        || {
+            let said = a.error_log();
+            if said.contains("a child died holding 60 unacknowledged line(s); 60 spooled") {
+                Ok(())
+            } else {
+                Err(a.error_log_tail())
+            }
+        },
+    );
+    let central = t.join("www.log");
+    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
+    assert_central_is_file_log(&a, &central, 60, "every line once");
+    let st = a.client(|addr| http::load(addr, "k", 60..90, Duration::ZERO, ""));
+    assert_eq!(st.ok, 30, "{st:?}");
+    assert_central_is_file_log(&a, &central, 90, "every line once");
+    let lc = logd.counters();
+    println!("{name}: module {:?}\nspreadlogd {lc:?}", a.counters());
+    assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
+}
+
 /// A child of the previous generation, still serving a request after a graceful restart, is
 /// killed with SIGKILL while it holds every line it logged unacknowledged (no collector yet).
 /// The restart unloaded and reloaded the module, yet the parent still finds those lines in the
