@@ -574,19 +574,24 @@ mod tests {
         unsafe { libc::waitpid(pid, &mut status, 0) };
     }
 
+    /// In a (forked) child: claim a slot for daemon `daemon_id` and hold `count` lines
+    /// ("line 1\n", …) of `stream` on group www in its window, published.
+    fn hold_lines(daemon_id: u32, stream: u64, count: u64) {
+        let (mut claim, storage) = claim(std::process::id(), daemon_id).expect("a free slot");
+        let mut w = Window::with_storage(WindowConfig::default(), storage);
+        let k = w.key(StreamId::from_bits(stream), b"www").unwrap();
+        for n in 1..=count {
+            let line = format!("line {n}\n");
+            w.push(k, n, [line.as_bytes()], line.len());
+        }
+        claim.publish_window(&w);
+    }
+
     #[test]
     fn the_parent_finds_what_a_killed_child_held() {
         let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         in_a_killed_child(|| {
-            let me = std::process::id();
-            let (mut claim, storage) = claim(me, 3).expect("a free slot");
-            let mut w = Window::with_storage(WindowConfig::default(), storage);
-            let k = w.key(StreamId::from_bits(0xabc), b"www").unwrap();
-            for n in 1..=5u64 {
-                let line = format!("line {n}\n");
-                w.push(k, n, [line.as_bytes()], line.len());
-            }
-            claim.publish_window(&w);
+            hold_lines(3, 0xabc, 5);
         });
         let mut got = Vec::new();
         let n = collect_orphans(|o| {
@@ -627,14 +632,7 @@ mod tests {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0);
         if pid == 0 {
-            let (mut claim, storage) = claim(std::process::id(), 1).expect("a free slot");
-            let mut w = Window::with_storage(WindowConfig::default(), storage);
-            let k = w.key(StreamId::from_bits(0x01d), b"www").unwrap();
-            for n in 1..=3u64 {
-                let line = format!("line {n}\n");
-                w.push(k, n, [line.as_bytes()], line.len());
-            }
-            claim.publish_window(&w);
+            hold_lines(1, 0x01d, 3);
             // SAFETY: writes one byte from a valid buffer, then sleeps until killed.
             unsafe {
                 libc::write(fds[1], b"r".as_ptr().cast(), 1);

@@ -206,15 +206,17 @@ fn adopt_retired_regions(s: *mut server_rec) {
     if data.is_null() {
         let size = std::mem::size_of::<crate::crash_journal::Retired>();
         // SAFETY: allocates from the process pool, which lives as long as the process; the bytes
-        // are zeroed before use (an all-zero table is empty) and published under a static key
-        // with no cleanup (plain data).
+        // are zeroed before use (an all-zero table is empty) and published with no cleanup
+        // (plain data). `apr_pool_userdata_set`, not `_setn`: the pool keeps a copy of the key,
+        // since ours is in this DSO, which a restart unmaps (`_setn` keeps the pointer, and the
+        // next generation's lookup then read freed memory: Apache crashed at startup).
         unsafe {
             data = apache::apr_palloc(pool, size as apache::apr_size_t);
             if data.is_null() {
                 return;
             }
             std::ptr::write_bytes(data.cast::<u8>(), 0, size);
-            apache::apr_pool_userdata_setn(data, KEY.as_ptr(), None, pool);
+            apache::apr_pool_userdata_set(data, KEY.as_ptr(), None, pool);
         }
     }
     // SAFETY: the table lives in the process pool (valid for the whole process) and is only

@@ -45,6 +45,36 @@ fn apache(t: &TempDir, spread: &str, extra: &str) -> Apache {
     )
 }
 
+/// Apache (one child) that served `prefix` 0..60 with no collector yet: its child holds the 60
+/// lines unacknowledged.
+fn apache_holding_60(t: &TempDir, daemon: &Daemon, prefix: &'static str) -> Apache {
+    let a = apache(t, &daemon.spread_name(), "");
+    let st = a.client(move |addr| http::load(addr, prefix, 0..60, Duration::ZERO, ""));
+    assert_eq!(st.ok, 60, "{st:?}");
+    wait_value("60 lines held", Duration::from_secs(5), || {
+        let g = a.gauges();
+        if g.get("unacked_lines") == Some(&60.0) {
+            Ok(())
+        } else {
+            Err(g)
+        }
+    });
+    a
+}
+
+/// The parent says it found the 60 lines of a child that died, and spooled them.
+fn wait_parent_spooled_60(a: &Apache, what: &str) {
+    wait_value(what, Duration::from_secs(40), || {
+        if a.error_log()
+            .contains("a child died holding 60 unacknowledged line(s); 60 spooled")
+        {
+            Ok(())
+        } else {
+            Err(a.error_log_tail())
+        }
+    });
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
@@ -548,17 +578,7 @@ fn graceful_restart_with_lines_unacknowledged_spools_and_resends_them() {
     }
     let t = TempDir::new("graceful");
     let daemon = Daemon::local(&t, &[]);
-    let a = apache(&t, &daemon.spread_name(), "");
-    let st = a.client(|addr| http::load(addr, "g", 0..60, Duration::ZERO, ""));
-    assert_eq!(st.ok, 60, "{st:?}");
-    wait_value("60 lines held", Duration::from_secs(5), || {
-        let g = a.gauges();
-        if g.get("unacked_lines") == Some(&60.0) {
-            Ok(())
-        } else {
-            Err(g)
-        }
-    });
+    let a = apache_holding_60(&t, &daemon, "g");
     // Graceful restart: the old children finish and exit (their windows to the spool).
     a.proc.signal(libc::SIGUSR1);
     let spool = t.join("spool/spool");
@@ -590,17 +610,7 @@ fn child_killed_while_its_replayer_holds_spooled_lines_loses_nothing() {
     }
     let t = TempDir::new("replaykill");
     let daemon = Daemon::local(&t, &[]);
-    let a = apache(&t, &daemon.spread_name(), "");
-    let st = a.client(|addr| http::load(addr, "k", 0..60, Duration::ZERO, ""));
-    assert_eq!(st.ok, 60, "{st:?}");
-    wait_value("60 lines held", Duration::from_secs(5), || {
-        let g = a.gauges();
-        if g.get("unacked_lines") == Some(&60.0) {
-            Ok(())
-        } else {
-            Err(g)
-        }
-    });
+    let a = apache_holding_60(&t, &daemon, "k");
     // The child's graceful exit moves its window to the spool; the new child's replayer takes
     // the lines back into its own window.
     a.proc.signal(libc::SIGUSR1);
@@ -624,18 +634,7 @@ fn child_killed_while_its_replayer_holds_spooled_lines_loses_nothing() {
     );
     // SAFETY: kill(2) on this Apache's only child.
     unsafe { libc::kill(children[0], libc::SIGKILL) };
-    wait_value(
-        "the parent spooling the replayer's lines",
-        Duration::from_secs(40),
-        || {
-            let said = a.error_log();
-            if said.contains("a child died holding 60 unacknowledged line(s); 60 spooled") {
-                Ok(())
-            } else {
-                Err(a.error_log_tail())
-            }
-        },
-    );
+    wait_parent_spooled_60(&a, "the parent spooling the replayer's lines");
     let central = t.join("www.log");
     let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
     assert_central_is_file_log(&a, &central, 60, "every line once");
@@ -660,17 +659,7 @@ fn old_generation_child_killed_after_a_graceful_restart_loses_nothing() {
     }
     let t = TempDir::new("oldgen");
     let daemon = Daemon::local(&t, &[]);
-    let a = apache(&t, &daemon.spread_name(), "");
-    let st = a.client(|addr| http::load(addr, "o", 0..60, Duration::ZERO, ""));
-    assert_eq!(st.ok, 60, "{st:?}");
-    wait_value("60 lines held", Duration::from_secs(5), || {
-        let g = a.gauges();
-        if g.get("unacked_lines") == Some(&60.0) {
-            Ok(())
-        } else {
-            Err(g)
-        }
-    });
+    let a = apache_holding_60(&t, &daemon, "o");
     let old = a.children();
     assert_eq!(
         old.len(),
@@ -698,18 +687,7 @@ fn old_generation_child_killed_after_a_graceful_restart_loses_nothing() {
     );
     // SAFETY: kill(2) on the old generation's child, found among this Apache's children above.
     unsafe { libc::kill(old[0], libc::SIGKILL) };
-    wait_value(
-        "the parent spooling the old child's lines",
-        Duration::from_secs(40),
-        || {
-            let said = a.error_log();
-            if said.contains("a child died holding 60 unacknowledged line(s); 60 spooled") {
-                Ok(())
-            } else {
-                Err(a.error_log_tail())
-            }
-        },
-    );
+    wait_parent_spooled_60(&a, "the parent spooling the old child's lines");
     let st = a.client(|addr| http::load(addr, "o", 60..90, Duration::ZERO, ""));
     assert_eq!(st.ok, 30, "{st:?}");
     let central = t.join("www.log");
