@@ -118,7 +118,8 @@ pub struct RetiredRegion {
 }
 
 /// The table of retired regions. It lives in memory that outlives the module (the caller's:
-/// Apache's process pool), so plain data only, valid when all zero.
+/// Apache's process pool), so plain data only, valid when all zero. Its format is versioned by
+/// the key the caller keeps it under (change that key when this or [`RetiredRegion`] changes).
 #[repr(C)]
 pub struct Retired {
     regions: [RetiredRegion; MAX_RETIRED],

@@ -196,7 +196,9 @@ unsafe extern "C" fn unmap_crash_journal(data: *mut c_void) -> apache::apr_statu
 /// The parent's table of retired crash-journal regions ([`crate::crash_journal::Retired`]),
 /// kept in Apache's process pool: it outlives this module, which a restart unloads.
 fn adopt_retired_regions(s: *mut server_rec) {
-    const KEY: &std::ffi::CStr = c"mod_log_spread/crash_journal/retired";
+    // The table's own format is in the key (`Retired`, `RetiredRegion`): a build that changes
+    // them names another key, so it never reads an older build's table as its own.
+    const KEY: &std::ffi::CStr = c"mod_log_spread/crash_journal/retired/1";
     // SAFETY: `s` is the main server Apache passed to post_config; its process record and the
     // process pool live as long as the process.
     let pool = unsafe { (*(*s).process).pool };
