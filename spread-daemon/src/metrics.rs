@@ -80,6 +80,11 @@ pub fn page(s: &Stats) -> String {
             s.writes,
         ),
         c(
+            "spread_daemon_wakeups_total",
+            "Times the event loop woke with events to handle (each a context switch).",
+            s.wakeups,
+        ),
+        c(
             "spread_daemon_rejected_joins_total",
             "Joins answered with a reject message (group caps, memory).",
             s.rejected_joins,

@@ -92,6 +92,35 @@ fn groups_membership_and_delivery_over_unix_and_tcp() {
     d.stop().unwrap();
 }
 
+/// A receiver's reads do not wake the daemon: a socket is watched for writes only while it
+/// refuses bytes. One message at a time to one reader: one wake-up per message (its arrival).
+/// Watched for writes all the time (edge-triggered), every read by the receiver woke the loop
+/// too: two per message, each a context switch on a web host.
+#[test]
+fn a_receiver_reading_does_not_wake_the_daemon() {
+    let (_dir, d) = daemon("wakeups", |_| {});
+    let mut sender = RawClient::unix(&d, "sender");
+    let mut reader = RawClient::handshake(connect_unix(&d), "reader", false).unwrap();
+    reader.join("g");
+    sender.multicast(AGREED_MESS, &["g"], 1, b"first");
+    assert_eq!(data(&reader.recv()).body, b"first");
+    std::thread::sleep(Duration::from_millis(50));
+    let before = d.stats().wakeups;
+    let n = 200u64;
+    for _ in 0..n {
+        sender.multicast(AGREED_MESS, &["g"], 1, b"x");
+        assert_eq!(data(&reader.recv()).body, b"x");
+        // The loop goes back to sleep before the next one.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let wakeups = d.stats().wakeups - before;
+    assert!(
+        wakeups >= n && wakeups < n * 3 / 2,
+        "{wakeups} wake-ups for {n} messages"
+    );
+    d.stop().unwrap();
+}
+
 #[test]
 fn handshake_rejects_duplicate_and_illegal_names() {
     let (_dir, d) = daemon("names", |_| {});

@@ -116,6 +116,9 @@ pub struct Stats {
     pub reads: u64,
     /// write(2) calls that sent bytes to clients (filled in by the event loop).
     pub writes: u64,
+    /// Times the event loop woke with events to handle (filled in by the event loop): on a web
+    /// host each is a context switch, which costs more than the work of a batch.
+    pub wakeups: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

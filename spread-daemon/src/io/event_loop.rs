@@ -110,6 +110,8 @@ struct Conn {
     unfed: Vec<u8>,
     /// The last time a write to this connection took bytes (or it was accepted).
     last_progress: Instant,
+    /// Registered for EPOLLOUT: only while the socket refuses bytes ([`Poller::watch_writes`]).
+    watching_writes: bool,
 }
 
 pub struct EventLoop {
@@ -124,6 +126,8 @@ pub struct EventLoop {
     /// read(2) and write(2) calls that moved client bytes (for the metrics).
     reads: u64,
     writes: u64,
+    /// epoll_wait returns with events (for the metrics).
+    wakeups: u64,
     stop_deadline: Duration,
     stopping_until: Option<Instant>,
     /// accept() failed for lack of descriptors: connections wait in the backlog and, edge-triggered,
@@ -232,6 +236,7 @@ impl EventLoop {
             scratch: vec![0; READ_CHUNK],
             reads: 0,
             writes: 0,
+            wakeups: 0,
             stop_deadline,
             stopping_until: None,
             accept_retry: false,
@@ -284,6 +289,7 @@ impl EventLoop {
             }
             events.clear();
             events.extend(self.poller.wait(timeout)?.iter().map(|e| (e.u64, e.events)));
+            self.wakeups += u64::from(!events.is_empty());
             for &(token, flags) in &events {
                 match token {
                     WAKER => self.handle_commands(),
@@ -376,6 +382,7 @@ impl EventLoop {
                     s.throttles = self.throttle.count();
                     s.reads = self.reads;
                     s.writes = self.writes;
+                    s.wakeups = self.wakeups;
                     let _ = tx.send(s);
                 }
             }
@@ -452,7 +459,7 @@ impl EventLoop {
             if self.conns.len() <= id {
                 self.conns.resize_with(id + 1, || None);
             }
-            if let Err(e) = self.poller.add(fd, SESSION_BASE + id as u64, true) {
+            if let Err(e) = self.poller.add(fd, SESSION_BASE + id as u64, false) {
                 log_line(&format!("cannot watch a new connection: {e}"));
             }
             self.conns[id] = Some(Conn {
@@ -462,6 +469,7 @@ impl EventLoop {
                 hup: false,
                 unfed: Vec::new(),
                 last_progress: Instant::now(),
+                watching_writes: false,
             });
             self.apply_actions();
             // Data may already be waiting (edge-triggered registration after it arrived).
@@ -628,7 +636,9 @@ impl EventLoop {
     }
 
     /// Write `id`'s pending output until done or the kernel refuses; the core judges the result.
+    /// A socket that refused bytes is watched for EPOLLOUT until its queue is written.
     fn flush_one(&mut self, id: SessionId) {
+        let mut refused = false;
         while let Some(Some(c)) = self.conns.get_mut(id) {
             let pending = self.core.pending_output(id);
             if pending.is_empty() {
@@ -637,6 +647,7 @@ impl EventLoop {
             match c.stream.write(pending) {
                 // A socket that takes nothing is full, whatever it says; wait for EPOLLOUT.
                 Ok(0) => {
+                    refused = true;
                     self.core.wrote(id, 0, true);
                     break;
                 }
@@ -647,6 +658,7 @@ impl EventLoop {
                     self.core.wrote(id, n, false);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    refused = true;
                     self.core.wrote(id, 0, true);
                     break;
                 }
@@ -655,6 +667,19 @@ impl EventLoop {
                     self.core.write_failed(id);
                     break;
                 }
+            }
+        }
+        let want = refused && !self.core.pending_output(id).is_empty();
+        if let Some(Some(c)) = self.conns.get_mut(id)
+            && c.watching_writes != want
+        {
+            // Adding EPOLLOUT reports a socket that became writable meanwhile at once.
+            match self
+                .poller
+                .watch_writes(c.stream.raw(), SESSION_BASE + id as u64, want)
+            {
+                Ok(()) => c.watching_writes = want,
+                Err(e) => log_line(&format!("cannot watch a connection for writes: {e}")),
             }
         }
     }

@@ -42,6 +42,18 @@ impl Poller {
 
     /// Register `fd`, edge-triggered, for reads (and writes if `write`).
     pub fn add(&self, fd: RawFd, token: u64, write: bool) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, write)
+    }
+
+    /// Watch `fd` for writes too, or no longer (its registration by [`Poller::add`] is kept).
+    /// Edge-triggered, EPOLLOUT fires each time the peer reads: a socket watched for writes all
+    /// the time would wake the loop once per message the peer takes, so only a socket that
+    /// refused bytes is watched.
+    pub fn watch_writes(&self, fd: RawFd, token: u64, write: bool) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, write)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64, write: bool) -> io::Result<()> {
         let mut flags = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET;
         if write {
             flags |= libc::EPOLLOUT;
@@ -51,7 +63,7 @@ impl Poller {
             u64: token,
         };
         // SAFETY: `ev` is a valid epoll_event for the duration of the call; the kernel copies it.
-        cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+        cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) })?;
         Ok(())
     }
 
