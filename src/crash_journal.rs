@@ -215,14 +215,9 @@ impl Region {
     }
 }
 
-/// Create the shared slots (in the parent, before fork): `slots` of them, each with a ring of
-/// `ring_bytes`. Pages are reserved, not committed: a slot costs memory only as its window
-/// fills. False if the kernel refused (children then keep their windows to themselves).
-pub fn install(slots: usize, ring_bytes: usize) -> bool {
-    if !BASE.load(Ordering::Acquire).is_null() {
-        return true;
-    }
-    let size = slots * stride(ring_bytes);
+/// A zero-filled shared mapping of `size` bytes, reserved rather than committed: pages cost
+/// memory only once written.
+fn map_region(size: usize) -> Option<*mut u8> {
     // SAFETY: an anonymous shared mapping with no address hint has no preconditions; the result
     // is checked against MAP_FAILED before use.
     let p = unsafe {
@@ -235,12 +230,22 @@ pub fn install(slots: usize, ring_bytes: usize) -> bool {
             0,
         )
     };
-    if p == libc::MAP_FAILED {
-        return false;
+    (p != libc::MAP_FAILED).then_some(p.cast())
+}
+
+/// Create the shared slots (in the parent, before fork): `slots` of them, each with a ring of
+/// `ring_bytes`. Pages are reserved, not committed: a slot costs memory only as its window
+/// fills. False if the kernel refused (children then keep their windows to themselves).
+pub fn install(slots: usize, ring_bytes: usize) -> bool {
+    if !BASE.load(Ordering::Acquire).is_null() {
+        return true;
     }
+    let Some(p) = map_region(slots * stride(ring_bytes)) else {
+        return false;
+    };
     SLOTS.store(slots, Ordering::Release);
     RING_BYTES.store(ring_bytes, Ordering::Release);
-    BASE.store(p.cast(), Ordering::Release);
+    BASE.store(p, Ordering::Release);
     true
 }
 
@@ -665,19 +670,7 @@ mod tests {
         assert_eq!(got[2], (1, 3, b"line 3\n".to_vec()));
         assert_eq!(in_use(), 0, "let go with its last child");
         // A region of another layout (another build of the module) is let go at once.
-        let size = 4 * stride(1 << 20);
-        // SAFETY: a fresh anonymous mapping, checked below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
+        let p = map_region(4 * stride(1 << 20)).expect("a mapping");
         // SAFETY: the leaked table; the entry describes the mapping just made.
         unsafe {
             (*table).regions[0] = RetiredRegion {

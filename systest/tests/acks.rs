@@ -62,6 +62,28 @@ fn apache_holding_60(t: &TempDir, daemon: &Daemon, prefix: &'static str) -> Apac
     a
 }
 
+/// After [`apache_holding_60`] and a fault: `prefix` 60..90 more, then a collector comes, and
+/// the central file ends equal to the file log, each of the 90 lines once. The module's
+/// counters.
+fn thirty_more_then_a_collector(
+    name: &str,
+    t: &TempDir,
+    daemon: &Daemon,
+    a: &Apache,
+    prefix: &'static str,
+) -> std::collections::BTreeMap<String, u64> {
+    let st = a.client(move |addr| http::load(addr, prefix, 60..90, Duration::ZERO, ""));
+    assert_eq!(st.ok, 30, "{st:?}");
+    let central = t.join("www.log");
+    let logd = Logd::local(t, &daemon.spread_name(), &[("www", &central)]);
+    assert_central_is_file_log(a, &central, 90, "every line once");
+    let c = a.counters();
+    let lc = logd.counters();
+    println!("{name}: module {c:?}\nspreadlogd {lc:?}");
+    assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
+    c
+}
+
 /// The parent says it found the 60 lines of a child that died, and spooled them.
 fn wait_parent_spooled_60(a: &Apache, what: &str) {
     wait_value(what, Duration::from_secs(40), || {
@@ -586,16 +608,8 @@ fn graceful_restart_with_lines_unacknowledged_spools_and_resends_them() {
         let n = std::fs::metadata(&spool).map_or(0, |m| m.len());
         if n > 0 { Ok(()) } else { Err(n) }
     });
-    let st = a.client(|addr| http::load(addr, "g", 60..90, Duration::ZERO, ""));
-    assert_eq!(st.ok, 30, "{st:?}");
-    let central = t.join("www.log");
-    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
-    assert_central_is_file_log(&a, &central, 90, "every line once");
-    let c = a.counters();
-    let lc = logd.counters();
-    println!("{name}: module {c:?}\nspreadlogd {lc:?}");
+    let c = thirty_more_then_a_collector(name, &t, &daemon, &a, "g");
     assert!(c["reheld"] >= 60, "the spooled window taken back: {c:?}");
-    assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
 }
 
 /// Lines a replayer took back from the spool into its window (sent before, unacknowledged: no
@@ -635,15 +649,8 @@ fn child_killed_while_its_replayer_holds_spooled_lines_loses_nothing() {
     // SAFETY: kill(2) on this Apache's only child.
     unsafe { libc::kill(children[0], libc::SIGKILL) };
     wait_parent_spooled_60(&a, "the parent spooling the replayer's lines");
-    let central = t.join("www.log");
-    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
-    assert_central_is_file_log(&a, &central, 60, "every line once");
-    let st = a.client(|addr| http::load(addr, "k", 60..90, Duration::ZERO, ""));
-    assert_eq!(st.ok, 30, "{st:?}");
-    assert_central_is_file_log(&a, &central, 90, "every line once");
-    let lc = logd.counters();
-    println!("{name}: module {:?}\nspreadlogd {lc:?}", a.counters());
-    assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
+    let c = thirty_more_then_a_collector(name, &t, &daemon, &a, "k");
+    assert_eq!(c["orphans_spooled"], 60, "{c:?}");
 }
 
 /// A child of the previous generation, still serving a request after a graceful restart, is
@@ -688,16 +695,8 @@ fn old_generation_child_killed_after_a_graceful_restart_loses_nothing() {
     // SAFETY: kill(2) on the old generation's child, found among this Apache's children above.
     unsafe { libc::kill(old[0], libc::SIGKILL) };
     wait_parent_spooled_60(&a, "the parent spooling the old child's lines");
-    let st = a.client(|addr| http::load(addr, "o", 60..90, Duration::ZERO, ""));
-    assert_eq!(st.ok, 30, "{st:?}");
-    let central = t.join("www.log");
-    let logd = Logd::local(&t, &daemon.spread_name(), &[("www", &central)]);
-    assert_central_is_file_log(&a, &central, 90, "every line once");
-    let c = a.counters();
-    let lc = logd.counters();
-    println!("{name}: module {c:?}\nspreadlogd {lc:?}");
+    let c = thirty_more_then_a_collector(name, &t, &daemon, &a, "o");
     assert_eq!(c["orphans_spooled"], 60, "{c:?}");
-    assert_eq!(lc["stream_repeats"], 0, "{lc:?}");
     drop(slow);
 }
 
