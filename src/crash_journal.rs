@@ -89,6 +89,8 @@ struct SlotHead {
     key: [KeyRec; MAX_KEYS],
 }
 
+/// A mapping of slots: where, how many, and each slot's ring size (`base` null: none).
+#[repr(C)]
 #[derive(Clone, Copy)]
 struct Region {
     base: *mut u8,
@@ -107,14 +109,12 @@ pub const LAYOUT: u64 = (0x4d4c_5331u64 << 32)
 /// given up, and said so).
 pub const MAX_RETIRED: usize = 8;
 
-/// One retired region (`base` 0: an empty entry).
+/// One retired region, and the layout its slots were written in (an empty entry: no region).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct RetiredRegion {
     layout: u64,
-    base: usize,
-    slots: usize,
-    ring_bytes: usize,
+    region: Region,
 }
 
 /// The table of retired regions. It lives in memory that outlives the module (the caller's:
@@ -150,34 +150,30 @@ pub unsafe fn adopt_retired(table: *mut Retired) -> usize {
         return 0;
     };
     let mut kept = 0;
-    for e in t.regions.iter_mut().filter(|e| e.base != 0) {
+    for e in t.regions.iter_mut().filter(|e| e.in_use()) {
         if e.layout == LAYOUT {
             kept += 1;
         } else {
             // Per the contract, a mapping of this process of exactly this size.
-            e.region().unmap();
-            *e = RetiredRegion::zeroed();
+            e.region.unmap();
+            *e = RetiredRegion::EMPTY;
         }
     }
     kept
 }
 
 impl RetiredRegion {
-    const fn zeroed() -> RetiredRegion {
-        RetiredRegion {
-            layout: 0,
-            base: 0,
+    const EMPTY: RetiredRegion = RetiredRegion {
+        layout: 0,
+        region: Region {
+            base: std::ptr::null_mut(),
             slots: 0,
             ring_bytes: 0,
-        }
-    }
+        },
+    };
 
-    fn region(&self) -> Region {
-        Region {
-            base: self.base as *mut u8,
-            slots: self.slots,
-            ring_bytes: self.ring_bytes,
-        }
+    fn in_use(&self) -> bool {
+        !self.region.base.is_null()
     }
 }
 
@@ -199,10 +195,26 @@ fn region() -> Option<Region> {
 }
 
 impl Region {
+    /// Slots claimed by a process (alive, or dead and not yet looked at).
+    fn claimed(&self) -> usize {
+        (0..self.slots)
+            .filter(|&i| self.head(i).pid.load(Ordering::Acquire) != 0)
+            .count()
+    }
+
+    fn unmap(self) {
+        // SAFETY: `base` and the size are exactly a mapping `map_region` made in this process
+        // (the current region, unpublished by the caller, or a retired one, removed from the
+        // table by the caller), so nothing of this process reaches it any more.
+        unsafe { libc::munmap(self.base.cast(), self.slots * stride(self.ring_bytes)) };
+    }
+
     fn head(&self, i: usize) -> &'static SlotHead {
         // SAFETY: `i` < `slots`; each slot starts at a page-aligned offset inside the mapping,
-        // which stays mapped for the life of the process; `SlotHead` is only atomics (valid when
-        // zeroed, shareable between processes).
+        // which stays mapped while the region is published or listed as retired (it is unmapped
+        // only after being taken out, and no head outlives the call that took it, except a
+        // child's claim on the current region, which the child keeps mapped until it exits);
+        // `SlotHead` is only atomics (valid when zeroed, shareable between processes).
         unsafe { &*(self.base.add(i * stride(self.ring_bytes)) as *const SlotHead) }
     }
 
@@ -256,15 +268,10 @@ pub fn install(slots: usize, ring_bytes: usize) -> bool {
 /// unmapped. Returns false when such a region had to be given up (no table, or the table full:
 /// its oldest entry is given up for it).
 pub fn uninstall(keep_claimed: bool) -> bool {
-    let base = BASE.swap(std::ptr::null_mut(), Ordering::AcqRel);
-    if base.is_null() {
+    let Some(r) = region() else {
         return true;
-    }
-    let r = Region {
-        base,
-        slots: SLOTS.load(Ordering::Acquire),
-        ring_bytes: RING_BYTES.load(Ordering::Acquire),
     };
+    BASE.store(std::ptr::null_mut(), Ordering::Release);
     if keep_claimed && r.claimed() > 0 {
         let Some(t) = retired_table() else {
             r.unmap();
@@ -272,16 +279,14 @@ pub fn uninstall(keep_claimed: bool) -> bool {
         };
         let entry = RetiredRegion {
             layout: LAYOUT,
-            base: base as usize,
-            slots: r.slots,
-            ring_bytes: r.ring_bytes,
+            region: r,
         };
-        if let Some(free) = t.regions.iter_mut().find(|e| e.base == 0) {
+        if let Some(free) = t.regions.iter_mut().find(|e| !e.in_use()) {
             *free = entry;
             return true;
         }
         // Full: the oldest goes (its children have lingered through MAX_RETIRED restarts).
-        t.regions[0].region().unmap();
+        t.regions[0].region.unmap();
         t.regions.rotate_left(1);
         t.regions[MAX_RETIRED - 1] = entry;
         return false;
@@ -295,27 +300,11 @@ pub fn forget_retired() {
     let Some(t) = retired_table() else {
         return;
     };
-    for e in t.regions.iter_mut().filter(|e| e.base != 0) {
-        e.region().unmap();
-        *e = RetiredRegion::zeroed();
+    for e in t.regions.iter_mut().filter(|e| e.in_use()) {
+        e.region.unmap();
+        *e = RetiredRegion::EMPTY;
     }
     RETIRED.store(std::ptr::null_mut(), Ordering::Release);
-}
-
-impl Region {
-    /// Slots claimed by a process (alive, or dead and not yet looked at).
-    fn claimed(&self) -> usize {
-        (0..self.slots)
-            .filter(|&i| self.head(i).pid.load(Ordering::Acquire) != 0)
-            .count()
-    }
-
-    fn unmap(self) {
-        // SAFETY: `base` and the size are exactly a mapping `install` made in this process (the
-        // current region, unpublished by the caller, or a retired one, removed from the table by
-        // the caller), so nothing of this process reaches it any more.
-        unsafe { libc::munmap(self.base.cast(), self.slots * stride(self.ring_bytes)) };
-    }
 }
 
 fn start_time(pid: u32) -> Option<u64> {
@@ -486,12 +475,11 @@ pub fn collect_orphans(mut keep: impl FnMut(Orphan<'_>)) -> Collected {
     }
     // Earlier generations' regions: once the last of their children is gone, let them go.
     if let Some(t) = retired_table() {
-        for e in t.regions.iter_mut().filter(|e| e.base != 0) {
-            let r = e.region();
-            r.collect(&mut found, &mut keep);
-            if r.claimed() == 0 {
-                r.unmap();
-                *e = RetiredRegion::zeroed();
+        for e in t.regions.iter_mut().filter(|e| e.in_use()) {
+            e.region.collect(&mut found, &mut keep);
+            if e.region.claimed() == 0 {
+                e.region.unmap();
+                *e = RetiredRegion::EMPTY;
             }
         }
     }
@@ -501,9 +489,8 @@ pub fn collect_orphans(mut keep: impl FnMut(Orphan<'_>)) -> Collected {
 impl Region {
     /// [`collect_orphans`] for this region.
     fn collect(&self, found: &mut Collected, keep: &mut impl FnMut(Orphan<'_>)) {
-        let r = self;
-        for i in 0..r.slots {
-            let head = r.head(i);
+        for i in 0..self.slots {
+            let head = self.head(i);
             let pid = head.pid.load(Ordering::Acquire);
             if pid == 0 {
                 continue;
@@ -529,11 +516,12 @@ impl Region {
                 }
             }
             let span = head.span.load(Ordering::Acquire);
-            let cap = (head.cap.load(Ordering::Acquire) as usize).min(r.ring_bytes);
+            let cap = (head.cap.load(Ordering::Acquire) as usize).min(self.ring_bytes);
             let (front, len) = ((span >> 32) as usize, (span & 0xffff_ffff) as usize);
             // SAFETY: the slot's owner is gone: nobody writes these bytes any more; the mapping
             // lives as long as this process.
-            let buf: &[u8] = unsafe { std::slice::from_raw_parts(r.ring_ptr(i), r.ring_bytes) };
+            let buf: &[u8] =
+                unsafe { std::slice::from_raw_parts(self.ring_ptr(i), self.ring_bytes) };
             ring::records(buf, front, len, cap, |key, n, line| {
                 if let Some((stream, group)) = table.get(key as usize) {
                     found.lines += 1;
@@ -622,11 +610,11 @@ mod tests {
     fn a_region_left_by_a_restart_is_looked_at_until_its_last_child_is_gone() {
         let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let table = Box::into_raw(Box::new(Retired {
-            regions: [RetiredRegion::zeroed(); MAX_RETIRED],
+            regions: [RetiredRegion::EMPTY; MAX_RETIRED],
         }));
         let in_use = move || {
             // SAFETY: the leaked table; no reference to it is held across calls.
-            unsafe { (*table).regions.iter().filter(|e| e.base != 0).count() }
+            unsafe { (*table).regions.iter().filter(|e| e.in_use()).count() }
         };
         // SAFETY: a table that lives for the rest of the test process, all entries empty.
         assert_eq!(unsafe { adopt_retired(table) }, 0);
@@ -675,9 +663,11 @@ mod tests {
         unsafe {
             (*table).regions[0] = RetiredRegion {
                 layout: LAYOUT ^ 1,
-                base: p as usize,
-                slots: 4,
-                ring_bytes: 1 << 20,
+                region: Region {
+                    base: p,
+                    slots: 4,
+                    ring_bytes: 1 << 20,
+                },
             };
             assert_eq!(adopt_retired(table), 0);
         }
@@ -688,6 +678,37 @@ mod tests {
             libc::close(fds[0]);
             libc::close(fds[1]);
         }
+    }
+
+    /// Restarts while the old children all linger: MAX_RETIRED regions are kept, and the next
+    /// one costs the oldest its place (`uninstall` says so, for the error log).
+    #[test]
+    fn more_generations_than_the_table_holds_give_up_the_oldest() {
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let table = Box::into_raw(Box::new(Retired {
+            regions: [RetiredRegion::EMPTY; MAX_RETIRED],
+        }));
+        // SAFETY: a table that lives for the rest of the test process, all entries empty.
+        assert_eq!(unsafe { adopt_retired(table) }, 0);
+        let mut bases = Vec::new();
+        for generation in 0..=MAX_RETIRED {
+            assert!(install(2, 4096));
+            bases.push(region().expect("installed").base);
+            // A live process (this one) holds a slot, as a lingering child would.
+            let _held = claim(std::process::id(), 1).expect("a free slot");
+            assert_eq!(
+                uninstall(true),
+                generation < MAX_RETIRED,
+                "generation {generation}"
+            );
+        }
+        // SAFETY: the leaked table; no reference to it is held across calls.
+        let kept: Vec<*mut u8> =
+            unsafe { (*table).regions.iter().map(|e| e.region.base) }.collect();
+        assert_eq!(kept, bases[1..], "the oldest given up, the rest in order");
+        // Its holder alive, nothing is collected and nothing let go.
+        assert_eq!(collect_orphans(|_| panic!("alive")).lines, 0);
+        forget_retired();
     }
 
     #[test]

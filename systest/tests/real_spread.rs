@@ -218,6 +218,13 @@ fn run(kind: &str, fault: Fault) {
         }
     });
     let c = logd.counters();
+    if kind == "apache-packed" {
+        // The lines did travel packed (the directive is not silently ignored on the way).
+        assert!(
+            c["batched_messages"] > 0,
+            "{name}: no packed message: {c:?}"
+        );
+    }
     let resent = apache.as_ref().map(|a| a.counters()["resent"]);
     println!(
         "{name}: sent {n} = written {n} (0 lost, 0 duplicates) {:?} after the fault; module \
