@@ -90,7 +90,7 @@ impl Rig {
 #[test]
 fn batched_lines_share_writes_and_each_arrives_once() {
     let name = "batched_lines_share_writes_and_each_arrives_once";
-    // The defaults: batching on (10 ms, 32K), acknowledgements on.
+    // The defaults: batching on (SpreadFlushInterval, SpreadBatchSize), acknowledgements on.
     let Some(rig) = Rig::start(name, "batching", "", true) else {
         return;
     };
@@ -157,6 +157,57 @@ fn a_lone_line_is_written_within_the_flush_interval() {
         rig.apache.error_log_tail()
     );
     println!("batching bound: lone lines at the daemon after {delays:?} (SpreadFlushInterval 20)");
+}
+
+/// Wake-ups of the children's background threads (`spread-replay`) so far: their voluntary
+/// context switches, each a return from a sleep.
+fn replay_thread_wakeups(children: &[i32]) -> u64 {
+    let mut n = 0;
+    for pid in children {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let dir = task.path();
+            let named = std::fs::read_to_string(dir.join("comm"))
+                .is_ok_and(|c| c.trim() == "spread-replay");
+            if !named {
+                continue;
+            }
+            let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+            n += status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    n
+}
+
+#[test]
+fn the_background_thread_sleeps_between_bursts() {
+    let name = "the_background_thread_sleeps_between_bursts";
+    // Defaults (25 ms flush interval), acknowledgements on. After a burst a child's thread
+    // wakes for the last flush, a round or two more, then only for its upkeep (acks every
+    // 200 ms while lines wait, else every 500 ms): at most 15 times in 3 s per child. Threads
+    // that kept polling every flush interval for 2.5 s after the last batch woke 194 times in
+    // such 3 s (two children), each a context switch on the web host for nothing.
+    let Some(rig) = Rig::start(name, "batching-quiet", "", true) else {
+        return;
+    };
+    let children = rig.apache.children();
+    assert_eq!(children.len(), 2, "{children:?}");
+    rig.load("b", 400);
+    let before = replay_thread_wakeups(&children);
+    std::thread::sleep(Duration::from_secs(3));
+    let woke = replay_thread_wakeups(&children) - before;
+    assert!(
+        woke <= 40,
+        "the children's background threads woke {woke} times in 3 s of quiet"
+    );
+    println!("background threads: {woke} wake-ups in 3 s of quiet after a burst (two children)");
+    rig.assert_central_exact("b", 400);
 }
 
 #[test]
