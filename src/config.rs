@@ -93,12 +93,13 @@ impl Default for ModuleConfig {
 /// request and 25 ms 0.975 (50 ms: 0.986, no better). At 1,000 requests/s a write carries about
 /// 25 lines; under heavy load batches fill by size (`SpreadBatchSize`) first.
 pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(25);
-/// Default `SpreadBatchSize`: 128 KiB, about 370 lines of the bench's 350 bytes; under a unix
-/// socket's default send buffer (208 KiB), so a flush rarely waits for the daemon. At 32 KiB a
-/// child taking 6,000 lines/s filled a batch every 15 ms, before the 25-ms flush interval: 1.7
-/// times the writes, each a pass of the local daemon, whose CPU per request in
-/// `scripts/bench-peers` fell from 0.67-0.77 µs (four runs) to 0.51 and 0.63 µs at 128 KiB.
-pub const DEFAULT_BATCH_BYTES: usize = 128 << 10;
+/// Default `SpreadBatchSize`: 32 KiB, about 150 lines of 200 bytes per write; well under a unix
+/// socket's send buffer, so a flush rarely waits for the daemon. Under full load a child taking
+/// 6,000 lines/s fills it every 15 ms, before the flush interval. 128 KiB cut the local
+/// daemon's CPU per request in `scripts/bench-peers` from 0.67-0.77 µs to 0.51-0.63 µs (fewer
+/// passes), but raised httpd's user-space instructions per request in `scripts/bench-module` by
+/// about 170 (c/b 1.0240 -> 1.0282-1.0290, against a budget of 1.03), a cause not found yet.
+pub const DEFAULT_BATCH_BYTES: usize = 32 << 10;
 
 /// Default `SpreadAckWindow`: 4 MiB per connection, about 16,000 lines of 250 bytes.
 pub const DEFAULT_ACK_WINDOW: u64 = 4 << 20;

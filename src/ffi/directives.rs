@@ -148,7 +148,7 @@ pub static COMMANDS: CommandTable<20> = CommandTable([
     entry(c"SpreadAckWarning",           Args::Take1,   D::AckWarning,     c"SpreadAckWarning <seconds>: warn in the error log (at most every 5 minutes) once a line waits this long for an acknowledgement (default 60)"),
     entry(c"SpreadAckAll",               Args::Flag,    D::AckAll,         c"SpreadAckAll On|Off: release a line only once every collector of its group has acknowledged it, so that two log hosts both end complete (default Off: any one)"),
     entry(c"SpreadFlushInterval",        Args::Take1,   D::FlushInterval,  c"SpreadFlushInterval <ms>: lines of a child wait at most this long to be written to the daemon together, several messages per write (default 10; 0 = one write per line)"),
-    entry(c"SpreadBatchSize",            Args::Take1,   D::BatchSize,      c"SpreadBatchSize <bytes|nK|nM>: a child's batch this large is written at once (default 128K, at most 1M)"),
+    entry(c"SpreadBatchSize",            Args::Take1,   D::BatchSize,      c"SpreadBatchSize <bytes|nK|nM>: a child's batch this large is written at once (default 32K, at most 1M)"),
     entry(c"SpreadBatchMessages",        Args::Flag,    D::BatchMessages,  c"SpreadBatchMessages On|Off: with batching, consecutive lines of one group share one Spread message, each line numbered (default Off; only spreadlogd of this release reads such messages, the original C spreadlogd cannot)"),
     END,
 ]);
