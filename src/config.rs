@@ -97,8 +97,11 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(25);
 /// socket's send buffer, so a flush rarely waits for the daemon. Under full load a child taking
 /// 6,000 lines/s fills it every 15 ms, before the flush interval. 128 KiB cut the local
 /// daemon's CPU per request in `scripts/bench-peers` from 0.67-0.77 µs to 0.51-0.63 µs (fewer
-/// passes), but raised httpd's user-space instructions per request in `scripts/bench-module` by
-/// about 170 (c/b 1.0240 -> 1.0282-1.0290, against a budget of 1.03), a cause not found yet.
+/// passes), but httpd's user-space instructions per request in `scripts/bench-module` were
+/// about 130 higher in three of four runs (c/b 1.0282-1.0290 against 1.0240-1.0245; the count
+/// moves with wall-clock timing, as the background thread's work is shared among the requests
+/// of its interval), too close to the budget of 1.03 to take on a gain the web host's total
+/// does not show.
 pub const DEFAULT_BATCH_BYTES: usize = 32 << 10;
 
 /// Default `SpreadAckWindow`: 4 MiB per connection, about 16,000 lines of 250 bytes.
