@@ -98,7 +98,7 @@ pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(25);
 /// 6,000 lines/s fills it every 15 ms, before the flush interval. 128 KiB cut the local
 /// daemon's CPU per request in `scripts/bench-peers` from 0.67-0.77 µs to 0.51-0.63 µs (fewer
 /// passes), but httpd's user-space instructions per request in `scripts/bench-module` were
-/// about 130 higher in three of four runs (c/b 1.0282-1.0290 against 1.0240-1.0245; the count
+/// 140-170 higher in three of four runs (c/b 1.0282-1.0290 against 1.0240-1.0245; the count
 /// moves with wall-clock timing, as the background thread's work is shared among the requests
 /// of its interval), too close to the budget of 1.03 to take on a gain the web host's total
 /// does not show.
