@@ -215,7 +215,14 @@ pub fn start(
                     }
                 }
             }
-            sender.close_all(CLOSE_LINGER);
+            // The replayer's routine exit is the child's business (its own line says it); only
+            // trouble with the lines resent from the spool is worth a line of its own.
+            let report = sender.close_all(CLOSE_LINGER);
+            for (severity, message) in report.messages(pid, "resent ") {
+                if severity != crate::transport::ExitSeverity::Info {
+                    log(&message);
+                }
+            }
             let (lock, cvar) = &*shared;
             *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
             cvar.notify_all();

@@ -47,6 +47,72 @@ pub enum Delivery {
     Dropped,
 }
 
+/// What [`Transport::close_all`] did at a process's exit. A connection whose streams' numbers
+/// could not be announced is the one thing worth a warning: the collectors learn of lines lost
+/// at its tail only when the parent announces them for it (once it sees the process gone).
+#[derive(Debug, Default)]
+pub struct ExitReport {
+    /// Stream announcements sent.
+    pub announcements: u64,
+    /// Unacknowledged lines moved to the spool.
+    pub spooled: u64,
+    /// Unacknowledged lines the spool refused (full or unwritable).
+    pub lost: u64,
+    /// Per connection that numbered lines and could not announce them: the daemon, and why.
+    pub unannounced: Vec<String>,
+}
+
+/// How much an [`ExitReport`] message matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitSeverity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl ExitReport {
+    fn unannounced(&mut self, daemon: &Endpoint, why: &dyn std::fmt::Display) {
+        self.unannounced.push(format!("{daemon}: {why}"));
+    }
+
+    /// The error-log lines for process `pid`'s exit (`whose` qualifies its lines, "resent "
+    /// for the replayer's): a warning per kind of trouble, else one routine line.
+    pub fn messages(&self, pid: u32, whose: &str) -> Vec<(ExitSeverity, String)> {
+        let mut out = Vec::new();
+        if !self.unannounced.is_empty() {
+            out.push((
+                ExitSeverity::Warning,
+                format!(
+                    "mod_log_spread: process {pid} exiting could not announce the numbers of its \
+                     {whose}lines ({}); the parent announces them once it sees this process gone",
+                    self.unannounced.join("; ")
+                ),
+            ));
+        }
+        if self.lost > 0 {
+            out.push((
+                ExitSeverity::Error,
+                format!(
+                    "mod_log_spread: process {pid} exiting lost {} unacknowledged {whose}line(s): \
+                     the spool is full or unwritable",
+                    self.lost
+                ),
+            ));
+        }
+        if out.is_empty() {
+            out.push((
+                ExitSeverity::Info,
+                format!(
+                    "mod_log_spread: process {pid} exiting: {} stream announcement(s) of its \
+                     {whose}lines, {} unacknowledged line(s) spooled",
+                    self.announcements, self.spooled
+                ),
+            ));
+        }
+        out
+    }
+}
+
 /// One connection slot: its connection (if any), its retry state, and its stream
 /// (`spread_sys::sender::Link`: numbers, acknowledgement window, announcements).
 struct Conn {
@@ -606,47 +672,69 @@ impl Transport {
     /// nothing numbered follows them), move what is still unacknowledged to the spool with its
     /// stream and number, then a KILL request so the daemon frees the name at once. A
     /// connection that broke with lines numbered or held gets one last connect attempt
-    /// (bounded by SpreadConnectTimeout).
-    pub fn close_all(&self, linger: Duration) {
+    /// (bounded by SpreadConnectTimeout). Returns what it did, for the error log.
+    pub fn close_all(&self, linger: Duration) -> ExitReport {
         let c = self.counters();
+        let mut report = ExitReport::default();
         for slot in &self.slots {
             // Wait for the lock as a request would (a thread still finishing its last line
             // holds it for a copy): skipping the slot would lose its exit announcement, its
             // queued batch and the spooling of its window.
             let Ok((mut conn, _)) = self.lock_bounded(slot) else {
+                report.unannounced(&slot.endpoint, &SendFailure::LockTimeout);
                 continue;
             };
             let conn = &mut *conn;
+            let mut failure = None;
             if conn.mailbox.is_none() && conn.link.has_state() {
                 conn.retry_at = None;
-                let _ = self.connect(slot, conn);
+                failure = self.connect(slot, conn).err();
             }
             slot.queued.store(false, Ordering::SeqCst);
             if let Some(mb) = conn.mailbox.as_mut()
                 && mb.queued_bytes() > 0
             {
-                if mb.flush().is_ok() {
-                    Counters::add(&c.batch_writes, 1);
-                } else {
-                    conn.mailbox = None;
+                match mb.flush() {
+                    Ok(()) => Counters::add(&c.batch_writes, 1),
+                    Err(e) => {
+                        failure = Some(SendFailure::Send(e));
+                        conn.mailbox = None;
+                    }
                 }
             }
             let mut announced = conn.link.numbered_total() == 0;
             if let Some(mut mb) = conn.mailbox.take() {
                 Counters::add(&c.acked, conn.link.linger(&mut mb, linger));
-                if let Ok(n) = conn.link.announce(&mut mb, self.cfg.service_type) {
-                    Counters::add(&c.announcements, n);
-                    announced = true;
+                match conn.link.announce(&mut mb, self.cfg.service_type) {
+                    Ok(n) => {
+                        Counters::add(&c.announcements, n);
+                        report.announcements += n;
+                        announced = true;
+                    }
+                    Err(e) => failure = Some(SendFailure::Send(e)),
                 }
                 let _ = mb.disconnect();
+            }
+            if !announced {
+                match failure {
+                    Some(why) => report.unannounced(&slot.endpoint, &why),
+                    None => report.unannounced(&slot.endpoint, &"no connection"),
+                }
             }
             let claim = conn.claim.take();
             conn.link.spill(|group, origin, line| {
                 match self.spool.append_any(slot.id, group, line, Some(origin)) {
-                    SpoolResult::Written => Counters::add(&c.spooled_unacked, 1),
-                    SpoolResult::Full => Counters::add(&c.dropped_spool_full, 1),
+                    SpoolResult::Written => {
+                        Counters::add(&c.spooled_unacked, 1);
+                        report.spooled += 1;
+                    }
+                    SpoolResult::Full => {
+                        Counters::add(&c.dropped_spool_full, 1);
+                        report.lost += 1;
+                    }
                     SpoolResult::Error(why) => {
                         Counters::add(&c.dropped_spool_error, 1);
+                        report.lost += 1;
                         if let Ok(mut last) = self.last_spool_error.try_lock() {
                             *last = Some(why);
                         }
@@ -662,6 +750,7 @@ impl Transport {
                 claim.release();
             }
         }
+        report
     }
 
     /// Spool a line that no alternative took, counting the outcome.

@@ -440,11 +440,25 @@ unsafe extern "C" fn child_exit(_data: *mut c_void) -> apache::apr_status_t {
                     "mod_log_spread: the spool replay thread did not stop within 3 s",
                 );
             }
-            rt.transport.close_all(crate::replay::CLOSE_LINGER);
+            let report = rt.transport.close_all(crate::replay::CLOSE_LINGER);
+            log_exit(&report);
             crate::gauges::release(std::process::id());
         }
         0
     })
+}
+
+/// A child's [`crate::transport::ExitReport`] in the error log.
+fn log_exit(report: &crate::transport::ExitReport) {
+    use crate::transport::ExitSeverity;
+    for (severity, message) in report.messages(std::process::id(), "") {
+        let level = match severity {
+            ExitSeverity::Info => APLOG_INFO,
+            ExitSeverity::Warning => apache::APLOG_WARNING as c_int,
+            ExitSeverity::Error => APLOG_ERR,
+        };
+        util::log_unshipped(util::main_server(), level, &message);
+    }
 }
 
 static LAST_NOTICE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);

@@ -98,8 +98,18 @@ pub fn log_notice(n: crate::deliver::Notice<'_>) {
     log(main_server(), level, &n.to_string());
 }
 
+/// One line in Apache's error log that `SpreadErrorLog` does not ship: said once the
+/// connections are closed (a child's exit), where shipping it would open a new one that nothing
+/// closes, announces or spools.
+pub(crate) fn log_unshipped(s: *const apache::server_rec, level: c_int, message: &str) {
+    let was = IN_ERROR_HOOK.with(|f| f.replace(true));
+    log(s, level, message);
+    IN_ERROR_HOOK.with(|f| f.set(was));
+}
+
 thread_local! {
-    /// Set while this thread is inside our error-log hook: nothing we do then may log.
+    /// Set while this thread is inside our error-log hook (nothing we do then may log), or
+    /// logs a line that is not to be shipped ([`log_unshipped`]).
     pub static IN_ERROR_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 

@@ -650,7 +650,7 @@ fn child_sigkill_without_acks_its_unwritten_lines_are_counted_missing() {
 /// Without acknowledgements, the daemon killed and Apache stopped while it is down: the child
 /// cannot announce its numbers at exit, so its slot stays claimed and the parent tries for it;
 /// with the daemon still down it says in the error log that lines in flight are lost uncounted,
-/// instead of saying nothing.
+/// instead of saying nothing. The child says first why it could not announce (its daemon).
 #[test]
 fn daemon_down_at_stop_without_acks_the_parent_says_what_is_lost_uncounted() {
     let name = "daemon_down_at_stop_without_acks";
@@ -679,6 +679,16 @@ fn daemon_down_at_stop_without_acks_the_parent_says_what_is_lost_uncounted() {
             && said.contains("could not be announced")
             && said.contains("lost without being counted"),
         "{name}: the parent said nothing of the unannounced numbers:\n{said}"
+    );
+    let child = said
+        .lines()
+        .find(|l| l.contains("exiting could not announce the numbers of its lines"))
+        .unwrap_or_else(|| {
+            panic!("{name}: the child did not say why it could not announce:\n{said}")
+        });
+    assert!(
+        child.contains(&rig.daemon.spread_name()) && child.contains(" failed: "),
+        "{name}: the child's warning names neither the daemon nor why: {child}"
     );
 }
 
