@@ -328,22 +328,9 @@ impl Apache {
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
     }
 
-    /// The live processes of process group `pgid` (from /proc).
+    /// The live processes of process group `pgid` (a zombie is done, only unreaped).
     fn group_members(pgid: i32) -> Vec<i32> {
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                // stat after the command: state, ppid, pgrp. A zombie is done (only unreaped).
-                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
-                    st.rsplit_once(')').is_some_and(|(_, rest)| {
-                        let f: Vec<&str> = rest.split_whitespace().collect();
-                        f.len() > 2 && f[0] != "Z" && f[2].parse::<i32>().ok() == Some(pgid)
-                    })
-                })
-            })
-            .collect()
+        processes_where(|state, _, pgrp| state != "Z" && pgrp == pgid)
     }
 
     pub fn error_log_tail(&self) -> String {
@@ -353,19 +340,34 @@ impl Apache {
     /// The pids of the parent's children now (from /proc).
     pub fn children(&self) -> Vec<i32> {
         let parent = self.proc.pid();
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
-                    st.rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
-                        == Some(parent)
-                })
-            })
-            .collect()
+        processes_where(|_, ppid, _| ppid == parent)
     }
+}
+
+/// The pids in /proc whose state, parent and process group (`/proc/<pid>/stat`) pass `keep`.
+fn processes_where(keep: impl Fn(&str, i32, i32) -> bool) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                // After the command (which may hold spaces and parentheses): state, ppid, pgrp.
+                let Some((_, rest)) = st.rsplit_once(')') else {
+                    return false;
+                };
+                let f: Vec<&str> = rest.split_whitespace().take(3).collect();
+                match (
+                    f.first(),
+                    f.get(1).and_then(|p| p.parse().ok()),
+                    f.get(2).and_then(|p| p.parse().ok()),
+                ) {
+                    (Some(state), Some(ppid), Some(pgrp)) => keep(state, ppid, pgrp),
+                    _ => false,
+                }
+            })
+        })
+        .collect()
 }
 
 impl Drop for Apache {
