@@ -60,6 +60,9 @@ pub struct ExitReport {
     pub lost: u64,
     /// Per connection that numbered lines and could not announce them: the daemon, and why.
     pub unannounced: Vec<String>,
+    /// The connections hold windows (SpreadAcknowledge On): what they could not announce
+    /// went to the spool instead, to be resent.
+    pub acknowledged: bool,
 }
 
 /// How much an [`ExitReport`] message matters.
@@ -84,8 +87,13 @@ impl ExitReport {
                 ExitSeverity::Warning,
                 format!(
                     "mod_log_spread: process {pid} exiting could not announce the numbers of its \
-                     {whose}lines ({}); the parent announces them once it sees this process gone",
-                    self.unannounced.join("; ")
+                     {whose}lines ({}); {}",
+                    self.unannounced.join("; "),
+                    if self.acknowledged {
+                        "what was not acknowledged is in the spool and is resent from there"
+                    } else {
+                        "the parent announces them once it sees this process gone"
+                    }
                 ),
             ));
         }
@@ -675,7 +683,10 @@ impl Transport {
     /// (bounded by SpreadConnectTimeout). Returns what it did, for the error log.
     pub fn close_all(&self, linger: Duration) -> ExitReport {
         let c = self.counters();
-        let mut report = ExitReport::default();
+        let mut report = ExitReport {
+            acknowledged: self.cfg.acknowledge,
+            ..ExitReport::default()
+        };
         for slot in &self.slots {
             // Wait for the lock as a request would (a thread still finishing its last line
             // holds it for a copy): skipping the slot would lose its exit announcement, its
@@ -773,5 +784,48 @@ impl Transport {
                 Delivery::Dropped
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exit_report_warns_only_about_trouble_and_says_where_unannounced_lines_went() {
+        let clean = ExitReport {
+            announcements: 2,
+            spooled: 3,
+            ..ExitReport::default()
+        };
+        let m = clean.messages(7, "");
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].0, ExitSeverity::Info);
+        assert!(
+            m[0].1
+                .contains("process 7 exiting: 2 stream announcement(s) of its lines, 3 ")
+        );
+
+        let daemon = Endpoint::Unix("/run/spread/4803".into());
+        let mut troubled = ExitReport {
+            lost: 4,
+            ..ExitReport::default()
+        };
+        troubled.unannounced(&daemon, &SendFailure::LockTimeout);
+        let m = troubled.messages(7, "resent ");
+        let kinds: Vec<ExitSeverity> = m.iter().map(|(k, _)| *k).collect();
+        assert_eq!(kinds, [ExitSeverity::Warning, ExitSeverity::Error]);
+        assert!(m[0].1.contains("numbers of its resent lines"), "{}", m[0].1);
+        assert!(m[0].1.contains(&daemon.to_string()), "{}", m[0].1);
+        assert!(m[0].1.contains("the parent announces them"), "{}", m[0].1);
+        assert!(
+            m[1].1.contains("lost 4 unacknowledged resent line(s)"),
+            "{}",
+            m[1].1
+        );
+
+        troubled.acknowledged = true;
+        let m = troubled.messages(7, "");
+        assert!(m[0].1.contains("in the spool and is resent"), "{}", m[0].1);
     }
 }
